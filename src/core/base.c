@@ -1,0 +1,82 @@
+/* base.c - allocation that aborts on OOM and small string helpers. */
+#include "core/base.h"
+
+#include <strings.h>
+#include <unistd.h>
+
+static void
+oom(size_t size)
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "verge: out of memory allocating %zu bytes\n", size);
+    if (n > 0 && write(2, msg, (size_t)n) < 0) {
+        /* nothing more to do */
+    }
+    abort();
+}
+
+void *
+xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (unlikely(p == NULL))
+        oom(size);
+    return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (unlikely(p == NULL))
+        oom(n * size);
+    return p;
+}
+
+void *
+xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (unlikely(q == NULL))
+        oom(size);
+    return q;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+bool
+str_ieq(const char *s, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+}
+
+int
+str_to_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,132 @@
+/* config.h - Verge's configuration: one YAML file (libyaml) turned into an immutable,
+ * reference-counted struct config. A reload builds a new one; requests keep the one
+ * they started with. Every key has a default; see docs/configuration.md. */
+#ifndef VERGE_CORE_CONFIG_H
+#define VERGE_CORE_CONFIG_H
+
+#include "core/base.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_ADDRS 16
+
+/* A socket address plus its text form ("127.0.0.1:8080", "[::1]:8080"). */
+struct config_addr {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char text[64];
+};
+
+enum config_log_format { CONFIG_LOG_COMBINED = 0, CONFIG_LOG_JSON = 1 };
+enum config_log_level { CONFIG_LOG_DEBUG = 0, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
+
+/* Which Host header the edge sends to an origin. */
+enum config_origin_host {
+    CONFIG_HOST_ORIGIN = 0,  /* the origin URL's host[:port] (default) */
+    CONFIG_HOST_VISITOR = 1, /* the visitor's Host, unchanged */
+    CONFIG_HOST_FIXED = 2,   /* zone->origin_host_value */
+};
+
+struct config_origin {
+    char *url;       /* as written: "http://origin.example.com:8000" */
+    char *host;      /* "origin.example.com" (IPv6 literal without brackets) */
+    uint16_t port;   /* 80 when the URL has none */
+    char *hostport;  /* "origin.example.com:8000", or "host" when the port is the default */
+    /* Addresses the host resolved to when the configuration was loaded (literal IPs: one).
+     * naddrs == 0 means the name did not resolve; resolve_error then says why
+     * (gai_strerror text). Requests to it fail with dns_error, the edge still starts. */
+    struct config_addr addrs[CONFIG_MAX_ADDRS];
+    int naddrs;
+    char *resolve_error;
+};
+
+struct config_zone {
+    char *name;
+    char **hosts; /* lower case; "example.com" exact, "*.example.com" any subdomain */
+    size_t nhosts;
+    struct config_origin *origins;
+    size_t norigins;
+    enum config_origin_host origin_host;
+    char *origin_host_value;   /* CONFIG_HOST_FIXED only */
+    uint64_t connect_timeout;  /* ms, default 5000 */
+    uint64_t send_timeout;     /* ms, default 30000: origin stops reading our request */
+    uint64_t header_timeout;   /* ms, default 30000: waiting for the response header */
+    uint64_t idle_timeout;     /* ms, default 60000: body bytes stop arriving */
+    uint64_t max_request_body; /* bytes, default 100 MiB, 0 = unlimited */
+    bool add_via;              /* default true  */
+    bool add_x_forwarded_for;  /* default true  */
+    bool add_x_forwarded_proto;/* default true  */
+    int zone_index;            /* position in config->zones */
+};
+
+struct config {
+    int refs; /* atomically managed by config_acquire / config_release */
+    char *file; /* NULL for zero-config */
+
+    struct config_addr *listens;
+    size_t nlistens;
+    int workers; /* "auto" resolves to the number of online CPUs */
+    char *edge_name; /* shown in Via and error pages; default: the host name */
+
+    /* Log destinations: a path (relative paths are relative to the configuration file's
+     * directory), "stdout", "stderr", or NULL for "off". Defaults: access "stdout",
+     * error "stderr". */
+    char *access_log;
+    enum config_log_format access_log_format;
+    char *error_log;
+    enum config_log_level error_log_level;
+
+    bool admin_enabled;          /* default true */
+    struct config_addr admin_listen; /* default 127.0.0.1:8081 */
+
+    /* Visitor side limits and timeouts. */
+    uint64_t client_header_timeout;    /* ms, default 10000: time to receive a request header */
+    uint64_t client_keepalive_timeout; /* ms, default 75000 */
+    uint64_t client_send_timeout;      /* ms, default 60000: visitor stops reading */
+    uint64_t client_body_timeout;      /* ms, default 60000: request body bytes stop arriving */
+    uint64_t client_max_header_size;   /* bytes, default 32 KiB */
+    uint64_t shutdown_timeout;         /* ms, default 10000: drain time on SIGTERM */
+
+    /* Origin connection pool. */
+    uint64_t upstream_keepalive_timeout; /* ms, default 60000 */
+    uint64_t upstream_max_idle;          /* idle connections kept per origin address, default 64 */
+    uint64_t upstream_max_header_size;   /* bytes, default 64 KiB */
+
+    struct config_zone *zones;
+    size_t nzones;
+};
+
+/* Load and validate a configuration file. On success returns 0 and *out holds a config with
+ * one reference. On error returns -1 and writes one message into err:
+ *   "FILE:LINE:COLUMN: what is wrong; what to do"   (LINE and COLUMN 1-based)
+ * Unknown keys, wrong types, bad values (durations "5s", "250ms", "1m", "1h", "1d"; sizes
+ * "64KiB", "256MiB", "1GiB", plain numbers = bytes; addresses "127.0.0.1:8080", "[::1]:8080",
+ * ":8080", "8080"), duplicate keys, duplicate zone names or hosts, and zones without origins
+ * are all errors. Origin names are resolved with getaddrinfo() here (blocking; called only
+ * from the main thread). */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+
+/* Same as config_load, from a string; name is used in messages in place of the file name. */
+int config_load_string(const char *name, const char *yaml, struct config **out, char *err,
+                       size_t errlen);
+
+/* Zero-config: one catch-all zone ("*") in front of origin_url, listening on listen
+ * (NULL = "127.0.0.1:8080"). Same errors as config_load, without a position. */
+int config_from_origin(const char *origin_url, const char *listen, struct config **out,
+                       char *err, size_t errlen);
+
+/* Parse one address as accepted in the file; default_port when none is given. 0 or -1. */
+int config_addr_parse(const char *text, uint16_t default_port, struct config_addr *out);
+
+/* Parse "5s"/"250ms"/"1m"/"1h"/"1d" (plain number = seconds) into ms; 0 or -1. */
+int config_duration_parse(const char *text, uint64_t *ms);
+
+/* Parse "64KiB"/"256MiB"/"1GiB"/"10KB"/"123" into bytes; 0 or -1. */
+int config_size_parse(const char *text, uint64_t *bytes);
+
+/* Reference counting; both may be called from any thread. config_release NULLs *cfg. */
+struct config *config_acquire(struct config *cfg);
+void config_release(struct config **cfg);
+
+#endif

@@ -1,0 +1,81 @@
+/* loop.h - one epoll event loop per thread: fd readiness, timers (binary heap), work
+ * deferred to the end of the iteration (safe close), and a cross-thread wake-up. */
+#ifndef VERGE_CORE_LOOP_H
+#define VERGE_CORE_LOOP_H
+
+#include "core/base.h"
+
+#include <sys/epoll.h>
+
+struct loop;
+struct loop_io;
+struct loop_timer;
+struct loop_defer;
+
+typedef void (*loop_io_cb)(struct loop_io *io, uint32_t events);
+typedef void (*loop_timer_cb)(struct loop_timer *t);
+typedef void (*loop_defer_cb)(struct loop_defer *d);
+
+/* Embedded in its owner; epoll's data.ptr points at it. */
+struct loop_io {
+    int fd;
+    uint32_t events; /* EPOLLIN / EPOLLOUT currently watched (level-triggered) */
+    bool registered;
+    loop_io_cb cb;
+};
+
+/* Embedded in its owner. heap_index == 0 means not armed; stopping twice is harmless. */
+struct loop_timer {
+    uint64_t due; /* ms, monotonic */
+    size_t heap_index;
+    loop_timer_cb cb;
+};
+
+/* Embedded in its owner: cb runs once at the end of the current iteration. */
+struct loop_defer {
+    struct loop_defer *next;
+    bool queued;
+    loop_defer_cb cb;
+};
+
+struct loop *loop_new(void);
+void loop_free(struct loop **loop);
+
+/* Register fd with the given EPOLLIN/EPOLLOUT interest. 0 or -errno. */
+int loop_io_start(struct loop *loop, struct loop_io *io, int fd, uint32_t events, loop_io_cb cb);
+/* Change the interest set; no system call when it is unchanged. */
+void loop_io_set(struct loop *loop, struct loop_io *io, uint32_t events);
+/* Deregister (before close). Harmless when not registered. */
+void loop_io_stop(struct loop *loop, struct loop_io *io);
+
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb);
+/* (Re)arm t to fire after ms milliseconds from the loop's current time. */
+void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t ms);
+void loop_timer_stop(struct loop *loop, struct loop_timer *t);
+static inline bool
+loop_timer_armed(const struct loop_timer *t)
+{
+    return t->heap_index != 0;
+}
+
+void loop_defer_init(struct loop_defer *d, loop_defer_cb cb);
+void loop_defer(struct loop *loop, struct loop_defer *d);
+
+/* Monotonic milliseconds, read once per iteration. */
+uint64_t loop_now(const struct loop *loop);
+/* Wall clock (seconds since the epoch, with microseconds), read once per iteration. */
+double loop_wall(const struct loop *loop);
+
+/* Run until loop_stop. Returns 0. */
+int loop_run(struct loop *loop);
+/* Stop after the current iteration; callable from the loop's own thread only. */
+void loop_stop(struct loop *loop);
+
+/* Cross-thread wake-up: any thread may call loop_wake; cb then runs in the loop's thread. */
+void loop_set_wake_cb(struct loop *loop, void (*cb)(struct loop *loop, void *arg), void *arg);
+void loop_wake(struct loop *loop);
+
+/* Monotonic clock in ms, outside any loop. */
+uint64_t loop_clock_ms(void);
+
+#endif

@@ -1,0 +1,213 @@
+/* parser.c - llhttp callbacks that build struct http_msg and stream bodies to the owner. */
+#include "http/parser.h"
+
+static struct http_parser *
+self(llhttp_t *ll)
+{
+    return container_of(ll, struct http_parser, ll);
+}
+
+static int
+on_message_begin(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    http_msg_reset(&p->msg);
+    p->in_head = true;
+    p->in_message = true;
+    p->headers_done = false;
+    p->head_bytes = 0;
+    p->last_cb = 0;
+    return 0;
+}
+
+static int
+append(struct http_parser *p, struct http_str *s, const char *at, size_t len)
+{
+    if (s->len == 0)
+        s->off = (uint32_t)p->msg.strings.len;
+    if (buf_append(&p->msg.strings, at, len) < 0) {
+        p->head_too_large = true;
+        return HPE_USER;
+    }
+    s->len += (uint32_t)len;
+    return 0;
+}
+
+static int
+on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    int rc = append(p, &p->msg.url, at, len);
+    if (rc != 0)
+        p->url_too_long = true;
+    return rc;
+}
+
+static int
+on_status(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    return append(p, &p->msg.reason, at, len);
+}
+
+static int
+on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    if (p->last_cb != 1) {
+        if (p->msg.nheaders == HTTP_MAX_HEADERS) {
+            p->too_many_headers = true;
+            return HPE_USER;
+        }
+        p->msg.headers[p->msg.nheaders++] = (struct http_header){{0, 0}, {0, 0}};
+        p->last_cb = 1;
+    }
+    return append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len);
+}
+
+static int
+on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    struct http_header *h = &p->msg.headers[p->msg.nheaders - 1];
+    if (p->last_cb != 2) {
+        h->value.off = (uint32_t)p->msg.strings.len;
+        p->last_cb = 2;
+    }
+    return append(p, &h->value, at, len);
+}
+
+static int
+on_headers_complete(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    struct http_msg *m = &p->msg;
+    m->method = ll->method;
+    m->status = ll->status_code;
+    m->major = ll->http_major;
+    m->minor = ll->http_minor;
+    m->keep_alive = llhttp_should_keep_alive(ll);
+    m->chunked = (ll->flags & F_CHUNKED) != 0;
+    m->has_content_length = (ll->flags & F_CONTENT_LENGTH) != 0;
+    m->content_length = m->has_content_length ? ll->content_length : 0;
+    p->in_head = false;
+    p->headers_done = true;
+    int rc = p->ops->on_head(p);
+    return rc < 0 ? HPE_USER : rc;
+}
+
+static int
+on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    return p->ops->on_body(p, at, len) < 0 ? HPE_USER : 0;
+}
+
+static int
+on_message_complete(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    p->in_message = false;
+    p->ops->on_complete(p);
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void
+http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
+                 const struct http_parser_ops *ops, void *owner)
+{
+    memset(p, 0, offsetof(struct http_parser, msg));
+    llhttp_init(&p->ll, type, &settings);
+    p->ops = ops;
+    p->owner = owner;
+    p->max_head = max_head;
+    http_msg_init(&p->msg, max_head);
+    p->head_too_large = p->url_too_long = p->too_many_headers = false;
+    p->in_head = p->in_message = p->headers_done = false;
+    p->head_bytes = 0;
+    p->last_cb = 0;
+}
+
+void
+http_parser_free(struct http_parser *p)
+{
+    http_msg_free(&p->msg);
+}
+
+/* One llhttp_execute call; maps its outcome and the bytes it used. */
+static enum http_parse_status
+execute(struct http_parser *p, const char *data, size_t len, size_t *used)
+{
+    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    if (e == HPE_OK) {
+        *used = len;
+        return HTTP_PARSE_MORE;
+    }
+    *used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+    return e == HPE_PAUSED ? HTTP_PARSE_PAUSED : HTTP_PARSE_ERROR;
+}
+
+enum http_parse_status
+http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    size_t done = 0;
+    enum http_parse_status st = HTTP_PARSE_MORE;
+    while (done < len && st == HTTP_PARSE_MORE) {
+        size_t chunk = len - done, used;
+        bool head = p->in_head || !p->in_message;
+        if (head) {
+            /* Bound the head: never feed more than the limit allows before it completes. */
+            if (p->head_bytes >= p->max_head) {
+                p->head_too_large = true;
+                st = HTTP_PARSE_ERROR;
+                break;
+            }
+            chunk = MIN(chunk, p->max_head - p->head_bytes);
+        }
+        st = execute(p, data + done, chunk, &used);
+        if (head)
+            p->head_bytes += used;
+        done += used;
+    }
+    *consumed = done;
+    return st;
+}
+
+enum http_parse_status
+http_parser_finish(struct http_parser *p)
+{
+    if (!p->in_message)
+        return HTTP_PARSE_MORE;
+    llhttp_errno_t e = llhttp_finish(&p->ll);
+    if (e == HPE_PAUSED || (e == HPE_OK && !p->in_message))
+        return HTTP_PARSE_PAUSED;
+    return HTTP_PARSE_ERROR;
+}
+
+void
+http_parser_resume(struct http_parser *p)
+{
+    llhttp_resume(&p->ll);
+}
+
+const char *
+http_parser_error_text(const struct http_parser *p)
+{
+    if (p->head_too_large)
+        return "header section too large";
+    if (p->too_many_headers)
+        return "too many header fields";
+    const char *reason = llhttp_get_error_reason(&p->ll);
+    return reason ? reason : llhttp_errno_name(llhttp_get_errno(&p->ll));
+}
