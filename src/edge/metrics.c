@@ -1,0 +1,145 @@
+/* metrics.c - the registry of per-zone, per-worker counters and its Prometheus rendering. */
+#include "edge/metrics.h"
+
+#include <pthread.h>
+
+struct zone_entry {
+    struct zone_entry *next;
+    char *name;
+    struct zone_stats *per_worker[METRICS_MAX_WORKERS];
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zone_entry *zones;
+static struct worker_stats workers[METRICS_MAX_WORKERS];
+
+static struct zone_entry *
+find_or_add(const char *name)
+{
+    struct zone_entry **pp = &zones;
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0)
+            return *pp;
+    struct zone_entry *e = xcalloc(1, sizeof(*e));
+    e->name = xstrdup(name);
+    *pp = e; /* appended: rendering order follows first use */
+    return e;
+}
+
+struct zone_stats *
+metrics_zone_stats(const char *name, int worker_id)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct zone_entry *e = find_or_add(name);
+    if (e->per_worker[worker_id] == NULL)
+        e->per_worker[worker_id] = xcalloc(1, sizeof(struct zone_stats));
+    struct zone_stats *s = e->per_worker[worker_id];
+    pthread_mutex_unlock(&registry_lock);
+    return s;
+}
+
+struct worker_stats *
+metrics_worker_stats(int worker_id)
+{
+    return &workers[worker_id];
+}
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* Sum one field over the workers of a zone; off is the field's byte offset. */
+static uint64_t
+sum(const struct zone_entry *e, size_t off)
+{
+    uint64_t total = 0;
+    for (int w = 0; w < METRICS_MAX_WORKERS; w++) {
+        const struct zone_stats *s = e->per_worker[w];
+        if (s != NULL)
+            total += __atomic_load_n((const uint64_t *)((const char *)s + off), __ATOMIC_RELAXED);
+    }
+    return total;
+}
+
+static int
+render_status(struct buf *out, const struct zone_entry *e)
+{
+    int rc = 0;
+    for (int code = 100; code < 600; code++) {
+        uint64_t n = sum(e, offsetof(struct zone_stats, status) + (size_t)code * sizeof(uint64_t));
+        if (n)
+            rc |= buf_printf(out, "verge_requests_total{zone=\"%s\",status=\"%d\"} %llu\n",
+                             e->name, code, (unsigned long long)n);
+    }
+    return rc;
+}
+
+static int
+render_errors(struct buf *out, const struct zone_entry *e)
+{
+    int rc = 0;
+    for (int t = 1; t < PROXY_ERR_COUNT; t++) {
+        uint64_t n =
+            sum(e, offsetof(struct zone_stats, origin_errors) + (size_t)t * sizeof(uint64_t));
+        if (n)
+            rc |= buf_printf(out, "verge_origin_errors_total{zone=\"%s\",error=\"%s\"} %llu\n",
+                             e->name, proxy_error_name((enum proxy_error_type)t),
+                             (unsigned long long)n);
+    }
+    return rc;
+}
+
+static const struct {
+    const char *metric, *help;
+    size_t off;
+} fields[] = {
+    {"verge_origin_requests_total", "Requests sent to origins.",
+     offsetof(struct zone_stats, origin_requests)},
+    {"verge_origin_connections_total", "New connections opened to origins.",
+     offsetof(struct zone_stats, origin_connections)},
+    {"verge_bytes_sent_total", "Bytes sent to visitors.", offsetof(struct zone_stats, bytes_sent)},
+    {"verge_bytes_received_total", "Bytes received from visitors.",
+     offsetof(struct zone_stats, bytes_received)},
+};
+
+/* Families are rendered whole, one after another, as the text format requires. */
+static int
+render_zones(struct buf *out)
+{
+    int rc = buf_append_str(out, "# HELP verge_requests_total Responses sent to visitors, by "
+                                 "zone and status.\n# TYPE verge_requests_total counter\n");
+    for (const struct zone_entry *e = zones; e != NULL; e = e->next)
+        rc |= render_status(out, e);
+    rc |= buf_append_str(out, "# HELP verge_origin_errors_total Origin failures, by zone and "
+                              "RFC 9209 error type.\n# TYPE verge_origin_errors_total counter\n");
+    for (const struct zone_entry *e = zones; e != NULL; e = e->next)
+        rc |= render_errors(out, e);
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+        rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", fields[i].metric,
+                         fields[i].help, fields[i].metric);
+        for (const struct zone_entry *e = zones; e != NULL; e = e->next)
+            rc |= buf_printf(out, "%s{zone=\"%s\"} %llu\n", fields[i].metric, e->name,
+                             (unsigned long long)sum(e, fields[i].off));
+    }
+    return rc;
+}
+
+int
+metrics_render(struct buf *out)
+{
+    uint64_t active = 0, total = 0;
+    for (int w = 0; w < METRICS_MAX_WORKERS; w++) {
+        active += LOAD(workers[w].connections_active);
+        total += LOAD(workers[w].connections_total);
+    }
+    int rc = buf_printf(out,
+                        "# HELP verge_connections_active Visitor connections open now.\n"
+                        "# TYPE verge_connections_active gauge\n"
+                        "verge_connections_active %llu\n"
+                        "# HELP verge_connections_total Visitor connections accepted.\n"
+                        "# TYPE verge_connections_total counter\n"
+                        "verge_connections_total %llu\n",
+                        (unsigned long long)active, (unsigned long long)total);
+    pthread_mutex_lock(&registry_lock);
+    rc |= render_zones(out);
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}

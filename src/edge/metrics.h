@@ -1,0 +1,40 @@
+/* metrics.h - counters per zone, one set per worker so the hot path never shares a cache
+ * line: each counter has one writer (its worker) and is read by the admin listener. Sets
+ * are kept by zone name, so counts survive reloads. */
+#ifndef VERGE_EDGE_METRICS_H
+#define VERGE_EDGE_METRICS_H
+
+#include "core/buf.h"
+#include "edge/proxy_error.h"
+
+#define METRICS_MAX_WORKERS 256
+
+struct zone_stats {
+    uint64_t status[600];          /* responses sent to visitors by status code */
+    uint64_t origin_requests;      /* requests sent to an origin */
+    uint64_t origin_connections;   /* new origin connections opened */
+    uint64_t origin_errors[PROXY_ERR_COUNT];
+    uint64_t bytes_sent;           /* to visitors */
+    uint64_t bytes_received;       /* from visitors */
+};
+
+/* Single-writer increment: a plain add, with relaxed atomic access for the readers. */
+#define STAT_ADD(field, n) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define STAT_INC(field) STAT_ADD(field, 1)
+
+/* The counters of zone `name` for worker `worker_id` (created on first use; never freed).
+ * Zone "-" counts requests no zone serves. Thread-safe. */
+struct zone_stats *metrics_zone_stats(const char *name, int worker_id);
+
+/* Gauges and totals per worker. */
+struct worker_stats {
+    uint64_t connections_active;
+    uint64_t connections_total;
+};
+struct worker_stats *metrics_worker_stats(int worker_id);
+
+/* Render everything in Prometheus text format (version 0.0.4) into out. */
+int metrics_render(struct buf *out);
+
+#endif

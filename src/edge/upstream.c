@@ -1,0 +1,764 @@
+/* upstream.c - fetching from origins: address choice and retries, the keep-alive pool,
+ * request writing, response parsing, and the classification of every failure. */
+#include "edge/upstream.h"
+
+#include "core/log.h"
+#include "core/net.h"
+#include "http/parser.h"
+
+#include <unistd.h>
+
+#define UPSTREAM_READ_SIZE (64 * 1024)
+#define UPSTREAM_MAX_INFORMATIONAL 16
+
+struct origin_conn {
+    struct worker *w;
+    struct loop_io io;
+    struct loop_timer idle_timer; /* keep-alive timeout while pooled */
+    struct loop_defer free_defer;
+    struct pool_bucket *bucket;   /* set while pooled */
+    struct origin_conn *pool_next, *pool_prev;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char addr[64];
+    struct upstream *up; /* current fetch, NULL while pooled */
+    struct http_parser parser;
+    bool closed;
+};
+
+enum upstream_state {
+    UP_CONNECTING,
+    UP_SENDING,      /* request bytes queued or body still coming */
+    UP_WAITING_HEAD, /* request fully sent */
+    UP_READING_BODY,
+    UP_FINISHED,
+};
+
+static const char *const state_names[] = {"connecting", "sending", "waiting_head",
+                                          "reading_body", "finished"};
+
+struct upstream {
+    struct worker *w;
+    struct upstream_request req;
+    const struct upstream_ops *ops;
+    void *owner; /* NULL once aborted */
+    enum upstream_state state;
+    struct buf head; /* the request head, kept for a retry */
+    struct buf out;  /* bytes still to write: head, then body */
+    struct origin_conn *conn;
+    size_t next_try, ntries_total;
+    bool reused;
+    bool body_ended;
+    bool got_bytes;  /* any response byte on this attempt */
+    bool head_seen;
+    bool complete;
+    bool paused;
+    bool above_high;
+    int informational;
+    uint64_t start_ms, header_ms;
+    struct loop_timer timer;
+    struct loop_defer kick, free_defer;
+    struct proxy_error err;
+    char addr[64];
+};
+
+static void try_next(struct upstream *u);
+static void conn_close(struct origin_conn *c);
+static void on_conn_io(struct loop_io *io, uint32_t events);
+
+/* ---------------------------------------------------------------- pool */
+
+static struct pool_bucket *
+bucket_find(struct worker *w, const struct sockaddr_storage *sa, socklen_t salen, bool create)
+{
+    for (struct pool_bucket *b = w->pool; b != NULL; b = b->next)
+        if (b->salen == salen && memcmp(&b->sa, sa, salen) == 0)
+            return b;
+    if (!create)
+        return NULL;
+    struct pool_bucket *b = xcalloc(1, sizeof(*b));
+    memcpy(&b->sa, sa, salen);
+    b->salen = salen;
+    b->next = w->pool;
+    w->pool = b;
+    return b;
+}
+
+static void
+pool_unlink(struct origin_conn *c)
+{
+    struct pool_bucket *b = c->bucket;
+    if (b == NULL)
+        return;
+    if (c->pool_prev)
+        c->pool_prev->pool_next = c->pool_next;
+    else
+        b->idle = c->pool_next;
+    if (c->pool_next)
+        c->pool_next->pool_prev = c->pool_prev;
+    c->pool_next = c->pool_prev = NULL;
+    c->bucket = NULL;
+    b->nidle--;
+    loop_timer_stop(c->w->loop, &c->idle_timer);
+}
+
+static struct origin_conn *
+pool_take(struct worker *w, const struct config_addr *addr)
+{
+    struct pool_bucket *b = bucket_find(w, &addr->sa, addr->salen, false);
+    if (b == NULL || b->idle == NULL)
+        return NULL;
+    struct origin_conn *c = b->idle;
+    pool_unlink(c);
+    return c;
+}
+
+static void
+on_pool_idle_timeout(struct loop_timer *t)
+{
+    struct origin_conn *c = container_of(t, struct origin_conn, idle_timer);
+    conn_close(c);
+}
+
+static void
+pool_put(struct origin_conn *c, const struct config *cfg)
+{
+    struct pool_bucket *b = bucket_find(c->w, &c->sa, c->salen, true);
+    if (b->nidle >= cfg->upstream_max_idle) {
+        conn_close(c);
+        return;
+    }
+    c->up = NULL;
+    c->bucket = b;
+    c->pool_prev = NULL;
+    c->pool_next = b->idle;
+    if (b->idle)
+        b->idle->pool_prev = c;
+    b->idle = c;
+    b->nidle++;
+    loop_io_set(c->w->loop, &c->io, EPOLLIN); /* a close or stray bytes: drop it */
+    loop_timer_set(c->w->loop, &c->idle_timer, cfg->upstream_keepalive_timeout);
+}
+
+void
+upstream_pool_close_all(struct worker *w)
+{
+    for (struct pool_bucket *b = w->pool; b != NULL; b = b->next)
+        while (b->idle != NULL)
+            conn_close(b->idle);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void
+on_conn_free(struct loop_defer *d)
+{
+    struct origin_conn *c = container_of(d, struct origin_conn, free_defer);
+    http_parser_free(&c->parser);
+    free(c);
+}
+
+static void
+conn_close(struct origin_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    pool_unlink(c);
+    loop_timer_stop(c->w->loop, &c->idle_timer);
+    loop_io_stop(c->w->loop, &c->io);
+    close(c->io.fd);
+    if (c->up != NULL && c->up->conn == c)
+        c->up->conn = NULL;
+    c->up = NULL;
+    loop_defer(c->w->loop, &c->free_defer);
+}
+
+static int on_resp_head(struct http_parser *p);
+static int on_resp_body(struct http_parser *p, const char *at, size_t len);
+static void on_resp_complete(struct http_parser *p);
+
+static const struct http_parser_ops resp_ops = {
+    .on_head = on_resp_head,
+    .on_body = on_resp_body,
+    .on_complete = on_resp_complete,
+};
+
+static struct origin_conn *
+conn_new(struct worker *w, int fd, const struct config_addr *addr, const struct config *cfg)
+{
+    struct origin_conn *c = xcalloc(1, sizeof(*c));
+    c->w = w;
+    memcpy(&c->sa, &addr->sa, addr->salen);
+    c->salen = addr->salen;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr->text);
+    loop_timer_init(&c->idle_timer, on_pool_idle_timeout);
+    loop_defer_init(&c->free_defer, on_conn_free);
+    http_parser_init(&c->parser, HTTP_RESPONSE, cfg->upstream_max_header_size, &resp_ops, c);
+    if (loop_io_start(w->loop, &c->io, fd, EPOLLOUT | EPOLLIN, on_conn_io) < 0) {
+        close(fd);
+        http_parser_free(&c->parser);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---------------------------------------------------------------- fetch lifecycle */
+
+static uint64_t
+elapsed(const struct upstream *u)
+{
+    return loop_now(u->w->loop) - u->start_ms;
+}
+
+static void
+on_upstream_free(struct loop_defer *d)
+{
+    struct upstream *u = container_of(d, struct upstream, free_defer);
+    buf_free(&u->head);
+    buf_free(&u->out);
+    free(u);
+}
+
+static void
+release(struct upstream *u)
+{
+    u->state = UP_FINISHED;
+    u->owner = NULL;
+    loop_timer_stop(u->w->loop, &u->timer);
+    loop_defer(u->w->loop, &u->free_defer);
+}
+
+/* Arm the one fetch timer for the current state. */
+static void
+arm_timer(struct upstream *u)
+{
+    const struct config_zone *z = u->req.zone;
+    struct loop *loop = u->w->loop;
+    switch (u->state) {
+    case UP_CONNECTING:
+        loop_timer_set(loop, &u->timer, z->connect_timeout);
+        break;
+    case UP_SENDING:
+        if (buf_used(&u->out) > 0)
+            loop_timer_set(loop, &u->timer, z->send_timeout);
+        else
+            loop_timer_stop(loop, &u->timer); /* waiting on the visitor's body */
+        break;
+    case UP_WAITING_HEAD:
+        loop_timer_set(loop, &u->timer, z->header_timeout);
+        break;
+    case UP_READING_BODY:
+        if (u->paused)
+            loop_timer_stop(loop, &u->timer); /* the visitor's send timeout governs */
+        else
+            loop_timer_set(loop, &u->timer, z->idle_timeout);
+        break;
+    case UP_FINISHED:
+        loop_timer_stop(loop, &u->timer);
+        break;
+    }
+}
+
+/* Can this failure be retried on another connection without risk? */
+static bool
+retry_safe(const struct upstream *u)
+{
+    if (u->head_seen || u->got_bytes || u->owner == NULL)
+        return false;
+    if (u->state == UP_CONNECTING)
+        return true; /* nothing reached the origin */
+    /* A reused keep-alive connection the origin had already closed. */
+    return u->reused && !u->req.has_body;
+}
+
+/* The single place where an attempt's failure is recorded, counted and acted upon. */
+static void
+fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, const char *what)
+{
+    enum proxy_phase phase = u->state == UP_CONNECTING      ? PROXY_PHASE_CONNECT
+                             : u->state == UP_SENDING       ? PROXY_PHASE_SEND
+                             : u->state == UP_WAITING_HEAD  ? PROXY_PHASE_HEADER
+                                                            : PROXY_PHASE_BODY;
+    if (u->head_seen && type != PROXY_ERR_CONNECTION_READ_TIMEOUT)
+        type = PROXY_ERR_HTTP_RESPONSE_INCOMPLETE;
+    proxy_error_set(&u->err, type, phase, err, u->addr, elapsed(u), fmt, what);
+    STAT_INC(u->req.stats->origin_errors[type]);
+    bool retry = retry_safe(u);
+    if (u->conn != NULL)
+        conn_close(u->conn);
+    if (retry && u->next_try < u->ntries_total) {
+        log_warn("origin %s failed: %s (%s) in state %s; trying the next address, zone \"%s\"",
+                 u->addr, u->err.detail, proxy_error_name(type), state_names[u->state],
+                 u->req.zone->name);
+        loop_defer(u->w->loop, &u->kick);
+        return;
+    }
+    if (u->owner != NULL)
+        u->ops->on_error(u->owner, &u->err);
+    release(u);
+}
+
+static void
+fail_errno(struct upstream *u, int err, const char *action)
+{
+    enum proxy_phase phase = u->state == UP_CONNECTING ? PROXY_PHASE_CONNECT
+                             : u->head_seen           ? PROXY_PHASE_BODY
+                                                      : PROXY_PHASE_HEADER;
+    char detail[96];
+    snprintf(detail, sizeof(detail), "%s (%d: %s)", action, err, strerror(err));
+    fail(u, proxy_error_from_errno(phase, err), err, "%s", detail);
+}
+
+static void
+on_timer(struct loop_timer *t)
+{
+    struct upstream *u = container_of(t, struct upstream, timer);
+    switch (u->state) {
+    case UP_CONNECTING:
+        fail(u, PROXY_ERR_CONNECTION_TIMEOUT, ETIMEDOUT, "%s", "connect() timed out");
+        break;
+    case UP_SENDING:
+        fail(u, PROXY_ERR_CONNECTION_WRITE_TIMEOUT, ETIMEDOUT, "%s",
+             "origin stopped reading the request");
+        break;
+    case UP_WAITING_HEAD:
+        fail(u, PROXY_ERR_HTTP_RESPONSE_TIMEOUT, ETIMEDOUT, "%s", "no response header in time");
+        break;
+    default:
+        fail(u, PROXY_ERR_CONNECTION_READ_TIMEOUT, ETIMEDOUT, "%s", "response body stalled");
+        break;
+    }
+}
+
+static void
+complete(struct upstream *u, bool reusable)
+{
+    struct origin_conn *c = u->conn;
+    u->complete = true;
+    if (c != NULL) {
+        u->conn = NULL;
+        c->up = NULL;
+        if (reusable && u->owner != NULL)
+            pool_put(c, u->req.cfg);
+        else
+            conn_close(c);
+    }
+    if (u->owner != NULL)
+        u->ops->on_complete(u->owner);
+    release(u);
+}
+
+/* ---------------------------------------------------------------- choosing an address */
+
+/* The k-th (origin, address) candidate in round-robin order; false past the end.
+ * An origin without addresses is one candidate that fails with dns_error. */
+static bool
+candidate(const struct upstream *u, size_t k, const struct config_origin **o, int *ai)
+{
+    const struct config_zone *z = u->req.zone;
+    for (size_t i = 0; i < z->norigins; i++) {
+        const struct config_origin *org = &z->origins[(u->w->rr + i) % z->norigins];
+        size_t n = org->naddrs > 0 ? (size_t)org->naddrs : 1;
+        if (k < n) {
+            *o = org;
+            *ai = org->naddrs > 0 ? (int)k : -1;
+            return true;
+        }
+        k -= n;
+    }
+    return false;
+}
+
+static void
+attach(struct upstream *u, struct origin_conn *c, bool reused)
+{
+    u->conn = c;
+    c->up = u;
+    u->reused = reused;
+    u->got_bytes = false;
+    u->state = reused ? UP_SENDING : UP_CONNECTING;
+    if (reused) {
+        /* Resend from the head: nothing of this request was written yet. */
+        loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
+    }
+    arm_timer(u);
+}
+
+/* Before each attempt, a request without a body is rewound to its head (a reused
+ * connection may have taken part of it); with a body, retries happen only when nothing was
+ * written, so the output is intact. */
+static void
+rewind_output(struct upstream *u)
+{
+    if (u->req.has_body)
+        return;
+    buf_reset(&u->out);
+    buf_append(&u->out, buf_head(&u->head), buf_used(&u->head));
+}
+
+static bool
+try_address(struct upstream *u, const struct config_origin *o, int ai)
+{
+    if (ai < 0) {
+        snprintf(u->addr, sizeof(u->addr), "%s", o->hostport);
+        u->state = UP_CONNECTING;
+        proxy_error_set(&u->err, PROXY_ERR_DNS_ERROR, PROXY_PHASE_RESOLVE, 0, u->addr,
+                        elapsed(u), "%s does not resolve: %s", o->host,
+                        o->resolve_error ? o->resolve_error : "no address");
+        STAT_INC(u->req.stats->origin_errors[PROXY_ERR_DNS_ERROR]);
+        return false;
+    }
+    const struct config_addr *a = &o->addrs[ai];
+    snprintf(u->addr, sizeof(u->addr), "%s", a->text);
+    rewind_output(u);
+    struct origin_conn *c = pool_take(u->w, a);
+    if (c != NULL) {
+        attach(u, c, true);
+        return true;
+    }
+    int fd = net_connect((const struct sockaddr *)&a->sa, a->salen);
+    if (fd < 0) {
+        u->state = UP_CONNECTING;
+        proxy_error_set(&u->err, proxy_error_from_errno(PROXY_PHASE_CONNECT, -fd),
+                        PROXY_PHASE_CONNECT, -fd, u->addr, elapsed(u), "connect() failed (%d: %s)",
+                        -fd, strerror(-fd));
+        STAT_INC(u->req.stats->origin_errors[u->err.type]);
+        return false;
+    }
+    c = conn_new(u->w, fd, a, u->req.cfg);
+    if (c == NULL)
+        return false;
+    STAT_INC(u->req.stats->origin_connections);
+    attach(u, c, false);
+    return true;
+}
+
+static void
+try_next(struct upstream *u)
+{
+    const struct config_origin *o;
+    int ai;
+    while (u->owner != NULL && candidate(u, u->next_try, &o, &ai)) {
+        u->next_try++;
+        if (try_address(u, o, ai))
+            return;
+    }
+    if (u->owner != NULL)
+        u->ops->on_error(u->owner, &u->err);
+    release(u);
+}
+
+static void
+on_kick(struct loop_defer *d)
+{
+    struct upstream *u = container_of(d, struct upstream, kick);
+    if (u->state != UP_FINISHED)
+        try_next(u);
+}
+
+struct upstream *
+upstream_start(struct worker *w, const struct upstream_request *req, struct buf *head,
+               const struct upstream_ops *ops, void *owner)
+{
+    struct upstream *u = xcalloc(1, sizeof(*u));
+    u->w = w;
+    u->req = *req;
+    u->ops = ops;
+    u->owner = owner;
+    u->start_ms = loop_now(w->loop);
+    u->head = *head;
+    buf_init(head, head->cap);
+    buf_init(&u->out, SIZE_MAX);
+    buf_append(&u->out, buf_head(&u->head), buf_used(&u->head));
+    loop_timer_init(&u->timer, on_timer);
+    loop_defer_init(&u->kick, on_kick);
+    loop_defer_init(&u->free_defer, on_upstream_free);
+    const struct config_zone *z = req->zone;
+    for (size_t i = 0; i < z->norigins; i++)
+        u->ntries_total += z->origins[i].naddrs > 0 ? (size_t)z->origins[i].naddrs : 1;
+    w->rr++;
+    STAT_INC(req->stats->origin_requests);
+    loop_defer(w->loop, &u->kick);
+    return u;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static void
+after_write(struct upstream *u)
+{
+    if (buf_used(&u->out) == 0) {
+        loop_io_set(u->w->loop, &u->conn->io, EPOLLIN);
+        if (u->state == UP_SENDING && (u->body_ended || !u->req.has_body))
+            u->state = UP_WAITING_HEAD;
+    }
+    arm_timer(u);
+    if (u->above_high && buf_used(&u->out) < UPSTREAM_BODY_LOW && u->owner != NULL) {
+        u->above_high = false;
+        u->ops->on_drained(u->owner);
+    }
+}
+
+static void
+do_write(struct upstream *u)
+{
+    struct origin_conn *c = u->conn;
+    while (buf_used(&u->out) > 0) {
+        ssize_t n = write(c->io.fd, buf_head(&u->out), buf_used(&u->out));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
+            arm_timer(u);
+            return;
+        }
+        if (n < 0) {
+            fail_errno(u, errno, "write() to origin failed");
+            return;
+        }
+        buf_consume(&u->out, (size_t)n);
+    }
+    after_write(u);
+}
+
+static void
+on_connected(struct upstream *u)
+{
+    int err = net_socket_error(u->conn->io.fd);
+    if (err != 0) {
+        fail_errno(u, err, "connect() failed");
+        return;
+    }
+    u->state = UP_SENDING;
+    do_write(u);
+}
+
+void
+upstream_send_body(struct upstream *u, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (u->req.body_chunked)
+        buf_printf(&u->out, "%zx\r\n", len);
+    buf_append(&u->out, data, len);
+    if (u->req.body_chunked)
+        buf_append(&u->out, "\r\n", 2);
+    if (buf_used(&u->out) >= UPSTREAM_BODY_HIGH)
+        u->above_high = true;
+    if (u->conn != NULL && u->state == UP_SENDING)
+        do_write(u);
+}
+
+void
+upstream_end_body(struct upstream *u)
+{
+    u->body_ended = true;
+    if (u->req.body_chunked)
+        buf_append(&u->out, "0\r\n\r\n", 5);
+    if (u->conn != NULL && u->state == UP_SENDING)
+        do_write(u);
+}
+
+size_t
+upstream_pending(const struct upstream *u)
+{
+    return buf_used(&u->out);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static int
+on_resp_head(struct http_parser *p)
+{
+    struct origin_conn *c = p->owner;
+    struct upstream *u = c->up;
+    int status = p->msg.status;
+    if (u == NULL || u->owner == NULL)
+        return -1;
+    if (status >= 100 && status < 200) {
+        if (status == 101 || ++u->informational > UPSTREAM_MAX_INFORMATIONAL)
+            return -1;
+        return 0;
+    }
+    u->state = UP_READING_BODY;
+    u->head_seen = true;
+    u->header_ms = elapsed(u);
+    u->ops->on_head(u->owner, &p->msg);
+    return u->req.head_method ? 1 : 0;
+}
+
+static int
+on_resp_body(struct http_parser *p, const char *at, size_t len)
+{
+    struct origin_conn *c = p->owner;
+    struct upstream *u = c->up;
+    if (u == NULL || u->owner == NULL)
+        return -1;
+    u->ops->on_body(u->owner, at, len);
+    return 0;
+}
+
+static void
+on_resp_complete(struct http_parser *p)
+{
+    (void)p; /* handled where http_parser_feed returns HTTP_PARSE_PAUSED */
+}
+
+static void
+parse_error(struct upstream *u, struct http_parser *p)
+{
+    if (p->head_too_large)
+        fail(u, PROXY_ERR_HTTP_RESPONSE_HEADER_SECTION_SIZE, 0, "%s",
+             "response header section too large");
+    else
+        fail(u, PROXY_ERR_HTTP_PROTOCOL_ERROR, 0, "invalid response: %s",
+             http_parser_error_text(p));
+}
+
+/* Feed what was read. Returns true when the fetch ended (completed or failed). */
+static bool
+feed(struct upstream *u, const char *data, size_t n)
+{
+    struct http_parser *p = &u->conn->parser;
+    size_t off = 0;
+    while (off < n) {
+        size_t used;
+        enum http_parse_status st = http_parser_feed(p, data + off, n - off, &used);
+        off += used;
+        if (u->owner == NULL)
+            return true; /* aborted by the owner from a callback: already released */
+        if (st == HTTP_PARSE_ERROR) {
+            parse_error(u, p);
+            return true;
+        }
+        if (st == HTTP_PARSE_MORE)
+            return false;
+        http_parser_resume(p);
+        if (p->msg.status >= 100 && p->msg.status < 200)
+            continue; /* an interim response: the final one follows */
+        bool reusable = p->msg.keep_alive && off == n && buf_used(&u->out) == 0 &&
+                        (u->body_ended || !u->req.has_body);
+        complete(u, reusable);
+        return true;
+    }
+    return false;
+}
+
+static void
+on_eof(struct upstream *u)
+{
+    struct http_parser *p = &u->conn->parser;
+    enum http_parse_status st = http_parser_finish(p);
+    if (st == HTTP_PARSE_PAUSED && u->head_seen) {
+        complete(u, false); /* a close-delimited body ended */
+        return;
+    }
+    if (u->head_seen)
+        fail(u, PROXY_ERR_HTTP_RESPONSE_INCOMPLETE, 0, "%s",
+             "origin closed the connection before the end of the body");
+    else
+        fail(u, PROXY_ERR_CONNECTION_TERMINATED, 0, "%s",
+             "origin closed the connection before sending a response header");
+}
+
+static void
+do_read(struct upstream *u)
+{
+    char data[UPSTREAM_READ_SIZE];
+    ssize_t n = read(u->conn->io.fd, data, sizeof(data));
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        fail_errno(u, errno, "read() from origin failed");
+        return;
+    }
+    if (n == 0) {
+        on_eof(u);
+        return;
+    }
+    u->got_bytes = true;
+    if (!feed(u, data, (size_t)n))
+        arm_timer(u);
+}
+
+static void
+on_idle_conn_event(struct origin_conn *c)
+{
+    /* A pooled connection became readable: the origin closed it or sent stray bytes. */
+    conn_close(c);
+}
+
+static void
+on_conn_io(struct loop_io *io, uint32_t events)
+{
+    struct origin_conn *c = container_of(io, struct origin_conn, io);
+    struct upstream *u = c->up;
+    if (u == NULL) {
+        on_idle_conn_event(c);
+        return;
+    }
+    if (u->state == UP_CONNECTING) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            on_connected(u);
+        return;
+    }
+    if ((events & EPOLLOUT) && buf_used(&u->out) > 0) {
+        do_write(u);
+        if (c->closed || c->up != u)
+            return;
+    }
+    /* Errors are read even while paused, or level-triggered epoll would spin on them. */
+    if ((events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLIN) && !u->paused))
+        do_read(u);
+}
+
+/* ---------------------------------------------------------------- owner controls */
+
+void
+upstream_pause(struct upstream *u)
+{
+    if (u->paused)
+        return;
+    u->paused = true;
+    if (u->conn != NULL)
+        loop_io_set(u->w->loop, &u->conn->io, buf_used(&u->out) ? EPOLLOUT : 0);
+    arm_timer(u);
+}
+
+void
+upstream_resume(struct upstream *u)
+{
+    if (!u->paused)
+        return;
+    u->paused = false;
+    if (u->conn != NULL)
+        loop_io_set(u->w->loop, &u->conn->io, EPOLLIN | (buf_used(&u->out) ? EPOLLOUT : 0));
+    arm_timer(u);
+}
+
+void
+upstream_abort(struct upstream **up)
+{
+    struct upstream *u = *up;
+    *up = NULL;
+    if (u == NULL || u->state == UP_FINISHED)
+        return;
+    u->owner = NULL;
+    if (u->conn != NULL)
+        conn_close(u->conn);
+    release(u);
+}
+
+const char *
+upstream_addr(const struct upstream *u)
+{
+    return u->addr;
+}
+
+uint64_t
+upstream_header_ms(const struct upstream *u)
+{
+    return u->header_ms;
+}

@@ -1,0 +1,75 @@
+/* upstream.h - one request to an origin: pick an origin and address, reuse a pooled
+ * keep-alive connection or connect, send the request (head, then a streamed body), parse
+ * the response, and stream it to the owner. Failures are classified (proxy_error.h) and
+ * retried on another address or origin while that is safe. The owner is the visitor's
+ * connection today; a cache fill can be another owner later. */
+#ifndef VERGE_EDGE_UPSTREAM_H
+#define VERGE_EDGE_UPSTREAM_H
+
+#include "core/buf.h"
+#include "edge/proxy_error.h"
+#include "edge/worker.h"
+#include "http/msg.h"
+
+struct upstream;
+
+/* Callbacks to the owner. None of them may free the upstream; after on_complete or on_error
+ * the upstream is gone and the owner must drop its pointer. */
+struct upstream_ops {
+    /* The final (non-1xx) response head. */
+    void (*on_head)(void *owner, const struct http_msg *resp);
+    /* Response body bytes, de-chunked. The owner applies back-pressure with upstream_pause. */
+    void (*on_body)(void *owner, const char *data, size_t len);
+    /* The response is complete and well framed. */
+    void (*on_complete)(void *owner);
+    /* The fetch failed; before or after on_head (after means the body is incomplete). */
+    void (*on_error)(void *owner, const struct proxy_error *err);
+    /* The request body buffer drained below the low mark: more body may be sent. */
+    void (*on_drained)(void *owner);
+};
+
+struct upstream_request {
+    const struct config *cfg;
+    const struct config_zone *zone;
+    struct zone_stats *stats;
+    bool head_method;  /* HEAD: the response has no body whatever it says */
+    bool idempotent;   /* safe to resend after a reused connection failed */
+    bool has_body;     /* a request body follows the head */
+    bool body_chunked; /* send it chunked (the visitor sent it chunked) */
+};
+
+/* Bytes of request body buffered towards the origin above which the owner stops reading
+ * its visitor; on_drained fires below UPSTREAM_BODY_LOW. */
+#define UPSTREAM_BODY_HIGH (256 * 1024)
+#define UPSTREAM_BODY_LOW (64 * 1024)
+
+/* Start the fetch. head is the serialized request head; its contents are moved into the
+ * upstream (head is left empty). Never fails synchronously: failures arrive through
+ * on_error, from the event loop, never from inside this call. */
+struct upstream *upstream_start(struct worker *w, const struct upstream_request *req,
+                                struct buf *head, const struct upstream_ops *ops, void *owner);
+
+/* Queue request body bytes (framed as chunks when body_chunked). */
+void upstream_send_body(struct upstream *u, const char *data, size_t len);
+/* The request body is complete. */
+void upstream_end_body(struct upstream *u);
+/* Request bytes buffered and not yet written to the origin. */
+size_t upstream_pending(const struct upstream *u);
+
+/* Stop / restart reading the response (visitor back-pressure). */
+void upstream_pause(struct upstream *u);
+void upstream_resume(struct upstream *u);
+
+/* The owner is going away: no more callbacks; the origin connection is closed, not pooled.
+ * Takes the owner's pointer and NULLs it. */
+void upstream_abort(struct upstream **u);
+
+/* The origin address in use ("127.0.0.1:8000"), "" before one was chosen. */
+const char *upstream_addr(const struct upstream *u);
+/* Milliseconds from start to the response head (0 if none yet). */
+uint64_t upstream_header_ms(const struct upstream *u);
+
+/* Close every pooled connection of the worker (shutdown). */
+void upstream_pool_close_all(struct worker *w);
+
+#endif

@@ -1,0 +1,72 @@
+/* worker.h - one worker thread: its event loop, its listeners, its visitor connections,
+ * its origin connection pool, and the configuration it currently serves. */
+#ifndef VERGE_EDGE_WORKER_H
+#define VERGE_EDGE_WORKER_H
+
+#include "core/config.h"
+#include "core/loop.h"
+#include "edge/metrics.h"
+
+#include <pthread.h>
+
+struct client;
+struct origin_conn;
+
+struct worker_listener {
+    struct loop_io io;
+    struct worker *worker;
+    const struct config_addr *addr; /* points into the config that opened it */
+};
+
+/* Idle keep-alive origin connections, grouped by origin address. */
+struct pool_bucket {
+    struct pool_bucket *next;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct origin_conn *idle; /* most recently used first */
+    size_t nidle;
+};
+
+struct worker {
+    int id; /* 1..N */
+    pthread_t thread;
+    struct loop *loop;
+    struct config *cfg;            /* the one new requests use; one reference held */
+    struct config *pending_cfg;    /* handed over by the main thread (under lock) */
+    pthread_mutex_t lock;
+    bool drain_requested;          /* set by the main thread (under lock) */
+    bool draining;
+    struct loop_timer drain_timer;
+
+    struct worker_listener *listeners;
+    size_t nlisteners;
+
+    struct client *clients; /* all open visitor connections (doubly linked) */
+    size_t nclients;
+
+    struct pool_bucket *pool; /* list of buckets, one per origin address seen */
+    size_t rr;                /* round-robin start among a zone's origins */
+
+    struct zone_stats **zone_stats; /* by zone_index of cfg */
+    struct zone_stats *unknown_zone_stats;
+    struct worker_stats *stats;
+
+    uint64_t rng[2]; /* request ids */
+};
+
+/* Create a worker; fds are its already-bound listening sockets (one per cfg->listens). */
+struct worker *worker_new(int id, struct config *cfg, const int *fds, size_t nfds);
+int worker_start(struct worker *w);
+/* From the main thread: serve cfg from now on (the worker takes its own reference). */
+void worker_set_config(struct worker *w, struct config *cfg);
+/* From the main thread: stop accepting, finish in-flight requests, exit the loop. */
+void worker_drain(struct worker *w);
+void worker_join_and_free(struct worker *w);
+
+/* A fresh 32-hex-digit request id. */
+void worker_request_id(struct worker *w, char out[33]);
+
+/* Called by the client module when a connection closes (bookkeeping, drain completion). */
+void worker_client_closed(struct worker *w);
+
+#endif
