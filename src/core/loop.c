@@ -73,12 +73,15 @@ loop_new(void)
     return loop;
 }
 
+static void run_deferred(struct loop *loop);
+
 void
 loop_free(struct loop **loopp)
 {
     struct loop *loop = *loopp;
     if (loop == NULL)
         return;
+    run_deferred(loop); /* frees queued by the last iteration */
     loop_io_stop(loop, &loop->wake_io);
     close(loop->wake_io.fd);
     close(loop->epfd);

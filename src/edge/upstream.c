@@ -43,8 +43,10 @@ struct upstream {
     const struct upstream_ops *ops;
     void *owner; /* NULL once aborted */
     enum upstream_state state;
-    struct buf head; /* the request head, kept for a retry */
-    struct buf out;  /* bytes still to write: head, then body */
+    struct buf head; /* request line and fields without Host, kept for every attempt */
+    struct buf wire; /* this attempt's head with its Host, still to write */
+    struct buf out;  /* request body bytes still to write (after wire) */
+    bool body_started; /* a body byte reached some connection: no more retries */
     struct origin_conn *conn;
     size_t next_try, ntries_total;
     bool reused;
@@ -63,6 +65,7 @@ struct upstream {
 };
 
 static void try_next(struct upstream *u);
+static size_t pending(const struct upstream *u);
 static void conn_close(struct origin_conn *c);
 static void on_conn_io(struct loop_io *io, uint32_t events);
 
@@ -217,6 +220,7 @@ on_upstream_free(struct loop_defer *d)
 {
     struct upstream *u = container_of(d, struct upstream, free_defer);
     buf_free(&u->head);
+    buf_free(&u->wire);
     buf_free(&u->out);
     free(u);
 }
@@ -241,7 +245,7 @@ arm_timer(struct upstream *u)
         loop_timer_set(loop, &u->timer, z->connect_timeout);
         break;
     case UP_SENDING:
-        if (buf_used(&u->out) > 0)
+        if (pending(u) > 0)
             loop_timer_set(loop, &u->timer, z->send_timeout);
         else
             loop_timer_stop(loop, &u->timer); /* waiting on the visitor's body */
@@ -269,8 +273,9 @@ retry_safe(const struct upstream *u)
         return false;
     if (u->state == UP_CONNECTING)
         return true; /* nothing reached the origin */
-    /* A reused keep-alive connection the origin had already closed. */
-    return u->reused && !u->req.has_body;
+    /* A reused keep-alive connection the origin had closed: resend if the origin cannot
+     * have acted on the request (its head was not all written) or acting twice is safe. */
+    return u->reused && !u->body_started && (u->req.idempotent || buf_used(&u->wire) > 0);
 }
 
 /* The single place where an attempt's failure is recorded, counted and acted upon. */
@@ -286,6 +291,8 @@ fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, c
     proxy_error_set(&u->err, type, phase, err, u->addr, elapsed(u), fmt, what);
     STAT_INC(u->req.stats->origin_errors[type]);
     bool retry = retry_safe(u);
+    if (retry && u->reused)
+        u->next_try--; /* a stale pooled connection: the same address deserves a new one */
     if (u->conn != NULL)
         conn_close(u->conn);
     if (retry && u->next_try < u->ntries_total) {
@@ -386,16 +393,19 @@ attach(struct upstream *u, struct origin_conn *c, bool reused)
     arm_timer(u);
 }
 
-/* Before each attempt, a request without a body is rewound to its head (a reused
- * connection may have taken part of it); with a body, retries happen only when nothing was
- * written, so the output is intact. */
+/* Each attempt writes the head anew, with the Host this origin gets, inserted after the
+ * request line. Body bytes wait in u->out; retries happen only before any of them left. */
 static void
-rewind_output(struct upstream *u)
+build_wire(struct upstream *u, const struct config_origin *o)
 {
-    if (u->req.has_body)
-        return;
-    buf_reset(&u->out);
-    buf_append(&u->out, buf_head(&u->head), buf_used(&u->head));
+    const char *h = buf_head(&u->head);
+    size_t n = buf_used(&u->head);
+    const char *eol = memmem(h, n, "\r\n", 2);
+    size_t line = eol ? (size_t)(eol - h) + 2 : n;
+    buf_reset(&u->wire);
+    buf_append(&u->wire, h, line);
+    buf_printf(&u->wire, "Host: %s\r\n", u->req.host ? u->req.host : o->hostport);
+    buf_append(&u->wire, h + line, n - line);
 }
 
 static bool
@@ -412,7 +422,7 @@ try_address(struct upstream *u, const struct config_origin *o, int ai)
     }
     const struct config_addr *a = &o->addrs[ai];
     snprintf(u->addr, sizeof(u->addr), "%s", a->text);
-    rewind_output(u);
+    build_wire(u, o);
     struct origin_conn *c = pool_take(u->w, a);
     if (c != NULL) {
         attach(u, c, true);
@@ -470,8 +480,8 @@ upstream_start(struct worker *w, const struct upstream_request *req, struct buf 
     u->start_ms = loop_now(w->loop);
     u->head = *head;
     buf_init(head, head->cap);
+    buf_init(&u->wire, SIZE_MAX);
     buf_init(&u->out, SIZE_MAX);
-    buf_append(&u->out, buf_head(&u->head), buf_used(&u->head));
     loop_timer_init(&u->timer, on_timer);
     loop_defer_init(&u->kick, on_kick);
     loop_defer_init(&u->free_defer, on_upstream_free);
@@ -486,10 +496,16 @@ upstream_start(struct worker *w, const struct upstream_request *req, struct buf 
 
 /* ---------------------------------------------------------------- writing */
 
+static size_t
+pending(const struct upstream *u)
+{
+    return buf_used(&u->wire) + buf_used(&u->out);
+}
+
 static void
 after_write(struct upstream *u)
 {
-    if (buf_used(&u->out) == 0) {
+    if (pending(u) == 0) {
         loop_io_set(u->w->loop, &u->conn->io, EPOLLIN);
         if (u->state == UP_SENDING && (u->body_ended || !u->req.has_body))
             u->state = UP_WAITING_HEAD;
@@ -505,8 +521,9 @@ static void
 do_write(struct upstream *u)
 {
     struct origin_conn *c = u->conn;
-    while (buf_used(&u->out) > 0) {
-        ssize_t n = write(c->io.fd, buf_head(&u->out), buf_used(&u->out));
+    while (pending(u) > 0) {
+        struct buf *b = buf_used(&u->wire) > 0 ? &u->wire : &u->out;
+        ssize_t n = write(c->io.fd, buf_head(b), buf_used(b));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -518,7 +535,9 @@ do_write(struct upstream *u)
             fail_errno(u, errno, "write() to origin failed");
             return;
         }
-        buf_consume(&u->out, (size_t)n);
+        if (b == &u->out)
+            u->body_started = true;
+        buf_consume(b, (size_t)n);
     }
     after_write(u);
 }
@@ -564,7 +583,7 @@ upstream_end_body(struct upstream *u)
 size_t
 upstream_pending(const struct upstream *u)
 {
-    return buf_used(&u->out);
+    return pending(u);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -638,7 +657,7 @@ feed(struct upstream *u, const char *data, size_t n)
         http_parser_resume(p);
         if (p->msg.status >= 100 && p->msg.status < 200)
             continue; /* an interim response: the final one follows */
-        bool reusable = p->msg.keep_alive && off == n && buf_used(&u->out) == 0 &&
+        bool reusable = p->msg.keep_alive && off == n && pending(u) == 0 &&
                         (u->body_ended || !u->req.has_body);
         complete(u, reusable);
         return true;
@@ -704,7 +723,7 @@ on_conn_io(struct loop_io *io, uint32_t events)
             on_connected(u);
         return;
     }
-    if ((events & EPOLLOUT) && buf_used(&u->out) > 0) {
+    if ((events & EPOLLOUT) && pending(u) > 0) {
         do_write(u);
         if (c->closed || c->up != u)
             return;
@@ -723,7 +742,7 @@ upstream_pause(struct upstream *u)
         return;
     u->paused = true;
     if (u->conn != NULL)
-        loop_io_set(u->w->loop, &u->conn->io, buf_used(&u->out) ? EPOLLOUT : 0);
+        loop_io_set(u->w->loop, &u->conn->io, pending(u) ? EPOLLOUT : 0);
     arm_timer(u);
 }
 
@@ -734,7 +753,7 @@ upstream_resume(struct upstream *u)
         return;
     u->paused = false;
     if (u->conn != NULL)
-        loop_io_set(u->w->loop, &u->conn->io, EPOLLIN | (buf_used(&u->out) ? EPOLLOUT : 0));
+        loop_io_set(u->w->loop, &u->conn->io, EPOLLIN | (pending(u) ? EPOLLOUT : 0));
     arm_timer(u);
 }
 

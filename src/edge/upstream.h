@@ -36,6 +36,8 @@ struct upstream_request {
     bool idempotent;   /* safe to resend after a reused connection failed */
     bool has_body;     /* a request body follows the head */
     bool body_chunked; /* send it chunked (the visitor sent it chunked) */
+    const char *host;  /* Host sent to the origin; NULL = the origin's host[:port].
+                        * Owned by the caller, valid until the fetch ends. */
 };
 
 /* Bytes of request body buffered towards the origin above which the owner stops reading
@@ -43,7 +45,8 @@ struct upstream_request {
 #define UPSTREAM_BODY_HIGH (256 * 1024)
 #define UPSTREAM_BODY_LOW (64 * 1024)
 
-/* Start the fetch. head is the serialized request head; its contents are moved into the
+/* Start the fetch. head is the serialized request head without a Host field (the upstream
+ * adds the one each origin gets, after the request line); its contents are moved into the
  * upstream (head is left empty). Never fails synchronously: failures arrive through
  * on_error, from the event loop, never from inside this call. */
 struct upstream *upstream_start(struct worker *w, const struct upstream_request *req,

@@ -36,7 +36,8 @@ struct worker {
     pthread_mutex_t lock;
     bool drain_requested;          /* set by the main thread (under lock) */
     bool draining;
-    struct loop_timer drain_timer;
+    struct loop_timer drain_timer;  /* shutdown deadline */
+    struct loop_timer accept_timer; /* accepting paused after EMFILE */
 
     struct worker_listener *listeners;
     size_t nlisteners;

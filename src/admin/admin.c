@@ -1,0 +1,212 @@
+/* admin.c - the admin listener: one short request per connection, answered and closed. */
+#include "admin/admin.h"
+
+#include "core/buf.h"
+#include "core/net.h"
+#include "edge/metrics.h"
+#include "http/parser.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_TIMEOUT_MS 5000
+
+struct admin_conn {
+    struct admin *admin;
+    struct admin_conn *next, *prev;
+    struct loop_io io;
+    struct loop_timer timer;
+    struct loop_defer free_defer;
+    struct http_parser parser;
+    struct buf out;
+    bool answered;
+};
+
+struct admin {
+    struct loop *loop;
+    struct loop_io io;
+    struct admin_conn *conns;
+};
+
+static void
+on_conn_free(struct loop_defer *d)
+{
+    struct admin_conn *c = container_of(d, struct admin_conn, free_defer);
+    http_parser_free(&c->parser);
+    buf_free(&c->out);
+    free(c);
+}
+
+static void
+conn_close(struct admin_conn *c)
+{
+    struct admin *a = c->admin;
+    loop_timer_stop(a->loop, &c->timer);
+    loop_io_stop(a->loop, &c->io);
+    close(c->io.fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    loop_defer(a->loop, &c->free_defer);
+}
+
+static void
+respond(struct admin_conn *c, int status, const char *type, const struct buf *body)
+{
+    buf_printf(&c->out,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+               "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+               status, http_status_reason(status), type, buf_used(body));
+    buf_append(&c->out, buf_head(body), buf_used(body));
+    c->answered = true;
+    loop_io_set(c->admin->loop, &c->io, EPOLLOUT);
+}
+
+/* Route the request: the only place that knows the admin URLs. */
+static int
+on_head(struct http_parser *p)
+{
+    struct admin_conn *c = p->owner;
+    const struct http_msg *m = &p->msg;
+    const char *url = http_str_ptr(m, m->url);
+    size_t len = m->url.len;
+    const char *q = memchr(url, '?', len);
+    struct buf body;
+    buf_init(&body, SIZE_MAX);
+    if (q != NULL)
+        len = (size_t)(q - url);
+    if (m->method != HTTP_GET && m->method != HTTP_HEAD) {
+        buf_append_str(&body, "only GET is supported\n");
+        respond(c, 405, "text/plain", &body);
+    } else if (len == 8 && memcmp(url, "/healthz", 8) == 0) {
+        buf_append_str(&body, "ok\n");
+        respond(c, 200, "text/plain", &body);
+    } else if (len == 8 && memcmp(url, "/metrics", 8) == 0) {
+        metrics_render(&body);
+        respond(c, 200, "text/plain; version=0.0.4", &body);
+    } else {
+        buf_append_str(&body, "not found; try /healthz or /metrics\n");
+        respond(c, 404, "text/plain", &body);
+    }
+    buf_free(&body);
+    return 1;
+}
+
+static int
+on_body(struct http_parser *p, const char *at, size_t len)
+{
+    return 0;
+}
+
+static void
+on_complete(struct http_parser *p)
+{
+}
+
+static const struct http_parser_ops admin_ops = {on_head, on_body, on_complete};
+
+static void
+on_readable(struct admin_conn *c)
+{
+    char data[4096];
+    ssize_t n = read(c->io.fd, data, sizeof(data));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    size_t used;
+    if (http_parser_feed(&c->parser, data, (size_t)n, &used) == HTTP_PARSE_ERROR &&
+        !c->answered) {
+        struct buf body;
+        buf_init(&body, 64);
+        buf_append_str(&body, "bad request\n");
+        respond(c, 400, "text/plain", &body);
+        buf_free(&body);
+    }
+}
+
+static void
+on_conn_io(struct loop_io *io, uint32_t events)
+{
+    struct admin_conn *c = container_of(io, struct admin_conn, io);
+    if (!c->answered) {
+        on_readable(c);
+        return;
+    }
+    ssize_t n = write(c->io.fd, buf_head(&c->out), buf_used(&c->out));
+    if (n > 0)
+        buf_consume(&c->out, (size_t)n);
+    if ((n < 0 && errno != EAGAIN && errno != EINTR) || buf_used(&c->out) == 0)
+        conn_close(c);
+}
+
+static void
+on_conn_timeout(struct loop_timer *t)
+{
+    conn_close(container_of(t, struct admin_conn, timer));
+}
+
+static void
+on_accept(struct loop_io *io, uint32_t events)
+{
+    struct admin *a = container_of(io, struct admin, io);
+    int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct admin_conn *c = xcalloc(1, sizeof(*c));
+    c->admin = a;
+    http_parser_init(&c->parser, HTTP_REQUEST, ADMIN_MAX_HEAD, &admin_ops, c);
+    buf_init(&c->out, SIZE_MAX);
+    loop_timer_init(&c->timer, on_conn_timeout);
+    loop_defer_init(&c->free_defer, on_conn_free);
+    if (loop_io_start(a->loop, &c->io, fd, EPOLLIN, on_conn_io) < 0) {
+        close(fd);
+        on_conn_free(&c->free_defer);
+        return;
+    }
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    loop_timer_set(a->loop, &c->timer, ADMIN_TIMEOUT_MS);
+}
+
+struct admin *
+admin_start(struct loop *loop, const struct config_addr *addr, char *err, size_t errlen)
+{
+    int fd = net_listen(addr, 64);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s for the admin endpoint: %s; pick a free "
+                 "address with admin.listen (or admin: off)", addr->text, strerror(-fd));
+        return NULL;
+    }
+    struct admin *a = xcalloc(1, sizeof(*a));
+    a->loop = loop;
+    if (loop_io_start(loop, &a->io, fd, EPOLLIN, on_accept) < 0) {
+        snprintf(err, errlen, "cannot watch the admin listener on %s", addr->text);
+        close(fd);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void
+admin_stop(struct admin **ap)
+{
+    struct admin *a = *ap;
+    if (a == NULL)
+        return;
+    *ap = NULL;
+    while (a->conns != NULL)
+        conn_close(a->conns);
+    loop_io_stop(a->loop, &a->io);
+    close(a->io.fd);
+    free(a);
+}

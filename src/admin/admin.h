@@ -1,0 +1,17 @@
+/* admin.h - the admin listener, served from the main thread's loop: /healthz for load
+ * balancers and /metrics in Prometheus text format. Loopback by default. */
+#ifndef VERGE_ADMIN_ADMIN_H
+#define VERGE_ADMIN_ADMIN_H
+
+#include "core/config.h"
+#include "core/loop.h"
+
+struct admin;
+
+/* Listen on addr and serve on loop. NULL with a message in err on failure. */
+struct admin *admin_start(struct loop *loop, const struct config_addr *addr, char *err,
+                          size_t errlen);
+/* Close the listener and every admin connection. NULLs *a. */
+void admin_stop(struct admin **a);
+
+#endif
