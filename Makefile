@@ -8,7 +8,7 @@ CFLAGS   += $(OPT) -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
             -D_GNU_SOURCE -pthread -Isrc -I$(LLHTTP_INCLUDE) -MMD -MP
 LDLIBS   += -pthread -lyaml -lcares
 
-SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/edge/*.c))
+SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/edge/*.c src/admin/*.c))
 OBJ      := $(SRC:%.c=build/%.o)
 LLHTTP_OBJ := build/llhttp/llhttp.o build/llhttp/api.o build/llhttp/http.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -46,7 +46,7 @@ e2e: build/verge
 test: unit e2e
 
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
-run-demo: build/verge
+run run-demo: build/verge
 	@demo/run
 
 clean:
