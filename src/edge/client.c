@@ -310,14 +310,17 @@ flush(struct client *c)
 
 /* ---------------------------------------------------------------- the access log */
 
-/* Append s to out for a log line: quotes, backslashes and control bytes as \xHH (nginx). */
+/* Append s to out for a log line. Combined: quotes, backslashes and bytes outside
+ * printable ASCII as \xHH (nginx). JSON: the same bytes as \" \\ and \u00HH. */
 static void
-log_escape(struct buf *out, const char *s, size_t len)
+log_escape(struct buf *out, const char *s, size_t len, bool json)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-            buf_printf(out, "\\x%02X", ch);
+        if (json && (ch == '"' || ch == '\\'))
+            buf_printf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            buf_printf(out, json ? "\\u%04X" : "\\x%02X", ch);
         else
             buf_append(out, &s[i], 1);
     }
@@ -352,24 +355,24 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
     if (!json) {
         buf_printf(line, "\"%s ", http_method_name(m->method));
-        log_escape(line, http_str_ptr(m, m->url), m->url.len);
+        log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
         buf_printf(line, " HTTP/%u.%u\" %d %llu \"", m->major, m->minor, c->req.status,
                    (unsigned long long)c->req.body_sent);
-        log_escape(line, ref, reflen);
+        log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
-        log_escape(line, ua, ualen);
+        log_escape(line, ua, ualen, false);
         buf_printf(line, "\" zone=%s rt=%.3f ot=%.3f origin=%s rid=%s error=%s\n", zone, rt,
                    (double)ot / 1000.0, origin[0] ? origin : "-", req_string(c, c->req.rid_off),
                    err);
         return;
     }
     buf_printf(line, "\"method\":\"%s\",\"uri\":\"", http_method_name(m->method));
-    log_escape(line, http_str_ptr(m, m->url), m->url.len);
+    log_escape(line, http_str_ptr(m, m->url), m->url.len, true);
     buf_printf(line, "\",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
                m->major, m->minor, c->req.status, (unsigned long long)c->req.body_sent);
-    log_escape(line, ref, reflen);
+    log_escape(line, ref, reflen, true);
     buf_append_str(line, "\",\"user_agent\":\"");
-    log_escape(line, ua, ualen);
+    log_escape(line, ua, ualen, true);
     buf_printf(line,
                "\",\"zone\":\"%s\",\"request_time\":%.3f,\"origin_time\":%.3f,"
                "\"origin\":\"%s\",\"request_id\":\"%s\",\"error\":\"%s\"}\n",

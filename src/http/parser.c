@@ -108,6 +108,7 @@ on_message_complete(llhttp_t *ll)
 {
     struct http_parser *p = self(ll);
     p->in_message = false;
+    p->head_bytes = 0; /* body bytes fed with the head counted there: the next head starts at 0 */
     p->ops->on_complete(p);
     return HPE_PAUSED;
 }
