@@ -1,0 +1,1026 @@
+"""Verge end-to-end harness: the verge process, scripted and nginx origins, a raw HTTP client.
+
+Standard library only. Everything listens on loopback, every wait is bounded, and every
+process is stopped by its own PID.
+"""
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VERGE_BIN = ROOT / "build" / "verge"
+NGINX_BIN = Path("/usr/sbin/nginx")
+EDGE_NAME = "testedge"
+
+READY_TIMEOUT = 10.0
+IO_TIMEOUT = 10.0
+LOG_WAIT = 5.0
+
+
+# --------------------------------------------------------------------------- processes
+
+def free_port(host="127.0.0.1"):
+    """A port nobody listens on right now: bind port 0, read it, close."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL if the test runner dies, so nothing outlives it."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(argv, cwd, stdout_path, stderr_path):
+    out = open(stdout_path, "ab")
+    err = open(stderr_path, "ab")
+    try:
+        return subprocess.Popen([str(a) for a in argv], cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, preexec_fn=_die_with_parent)
+    finally:
+        out.close()
+        err.close()
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Signal our own child by PID; SIGKILL it if it is still there after timeout."""
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=10)
+
+
+def can_connect(port, host="127.0.0.1", timeout=0.5):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout=LOG_WAIT, interval=0.05, what="condition"):
+    """Poll predicate until it returns a true value (returned) or timeout (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def read_text(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def rss_kib(pid):
+    """Resident set size of a process in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+# --------------------------------------------------------------------------- YAML
+
+_PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./:@-]*")
+
+
+def _scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    if _PLAIN.fullmatch(s) and not s.endswith(":"):
+        return s
+    return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def to_yaml(obj, indent=0):
+    """Block-style YAML for dicts, lists and scalars (enough for Verge's configuration)."""
+    pad = " " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 2))
+            elif isinstance(v, list) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 2))
+            elif isinstance(v, (dict, list)):
+                lines.append(f"{pad}{k}: {'{}' if isinstance(v, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}{k}: {_scalar(v)}")
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, (dict, list)) and item:
+                sub = to_yaml(item, indent + 2)
+                lines.append(pad + "- " + sub[indent + 2:])
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(pad + _scalar(obj))
+    return "\n".join(lines)
+
+
+def deep_merge(base, over):
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def zone(name, origins, hosts=("a.test",), **extra):
+    """One zone entry; origins are URLs (or anything with a .url attribute)."""
+    urls = [o if isinstance(o, str) else o.url for o in origins]
+    z = {"name": name, "hosts": list(hosts), "origins": urls}
+    z.update(extra)
+    return z
+
+
+# --------------------------------------------------------------------------- metrics
+
+_METRIC_LINE = re.compile(
+    r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$")
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+
+
+class Metrics(dict):
+    """Prometheus text parsed into {(name, ((label, value), ...)): float}."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text = text
+        self.bad_lines = []
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            m = _METRIC_LINE.match(line)
+            if not m:
+                self.bad_lines.append(line)
+                continue
+            name, labels_text, value = m.groups()
+            labels = {}
+            if labels_text:
+                pos = 0
+                while pos < len(labels_text):
+                    lm = _LABEL.match(labels_text, pos)
+                    if not lm:
+                        self.bad_lines.append(line)
+                        break
+                    labels[lm.group(1)] = lm.group(2)
+                    pos = lm.end()
+            try:
+                self[(name, tuple(sorted(labels.items())))] = float(value)
+            except ValueError:
+                self.bad_lines.append(line)
+
+    def value(self, name, **labels):
+        """The series with exactly these labels, or 0 if absent."""
+        return self.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def sum(self, name, **labels):
+        """Sum of all series of name whose labels include these."""
+        total = 0.0
+        for (n, lab), v in self.items():
+            if n == name and all(dict(lab).get(k) == val for k, val in labels.items()):
+                total += v
+        return total
+
+    def names(self):
+        return {n for (n, _) in self}
+
+
+# --------------------------------------------------------------------------- HTTP messages
+
+class Headers:
+    """Ordered, case-insensitive multi-map of header fields."""
+
+    def __init__(self, items=()):
+        self.items = [(k, v) for k, v in items]
+
+    def get(self, name, default=None):
+        name = name.lower()
+        for k, v in self.items:
+            if k.lower() == name:
+                return v
+        return default
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.items if k.lower() == name]
+
+    def joined(self, name):
+        return ", ".join(self.get_all(name))
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def names(self):
+        return [k.lower() for k, _ in self.items]
+
+    def __repr__(self):
+        return f"Headers({self.items!r})"
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def parse_head(raw):
+    """Split a message head (without the final CRLFCRLF) into start line and Headers."""
+    text = raw.decode("latin-1")
+    lines = text.split("\r\n")
+    items = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        items.append((name, value.strip(" \t")))
+    return lines[0], Headers(items)
+
+
+def _is_chunked(headers):
+    te = headers.joined("transfer-encoding").lower()
+    return bool(te) and te.split(",")[-1].strip() == "chunked"
+
+
+class Message:
+    """A request or response as read from the wire."""
+
+    def __init__(self):
+        self.start_line = ""
+        self.headers = Headers()
+        self.body = bytearray()
+        self.body_len = 0
+        self.chunked = False
+        self.complete = False   # the framing said the body ended (not a connection drop)
+        self.eof = False        # the peer closed (or reset) the connection while/after reading
+        self.raw = b""          # head bytes, CRLFCRLF included
+        self.interim = []       # 1xx responses read before this one
+
+
+class Response(Message):
+    @property
+    def version(self):
+        return self.start_line.split(" ", 1)[0]
+
+    @property
+    def status(self):
+        return int(self.start_line.split(" ", 2)[1])
+
+    @property
+    def reason(self):
+        parts = self.start_line.split(" ", 2)
+        return parts[2] if len(parts) > 2 else ""
+
+    def __repr__(self):
+        return (f"<Response {self.start_line!r} headers={self.headers.items!r} "
+                f"body={self.body[:200]!r} complete={self.complete} eof={self.eof}>")
+
+
+class Request(Message):
+    @property
+    def method(self):
+        return self.start_line.split(" ")[0]
+
+    @property
+    def target(self):
+        return self.start_line.split(" ")[1]
+
+    @property
+    def version(self):
+        return self.start_line.split(" ")[2]
+
+    def __repr__(self):
+        return (f"<Request {self.start_line!r} headers={self.headers.items!r} "
+                f"body={self.body[:200]!r}>")
+
+
+class Stream:
+    """A socket with a read buffer and HTTP/1.1 message framing, for both ends."""
+
+    def __init__(self, sock, timeout=IO_TIMEOUT):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.buf = bytearray()
+        self.received = bytearray()  # everything ever read (kept only when record=True)
+        self.record = False
+        self.eof = False
+        self.reset = False
+
+    def _fill(self, size=262144):
+        """Read more into buf; False on EOF or reset."""
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(size)
+        except (ConnectionResetError, BrokenPipeError):
+            self.eof = self.reset = True
+            return False
+        if not data:
+            self.eof = True
+            return False
+        if self.record:
+            self.received += data
+        self.buf += data
+        return True
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def read_head(self, limit=1 << 20):
+        """Bytes up to and including CRLFCRLF; None on EOF before a full head."""
+        while True:
+            i = self.buf.find(b"\r\n\r\n")
+            if i >= 0:
+                head = bytes(self.buf[:i + 4])
+                del self.buf[:i + 4]
+                return head
+            if len(self.buf) > limit:
+                raise AssertionError(f"head larger than {limit} bytes")
+            if not self._fill():
+                return None
+
+    def _read_line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = bytes(self.buf[:i])
+                del self.buf[:i + 2]
+                return line
+            if not self._fill():
+                return None
+
+    def _read_exact(self, n, msg, sink, deadline):
+        while n > 0:
+            if not self.buf:
+                if deadline and time.monotonic() > deadline:
+                    raise AssertionError("body read deadline exceeded")
+                if not self._fill(min(max(n, 4096), 1 << 20)):
+                    return False
+            take = min(n, len(self.buf))
+            piece = bytes(self.buf[:take])
+            del self.buf[:take]
+            msg.body_len += take
+            if sink is not None:
+                sink(piece)
+            else:
+                msg.body += piece
+            n -= take
+        return True
+
+    def read_body(self, msg, kind, sink=None, deadline=None):
+        """kind: 'none', 'chunked', an int Content-Length, or 'eof'."""
+        if kind == "none":
+            msg.complete = True
+            return msg
+        if kind == "chunked":
+            msg.chunked = True
+            while True:
+                line = self._read_line()
+                if line is None:
+                    return msg
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise AssertionError(f"bad chunk size line {line!r}")
+                if size == 0:
+                    trailers = []
+                    while True:
+                        t = self._read_line()
+                        if t is None:
+                            return msg
+                        if t == b"":
+                            break
+                        trailers.append(t)
+                    msg.trailers = trailers
+                    msg.complete = True
+                    return msg
+                if not self._read_exact(size, msg, sink, deadline):
+                    return msg
+                if self._read_line() != b"":
+                    raise AssertionError("chunk not followed by CRLF")
+        if kind == "eof":
+            while True:
+                if self.buf:
+                    piece = bytes(self.buf)
+                    self.buf.clear()
+                    msg.body_len += len(piece)
+                    if sink is not None:
+                        sink(piece)
+                    else:
+                        msg.body += piece
+                if deadline and time.monotonic() > deadline:
+                    raise AssertionError("body read deadline exceeded")
+                if not self._fill():
+                    msg.complete = True
+                    msg.eof = True
+                    return msg
+        msg.complete = self._read_exact(int(kind), msg, sink, deadline)
+        return msg
+
+    def read_response(self, method="GET", sink=None, deadline=None, keep_interim=False):
+        """The next final response (1xx are collected in .interim). Raises ConnectionClosed
+        when the peer closes before a full head."""
+        interim = []
+        while True:
+            head = self.read_head()
+            if head is None:
+                raise ConnectionClosed(f"closed before a response head; got {bytes(self.buf)!r}")
+            resp = Response()
+            resp.raw = head
+            resp.start_line, resp.headers = parse_head(head[:-4])
+            if 100 <= resp.status < 200 and resp.status != 101:
+                interim.append(resp)
+                if keep_interim:
+                    resp.complete = True
+                    return resp
+                continue
+            break
+        resp.interim = interim
+        if method == "HEAD" or resp.status in (204, 304) or resp.status < 200:
+            kind = "none"
+        elif _is_chunked(resp.headers):
+            kind = "chunked"
+        elif resp.headers.get("content-length") is not None:
+            kind = int(resp.headers.get("content-length"))
+        else:
+            kind = "eof"
+        self.read_body(resp, kind, sink=sink, deadline=deadline)
+        resp.body = bytes(resp.body)
+        resp.eof = self.eof
+        return resp
+
+    def read_request(self):
+        """The next request, or None on a clean EOF before any byte of it."""
+        head = self.read_head()
+        if head is None:
+            return None
+        req = Request()
+        req.raw = head
+        req.start_line, req.headers = parse_head(head[:-4])
+        if _is_chunked(req.headers):
+            kind = "chunked"
+        elif req.headers.get("content-length") is not None:
+            kind = int(req.headers.get("content-length"))
+        else:
+            kind = "none"
+        self.read_body(req, kind)
+        req.body = bytes(req.body)
+        return req
+
+    def peer_closed(self, timeout=2.0):
+        """True if the peer closes (EOF/reset) within timeout without sending more."""
+        if self.eof:
+            return True
+        self.sock.settimeout(timeout)
+        try:
+            return not self._fill()
+        except socket.timeout:
+            return False
+        finally:
+            self.sock.settimeout(IO_TIMEOUT)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def reset_close(self):
+        """Close with RST instead of FIN (SO_LINGER with a zero timeout)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close()
+
+
+def build_request(method="GET", target="/", host="a.test", headers=(), body=None,
+                  version="HTTP/1.1"):
+    """Request bytes. host=None sends no Host header. A bytes body gets a Content-Length
+    unless headers already give Content-Length or Transfer-Encoding."""
+    lines = [f"{method} {target} {version}"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    names = set()
+    items = headers.items() if isinstance(headers, dict) else headers
+    for k, v in items:
+        names.add(k.lower())
+        lines.append(f"{k}: {v}")
+    if body is not None and not names & {"content-length", "transfer-encoding"}:
+        lines.append(f"Content-Length: {len(body)}")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if body is not None:
+        data += body
+    return data
+
+
+def chunked(body, size=1000):
+    """body encoded in chunks of size bytes, with the last chunk."""
+    out = b""
+    for i in range(0, len(body), size):
+        piece = body[i:i + size]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+class Client(Stream):
+    """A visitor: one TCP connection to verge."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, rcvbuf=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            sock.close()
+            raise
+        super().__init__(sock, timeout)
+
+    def request(self, method="GET", target="/", host="a.test", headers=(), body=None,
+                version="HTTP/1.1", sink=None, deadline=None):
+        self.send(build_request(method, target, host, headers, body, version))
+        return self.read_response(method, sink=sink, deadline=deadline)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def http(port, method="GET", target="/", host="a.test", headers=(), body=None,
+         version="HTTP/1.1", timeout=IO_TIMEOUT):
+    """One request on a fresh connection."""
+    with Client(port, timeout=timeout) as c:
+        return c.request(method, target, host, headers, body, version)
+
+
+# --------------------------------------------------------------------------- scripted origin
+
+class OriginConn(Stream):
+    """One connection accepted by a ScriptedOrigin, handed to the test's handler."""
+
+    def __init__(self, sock, origin, index):
+        super().__init__(sock, origin.timeout)
+        self.origin = origin
+        self.index = index
+        self.record = True
+        self.requests = []
+
+    def read_request(self):
+        req = super().read_request()
+        if req is not None:
+            self.requests.append(req)
+            with self.origin.lock:
+                self.origin.requests.append(req)
+            self.origin.request_event.set()
+        return req
+
+    def respond(self, status=200, body=b"ok", headers=(), reason=None, content_length=True):
+        reason = reason or {200: "OK", 204: "No Content", 304: "Not Modified"}.get(status, "X")
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        items = headers.items() if isinstance(headers, dict) else headers
+        for k, v in items:
+            lines.append(f"{k}: {v}")
+        if content_length and status not in (204, 304):
+            lines.append(f"Content-Length: {len(body)}")
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+    def sleep(self, seconds):
+        """Sleep, returning early (True) if the origin is being stopped."""
+        return self.origin.stopping.wait(seconds)
+
+
+def serve_ok(conn):
+    """Default handler: keep-alive, answer every request 200 "ok"."""
+    while True:
+        req = conn.read_request()
+        if req is None:
+            return
+        conn.respond(200, b"ok", headers=[("Content-Type", "text/plain")])
+
+
+class ScriptedOrigin:
+    """A tiny threaded TCP server; handler(conn: OriginConn) scripts each connection."""
+
+    def __init__(self, handler=None, timeout=IO_TIMEOUT, host="127.0.0.1"):
+        self.handler = handler or serve_ok
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.request_event = threading.Event()
+        self.requests = []
+        self.conns = []
+        self.errors = []
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.threads = []
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def hostport(self):
+        return f"{self.host}:{self.port}"
+
+    @property
+    def connections(self):
+        with self.lock:
+            return self.accepted
+
+    def _accept_loop(self):
+        while not self.stopping.is_set():
+            try:
+                s, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                conn = OriginConn(s, self, self.accepted)
+                self.conns.append(conn)
+            t = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, conn):
+        try:
+            self.handler(conn)
+        except (OSError, ConnectionClosed) as e:
+            if not self.stopping.is_set():
+                with self.lock:
+                    self.errors.append(repr(e))
+        except Exception as e:  # a bug in the test's handler
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            conn.close()
+
+    def wait_requests(self, n, timeout=LOG_WAIT):
+        return wait_until(lambda: len(self.requests) >= n, timeout,
+                          what=f"{n} request(s) at the scripted origin")
+
+    def stop(self):
+        self.stopping.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self.thread.join(timeout=2)
+        for t in self.threads:
+            t.join(timeout=2)
+
+
+# --------------------------------------------------------------------------- nginx origin
+
+BIG_SIZE = 1 << 30
+BIG_HEAD = b"BEGIN-OF-BIGFILE"
+BIG_TAIL = b"END-OF-BIG-FILE\n"
+
+
+class NginxOrigin:
+    """Debian's nginx with a generated configuration, all state under its own directory."""
+
+    def __init__(self, base_dir):
+        self.dir = Path(base_dir)
+        self.www = self.dir / "www"
+        for d in ("www", "tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi",
+                  "logs"):
+            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.files = {}
+        self._write_files()
+        self.conf = self.dir / "nginx.conf"
+        self.conf.write_text(self._conf())
+        self.access_path = self.dir / "logs" / "access.log"
+        self.error_path = self.dir / "logs" / "error.log"
+        self.proc = spawn([NGINX_BIN, "-p", self.dir, "-c", self.conf, "-e", self.error_path],
+                          self.dir, self.dir / "stdout", self.dir / "stderr")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not can_connect(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(self.proc)
+                raise RuntimeError("nginx origin did not start:\n"
+                                   + read_text(self.dir / "stderr") + read_text(self.error_path))
+            time.sleep(0.02)
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def hostport(self):
+        return f"{self.host}:{self.port}"
+
+    def _write_files(self):
+        def put(name, data):
+            (self.www / name).write_bytes(data)
+            self.files[name] = data
+        put("index.html", b"<html><body>hello from nginx</body></html>\n")
+        put("small.txt", b"small file\n")
+        for i in range(10):
+            put(f"p{i}.txt", f"pipelined body number {i}\n".encode())
+        put("64k.bin", bytes(range(256)) * 256)
+        # A sparse 1 GiB file with markers at both ends (the middle is zeros).
+        with open(self.www / "big.bin", "wb") as f:
+            f.truncate(BIG_SIZE)
+            f.write(BIG_HEAD)
+            f.seek(BIG_SIZE - len(BIG_TAIL))
+            f.write(BIG_TAIL)
+
+    def _conf(self):
+        d = self.dir
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        echo = ("method=$request_method uri=$request_uri host=$http_host "
+                "xff=$http_x_forwarded_for proto=$http_x_forwarded_proto via=$http_via "
+                "rid=$http_x_request_id conn=$connection\\n")
+        return f"""{user}daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/logs/nginx.pid;
+error_log {d}/logs/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    log_format conn '$connection $connection_requests "$request" $status $body_bytes_sent "$http_x_request_id"';
+    access_log {d}/logs/access.log conn;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 100000;
+    keepalive_timeout 300s;
+    server {{
+        listen 127.0.0.1:{self.port};
+        server_name _;
+        root {self.www};
+        location / {{ }}
+        location /echo {{
+            default_type text/plain;
+            add_header X-Origin nginx;
+            add_header X-Seen-Host $http_host;
+            return 200 "{echo}";
+        }}
+    }}
+}}
+"""
+
+    def access_lines(self):
+        return [l for l in read_text(self.access_path).splitlines() if l.strip()]
+
+    def connection_ids(self):
+        """Distinct nginx $connection numbers in its access log: origin connections used."""
+        return {l.split(" ", 1)[0] for l in self.access_lines()}
+
+    def stop(self):
+        stop_process(self.proc, signal.SIGTERM, 5)
+
+
+# --------------------------------------------------------------------------- verge
+
+_RELOADED = re.compile(r"^(?!.*(?:not reloaded|fail|error|invalid)).*\breloaded\b.*$",
+                       re.I | re.M)
+
+
+class Verge:
+    """One verge process under test."""
+
+    _count = 0
+
+    def __init__(self, tmp_path):
+        Verge._count += 1
+        self.dir = Path(tmp_path) / f"verge{Verge._count}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.config_path = self.dir / "verge.yaml"
+        self.access_path = self.dir / "access.log"
+        self.error_path = self.dir / "error.log"
+        self.stdout_path = self.dir / "stdout"
+        self.stderr_path = self.dir / "stderr"
+        self.proc = None
+        self.argv = None
+        self.admin_enabled = True
+
+    # configuration -----------------------------------------------------------------
+    def build_config(self, zones, **top):
+        cfg = {
+            "listen": [f"127.0.0.1:{self.port}"],
+            "workers": 2,
+            "edge_name": EDGE_NAME,
+            "logs": {"access": str(self.access_path), "access_format": "combined",
+                     "error": str(self.error_path), "level": "info"},
+            "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
+            "zones": zones,
+        }
+        return deep_merge(cfg, top)
+
+    def write_config(self, config):
+        text = config if isinstance(config, str) else to_yaml(config) + "\n"
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.config_path)
+        if not isinstance(config, str):
+            self.admin_enabled = config.get("admin") not in ("off", False)
+        return text
+
+    # process -----------------------------------------------------------------------
+    def start(self, argv=None):
+        self.argv = argv or [VERGE_BIN, "serve", "-c", self.config_path]
+        self.proc = spawn(self.argv, self.dir, self.stdout_path, self.stderr_path)
+        self.wait_ready()
+        return self
+
+    def wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        ports = [self.port] + ([self.admin_port] if self.admin_enabled else [])
+        pending = list(ports)
+        while pending:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"verge exited with {self.proc.returncode} before it was ready\n"
+                    + self.diagnostics())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"verge not accepting on {pending} after "
+                                     f"{READY_TIMEOUT}s\n" + self.diagnostics())
+            pending = [p for p in pending if not can_connect(p)]
+            if pending:
+                time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Signal and wait; returns the exit code. AssertionError if it had to be killed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        os.kill(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"verge did not exit within {timeout}s of signal {sig}")
+
+    def kill_quietly(self):
+        if self.proc is not None and self.proc.poll() is None:
+            stop_process(self.proc, signal.SIGTERM, 5)
+
+    def rss_kib(self):
+        return rss_kib(self.proc.pid)
+
+    # logs --------------------------------------------------------------------------
+    def access_log(self):
+        return read_text(self.access_path)
+
+    def access_lines(self):
+        return [l for l in self.access_log().splitlines() if l.strip()]
+
+    def wait_access(self, predicate=None, count=None, timeout=LOG_WAIT):
+        """Wait for an access line matching predicate (returned), or for count lines."""
+        if count is not None:
+            return wait_until(lambda: len(self.access_lines()) >= count and self.access_lines(),
+                              timeout, what=f"{count} access log line(s)")
+        def find():
+            for line in self.access_lines():
+                if predicate(line):
+                    return line
+            return None
+        return wait_until(find, timeout, what="a matching access log line")
+
+    def access_line_for(self, request_id, timeout=LOG_WAIT):
+        return self.wait_access(lambda l: request_id in l, timeout=timeout)
+
+    def error_log(self):
+        return read_text(self.error_path)
+
+    def wait_error_log(self, pattern, timeout=LOG_WAIT, start=0):
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.error_log()[start:]), timeout,
+                          what=f"error log matching {pattern!r}")
+
+    def diagnostics(self, tail=4000):
+        parts = []
+        for label, path in (("stderr", self.stderr_path), ("stdout", self.stdout_path),
+                            ("error.log", self.error_path)):
+            text = read_text(path)
+            if text:
+                parts.append(f"--- verge {label} (last {tail} chars) ---\n{text[-tail:]}")
+        return "\n".join(parts)
+
+    # admin -------------------------------------------------------------------------
+    def admin(self, target):
+        return http(self.admin_port, "GET", target, host=f"127.0.0.1:{self.admin_port}",
+                    headers=[("Connection", "close")])
+
+    def metrics(self):
+        resp = self.admin("/metrics")
+        assert resp.status == 200, resp
+        return Metrics(resp.body.decode())
+
+    # reload ------------------------------------------------------------------------
+    def reload(self, config, expect_ok=True, timeout=10.0):
+        """Write the new configuration, SIGHUP, and wait for the error log to say so."""
+        before = self.error_log()
+        n_before = len(_RELOADED.findall(before))
+        self.write_config(config)
+        self.send_signal(signal.SIGHUP)
+        if expect_ok:
+            wait_until(lambda: len(_RELOADED.findall(self.error_log())) > n_before, timeout,
+                       what="'reloaded' in the error log")
+        else:
+            rx = re.compile(re.escape(str(self.config_path)) + r":\d+:\d+")
+            wait_until(lambda: rx.search(self.error_log()[len(before):]), timeout,
+                       what="FILE:LINE:COL in the error log")
+
+    # requests ----------------------------------------------------------------------
+    def client(self, **kw):
+        return Client(self.port, **kw)
+
+    def get(self, target="/", host="a.test", **kw):
+        return http(self.port, "GET", target, host, **kw)
+
+    def request(self, method="GET", target="/", host="a.test", **kw):
+        return http(self.port, method, target, host, **kw)
+
+
+def run_verge(args, timeout=20.0, cwd=None):
+    """Run verge to completion (-t, version); returns CompletedProcess."""
+    return subprocess.run([str(VERGE_BIN)] + [str(a) for a in args], cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                          preexec_fn=_die_with_parent)
+
+
+def nginx_available():
+    return NGINX_BIN.exists() and shutil.which(str(NGINX_BIN)) is not None

@@ -1,0 +1,113 @@
+"""Routing by Host: exact names, wildcards, the catch-all, and refusing what no zone serves."""
+
+import pytest
+
+from harness import Client, zone
+
+
+def named_origin(scripted_origin, name):
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            conn.respond(200, name.encode(), headers=[("X-Target", req.target)])
+    return scripted_origin(handler)
+
+
+@pytest.fixture
+def routed(verge, scripted_origin):
+    """verge with an exact zone, a wildcard zone and (optionally) a catch-all zone."""
+    def make(catch_all):
+        zones = [
+            zone("exact", [named_origin(scripted_origin, "exact")], hosts=["a.test"]),
+            zone("wild", [named_origin(scripted_origin, "wild")], hosts=["*.b.test"]),
+            zone("deeper", [named_origin(scripted_origin, "deeper")], hosts=["*.deep.b.test"]),
+        ]
+        if catch_all:
+            zones.append(zone("any", [named_origin(scripted_origin, "any")], hosts=["*"]))
+        return verge(zones)
+    return make
+
+
+def served_by(v, host):
+    resp = v.get("/", host=host)
+    return resp.body.decode() if resp.status == 200 else resp.status
+
+
+@pytest.mark.parametrize("host,expected", [
+    ("a.test", "exact"),
+    ("A.TEST", "exact"),
+    ("a.test:8080", "exact"),
+    ("a.test.", "exact"),
+    ("x.b.test", "wild"),
+    ("x.y.b.test", "wild"),
+    ("q.deep.b.test", "deeper"),  # the longest wildcard wins
+    ("b.test", 421),              # "*.b.test" does not match the bare name
+    ("xa.test", 421),
+    ("unknown.example", 421),
+])
+def test_routing_without_catch_all(routed, host, expected):
+    v = routed(catch_all=False)
+    assert served_by(v, host) == expected
+
+
+def test_catch_all_zone_serves_unknown_hosts_but_not_known_ones(routed):
+    v = routed(catch_all=True)
+    assert served_by(v, "unknown.example") == "any"
+    assert served_by(v, "b.test") == "any"
+    assert served_by(v, "a.test") == "exact"
+    assert served_by(v, "z.b.test") == "wild"
+
+
+def test_unknown_host_gives_421_with_short_body_counted_under_dash(routed):
+    v = routed(catch_all=False)
+    resp = v.get("/", host="nobody.example")
+    assert resp.status == 421, resp
+    assert 0 < len(resp.body) < 1024, resp.body
+    assert resp.headers.get("x-request-id")
+    m = v.metrics()
+    assert m.value("verge_requests_total", zone="-", status="421") == 1
+    assert m.sum("verge_origin_requests_total") == 0
+
+
+def test_absolute_form_for_foreign_host_gives_421(routed):
+    v = routed(catch_all=False)
+    with Client(v.port) as c:
+        c.send(b"GET http://other.host/ HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        resp = c.read_response()
+    assert resp.status == 421, resp
+
+
+def test_absolute_form_for_served_host_routes_by_authority_and_sends_origin_form(routed):
+    v = routed(catch_all=False)
+    with Client(v.port) as c:
+        c.send(b"GET http://a.test/abs/path?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        resp = c.read_response()
+    assert resp.status == 200 and resp.body == b"exact", resp
+    assert resp.headers.get("x-target") == "/abs/path?q=1"
+
+
+def test_absolute_form_authority_overrides_host_header(routed):
+    v = routed(catch_all=False)
+    with Client(v.port) as c:
+        c.send(b"GET http://x.b.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        resp = c.read_response()
+    assert resp.body == b"wild", resp
+
+
+def test_missing_host_on_http11_gives_400(routed):
+    v = routed(catch_all=True)
+    with Client(v.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nUser-Agent: e2e\r\n\r\n")
+        resp = c.read_response()
+    assert resp.status == 400, resp
+
+
+def test_duplicate_host_header_gives_400(routed):
+    v = routed(catch_all=True)
+    with Client(v.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: x.b.test\r\n\r\n")
+        resp = c.read_response()
+    assert resp.status == 400, resp
+
