@@ -1,0 +1,269 @@
+/* test_http.c - the llhttp glue and header handling: requests and responses fed whole and
+ * byte by byte, pipelining, bodies in both framings, limits, hop-by-hop fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "http/parser.h"
+
+/* What the callbacks saw. */
+struct seen {
+    int heads, completes;
+    char body[4096];
+    size_t body_len;
+    char first_url[256];
+    int no_body; /* on_head returns 1 (response to HEAD) */
+};
+
+static int
+on_head(struct http_parser *p)
+{
+    struct seen *s = p->owner;
+    if (s->heads++ == 0 && p->msg.url.len < sizeof(s->first_url)) {
+        memcpy(s->first_url, http_str_ptr(&p->msg, p->msg.url), p->msg.url.len);
+        s->first_url[p->msg.url.len] = '\0';
+    }
+    return s->no_body;
+}
+
+static int
+on_body(struct http_parser *p, const char *at, size_t len)
+{
+    struct seen *s = p->owner;
+    assert_true(s->body_len + len <= sizeof(s->body));
+    memcpy(s->body + s->body_len, at, len);
+    s->body_len += len;
+    return 0;
+}
+
+static void
+on_complete(struct http_parser *p)
+{
+    ((struct seen *)p->owner)->completes++;
+}
+
+static const struct http_parser_ops ops = {on_head, on_body, on_complete};
+
+/* Feed data in pieces of step bytes (0 = whole), resuming after each message.
+ * Returns the last status. */
+static enum http_parse_status
+feed(struct http_parser *p, const char *data, size_t len, size_t step)
+{
+    size_t off = 0;
+    enum http_parse_status st = HTTP_PARSE_MORE;
+    while (off < len) {
+        size_t n = step ? MIN(step, len - off) : len - off, used;
+        st = http_parser_feed(p, data + off, n, &used);
+        off += used;
+        if (st == HTTP_PARSE_ERROR)
+            return st;
+        if (st == HTTP_PARSE_PAUSED)
+            http_parser_resume(p);
+    }
+    return st;
+}
+
+static const char pipelined[] =
+    "GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    "POST /two HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello"
+    "PUT /three HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+
+static void
+check_pipelined(size_t step)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    feed(&p, pipelined, sizeof(pipelined) - 1, step);
+    assert_int_equal(s.heads, 3);
+    assert_int_equal(s.completes, 3);
+    assert_string_equal(s.first_url, "/one");
+    assert_int_equal(s.body_len, 10);
+    assert_memory_equal(s.body, "helloabcde", 10);
+    http_parser_free(&p);
+}
+
+static void
+test_pipelined_requests_whole_and_byte_by_byte_give_the_same_result(void **state)
+{
+    check_pipelined(0);
+    check_pipelined(1);
+    check_pipelined(7);
+}
+
+static void
+test_parser_pauses_after_each_message(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    size_t used;
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    enum http_parse_status st =
+        http_parser_feed(&p, pipelined, sizeof(pipelined) - 1, &used);
+    assert_int_equal(st, HTTP_PARSE_PAUSED);
+    assert_int_equal(used, strlen("GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    assert_int_equal(s.heads, 1);
+    assert_int_equal(p.msg.method, HTTP_GET);
+    assert_true(p.msg.keep_alive);
+    http_parser_free(&p);
+}
+
+static void
+test_header_section_over_the_limit_fails_with_head_too_large(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    char req[2048];
+    int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %01500d\r\n\r\n", 0);
+    http_parser_init(&p, HTTP_REQUEST, 1024, &ops, &s);
+    assert_int_equal(feed(&p, req, (size_t)n, 0), HTTP_PARSE_ERROR);
+    assert_true(p.head_too_large);
+    http_parser_free(&p);
+    memset(&s, 0, sizeof(s));
+    http_parser_init(&p, HTTP_REQUEST, 1024, &ops, &s);
+    assert_int_equal(feed(&p, req, (size_t)n, 1), HTTP_PARSE_ERROR);
+    assert_true(p.head_too_large);
+    http_parser_free(&p);
+}
+
+/* Regression: body bytes fed together with a head counted against the next head's limit. */
+static void
+test_big_body_does_not_count_against_the_next_head(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    static char resp[8192];
+    size_t len = 0;
+    len += (size_t)snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n");
+    memset(resp + len, 'x', 2000);
+    len += 2000;
+    len += (size_t)snprintf(resp + len, sizeof(resp) - len,
+                            "HTTP/1.1 204 No Content\r\nServer: t\r\n\r\n");
+    http_parser_init(&p, HTTP_RESPONSE, 1024, &ops, &s);
+    assert_int_not_equal(feed(&p, resp, len, 0), HTTP_PARSE_ERROR);
+    assert_int_equal(s.completes, 2);
+    assert_false(p.head_too_large);
+    http_parser_free(&p);
+}
+
+static void
+test_close_delimited_response_completes_at_eof(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char resp[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    assert_int_equal(feed(&p, resp, sizeof(resp) - 1, 3), HTTP_PARSE_MORE);
+    assert_int_equal(s.completes, 0);
+    assert_int_equal(http_parser_finish(&p), HTTP_PARSE_PAUSED);
+    assert_int_equal(s.completes, 1);
+    assert_int_equal(s.body_len, strlen("until the end"));
+    http_parser_free(&p);
+}
+
+static void
+test_content_length_response_cut_short_is_an_error_at_eof(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    feed(&p, resp, sizeof(resp) - 1, 0);
+    assert_int_equal(http_parser_finish(&p), HTTP_PARSE_ERROR);
+    http_parser_free(&p);
+}
+
+static void
+test_response_to_head_has_no_body_despite_content_length(void **state)
+{
+    struct seen s = {.no_body = 1};
+    struct http_parser p;
+    const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    size_t used;
+    assert_int_equal(http_parser_feed(&p, resp, sizeof(resp) - 1, &used), HTTP_PARSE_PAUSED);
+    assert_int_equal(s.completes, 1);
+    assert_int_equal(p.msg.content_length, 100);
+    http_parser_free(&p);
+}
+
+static void
+test_invalid_status_line_is_an_error(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char resp[] = "HTTX/1.1 200 OK\r\n\r\n";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    assert_int_equal(feed(&p, resp, sizeof(resp) - 1, 0), HTTP_PARSE_ERROR);
+    assert_non_null(http_parser_error_text(&p));
+    http_parser_free(&p);
+}
+
+static void
+test_conflicting_content_length_and_chunked_is_refused(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    assert_int_equal(feed(&p, req, sizeof(req) - 1, 0), HTTP_PARSE_ERROR);
+    http_parser_free(&p);
+}
+
+static const struct http_header *
+header(const struct http_msg *m, const char *name)
+{
+    return http_msg_find(m, name);
+}
+
+static void
+test_hop_by_hop_fields_include_those_named_by_connection(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\n"
+                       "X-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\n"
+                       "Proxy-Authorization: x\r\nAccept: */*\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    feed(&p, req, sizeof(req) - 1, 0);
+    const char *hop[] = {"Connection", "X-Secret", "Keep-Alive", "TE", "Upgrade",
+                         "Proxy-Authorization"};
+    for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
+        assert_true(http_msg_is_hop_header(&p.msg, header(&p.msg, hop[i])));
+    assert_false(http_msg_is_hop_header(&p.msg, header(&p.msg, "Accept")));
+    assert_false(http_msg_is_hop_header(&p.msg, header(&p.msg, "Host")));
+    http_parser_free(&p);
+}
+
+static void
+test_list_token_matching_is_case_insensitive_and_exact(void **state)
+{
+    const char *v = "keep-alive, Upgrade ,x-a";
+    assert_true(http_list_has_token(v, strlen(v), "upgrade"));
+    assert_true(http_list_has_token(v, strlen(v), "X-A"));
+    assert_false(http_list_has_token(v, strlen(v), "keep"));
+    assert_false(http_list_has_token(v, strlen(v), "close"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipelined_requests_whole_and_byte_by_byte_give_the_same_result),
+        cmocka_unit_test(test_parser_pauses_after_each_message),
+        cmocka_unit_test(test_header_section_over_the_limit_fails_with_head_too_large),
+        cmocka_unit_test(test_big_body_does_not_count_against_the_next_head),
+        cmocka_unit_test(test_close_delimited_response_completes_at_eof),
+        cmocka_unit_test(test_content_length_response_cut_short_is_an_error_at_eof),
+        cmocka_unit_test(test_response_to_head_has_no_body_despite_content_length),
+        cmocka_unit_test(test_invalid_status_line_is_an_error),
+        cmocka_unit_test(test_conflicting_content_length_and_chunked_is_refused),
+        cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
+        cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
+    };
+    return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
