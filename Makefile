@@ -1,6 +1,8 @@
-# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests.
+# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, then
+# the end-to-end tests again against a build with AddressSanitizer and UBSan (build-asan/).
 CC       ?= cc
 OPT      ?= -O2 -g
+B        ?= build
 LLHTTP_DIR     ?= /usr/share/llhttp
 LLHTTP_INCLUDE ?= /usr/share/include/llhttp
 
@@ -9,29 +11,29 @@ CFLAGS   += $(OPT) -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 LDLIBS   += -pthread -lyaml -lcares
 
 SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/edge/*.c src/admin/*.c))
-OBJ      := $(SRC:%.c=build/%.o)
-LLHTTP_OBJ := build/llhttp/llhttp.o build/llhttp/api.o build/llhttp/http.o
+OBJ      := $(SRC:%.c=$(B)/%.o)
+LLHTTP_OBJ := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
-UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit e2e run run-demo clean format
-all: build/verge
+.PHONY: all test unit e2e e2e-asan run run-demo clean format
+all: $(B)/verge
 
-build/verge: build/src/main.o $(OBJ) $(LLHTTP_OBJ)
+$(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/%.o: %.c
+$(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # llhttp is Node's parser; Debian ships its C sources. Built as is, with its own flags.
-build/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -std=c11 -I$(LLHTTP_INCLUDE) -c -o $@ $<
 
-build/tests/%: tests/unit/%.c $(OBJ) $(LLHTTP_OBJ)
+$(B)/tests/%: tests/unit/%.c $(OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -40,13 +42,26 @@ unit: $(UNIT_BIN)
 	    if ./$$t; then pass=$$((pass+1)); else fail=$$((fail+1)); fi; done; \
 	    echo "unit: $$pass passed, $$fail failed"; test $$fail -eq 0
 
-e2e: build/verge
-	$(PYTHON) -m pytest -q tests/e2e
+e2e: $(B)/verge
+	VERGE_BIN=$(CURDIR)/$(B)/verge $(PYTHON) -m pytest -q tests/e2e
 
-test: unit e2e
+# Memory errors, leaks at exit and undefined behaviour fail the run: the sanitizers log to
+# build-asan/sanitizer.log.* and any such file is a failure.
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
+e2e-asan:
+	rm -f build-asan/sanitizer.log.*
+	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g $(SAN)" \
+	    LDLIBS="$(SAN) $(LDLIBS)" build-asan/verge
+	ASAN_OPTIONS=log_path=$(CURDIR)/build-asan/sanitizer.log:detect_leaks=1 \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/build-asan/sanitizer.log:print_stacktrace=1 \
+	    VERGE_BIN=$(CURDIR)/build-asan/verge $(PYTHON) -m pytest -q tests/e2e
+	@if ls build-asan/sanitizer.log.* >/dev/null 2>&1; then \
+	    cat build-asan/sanitizer.log.*; echo "e2e-asan: sanitizer reports above"; exit 1; fi
+
+test: unit e2e e2e-asan
 
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
-run run-demo: build/verge
+run run-demo: $(B)/verge
 	@demo/run
 
 clean:
@@ -55,4 +70,4 @@ clean:
 format:
 	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c
 
--include $(OBJ:.o=.d) build/src/main.d
+-include $(OBJ:.o=.d) $(B)/src/main.d

@@ -584,7 +584,7 @@ parse_choice(struct parse *p, const yaml_node_t *v, const char *label,
              const char *const *names, size_t n, int *out)
 {
     const char *text;
-    char expected[128];
+    char expected[128] = "";
     size_t off = 0;
     for (size_t i = 0; i < n; i++)
         off += (size_t)snprintf(expected + off, sizeof(expected) - off, "%s\"%s\"",

@@ -146,9 +146,14 @@ pool_put(struct origin_conn *c, const struct config *cfg)
 void
 upstream_pool_close_all(struct worker *w)
 {
-    for (struct pool_bucket *b = w->pool; b != NULL; b = b->next)
+    struct pool_bucket *next;
+    for (struct pool_bucket *b = w->pool; b != NULL; b = next) {
+        next = b->next;
         while (b->idle != NULL)
             conn_close(b->idle);
+        free(b); /* only pooled connections point at a bucket */
+    }
+    w->pool = NULL;
 }
 
 /* ---------------------------------------------------------------- connections */

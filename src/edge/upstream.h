@@ -72,7 +72,7 @@ const char *upstream_addr(const struct upstream *u);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t upstream_header_ms(const struct upstream *u);
 
-/* Close every pooled connection of the worker (shutdown). */
+/* Close every pooled connection of the worker and free the pool (reload, shutdown). */
 void upstream_pool_close_all(struct worker *w);
 
 #endif

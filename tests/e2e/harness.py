@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VERGE_BIN = ROOT / "build" / "verge"
+VERGE_BIN = Path(os.environ["VERGE_BIN"]) if os.environ.get("VERGE_BIN") else ROOT / "build" / "verge"
 NGINX_BIN = Path("/usr/sbin/nginx")
 EDGE_NAME = "testedge"
 
