@@ -908,6 +908,14 @@ class Verge:
             pending = [p for p in pending if not can_connect(p)]
             if pending:
                 time.sleep(0.02)
+        if self.admin_enabled:
+            # The readiness probe may sit in the accept queue until a worker takes it: wait
+            # until it is counted and closed, so tests can take counter baselines.
+            def probe_counted():
+                m = self.metrics()
+                return (m.value("verge_connections_total") >= 1
+                        and m.value("verge_connections_active") == 0)
+            wait_until(probe_counted, timeout=READY_TIMEOUT, what="readiness probe counted")
 
     @property
     def pid(self):
