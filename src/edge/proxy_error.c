@@ -27,6 +27,10 @@ static const struct {
 };
 
 static const char *const phases[] = {"resolve", "connect", "send", "header", "body"};
+static const char *const phase_actions[] = {"resolving the origin name", "connecting",
+                                            "sending the request",
+                                            "waiting for the response header",
+                                            "reading the response body"};
 
 const char *
 proxy_error_name(enum proxy_error_type type)
@@ -115,9 +119,11 @@ proxy_error_header(const struct proxy_error *e, const char *edge_name, bool with
         return 0;
     if (!with_details)
         return (size_t)n;
-    char detail[256], q[300];
+    char detail[400], q[440];
+    const char *action = (size_t)e->phase < ARRAY_SIZE(phase_actions) ? phase_actions[e->phase]
+                                                                       : "proxying";
     snprintf(detail, sizeof(detail), "%s%s%s while %s, after %llu ms", e->detail,
-             e->addr[0] ? " to " : "", e->addr, proxy_phase_name(e->phase),
+             e->addr[0] ? ", origin " : "", e->addr, action,
              (unsigned long long)e->elapsed_ms);
     quote(detail, q, sizeof(q));
     int m = snprintf(out + n, outlen - (size_t)n, "; details=\"%s\"", q);
