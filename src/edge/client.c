@@ -605,6 +605,14 @@ route(struct client *c)
     return zone_find(r->cfg, host, hlen);
 }
 
+static bool
+host_valid(const struct client *c)
+{
+    char name[256];
+    const char *host = req_string(c, c->req.host_off);
+    return zone_host_normalise(host, strlen(host), name, sizeof(name)) >= 0;
+}
+
 /* ---------------------------------------------------------------- the origin request */
 
 static void
@@ -723,7 +731,10 @@ on_request_head(struct http_parser *p)
     int status = check_request(c, &message);
     if (status == 0) {
         r->zone = route(c);
-        if (r->zone == NULL) {
+        if (r->zone == NULL && !host_valid(c)) {
+            status = 400;
+            message = "The Host header is not a valid host name.";
+        } else if (r->zone == NULL) {
             status = 421;
             message = "This server does not serve the requested host name.";
         }
