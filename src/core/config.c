@@ -908,8 +908,8 @@ static const struct field zone_fields[] = {
     {"timeouts", field_section, 0, &timeout_table},
     {"max_request_body", field_size, ZONE_FIELD(max_request_body), NULL},
     {"forwarded", field_section, 0, &forwarded_table},
-    {"allow_private", field_reserved, 0, NULL},
-    {"expose_details", field_reserved, 0, NULL},
+    {"allow_private", field_bool, ZONE_FIELD(allow_private), NULL},
+    {"expose_details", field_bool, ZONE_FIELD(expose_details), NULL},
     {"retries", field_reserved, 0, NULL},
     {"health", field_reserved, 0, NULL},
     {"stale_if_error", field_reserved, 0, NULL},
@@ -928,6 +928,8 @@ zone_defaults(struct config_zone *z)
     z->idle_timeout = 60000;
     z->max_request_body = 100 * MIB;
     z->add_via = z->add_x_forwarded_for = z->add_x_forwarded_proto = true;
+    z->allow_private = true;
+    z->expose_details = true;
 }
 
 /* Names and hosts must be unique across zones: a host served twice would be ambiguous. */

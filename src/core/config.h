@@ -57,6 +57,8 @@ struct config_zone {
     bool add_via;              /* default true  */
     bool add_x_forwarded_for;  /* default true  */
     bool add_x_forwarded_proto;/* default true  */
+    bool allow_private;        /* default true: loopback/private/link-local origins allowed */
+    bool expose_details;       /* default true: Proxy-Status details and hints to visitors */
     int zone_index;            /* position in config->zones */
 };
 

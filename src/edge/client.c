@@ -460,7 +460,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .status = status,
         .message = message,
         .err = err,
-        .details = true,
+        .details = r->zone ? r->zone->expose_details : true,
         .request_id = req_string(c, r->rid_off),
         .edge_name = cfg->edge_name,
     };
@@ -477,7 +477,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
                status, http_status_reason(status), type, buf_used(&body), page.request_id);
     if (err != NULL) {
         char ps[512];
-        proxy_error_header(err, cfg->edge_name, true, ps, sizeof(ps));
+        proxy_error_header(err, cfg->edge_name, page.details, ps, sizeof(ps));
         buf_printf(&head, "Proxy-Status: %s\r\n", ps);
         if (status == 503)
             buf_append_str(&head, "Retry-After: 10\r\n");

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "edge/policy.h"
 #include "http/parser.h"
 
 #include <unistd.h>
@@ -426,7 +427,18 @@ try_address(struct upstream *u, const struct config_origin *o, int ai)
         return false;
     }
     const struct config_addr *a = &o->addrs[ai];
+    char why[160];
     snprintf(u->addr, sizeof(u->addr), "%s", a->text);
+    enum proxy_error_type refused =
+        policy_check_addr(u->req.cfg, u->req.zone, (const struct sockaddr *)&a->sa, why,
+                          sizeof(why));
+    if (refused != PROXY_ERR_NONE) {
+        u->state = UP_CONNECTING;
+        proxy_error_set(&u->err, refused, PROXY_PHASE_CONNECT, 0, u->addr, elapsed(u),
+                        "%s (%s resolves to %s)", why, o->host, a->text);
+        STAT_INC(u->req.stats->origin_errors[refused]);
+        return false;
+    }
     build_wire(u, o);
     struct origin_conn *c = pool_take(u->w, a);
     if (c != NULL) {
