@@ -236,15 +236,6 @@ log_started(const struct server *s)
     log_info("verge %s started: listening on %s with %d workers, %zu zones, admin %s",
              VERGE_VERSION, listens, s->nworkers, s->cfg->nzones,
              s->admin ? s->cfg->admin_listen.text : "off");
-    for (size_t i = 0; i < s->cfg->nzones; i++)
-        for (size_t j = 0; j < s->cfg->zones[i].norigins; j++) {
-            const struct config_origin *o = &s->cfg->zones[i].origins[j];
-            if (o->naddrs == 0)
-                log_warn("zone \"%s\": origin %s does not resolve (%s); its requests will "
-                         "fail with dns_error until it does",
-                         s->cfg->zones[i].name, o->url,
-                         o->resolve_error ? o->resolve_error : "no address");
-        }
 }
 
 static int

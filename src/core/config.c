@@ -712,12 +712,13 @@ field_workers(struct parse *p, const yaml_node_t *v, const char *label, void *ob
 
 /* ---- origins ---- */
 
-/* Resolve host now (blocking; main thread). A name that does not resolve is not an error:
- * the zone's requests fail with dns_error and say why. */
+/* The address of a literal IP origin. Names are resolved later, per request (src/dns). */
 static void
 origin_resolve(struct config_origin *o)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST},
+                    *res, *ai;
     char port[8];
     snprintf(port, sizeof(port), "%u", o->port);
     int rc = getaddrinfo(o->host, port, &hints, &res);
@@ -768,8 +769,10 @@ origin_parse_url(const char *url, struct config_origin *o)
     if (port != NULL && port_parse(port, strlen(port), &o->port) < 0)
         return "the origin URL's port must be a number from 1 to 65535";
     struct in6_addr a6;
+    struct in_addr a4;
     if (v6 ? inet_pton(AF_INET6, host, &a6) != 1 : !dns_name_valid(host, strlen(host)))
         return "the origin URL's host is not a valid name or address";
+    o->literal = v6 || inet_pton(AF_INET, host, &a4) == 1;
     o->url = xstrdup(url);
     o->host = xstrdup(host);
     size_t hplen = strlen(host) + 16;
@@ -791,7 +794,8 @@ field_origin_url(struct parse *p, const yaml_node_t *v, const char *label, void 
         return -1;
     if ((problem = origin_parse_url(url, o)) != NULL)
         return fail_at(p, v, "%s", problem);
-    origin_resolve(o);
+    if (o->literal)
+        origin_resolve(o);
     return 0;
 }
 
@@ -1020,6 +1024,55 @@ static const struct field upstream_fields[] = {
 static const struct field_table upstream_table = {"in upstream", upstream_fields,
                                                   ARRAY_SIZE(upstream_fields)};
 
+#define RES_FIELD(member) offsetof(struct config, resolver.member)
+
+/* Resolver servers: addresses (port 53 by default) kept as c-ares' CSV form. */
+static int
+field_servers(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+              const struct field *f)
+{
+    struct config *cfg = obj;
+    size_t n = list_len(v), off = 0, cap = n * 72 + 1;
+    if (n == 0)
+        return fail_at(p, v, "\"servers\" is empty; give resolver addresses or leave the "
+                              "key out to use /etc/resolv.conf");
+    free(cfg->resolver.servers);
+    cfg->resolver.servers = xcalloc(1, cap);
+    for (size_t i = 0; i < n; i++) {
+        struct config_addr a;
+        if (parse_addr(p, list_item(p, v, i), label, 53, &a) < 0)
+            return -1;
+        off += (size_t)snprintf(cfg->resolver.servers + off, cap - off, "%s%s", i ? "," : "",
+                                a.text);
+    }
+    return 0;
+}
+
+static int
+field_attempts(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+               const struct field *f)
+{
+    const char *text;
+    uint64_t n;
+    if (get_scalar(p, v, label, "a number of attempts from 1 to 10", &text) < 0)
+        return -1;
+    if (str_to_u64(text, strlen(text), &n) < 0 || n < 1 || n > 10)
+        return fail_expect(p, v, label, "a number of attempts from 1 to 10");
+    ((struct config *)obj)->resolver.attempts = (int)n;
+    return 0;
+}
+
+static const struct field resolver_fields[] = {
+    {"servers", field_servers, 0, NULL},
+    {"min_ttl", field_duration, RES_FIELD(min_ttl), NULL},
+    {"max_ttl", field_timeout, RES_FIELD(max_ttl), NULL},
+    {"serve_stale", field_duration, RES_FIELD(serve_stale), NULL},
+    {"timeout", field_timeout, RES_FIELD(timeout), NULL},
+    {"attempts", field_attempts, 0, NULL},
+};
+static const struct field_table resolver_table = {"in resolver", resolver_fields,
+                                                  ARRAY_SIZE(resolver_fields)};
+
 static const struct field top_fields[] = {
     {"listen", field_listen, 0, NULL},
     {"workers", field_workers, 0, NULL},
@@ -1030,7 +1083,7 @@ static const struct field top_fields[] = {
     {"client", field_section, 0, &client_table},
     {"upstream", field_section, 0, &upstream_table},
     {"zones", field_zones, 0, NULL},
-    {"resolver", field_reserved, 0, NULL},
+    {"resolver", field_section, 0, &resolver_table},
     {"cache", field_reserved, 0, NULL},
 };
 static const struct field_table top_table = {"at the top level", top_fields,
@@ -1065,6 +1118,11 @@ config_new_defaults(void)
     cfg->upstream_keepalive_timeout = 60000;
     cfg->upstream_max_idle = 64;
     cfg->upstream_max_header_size = 64 * KIB;
+    cfg->resolver.min_ttl = 5000;
+    cfg->resolver.max_ttl = 3600000;
+    cfg->resolver.serve_stale = 3600000;
+    cfg->resolver.timeout = 2000;
+    cfg->resolver.attempts = 2;
     return cfg;
 }
 
@@ -1087,6 +1145,7 @@ config_free(struct config *cfg)
         free(z->origin_host_value);
     }
     free(cfg->zones);
+    free(cfg->resolver.servers);
     free(cfg->listens);
     free(cfg->file);
     free(cfg->edge_name);
@@ -1120,6 +1179,9 @@ config_check(struct parse *p, const yaml_node_t *root)
     if (cfg->nzones == 0)
         return fail_at(p, root, "no zones configured; add a zones: list (see "
                                 "docs/configuration.md)");
+    if (cfg->resolver.min_ttl > cfg->resolver.max_ttl)
+        return fail_at(p, root, "resolver min_ttl is larger than max_ttl; make min_ttl the "
+                                "smaller one");
     for (size_t i = 0; cfg->admin_enabled && i < cfg->nlistens; i++)
         if (addr_equal(&cfg->listens[i], &cfg->admin_listen))
             return fail_at(p, p->admin_node ? p->admin_node : root,
@@ -1227,7 +1289,8 @@ config_from_origin(const char *origin_url, const char *listen, struct config **o
         goto fail;
     }
     z->norigins = 1;
-    origin_resolve(&z->origins[0]);
+    if (z->origins[0].literal)
+        origin_resolve(&z->origins[0]);
     if (addr_equal(&cfg->listens[0], &cfg->admin_listen))
         cfg->admin_enabled = false;
     *out = cfg;

@@ -33,12 +33,22 @@ struct config_origin {
     char *host;      /* "origin.example.com" (IPv6 literal without brackets) */
     uint16_t port;   /* 80 when the URL has none */
     char *hostport;  /* "origin.example.com:8000", or "host" when the port is the default */
-    /* Addresses the host resolved to when the configuration was loaded (literal IPs: one).
-     * naddrs == 0 means the name did not resolve; resolve_error then says why
-     * (gai_strerror text). Requests to it fail with dns_error, the edge still starts. */
+    bool literal;    /* host is an IP address: addrs holds it, DNS is never asked */
+    /* A literal IP's address (naddrs 1). Names are resolved per request through the
+     * shared DNS cache (src/dns), so naddrs is 0 for them and resolve_error unused. */
     struct config_addr addrs[CONFIG_MAX_ADDRS];
     int naddrs;
     char *resolve_error;
+};
+
+/* DNS for origin names (src/dns). */
+struct config_resolver {
+    char *servers;        /* "127.0.0.1:5353,[::1]:53" (c-ares CSV); NULL: /etc/resolv.conf */
+    uint64_t min_ttl;     /* ms, default 5000: answers are kept at least this long */
+    uint64_t max_ttl;     /* ms, default 3600000: and at most this long */
+    uint64_t serve_stale; /* ms, default 3600000: last good answer used while resolving fails */
+    uint64_t timeout;     /* ms, default 2000: per query attempt */
+    int attempts;         /* default 2 */
 };
 
 struct config_zone {
@@ -94,6 +104,8 @@ struct config {
     uint64_t upstream_keepalive_timeout; /* ms, default 60000 */
     uint64_t upstream_max_idle;          /* idle connections kept per origin address, default 64 */
     uint64_t upstream_max_header_size;   /* bytes, default 64 KiB */
+
+    struct config_resolver resolver;
 
     struct config_zone *zones;
     size_t nzones;

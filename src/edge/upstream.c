@@ -4,7 +4,10 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "dns/resolver.h"
 #include "edge/policy.h"
+
+#include <arpa/inet.h>
 #include "http/parser.h"
 
 #include <unistd.h>
@@ -28,6 +31,7 @@ struct origin_conn {
 };
 
 enum upstream_state {
+    UP_RESOLVING,
     UP_CONNECTING,
     UP_SENDING,      /* request bytes queued or body still coming */
     UP_WAITING_HEAD, /* request fully sent */
@@ -35,7 +39,7 @@ enum upstream_state {
     UP_FINISHED,
 };
 
-static const char *const state_names[] = {"connecting", "sending", "waiting_head",
+static const char *const state_names[] = {"resolving", "connecting", "sending", "waiting_head",
                                           "reading_body", "finished"};
 
 struct upstream {
@@ -49,7 +53,12 @@ struct upstream {
     struct buf out;  /* request body bytes still to write (after wire) */
     bool body_started; /* a body byte reached some connection: no more retries */
     struct origin_conn *conn;
-    size_t next_try, ntries_total;
+    size_t rr;       /* round-robin start among the zone's origins */
+    size_t origin_i; /* origins taken so far */
+    const struct config_origin *origin;
+    struct config_addr addrs[CONFIG_MAX_ADDRS]; /* the current origin's addresses */
+    int naddrs, addr_i;
+    struct dns_request *dns; /* waiting for the resolver */
     bool reused;
     bool body_ended;
     bool got_bytes;  /* any response byte on this attempt */
@@ -236,6 +245,7 @@ release(struct upstream *u)
 {
     u->state = UP_FINISHED;
     u->owner = NULL;
+    dns_request_cancel(&u->dns);
     loop_timer_stop(u->w->loop, &u->timer);
     loop_defer(u->w->loop, &u->free_defer);
 }
@@ -247,6 +257,9 @@ arm_timer(struct upstream *u)
     const struct config_zone *z = u->req.zone;
     struct loop *loop = u->w->loop;
     switch (u->state) {
+    case UP_RESOLVING:
+        loop_timer_stop(loop, &u->timer); /* the resolver's timeout and attempts govern */
+        break;
     case UP_CONNECTING:
         loop_timer_set(loop, &u->timer, z->connect_timeout);
         break;
@@ -298,10 +311,10 @@ fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, c
     STAT_INC(u->req.stats->origin_errors[type]);
     bool retry = retry_safe(u);
     if (retry && u->reused)
-        u->next_try--; /* a stale pooled connection: the same address deserves a new one */
+        u->addr_i--; /* a stale pooled connection: the same address deserves a new one */
     if (u->conn != NULL)
         conn_close(u->conn);
-    if (retry && u->next_try < u->ntries_total) {
+    if (retry) {
         log_warn("origin %s failed: %s (%s) in state %s; trying the next address, zone \"%s\"",
                  u->addr, u->err.detail, proxy_error_name(type), state_names[u->state],
                  u->req.zone->name);
@@ -365,25 +378,6 @@ complete(struct upstream *u, bool reusable)
 
 /* ---------------------------------------------------------------- choosing an address */
 
-/* The k-th (origin, address) candidate in round-robin order; false past the end.
- * An origin without addresses is one candidate that fails with dns_error. */
-static bool
-candidate(const struct upstream *u, size_t k, const struct config_origin **o, int *ai)
-{
-    const struct config_zone *z = u->req.zone;
-    for (size_t i = 0; i < z->norigins; i++) {
-        const struct config_origin *org = &z->origins[(u->w->rr + i) % z->norigins];
-        size_t n = org->naddrs > 0 ? (size_t)org->naddrs : 1;
-        if (k < n) {
-            *o = org;
-            *ai = org->naddrs > 0 ? (int)k : -1;
-            return true;
-        }
-        k -= n;
-    }
-    return false;
-}
-
 static void
 attach(struct upstream *u, struct origin_conn *c, bool reused)
 {
@@ -415,18 +409,8 @@ build_wire(struct upstream *u, const struct config_origin *o)
 }
 
 static bool
-try_address(struct upstream *u, const struct config_origin *o, int ai)
+try_address(struct upstream *u, const struct config_origin *o, const struct config_addr *a)
 {
-    if (ai < 0) {
-        snprintf(u->addr, sizeof(u->addr), "%s", o->hostport);
-        u->state = UP_CONNECTING;
-        proxy_error_set(&u->err, PROXY_ERR_DNS_ERROR, PROXY_PHASE_RESOLVE, 0, u->addr,
-                        elapsed(u), "%s does not resolve: %s", o->host,
-                        o->resolve_error ? o->resolve_error : "no address");
-        STAT_INC(u->req.stats->origin_errors[PROXY_ERR_DNS_ERROR]);
-        return false;
-    }
-    const struct config_addr *a = &o->addrs[ai];
     char why[160];
     snprintf(u->addr, sizeof(u->addr), "%s", a->text);
     enum proxy_error_type refused =
@@ -462,15 +446,92 @@ try_address(struct upstream *u, const struct config_origin *o, int ai)
     return true;
 }
 
+/* The answer for the current origin: its addresses (with the origin's port) become the
+ * candidates, or the DNS failure becomes the error of record. */
+static bool
+take_answer(struct upstream *u, const struct config_origin *o, const struct dns_answer *ans)
+{
+    u->naddrs = u->addr_i = 0;
+    if (ans->status != DNS_OK && !ans->stale) {
+        enum proxy_error_type type =
+            ans->status == DNS_TIMEOUT ? PROXY_ERR_DNS_TIMEOUT : PROXY_ERR_DNS_ERROR;
+        snprintf(u->addr, sizeof(u->addr), "%s", o->hostport);
+        proxy_error_set(&u->err, type, PROXY_PHASE_RESOLVE, 0, u->addr, elapsed(u), "%s",
+                        ans->detail);
+        STAT_INC(u->req.stats->origin_errors[type]);
+        return false;
+    }
+    for (int i = 0; i < ans->naddrs && i < CONFIG_MAX_ADDRS; i++) {
+        struct config_addr *a = &u->addrs[u->naddrs++];
+        *a = ans->addrs[i];
+        if (a->sa.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(o->port);
+        else
+            ((struct sockaddr_in *)&a->sa)->sin_port = htons(o->port);
+        net_addr_text((const struct sockaddr *)&a->sa, a->text, sizeof(a->text));
+    }
+    return u->naddrs > 0;
+}
+
+static void
+on_dns(void *arg, const struct dns_answer *ans)
+{
+    struct upstream *u = arg;
+    u->dns = NULL;
+    if (ans->stale)
+        log_warn("DNS: resolving %s failed (%s); using its last good answer, %llu s past its "
+                 "TTL (resolver.serve_stale)",
+                 u->origin->host, ans->detail, (unsigned long long)(ans->age_ms / 1000));
+    take_answer(u, u->origin, ans);
+    try_next(u);
+}
+
+/* Move to the next origin in round-robin order. 1: its addresses are ready; 0: waiting for
+ * DNS (on_dns continues); -1: no origin left. */
+static int
+next_origin(struct upstream *u)
+{
+    const struct config_zone *z = u->req.zone;
+    while (u->origin_i < z->norigins) {
+        const struct config_origin *o = &z->origins[(u->rr + u->origin_i++) % z->norigins];
+        struct dns_answer ans;
+        u->origin = o;
+        if (o->literal) {
+            u->naddrs = o->naddrs;
+            u->addr_i = 0;
+            memcpy(u->addrs, o->addrs, sizeof(o->addrs[0]) * (size_t)o->naddrs);
+            return 1;
+        }
+        if (u->w->resolver == NULL) {
+            ans = (struct dns_answer){.status = DNS_FAILED};
+            snprintf(ans.detail, sizeof(ans.detail), "the DNS resolver could not start");
+        } else if (dns_resolve(u->w->resolver, o->host, &u->req.cfg->resolver, &ans, on_dns, u,
+                               &u->dns) == 0) {
+            u->state = UP_RESOLVING;
+            arm_timer(u);
+            return 0;
+        }
+        if (take_answer(u, o, &ans))
+            return 1;
+    }
+    return -1;
+}
+
+/* Try candidates until one connects (or is in progress), DNS is awaited, or none is left. */
 static void
 try_next(struct upstream *u)
 {
-    const struct config_origin *o;
-    int ai;
-    while (u->owner != NULL && candidate(u, u->next_try, &o, &ai)) {
-        u->next_try++;
-        if (try_address(u, o, ai))
+    while (u->owner != NULL) {
+        if (u->addr_i < u->naddrs) {
+            if (try_address(u, u->origin, &u->addrs[u->addr_i++]))
+                return;
+            continue;
+        }
+        int rc = next_origin(u);
+        if (rc == 0)
             return;
+        if (rc < 0)
+            break;
     }
     if (u->owner != NULL)
         u->ops->on_error(u->owner, &u->err);
@@ -502,10 +563,7 @@ upstream_start(struct worker *w, const struct upstream_request *req, struct buf 
     loop_timer_init(&u->timer, on_timer);
     loop_defer_init(&u->kick, on_kick);
     loop_defer_init(&u->free_defer, on_upstream_free);
-    const struct config_zone *z = req->zone;
-    for (size_t i = 0; i < z->norigins; i++)
-        u->ntries_total += z->origins[i].naddrs > 0 ? (size_t)z->origins[i].naddrs : 1;
-    w->rr++;
+    u->rr = w->rr++;
     STAT_INC(req->stats->origin_requests);
     loop_defer(w->loop, &u->kick);
     return u;

@@ -4,6 +4,7 @@
 #include "edge/worker.h"
 
 #include "core/log.h"
+#include "dns/resolver.h"
 #include "edge/client.h"
 #include "edge/upstream.h"
 
@@ -79,6 +80,10 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     w->stats = metrics_worker_stats(id);
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
+    char err[256];
+    w->resolver = dns_resolver_new(w->loop, &cfg->resolver, err, sizeof(err));
+    if (w->resolver == NULL)
+        log_error("worker %d: %s; origin names will not resolve", id, err);
     if (getrandom(w->rng, sizeof(w->rng), 0) != sizeof(w->rng)) {
         w->rng[0] = (uint64_t)loop_clock_ms() ^ ((uint64_t)getpid() << 32);
         w->rng[1] = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ull;
@@ -159,6 +164,10 @@ on_wake(struct loop *loop, void *arg)
         w->cfg = cfg; /* the reference taken in worker_set_config */
         bind_zone_stats(w);
         upstream_pool_close_all(w); /* origins may have changed: no stale connections */
+        char err[256];
+        if (w->resolver != NULL &&
+            dns_resolver_configure(w->resolver, &cfg->resolver, err, sizeof(err)) < 0)
+            log_error("worker %d: %s; keeping the previous resolver servers", w->id, err);
     }
     if (drain)
         start_drain(w);
@@ -215,6 +224,7 @@ worker_join_and_free(struct worker *w)
             close(w->listeners[i].io.fd);
         }
     }
+    dns_resolver_free(&w->resolver);
     loop_free(&w->loop); /* runs deferred frees */
     config_release(&w->pending_cfg);
     config_release(&w->cfg);

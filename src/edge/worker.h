@@ -11,6 +11,7 @@
 
 struct client;
 struct origin_conn;
+struct dns_resolver;
 
 struct worker_listener {
     struct loop_io io;
@@ -45,6 +46,7 @@ struct worker {
     struct client *clients; /* all open visitor connections (doubly linked) */
     size_t nclients;
 
+    struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
 

@@ -173,7 +173,7 @@ test_zone_mistakes(void **state)
 static void
 test_keys_of_later_features_say_not_supported_yet(void **state)
 {
-    assert_refused("resolver: { min_ttl: 5s }\n" ZONE, "t.yaml:1:11: ", "not supported yet");
+    assert_refused("cache: { memory: 1MiB }\n" ZONE, "t.yaml:1:8: ", "not supported yet");
     assert_refused(ZONE "    stale_if_error: 1d\n", "t.yaml:5:21: ", "not supported yet");
 }
 
@@ -194,13 +194,42 @@ test_admin_off_and_clash_with_listen(void **state)
 }
 
 static void
-test_origin_that_does_not_resolve_is_not_an_error(void **state)
+test_origin_names_are_left_to_dns_and_literals_are_parsed(void **state)
 {
     struct config *cfg = load_ok("zones:\n  - name: z\n    hosts: [ a.test ]\n"
-                                 "    origins: [ \"http://nonexistent.invalid:8000\" ]\n");
-    assert_int_equal(cfg->zones[0].origins[0].naddrs, 0);
-    assert_non_null(cfg->zones[0].origins[0].resolve_error);
+                                 "    origins: [ \"http://nonexistent.invalid:8000\",\n"
+                                 "               \"http://[::1]:8001\", \"http://10.0.0.1\" ]\n");
+    const struct config_origin *o = cfg->zones[0].origins;
+    assert_false(o[0].literal);
+    assert_int_equal(o[0].naddrs, 0); /* resolved per request, never at load */
+    assert_true(o[1].literal);
+    assert_string_equal(o[1].addrs[0].text, "[::1]:8001");
+    assert_true(o[2].literal);
+    assert_string_equal(o[2].addrs[0].text, "10.0.0.1:80");
     config_release(&cfg);
+}
+
+static void
+test_resolver_section(void **state)
+{
+    struct config *cfg = load_ok("resolver: { servers: [ \"127.0.0.1:5353\", \"[::1]\" ],\n"
+                                 "  min_ttl: 1s, max_ttl: 10m, serve_stale: 0, timeout: 500ms,\n"
+                                 "  attempts: 3 }\n" ZONE);
+    assert_string_equal(cfg->resolver.servers, "127.0.0.1:5353,[::1]:53");
+    assert_int_equal(cfg->resolver.min_ttl, 1000);
+    assert_int_equal(cfg->resolver.max_ttl, 600000);
+    assert_int_equal(cfg->resolver.serve_stale, 0);
+    assert_int_equal(cfg->resolver.timeout, 500);
+    assert_int_equal(cfg->resolver.attempts, 3);
+    config_release(&cfg);
+    cfg = load_ok(ZONE);
+    assert_null(cfg->resolver.servers);
+    assert_int_equal(cfg->resolver.min_ttl, 5000);
+    assert_int_equal(cfg->resolver.serve_stale, 3600000);
+    config_release(&cfg);
+    assert_refused("resolver: { min_ttl: 1h, max_ttl: 1m }\n" ZONE, "t.yaml:1:1: ",
+                   "min_ttl is larger than max_ttl");
+    assert_refused("resolver: { attempts: 0 }\n" ZONE, "t.yaml:1:23: ", "from 1 to 10");
 }
 
 static void
@@ -300,7 +329,8 @@ main(void)
         cmocka_unit_test(test_keys_of_later_features_say_not_supported_yet),
         cmocka_unit_test(test_yaml_syntax_error_has_a_position),
         cmocka_unit_test(test_admin_off_and_clash_with_listen),
-        cmocka_unit_test(test_origin_that_does_not_resolve_is_not_an_error),
+        cmocka_unit_test(test_origin_names_are_left_to_dns_and_literals_are_parsed),
+        cmocka_unit_test(test_resolver_section),
         cmocka_unit_test(test_zone_without_hosts_serves_its_name),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_addresses),
