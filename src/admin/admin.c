@@ -3,6 +3,7 @@
 
 #include "core/buf.h"
 #include "core/net.h"
+#include "edge/health.h"
 #include "edge/metrics.h"
 #include "http/parser.h"
 
@@ -88,8 +89,11 @@ on_head(struct http_parser *p)
     } else if (len == 8 && memcmp(url, "/metrics", 8) == 0) {
         metrics_render(&body);
         respond(c, 200, "text/plain; version=0.0.4", &body);
+    } else if (len == 10 && memcmp(url, "/incidents", 10) == 0) {
+        health_incidents_json(&body);
+        respond(c, 200, "application/json", &body);
     } else {
-        buf_append_str(&body, "not found; try /healthz or /metrics\n");
+        buf_append_str(&body, "not found; try /healthz, /metrics or /incidents\n");
         respond(c, 404, "text/plain", &body);
     }
     buf_free(&body);

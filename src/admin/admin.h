@@ -1,5 +1,6 @@
 /* admin.h - the admin listener, served from the main thread's loop: /healthz for load
- * balancers and /metrics in Prometheus text format. Loopback by default. */
+ * balancers, /metrics in Prometheus text format, /incidents (origin down periods) as JSON.
+ * Loopback by default. */
 #ifndef VERGE_ADMIN_ADMIN_H
 #define VERGE_ADMIN_ADMIN_H
 

@@ -428,6 +428,22 @@ field_count(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
     return 0;
 }
 
+/* A small count (0..1000) into a uint32_t member. */
+static int
+field_u32(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+          const struct field *f)
+{
+    const char *text;
+    uint64_t n;
+    const char *expected = "a whole number from 0 to 1000";
+    if (get_scalar(p, v, label, expected, &text) < 0)
+        return -1;
+    if (str_to_u64(text, strlen(text), &n) < 0 || n > 1000)
+        return fail_expect(p, v, label, expected);
+    *(uint32_t *)((char *)obj + f->offset) = (uint32_t)n;
+    return 0;
+}
+
 static int
 parse_bool(struct parse *p, const yaml_node_t *v, const char *label, bool *out)
 {
@@ -801,7 +817,7 @@ field_origin_url(struct parse *p, const yaml_node_t *v, const char *label, void 
 
 static const struct field origin_fields[] = {
     {"url", field_origin_url, 0, NULL},
-    {"backup", field_reserved, 0, NULL},
+    {"backup", field_bool, offsetof(struct config_origin, backup), NULL},
     {"weight", field_reserved, 0, NULL},
 };
 static const struct field_table origin_table = {"in an origin", origin_fields,
@@ -904,6 +920,14 @@ static const struct field forwarded_fields[] = {
 static const struct field_table forwarded_table = {"in forwarded", forwarded_fields,
                                                    ARRAY_SIZE(forwarded_fields)};
 
+static const struct field health_fields[] = {
+    {"failures", field_u32, ZONE_FIELD(health_failures), NULL},
+    {"hold", field_timeout, ZONE_FIELD(health_hold), NULL},
+    {"active", field_reserved, 0, NULL},
+};
+static const struct field_table health_table = {"in health", health_fields,
+                                                ARRAY_SIZE(health_fields)};
+
 static const struct field zone_fields[] = {
     {"name", field_zone_name, 0, NULL},
     {"hosts", field_hosts, 0, NULL},
@@ -914,8 +938,8 @@ static const struct field zone_fields[] = {
     {"forwarded", field_section, 0, &forwarded_table},
     {"allow_private", field_bool, ZONE_FIELD(allow_private), NULL},
     {"expose_details", field_bool, ZONE_FIELD(expose_details), NULL},
-    {"retries", field_reserved, 0, NULL},
-    {"health", field_reserved, 0, NULL},
+    {"retries", field_u32, ZONE_FIELD(retries), NULL},
+    {"health", field_section, 0, &health_table},
     {"stale_if_error", field_reserved, 0, NULL},
     {"error_pages", field_reserved, 0, NULL},
     {"cache", field_reserved, 0, NULL},
@@ -934,6 +958,9 @@ zone_defaults(struct config_zone *z)
     z->add_via = z->add_x_forwarded_for = z->add_x_forwarded_proto = true;
     z->allow_private = true;
     z->expose_details = true;
+    z->health_failures = 3;
+    z->health_hold = 10000;
+    z->retries = 2;
 }
 
 /* Names and hosts must be unique across zones: a host served twice would be ambiguous. */
@@ -947,6 +974,12 @@ zone_check(struct parse *p, const yaml_node_t *v, size_t index)
     if (z->origins == NULL)
         return fail_at(p, v, "zone \"%s\" has no \"origins\"; add origins: "
                              "[ \"http://host:port\" ]", z->name);
+    size_t primaries = 0;
+    for (size_t i = 0; i < z->norigins; i++)
+        primaries += !z->origins[i].backup;
+    if (primaries == 0)
+        return fail_at(p, v, "every origin of zone \"%s\" is a backup; mark at least one "
+                             "without backup: true", z->name);
     if (z->hosts == NULL) {
         char *h = xstrdup(z->name);
         if (!host_pattern_valid(h)) {

@@ -34,6 +34,7 @@ struct config_origin {
     uint16_t port;   /* 80 when the URL has none */
     char *hostport;  /* "origin.example.com:8000", or "host" when the port is the default */
     bool literal;    /* host is an IP address: addrs holds it, DNS is never asked */
+    bool backup;     /* used only when every primary origin failed or is down */
     /* A literal IP's address (naddrs 1). Names are resolved per request through the
      * shared DNS cache (src/dns), so naddrs is 0 for them and resolve_error unused. */
     struct config_addr addrs[CONFIG_MAX_ADDRS];
@@ -69,6 +70,10 @@ struct config_zone {
     bool add_x_forwarded_proto;/* default true  */
     bool allow_private;        /* default true: loopback/private/link-local origins allowed */
     bool expose_details;       /* default true: Proxy-Status details and hints to visitors */
+    uint32_t health_failures;  /* default 3: consecutive failures that mark an origin down;
+                                * 0 = passive health off */
+    uint64_t health_hold;      /* ms, default 10000: how long it stays down before a probe */
+    uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
     int zone_index;            /* position in config->zones */
 };
 

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "dns/resolver.h"
+#include "edge/health.h"
 #include "edge/policy.h"
 
 #include <arpa/inet.h>
@@ -59,6 +60,10 @@ struct upstream {
     struct config_addr addrs[CONFIG_MAX_ADDRS]; /* the current origin's addresses */
     int naddrs, addr_i;
     struct dns_request *dns; /* waiting for the resolver */
+    size_t *order;           /* origin indexes: primaries round-robin, then backups */
+    struct origin_health *health; /* the current origin's */
+    uint32_t attempts;       /* addresses tried; the zone's retries bound it */
+    size_t skipped_down;     /* origins passed over because they are marked down */
     bool reused;
     bool body_ended;
     bool got_bytes;  /* any response byte on this attempt */
@@ -234,6 +239,7 @@ static void
 on_upstream_free(struct loop_defer *d)
 {
     struct upstream *u = container_of(d, struct upstream, free_defer);
+    free(u->order);
     buf_free(&u->head);
     buf_free(&u->wire);
     buf_free(&u->out);
@@ -284,6 +290,15 @@ arm_timer(struct upstream *u)
     }
 }
 
+/* The current origin failed this request: its health hears of it. */
+static void
+count_failure(struct upstream *u)
+{
+    if (u->health != NULL)
+        health_failure(u->health, u->req.zone, &u->err, loop_now(u->w->loop),
+                       loop_wall(u->w->loop));
+}
+
 /* Can this failure be retried on another connection without risk? */
 static bool
 retry_safe(const struct upstream *u)
@@ -310,8 +325,12 @@ fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, c
     proxy_error_set(&u->err, type, phase, err, u->addr, elapsed(u), fmt, what);
     STAT_INC(u->req.stats->origin_errors[type]);
     bool retry = retry_safe(u);
-    if (retry && u->reused)
+    if (retry && u->reused) {
         u->addr_i--; /* a stale pooled connection: the same address deserves a new one */
+        u->attempts--;
+    } else {
+        count_failure(u);
+    }
     if (u->conn != NULL)
         conn_close(u->conn);
     if (retry) {
@@ -423,6 +442,7 @@ try_address(struct upstream *u, const struct config_origin *o, const struct conf
         STAT_INC(u->req.stats->origin_errors[refused]);
         return false;
     }
+    u->attempts++;
     build_wire(u, o);
     struct origin_conn *c = pool_take(u->w, a);
     if (c != NULL) {
@@ -436,6 +456,7 @@ try_address(struct upstream *u, const struct config_origin *o, const struct conf
                         PROXY_PHASE_CONNECT, -fd, u->addr, elapsed(u), "connect() failed (%d: %s)",
                         -fd, strerror(-fd));
         STAT_INC(u->req.stats->origin_errors[u->err.type]);
+        count_failure(u);
         return false;
     }
     c = conn_new(u->w, fd, a, u->req.cfg);
@@ -459,6 +480,7 @@ take_answer(struct upstream *u, const struct config_origin *o, const struct dns_
         proxy_error_set(&u->err, type, PROXY_PHASE_RESOLVE, 0, u->addr, elapsed(u), "%s",
                         ans->detail);
         STAT_INC(u->req.stats->origin_errors[type]);
+        count_failure(u);
         return false;
     }
     for (int i = 0; i < ans->naddrs && i < CONFIG_MAX_ADDRS; i++) {
@@ -493,9 +515,15 @@ next_origin(struct upstream *u)
 {
     const struct config_zone *z = u->req.zone;
     while (u->origin_i < z->norigins) {
-        const struct config_origin *o = &z->origins[(u->rr + u->origin_i++) % z->norigins];
+        const struct config_origin *o = &z->origins[u->order[u->origin_i++]];
         struct dns_answer ans;
         u->origin = o;
+        u->health = health_get(z, o);
+        if (health_check(u->health, z, loop_now(u->w->loop)) == HEALTH_SKIP) {
+            u->skipped_down++;
+            u->health = NULL;
+            continue;
+        }
         if (o->literal) {
             u->naddrs = o->naddrs;
             u->addr_i = 0;
@@ -517,11 +545,46 @@ next_origin(struct upstream *u)
     return -1;
 }
 
+/* Every origin is marked down: answer at once instead of waiting on timeouts. */
+static void
+all_down(struct upstream *u)
+{
+    const struct config_zone *z = u->req.zone;
+    char cause[240] = "";
+    for (size_t i = 0; i < z->norigins; i++) {
+        struct origin_health *h = health_get(z, &z->origins[i]);
+        health_affected(h);
+        if (cause[0] == '\0')
+            health_last_cause(h, cause, sizeof(cause));
+    }
+    proxy_error_set(&u->err, PROXY_ERR_DESTINATION_UNAVAILABLE, PROXY_PHASE_CONNECT, 0, "",
+                    elapsed(u), "all %zu origins of zone %s are marked down (last failure: %.150s)",
+                    z->norigins, z->name, cause);
+    STAT_INC(u->req.stats->origin_errors[PROXY_ERR_DESTINATION_UNAVAILABLE]);
+}
+
+/* Primaries in round-robin order, then backups in the order written. */
+static void
+plan_order(struct upstream *u)
+{
+    const struct config_zone *z = u->req.zone;
+    size_t n = 0;
+    u->order = xcalloc(z->norigins ? z->norigins : 1, sizeof(*u->order));
+    for (size_t i = 0; i < z->norigins; i++) {
+        size_t k = (u->rr + i) % z->norigins;
+        if (!z->origins[k].backup)
+            u->order[n++] = k;
+    }
+    for (size_t k = 0; k < z->norigins; k++)
+        if (z->origins[k].backup)
+            u->order[n++] = k;
+}
+
 /* Try candidates until one connects (or is in progress), DNS is awaited, or none is left. */
 static void
 try_next(struct upstream *u)
 {
-    while (u->owner != NULL) {
+    while (u->owner != NULL && u->attempts <= u->req.zone->retries) {
         if (u->addr_i < u->naddrs) {
             if (try_address(u, u->origin, &u->addrs[u->addr_i++]))
                 return;
@@ -533,6 +596,8 @@ try_next(struct upstream *u)
         if (rc < 0)
             break;
     }
+    if (u->attempts == 0 && u->err.type == PROXY_ERR_NONE && u->skipped_down > 0)
+        all_down(u);
     if (u->owner != NULL)
         u->ops->on_error(u->owner, &u->err);
     release(u);
@@ -564,6 +629,7 @@ upstream_start(struct worker *w, const struct upstream_request *req, struct buf 
     loop_defer_init(&u->kick, on_kick);
     loop_defer_init(&u->free_defer, on_upstream_free);
     u->rr = w->rr++;
+    plan_order(u);
     STAT_INC(req->stats->origin_requests);
     loop_defer(w->loop, &u->kick);
     return u;
@@ -679,6 +745,8 @@ on_resp_head(struct http_parser *p)
     u->state = UP_READING_BODY;
     u->head_seen = true;
     u->header_ms = elapsed(u);
+    if (u->health != NULL)
+        health_success(u->health, u->req.zone, loop_wall(u->w->loop));
     u->ops->on_head(u->owner, &p->msg);
     return u->req.head_method ? 1 : 0;
 }

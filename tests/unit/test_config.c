@@ -315,6 +315,30 @@ test_references_keep_the_config_alive(void **state)
     config_release(&other);
 }
 
+static void
+test_health_backup_and_retries(void **state)
+{
+    struct config *cfg = load_ok("zones:\n  - name: z\n    hosts: [ a.test ]\n"
+                                 "    origins: [ \"http://10.0.0.1\", { url: \"http://10.0.0.2\", "
+                                 "backup: true } ]\n"
+                                 "    health: { failures: 5, hold: 30s }\n    retries: 4\n");
+    const struct config_zone *z = &cfg->zones[0];
+    assert_false(z->origins[0].backup);
+    assert_true(z->origins[1].backup);
+    assert_int_equal(z->health_failures, 5);
+    assert_int_equal(z->health_hold, 30000);
+    assert_int_equal(z->retries, 4);
+    config_release(&cfg);
+    cfg = load_ok(ZONE);
+    assert_int_equal(cfg->zones[0].health_failures, 3);
+    assert_int_equal(cfg->zones[0].health_hold, 10000);
+    assert_int_equal(cfg->zones[0].retries, 2);
+    config_release(&cfg);
+    assert_refused("zones:\n  - name: z\n    origins: [ { url: \"http://10.0.0.1\", backup: true } ]\n",
+                   "t.yaml:2:5: ", "every origin of zone \"z\" is a backup");
+    assert_refused(ZONE "    retries: many\n", "t.yaml:5:14: ", "a whole number from 0 to 1000");
+}
+
 int
 main(void)
 {
@@ -331,6 +355,7 @@ main(void)
         cmocka_unit_test(test_admin_off_and_clash_with_listen),
         cmocka_unit_test(test_origin_names_are_left_to_dns_and_literals_are_parsed),
         cmocka_unit_test(test_resolver_section),
+        cmocka_unit_test(test_health_backup_and_retries),
         cmocka_unit_test(test_zone_without_hosts_serves_its_name),
         cmocka_unit_test(test_durations_and_sizes),
         cmocka_unit_test(test_addresses),

@@ -1,0 +1,239 @@
+/* health.c - passive health per origin and the incident log, under one mutex: it is
+ * touched once per origin attempt, never per byte. */
+#include "edge/health.h"
+
+#include "core/log.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#define HEALTH_MAX_INCIDENTS 200
+
+enum health_state { HEALTH_UP, HEALTH_DOWN };
+
+struct incident {
+    uint64_t id;
+    char zone[64];
+    char origin[128];
+    double start, end; /* wall clock seconds; end 0 while ongoing */
+    char cause[64];    /* RFC 9209 type */
+    char detail[200];
+    uint64_t failures, affected;
+};
+
+struct origin_health {
+    struct origin_health *next;
+    char zone[64];
+    char origin[128];
+    enum health_state state;
+    uint32_t consecutive;
+    uint64_t down_until; /* monotonic ms */
+    bool probing;
+    uint64_t probe_started; /* a probe whose request vanished frees the slot after hold */
+    char last_cause[240];
+    struct incident *incident; /* while down */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct origin_health *records;
+static struct incident incidents[HEALTH_MAX_INCIDENTS];
+static size_t nincidents; /* total ever opened; the ring keeps the last MAX */
+
+struct origin_health *
+health_get(const struct config_zone *z, const struct config_origin *o)
+{
+    pthread_mutex_lock(&lock);
+    struct origin_health *h = records;
+    while (h != NULL && (strcmp(h->zone, z->name) != 0 || strcmp(h->origin, o->url) != 0))
+        h = h->next;
+    if (h == NULL) {
+        h = xcalloc(1, sizeof(*h));
+        snprintf(h->zone, sizeof(h->zone), "%s", z->name);
+        snprintf(h->origin, sizeof(h->origin), "%s", o->url);
+        h->next = records;
+        records = h;
+    }
+    pthread_mutex_unlock(&lock);
+    return h;
+}
+
+enum health_verdict
+health_check(struct origin_health *h, const struct config_zone *z, uint64_t now)
+{
+    enum health_verdict v = HEALTH_USE;
+    pthread_mutex_lock(&lock);
+    if (h->state == HEALTH_DOWN) {
+        if (now < h->down_until || (h->probing && now < h->probe_started + z->health_hold)) {
+            v = HEALTH_SKIP;
+        } else {
+            h->probing = true;
+            h->probe_started = now;
+            v = HEALTH_PROBE;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
+static struct incident *
+incident_open(struct origin_health *h, const struct proxy_error *e, double wall)
+{
+    struct incident *i = &incidents[nincidents % HEALTH_MAX_INCIDENTS];
+    memset(i, 0, sizeof(*i));
+    i->id = ++nincidents;
+    snprintf(i->zone, sizeof(i->zone), "%s", h->zone);
+    snprintf(i->origin, sizeof(i->origin), "%s", h->origin);
+    snprintf(i->cause, sizeof(i->cause), "%s", proxy_error_name(e->type));
+    snprintf(i->detail, sizeof(i->detail), "%s", e->detail);
+    i->start = wall;
+    i->failures = h->consecutive;
+    return i;
+}
+
+/* The incident still in the ring? (an old one may have been overwritten) */
+static struct incident *
+incident_of(struct origin_health *h)
+{
+    struct incident *i = h->incident;
+    if (i != NULL && strcmp(i->origin, h->origin) == 0 && strcmp(i->zone, h->zone) == 0 &&
+        i->end == 0)
+        return i;
+    return NULL;
+}
+
+void
+health_success(struct origin_health *h, const struct config_zone *z, double wall)
+{
+    pthread_mutex_lock(&lock);
+    bool was_down = h->state == HEALTH_DOWN;
+    struct incident *i = incident_of(h);
+    h->consecutive = 0;
+    h->state = HEALTH_UP;
+    h->probing = false;
+    if (i != NULL)
+        i->end = wall;
+    h->incident = NULL;
+    pthread_mutex_unlock(&lock);
+    if (was_down)
+        log_warn("zone \"%s\": origin %s is up again (a probe request succeeded)", z->name,
+                 h->origin);
+}
+
+void
+health_failure(struct origin_health *h, const struct config_zone *z,
+               const struct proxy_error *e, uint64_t now, double wall)
+{
+    bool went_down = false;
+    if (z->health_failures == 0)
+        return;
+    pthread_mutex_lock(&lock);
+    h->consecutive++;
+    snprintf(h->last_cause, sizeof(h->last_cause), "%s: %s", proxy_error_name(e->type),
+             e->detail);
+    struct incident *i = incident_of(h);
+    if (i != NULL)
+        i->failures++;
+    if (h->state == HEALTH_DOWN) {
+        h->probing = false; /* the probe failed: hold again */
+        h->down_until = now + z->health_hold;
+    } else if (h->consecutive >= z->health_failures) {
+        h->state = HEALTH_DOWN;
+        h->down_until = now + z->health_hold;
+        h->incident = incident_open(h, e, wall);
+        went_down = true;
+    }
+    pthread_mutex_unlock(&lock);
+    if (went_down)
+        log_error("zone \"%s\": origin %s marked down after %u consecutive failures (last: "
+                  "%s, %s); no requests for %llu ms, then one probe request",
+                  z->name, h->origin, z->health_failures, proxy_error_name(e->type), e->detail,
+                  (unsigned long long)z->health_hold);
+}
+
+void
+health_affected(struct origin_health *h)
+{
+    pthread_mutex_lock(&lock);
+    struct incident *i = incident_of(h);
+    if (i != NULL)
+        i->affected++;
+    pthread_mutex_unlock(&lock);
+}
+
+void
+health_last_cause(struct origin_health *h, char *out, size_t outlen)
+{
+    pthread_mutex_lock(&lock);
+    snprintf(out, outlen, "%s", h->last_cause);
+    pthread_mutex_unlock(&lock);
+}
+
+static void
+json_string(struct buf *out, const char *s)
+{
+    buf_append_str(out, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf_printf(out, "\\%c", ch);
+        else if (ch < 0x20)
+            buf_printf(out, "\\u%04x", ch);
+        else
+            buf_append(out, s, 1);
+    }
+    buf_append_str(out, "\"");
+}
+
+static void
+json_time(struct buf *out, double t)
+{
+    char stamp[40];
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_string(out, stamp);
+}
+
+void
+health_incidents_json(struct buf *out)
+{
+    pthread_mutex_lock(&lock);
+    size_t n = MIN(nincidents, (size_t)HEALTH_MAX_INCIDENTS);
+    buf_append_str(out, "{\"incidents\":[");
+    for (size_t k = 0; k < n; k++) {
+        const struct incident *i = &incidents[(nincidents - 1 - k) % HEALTH_MAX_INCIDENTS];
+        buf_printf(out, "%s{\"id\":%llu,\"zone\":", k ? "," : "", (unsigned long long)i->id);
+        json_string(out, i->zone);
+        buf_append_str(out, ",\"origin\":");
+        json_string(out, i->origin);
+        buf_append_str(out, ",\"start\":");
+        json_time(out, i->start);
+        buf_append_str(out, ",\"end\":");
+        if (i->end > 0)
+            json_time(out, i->end);
+        else
+            buf_append_str(out, "null");
+        buf_append_str(out, ",\"cause\":");
+        json_string(out, i->cause);
+        buf_append_str(out, ",\"detail\":");
+        json_string(out, i->detail);
+        buf_printf(out, ",\"failures\":%llu,\"requests_affected\":%llu}",
+                   (unsigned long long)i->failures, (unsigned long long)i->affected);
+    }
+    buf_append_str(out, "]}\n");
+    pthread_mutex_unlock(&lock);
+}
+
+void
+health_reset(void)
+{
+    pthread_mutex_lock(&lock);
+    while (records != NULL) {
+        struct origin_health *h = records;
+        records = h->next;
+        free(h);
+    }
+    nincidents = 0;
+    pthread_mutex_unlock(&lock);
+}

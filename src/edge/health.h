@@ -1,0 +1,46 @@
+/* health.h - passive origin health shared by all workers: consecutive failures mark an
+ * origin down for a hold time; after it one request probes it (half-open) and its outcome
+ * decides. Every down period is an incident (start, end, cause, requests affected), kept
+ * for the admin endpoint /incidents. Thread-safe. */
+#ifndef VERGE_EDGE_HEALTH_H
+#define VERGE_EDGE_HEALTH_H
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "edge/proxy_error.h"
+
+struct origin_health;
+
+/* The health record of one origin of one zone (by names, so it survives reloads). */
+struct origin_health *health_get(const struct config_zone *z, const struct config_origin *o);
+
+enum health_verdict {
+    HEALTH_USE,   /* up: use it */
+    HEALTH_PROBE, /* down, hold over: this request is the one probe */
+    HEALTH_SKIP,  /* down: do not use it */
+};
+
+/* May a request use this origin now (monotonic ms)? HEALTH_PROBE is given to one caller
+ * at a time. */
+enum health_verdict health_check(struct origin_health *h, const struct config_zone *z,
+                                 uint64_t now_ms);
+
+/* The outcome of a request to the origin: success (a response head arrived) or the failure
+ * that counts against it. now_ms monotonic, wall_s for the incident record. */
+void health_success(struct origin_health *h, const struct config_zone *z, double wall_s);
+void health_failure(struct origin_health *h, const struct config_zone *z,
+                    const struct proxy_error *e, uint64_t now_ms, double wall_s);
+
+/* A request was refused because every origin of z was down: counted on their incidents. */
+void health_affected(struct origin_health *h);
+
+/* The last cause that put h down, for the 503 details. */
+void health_last_cause(struct origin_health *h, char *out, size_t outlen);
+
+/* Incidents as JSON (newest first) into out. */
+void health_incidents_json(struct buf *out);
+
+/* Forget everything (tests). */
+void health_reset(void);
+
+#endif

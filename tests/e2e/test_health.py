@@ -1,0 +1,120 @@
+"""Recovery: backup origins, the retry budget, passive health marking an origin down (fast
+503 destination_unavailable) and bringing it back with one probe, and /incidents."""
+
+import http.server
+import json
+import threading
+import time
+
+from harness import free_port, http as http_request, wait_until, zone
+
+
+class TinyOrigin:
+    """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
+
+    def __init__(self, port):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: none pooled
+
+            def do_GET(self):
+                body = b"up\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def incidents(v):
+    resp = v.admin("/incidents")
+    assert resp.status == 200
+    assert resp.headers.get("content-type") == "application/json"
+    return json.loads(resp.body)["incidents"]
+
+
+def test_backup_origin_serves_only_when_the_primary_fails(verge, nginx_origin):
+    primary_port = free_port()
+    primary = TinyOrigin(primary_port)
+    try:
+        z = zone("z1", [f"http://127.0.0.1:{primary_port}"])
+        z["origins"].append({"url": nginx_origin.url, "backup": True})
+        v = verge([z])
+        for _ in range(4):
+            resp = v.get("/small.txt")
+            assert resp.status == 200 and resp.body == b"up\n"
+        assert nginx_origin.access_lines() == []
+    finally:
+        primary.stop()
+    resp = v.get("/small.txt")
+    assert resp.status == 200 and resp.body == nginx_origin.files["small.txt"]
+    assert v.metrics().value("verge_origin_errors_total", zone="z1",
+                             error="connection_refused") >= 1
+
+
+def test_retry_budget_bounds_the_attempts_per_request(verge):
+    dead = [f"http://127.0.0.1:{free_port()}" for _ in range(4)]
+    v = verge([zone("z1", dead, retries=1, health={"failures": 0})])
+    resp = v.get("/x")
+    assert resp.status == 502
+    assert resp.headers.get("proxy-status").startswith("testedge; error=connection_refused")
+    m = v.metrics()
+    assert m.value("verge_origin_errors_total", zone="z1", error="connection_refused") == 2
+
+
+def test_origin_marked_down_gives_fast_503_then_recovers_through_one_probe(verge):
+    port = free_port()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"],
+                    health={"failures": 2, "hold": "1s"})])
+    for _ in range(2):
+        assert v.get("/x").status == 502
+    v.wait_error_log(r"origin http://127\.0\.0\.1:%d marked down after 2 consecutive" % port)
+    resp = v.get("/x")
+    assert resp.status == 503, resp
+    ps = resp.headers.get("proxy-status")
+    assert ps.startswith("testedge; error=destination_unavailable"), ps
+    assert "marked down" in ps and "connection_refused" in ps
+    assert resp.headers.get("retry-after")
+    m = v.metrics()
+    # The third request never tried to connect: still two refusals.
+    assert m.value("verge_origin_errors_total", zone="z1", error="connection_refused") == 2
+    assert m.value("verge_origin_errors_total", zone="z1", error="destination_unavailable") == 1
+    [inc] = incidents(v)
+    assert inc["zone"] == "z1" and inc["origin"] == f"http://127.0.0.1:{port}"
+    assert inc["cause"] == "connection_refused" and inc["end"] is None
+    assert inc["requests_affected"] >= 1
+
+    origin = TinyOrigin(port)
+    try:
+        time.sleep(1.1)  # the hold runs out; the next request is the probe
+        resp = v.get("/x")
+        assert resp.status == 200 and resp.body == b"up\n"
+        v.wait_error_log(r"is up again")
+        [inc] = incidents(v)
+        assert inc["end"] is not None
+        assert v.get("/x").status == 200
+    finally:
+        origin.stop()
+
+
+def test_failed_probe_keeps_the_origin_down(verge):
+    port = free_port()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"],
+                    health={"failures": 1, "hold": "1s"})])
+    assert v.get("/x").status == 502
+    assert v.get("/x").status == 503
+    time.sleep(1.1)
+    assert v.get("/x").status == 502  # the probe: tried and refused
+    assert v.get("/x").status == 503  # down again for another hold
+    m = v.metrics()
+    assert m.value("verge_origin_errors_total", zone="z1", error="connection_refused") == 2
