@@ -142,6 +142,8 @@ reload(struct server *s)
         log_warn("reload: listen addresses changed; they take effect after a restart");
     for (int i = 0; i < s->nworkers; i++)
         worker_set_config(s->workers[i], cfg);
+    if (s->admin != NULL)
+        admin_set_token(s->admin, cfg->admin_token);
     config_release(&s->cfg);
     s->cfg = cfg;
     log_info("configuration reloaded from %s (%zu zones)", cfg->file, cfg->nzones);
@@ -270,6 +272,8 @@ serve(const struct options *o)
         log_error("%s", err);
         goto out;
     }
+    if (s.admin != NULL)
+        admin_set_token(s.admin, s.cfg->admin_token);
     if (start_workers(&s, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;

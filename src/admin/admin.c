@@ -5,8 +5,10 @@
 #include "core/net.h"
 #include "edge/health.h"
 #include "edge/metrics.h"
+#include "edge/story.h"
 #include "http/parser.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,7 +30,58 @@ struct admin {
     struct loop *loop;
     struct loop_io io;
     struct admin_conn *conns;
+    char *token;
 };
+
+void
+admin_set_token(struct admin *a, const char *token)
+{
+    free(a->token);
+    a->token = token ? xstrdup(token) : NULL;
+}
+
+/* Constant-time comparison of the presented bearer token. */
+static bool
+token_ok(const struct admin *a, const struct http_msg *m)
+{
+    const struct http_header *h = http_msg_find(m, "Authorization");
+    static const char bearer[] = "Bearer ";
+    if (a->token == NULL || h == NULL || h->value.len < sizeof(bearer) - 1)
+        return false;
+    const char *v = http_str_ptr(m, h->value);
+    if (strncasecmp(v, bearer, sizeof(bearer) - 1) != 0)
+        return false;
+    v += sizeof(bearer) - 1;
+    size_t len = h->value.len - (sizeof(bearer) - 1), tlen = strlen(a->token);
+    unsigned diff = len != tlen;
+    for (size_t i = 0; i < len && i < tlen; i++)
+        diff |= (unsigned char)v[i] ^ (unsigned char)a->token[i];
+    return diff == 0;
+}
+
+static void respond(struct admin_conn *c, int status, const char *type, const struct buf *body);
+
+/* /requests/<id>: the story of one failed request, for the owner holding the token. */
+static void
+serve_story(struct admin_conn *c, const struct http_msg *m, const char *id, size_t idlen,
+            struct buf *body)
+{
+    char rid[64];
+    if (c->admin->token == NULL) {
+        buf_append_str(body, "request stories are closed: set admin.token_file in the "
+                             "configuration\n");
+        respond(c, 403, "text/plain", body);
+    } else if (!token_ok(c->admin, m)) {
+        buf_append_str(body, "send the admin token: Authorization: Bearer <token>\n");
+        respond(c, 401, "text/plain", body);
+    } else if (idlen == 0 || idlen >= sizeof(rid) ||
+               (snprintf(rid, sizeof(rid), "%.*s", (int)idlen, id), story_json(rid, body) < 0)) {
+        buf_append_str(body, "no failed request with this id is kept (the last 1000 are)\n");
+        respond(c, 404, "text/plain", body);
+    } else {
+        respond(c, 200, "application/json", body);
+    }
+}
 
 static void
 on_conn_free(struct loop_defer *d)
@@ -89,6 +142,8 @@ on_head(struct http_parser *p)
     } else if (len == 8 && memcmp(url, "/metrics", 8) == 0) {
         metrics_render(&body);
         respond(c, 200, "text/plain; version=0.0.4", &body);
+    } else if (len > 10 && memcmp(url, "/requests/", 10) == 0) {
+        serve_story(c, m, url + 10, len - 10, &body);
     } else if (len == 10 && memcmp(url, "/incidents", 10) == 0) {
         health_incidents_json(&body);
         respond(c, 200, "application/json", &body);
@@ -212,5 +267,6 @@ admin_stop(struct admin **ap)
         conn_close(a->conns);
     loop_io_stop(a->loop, &a->io);
     close(a->io.fd);
+    free(a->token);
     free(a);
 }

@@ -12,6 +12,9 @@ struct admin;
 /* Listen on addr and serve on loop. NULL with a message in err on failure. */
 struct admin *admin_start(struct loop *loop, const struct config_addr *addr, char *err,
                           size_t errlen);
+/* The token that opens /requests/<id> (NULL: closed). Copied. */
+void admin_set_token(struct admin *a, const char *token);
+
 /* Close the listener and every admin connection. NULLs *a. */
 void admin_stop(struct admin **a);
 

@@ -665,9 +665,42 @@ field_admin_listen(struct parse *p, const yaml_node_t *v, const char *label, voi
     return parse_addr(p, v, label, CONFIG_ADMIN_PORT, &cfg->admin_listen);
 }
 
+/* The admin token: the first line of a file (relative to the configuration's directory). */
+static int
+field_token_file(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                 const struct field *f)
+{
+    struct config *cfg = obj;
+    char *path = NULL, line[512];
+    if (log_dest(p, v, label, &path) < 0)
+        return -1;
+    FILE *file = path ? fopen(path, "r") : NULL;
+    if (file == NULL) {
+        int rc = fail_at(p, v, "cannot read admin token file %s: %s; create it with one "
+                               "secret line (e.g. openssl rand -hex 32 > FILE)",
+                         path ? path : "off", path ? strerror(errno) : "no path");
+        free(path);
+        return rc;
+    }
+    if (fgets(line, sizeof(line), file) == NULL)
+        line[0] = '\0';
+    fclose(file);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strlen(line) < 16) {
+        int rc = fail_at(p, v, "admin token in %s is shorter than 16 characters; use a long "
+                               "random secret", path);
+        free(path);
+        return rc;
+    }
+    free(path);
+    free(cfg->admin_token);
+    cfg->admin_token = xstrdup(line);
+    return 0;
+}
+
 static const struct field admin_fields[] = {
     {"listen", field_admin_listen, 0, NULL},
-    {"token_file", field_reserved, 0, NULL},
+    {"token_file", field_token_file, 0, NULL},
 };
 static const struct field_table admin_table = {"in admin", admin_fields,
                                                ARRAY_SIZE(admin_fields)};
@@ -1179,6 +1212,7 @@ config_free(struct config *cfg)
     }
     free(cfg->zones);
     free(cfg->resolver.servers);
+    free(cfg->admin_token);
     free(cfg->listens);
     free(cfg->file);
     free(cfg->edge_name);

@@ -96,6 +96,7 @@ struct config {
 
     bool admin_enabled;          /* default true */
     struct config_addr admin_listen; /* default 127.0.0.1:8081 */
+    char *admin_token;               /* from admin.token_file; NULL: /requests/ is closed */
 
     /* Visitor side limits and timeouts. */
     uint64_t client_header_timeout;    /* ms, default 10000: time to receive a request header */

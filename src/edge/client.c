@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "edge/errpage.h"
+#include "edge/story.h"
 #include "edge/upstream.h"
 #include "edge/zone.h"
 #include "http/parser.h"
@@ -915,11 +916,32 @@ log_origin_failure(struct client *c, const struct proxy_error *e)
               req_string(c, c->req.rid_off));
 }
 
+/* Keep what was tried for the owner's /requests/<id>. */
+static void
+record_story(struct client *c, const struct proxy_error *e, int status)
+{
+    const struct http_msg *m = &c->parser.msg;
+    struct request *r = &c->req;
+    struct story st = {.time = loop_wall(c->w->loop), .status = status, .error = *e};
+    int n = 0;
+    const struct story_attempt *tried = upstream_attempts(r->up, &n);
+    snprintf(st.request_id, sizeof(st.request_id), "%s", req_string(c, r->rid_off));
+    snprintf(st.zone, sizeof(st.zone), "%s", r->zone->name);
+    snprintf(st.host, sizeof(st.host), "%s", req_string(c, r->host_off));
+    snprintf(st.method, sizeof(st.method), "%s", http_method_name(m->method));
+    snprintf(st.target, sizeof(st.target), "%.*s", (int)MIN(m->url.len, 255u),
+             http_str_ptr(m, m->url));
+    st.nattempts = MIN(n, STORY_MAX_ATTEMPTS);
+    memcpy(st.attempts, tried, sizeof(*tried) * (size_t)st.nattempts);
+    story_record(&st);
+}
+
 static void
 on_origin_error(void *owner, const struct proxy_error *e)
 {
     struct client *c = owner;
     struct request *r = &c->req;
+    record_story(c, e, r->response_started ? r->status : proxy_error_status(e->type));
     r->up = NULL; /* the upstream is gone after this callback */
     r->failed = true;
     r->err = *e;

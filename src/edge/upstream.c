@@ -7,6 +7,7 @@
 #include "dns/resolver.h"
 #include "edge/health.h"
 #include "edge/policy.h"
+#include "edge/story.h"
 
 #include <arpa/inet.h>
 #include "http/parser.h"
@@ -64,6 +65,9 @@ struct upstream {
     struct origin_health *health; /* the current origin's */
     uint32_t attempts;       /* addresses tried; the zone's retries bound it */
     size_t skipped_down;     /* origins passed over because they are marked down */
+    struct story_attempt tried[STORY_MAX_ATTEMPTS]; /* what was tried, for the story */
+    int nattempts;
+    uint64_t resolve_start;
     bool reused;
     bool body_ended;
     bool got_bytes;  /* any response byte on this attempt */
@@ -290,6 +294,42 @@ arm_timer(struct upstream *u)
     }
 }
 
+/* ---------------------------------------------------------------- the story */
+
+static void
+attempt_begin(struct upstream *u, const char *target, enum proxy_phase phase, uint64_t start)
+{
+    if (u->nattempts == STORY_MAX_ATTEMPTS)
+        return;
+    struct story_attempt *a = &u->tried[u->nattempts++];
+    memset(a, 0, sizeof(*a));
+    size_t n = strnlen(target, sizeof(a->target) - 1);
+    memmove(a->target, target, n); /* target may live in *u too */
+    a->target[n] = '\0';
+    a->phase = phase;
+    a->start_ms = start;
+}
+
+/* The last attempt ended: with u->err when failed, else fine at phase. */
+static void
+attempt_end(struct upstream *u, bool failed, enum proxy_phase phase, const char *detail)
+{
+    if (u->nattempts == 0)
+        return;
+    struct story_attempt *a = &u->tried[u->nattempts - 1];
+    a->result = failed ? u->err.type : PROXY_ERR_NONE;
+    a->phase = failed ? u->err.phase : phase;
+    snprintf(a->detail, sizeof(a->detail), "%s", failed ? u->err.detail : detail);
+    a->took_ms = elapsed(u) - a->start_ms;
+}
+
+const struct story_attempt *
+upstream_attempts(const struct upstream *u, int *n)
+{
+    *n = u->nattempts;
+    return u->tried;
+}
+
 /* The current origin failed this request: its health hears of it. */
 static void
 count_failure(struct upstream *u)
@@ -324,6 +364,7 @@ fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, c
         type = PROXY_ERR_HTTP_RESPONSE_INCOMPLETE;
     proxy_error_set(&u->err, type, phase, err, u->addr, elapsed(u), fmt, what);
     STAT_INC(u->req.stats->origin_errors[type]);
+    attempt_end(u, true, phase, NULL);
     bool retry = retry_safe(u);
     if (retry && u->reused) {
         u->addr_i--; /* a stale pooled connection: the same address deserves a new one */
@@ -432,6 +473,7 @@ try_address(struct upstream *u, const struct config_origin *o, const struct conf
 {
     char why[160];
     snprintf(u->addr, sizeof(u->addr), "%s", a->text);
+    attempt_begin(u, a->text, PROXY_PHASE_CONNECT, elapsed(u));
     enum proxy_error_type refused =
         policy_check_addr(u->req.cfg, u->req.zone, (const struct sockaddr *)&a->sa, why,
                           sizeof(why));
@@ -440,6 +482,7 @@ try_address(struct upstream *u, const struct config_origin *o, const struct conf
         proxy_error_set(&u->err, refused, PROXY_PHASE_CONNECT, 0, u->addr, elapsed(u),
                         "%s (%s resolves to %s)", why, o->host, a->text);
         STAT_INC(u->req.stats->origin_errors[refused]);
+        attempt_end(u, true, PROXY_PHASE_CONNECT, NULL);
         return false;
     }
     u->attempts++;
@@ -456,6 +499,7 @@ try_address(struct upstream *u, const struct config_origin *o, const struct conf
                         PROXY_PHASE_CONNECT, -fd, u->addr, elapsed(u), "connect() failed (%d: %s)",
                         -fd, strerror(-fd));
         STAT_INC(u->req.stats->origin_errors[u->err.type]);
+        attempt_end(u, true, PROXY_PHASE_CONNECT, NULL);
         count_failure(u);
         return false;
     }
@@ -473,6 +517,7 @@ static bool
 take_answer(struct upstream *u, const struct config_origin *o, const struct dns_answer *ans)
 {
     u->naddrs = u->addr_i = 0;
+    attempt_begin(u, o->host, PROXY_PHASE_RESOLVE, u->resolve_start);
     if (ans->status != DNS_OK && !ans->stale) {
         enum proxy_error_type type =
             ans->status == DNS_TIMEOUT ? PROXY_ERR_DNS_TIMEOUT : PROXY_ERR_DNS_ERROR;
@@ -480,9 +525,11 @@ take_answer(struct upstream *u, const struct config_origin *o, const struct dns_
         proxy_error_set(&u->err, type, PROXY_PHASE_RESOLVE, 0, u->addr, elapsed(u), "%s",
                         ans->detail);
         STAT_INC(u->req.stats->origin_errors[type]);
+        attempt_end(u, true, PROXY_PHASE_RESOLVE, NULL);
         count_failure(u);
         return false;
     }
+    attempt_end(u, false, PROXY_PHASE_RESOLVE, ans->detail);
     for (int i = 0; i < ans->naddrs && i < CONFIG_MAX_ADDRS; i++) {
         struct config_addr *a = &u->addrs[u->naddrs++];
         *a = ans->addrs[i];
@@ -530,6 +577,7 @@ next_origin(struct upstream *u)
             memcpy(u->addrs, o->addrs, sizeof(o->addrs[0]) * (size_t)o->naddrs);
             return 1;
         }
+        u->resolve_start = elapsed(u);
         if (u->w->resolver == NULL) {
             ans = (struct dns_answer){.status = DNS_FAILED};
             snprintf(ans.detail, sizeof(ans.detail), "the DNS resolver could not start");
@@ -561,6 +609,8 @@ all_down(struct upstream *u)
                     elapsed(u), "all %zu origins of zone %s are marked down (last failure: %.150s)",
                     z->norigins, z->name, cause);
     STAT_INC(u->req.stats->origin_errors[PROXY_ERR_DESTINATION_UNAVAILABLE]);
+    attempt_begin(u, "every origin", PROXY_PHASE_CONNECT, elapsed(u));
+    attempt_end(u, true, PROXY_PHASE_CONNECT, NULL);
 }
 
 /* Primaries in round-robin order, then backups in the order written. */
@@ -747,6 +797,7 @@ on_resp_head(struct http_parser *p)
     u->header_ms = elapsed(u);
     if (u->health != NULL)
         health_success(u->health, u->req.zone, loop_wall(u->w->loop));
+    attempt_end(u, false, PROXY_PHASE_HEADER, "response header received");
     u->ops->on_head(u->owner, &p->msg);
     return u->req.head_method ? 1 : 0;
 }

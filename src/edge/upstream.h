@@ -72,6 +72,11 @@ const char *upstream_addr(const struct upstream *u);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t upstream_header_ms(const struct upstream *u);
 
+/* What this fetch tried so far (names resolved, addresses connected to), for the story of
+ * a failed request. Valid until the upstream is gone (callable from on_error). */
+struct story_attempt;
+const struct story_attempt *upstream_attempts(const struct upstream *u, int *n);
+
 /* Close every pooled connection of the worker and free the pool (reload, shutdown). */
 void upstream_pool_close_all(struct worker *w);
 

@@ -1,0 +1,105 @@
+/* story.c - a ring of failed-request stories under a mutex; written once per failure. */
+#include "edge/story.h"
+
+#include <pthread.h>
+#include <time.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct story *ring; /* STORY_KEEP entries, allocated on first use */
+static size_t total;
+
+void
+story_record(const struct story *s)
+{
+    pthread_mutex_lock(&lock);
+    if (ring == NULL)
+        ring = xcalloc(STORY_KEEP, sizeof(*ring));
+    ring[total++ % STORY_KEEP] = *s;
+    pthread_mutex_unlock(&lock);
+}
+
+static void
+json_str(struct buf *out, const char *key, const char *s)
+{
+    buf_printf(out, "\"%s\":\"", key);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf_printf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            buf_printf(out, "\\u%04x", ch);
+        else
+            buf_append(out, s, 1);
+    }
+    buf_append_str(out, "\"");
+}
+
+static void
+render_attempt(struct buf *out, const struct story_attempt *a)
+{
+    buf_append_str(out, "{");
+    json_str(out, "target", a->target);
+    buf_append_str(out, ",");
+    json_str(out, "phase", proxy_phase_name(a->phase));
+    buf_append_str(out, ",");
+    json_str(out, "result", a->result == PROXY_ERR_NONE ? "ok" : proxy_error_name(a->result));
+    buf_append_str(out, ",");
+    json_str(out, "detail", a->detail);
+    buf_printf(out, ",\"start_ms\":%llu,\"took_ms\":%llu}", (unsigned long long)a->start_ms,
+               (unsigned long long)a->took_ms);
+}
+
+static void
+render(struct buf *out, const struct story *s)
+{
+    char stamp[40];
+    time_t secs = (time_t)s->time;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    buf_append_str(out, "{");
+    json_str(out, "request_id", s->request_id);
+    buf_append_str(out, ",");
+    json_str(out, "time", stamp);
+    buf_append_str(out, ",");
+    json_str(out, "zone", s->zone);
+    buf_append_str(out, ",");
+    json_str(out, "host", s->host);
+    buf_append_str(out, ",");
+    json_str(out, "method", s->method);
+    buf_append_str(out, ",");
+    json_str(out, "target", s->target);
+    buf_printf(out, ",\"status\":%d,", s->status);
+    json_str(out, "error", proxy_error_name(s->error.type));
+    buf_append_str(out, ",");
+    json_str(out, "phase", proxy_phase_name(s->error.phase));
+    buf_append_str(out, ",");
+    json_str(out, "detail", s->error.detail);
+    buf_append_str(out, ",");
+    json_str(out, "origin", s->error.addr);
+    buf_printf(out, ",\"elapsed_ms\":%llu,\"attempts\":[", (unsigned long long)s->error.elapsed_ms);
+    for (int i = 0; i < s->nattempts; i++) {
+        if (i > 0)
+            buf_append_str(out, ",");
+        render_attempt(out, &s->attempts[i]);
+    }
+    buf_append_str(out, "]}\n");
+}
+
+int
+story_json(const char *request_id, struct buf *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&lock);
+    size_t n = MIN(total, (size_t)STORY_KEEP);
+    for (size_t k = 0; k < n && ring != NULL; k++) {
+        const struct story *s = &ring[(total - 1 - k) % STORY_KEEP];
+        if (strcmp(s->request_id, request_id) == 0) {
+            render(out, s);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
