@@ -5,6 +5,7 @@ process is stopped by its own PID.
 """
 
 import ctypes
+import http.server as http_server
 import json
 import os
 import re
@@ -1032,3 +1033,34 @@ def run_verge(args, timeout=20.0, cwd=None):
 
 def nginx_available():
     return NGINX_BIN.exists() and shutil.which(str(NGINX_BIN)) is not None
+
+
+# --------------------------------------------------------------------------- tiny origin
+
+class TinyOrigin:
+    """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
+
+    def __init__(self, port, host="127.0.0.1", body=b"up\n"):
+        class Handler(http_server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection: none pooled
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http_server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

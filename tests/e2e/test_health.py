@@ -1,39 +1,10 @@
 """Recovery: backup origins, the retry budget, passive health marking an origin down (fast
 503 destination_unavailable) and bringing it back with one probe, and /incidents."""
 
-import http.server
 import json
-import threading
 import time
 
-from harness import free_port, http as http_request, wait_until, zone
-
-
-class TinyOrigin:
-    """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
-
-    def __init__(self, port):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"  # one request per connection: none pooled
-
-            def do_GET(self):
-                body = b"up\n"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+from harness import TinyOrigin, free_port, zone
 
 
 def incidents(v):
