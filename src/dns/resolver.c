@@ -418,8 +418,12 @@ dns_resolver_new(struct loop *loop, const struct config_resolver *rc, char *err,
     opts.sock_state_cb_data = r;
     opts.timeout = (int)MIN(rc->timeout, (uint64_t)INT32_MAX);
     opts.tries = rc->attempts;
+    /* SERVFAIL and REFUSED reach us as such (not as "could not contact DNS servers"), so
+     * the owner sees the rcode; timeouts still move on to the next server. */
+    opts.flags = ARES_FLAG_NOCHECKRESP;
     int rcode = ares_init_options(&r->channel, &opts,
-                                  ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+                                  ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+                                      ARES_OPT_FLAGS);
     if (rcode != ARES_SUCCESS) {
         snprintf(err, errlen, "cannot start the DNS resolver: %s", ares_strerror(rcode));
         free(r);

@@ -92,3 +92,12 @@ def nginx_origin(tmp_path, request):
     if _failed(request):
         print(f"\n=== nginx error log ===\n{harness.read_text(o.error_path)[-3000:]}")
     o.stop()
+
+
+@pytest.fixture
+def dns_server():
+    """A programmable DNS server on 127.0.0.1 (dnsserver.py), stopped after the test."""
+    from dnsserver import DNSServer
+    server = DNSServer().start()
+    yield server
+    server.stop()

@@ -39,8 +39,11 @@ def test_closed_origin_port_gives_502_connection_refused(verge):
     check_error_response(v, resp, 502, "connection_refused")
 
 
-def test_unresolvable_origin_name_gives_502_dns_error_and_verge_still_starts(verge):
-    v = one_zone(verge, "http://nonexistent.invalid:80")
+def test_unresolvable_origin_name_gives_502_dns_error_and_verge_still_starts(verge,
+                                                                            dns_server):
+    dns_server.set_rcode("nonexistent.invalid", "NXDOMAIN")
+    v = verge([zone("z1", ["http://nonexistent.invalid:80"])],
+              resolver={"servers": [dns_server.address]})
     resp = v.get("/x")
     check_error_response(v, resp, 502, "dns_error")
 

@@ -15,10 +15,10 @@ def story(v, rid, token=TOKEN):
     return http(v.admin_port, "GET", f"/requests/{rid}", host="admin", headers=headers)
 
 
-def start(verge, tmp_path, origins, **zone_extra):
+def start(verge, tmp_path, origins, resolver=None):
     (tmp_path / "admin.token").write_text(TOKEN + "\n")
     v = verge.prepare()
-    cfg = v.build_config([zone("z1", origins, **zone_extra)])
+    cfg = v.build_config([zone("z1", origins)], **({"resolver": resolver} if resolver else {}))
     cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
     v.write_config(cfg)
     return v.start()
@@ -46,14 +46,18 @@ def test_story_lists_every_address_tried_and_the_classification(verge, tmp_path)
         assert a["took_ms"] >= 0 and a["start_ms"] >= 0
 
 
-def test_story_of_a_name_that_does_not_resolve_shows_the_dns_step(verge, tmp_path):
-    v = start(verge, tmp_path, ["http://nonexistent.invalid:80"])
+def test_story_of_a_name_that_does_not_resolve_shows_the_dns_step(verge, tmp_path,
+                                                                  dns_server):
+    dns_server.set_rcode("nonexistent.invalid", "NXDOMAIN")
+    v = start(verge, tmp_path, ["http://nonexistent.invalid:80"],
+              resolver={"servers": [dns_server.address]})
     resp = v.get("/")
     rid = resp.headers.get("x-request-id")
     doc = json.loads(story(v, rid).body)
     [step] = doc["attempts"]
     assert step["target"] == "nonexistent.invalid" and step["phase"] == "resolve"
-    assert step["result"] in ("dns_error", "dns_timeout")
+    assert step["result"] == "dns_error"
+    assert "rcode=NXDOMAIN" in step["detail"]
 
 
 def test_story_needs_the_token(verge, tmp_path):
