@@ -953,10 +953,32 @@ static const struct field forwarded_fields[] = {
 static const struct field_table forwarded_table = {"in forwarded", forwarded_fields,
                                                    ARRAY_SIZE(forwarded_fields)};
 
+static int
+field_active_path(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                  const struct field *f)
+{
+    struct config_zone *z = obj;
+    if (set_string(p, v, label, &z->active_path) < 0)
+        return -1;
+    if (z->active_path[0] != '/' || strcspn(z->active_path, " \t\r\n") != strlen(z->active_path))
+        return fail_expect(p, v, label, "a path starting with /, such as \"/healthz\"");
+    return 0;
+}
+
+static const struct field active_fields[] = {
+    {"path", field_active_path, 0, NULL},
+    {"interval", field_timeout, ZONE_FIELD(active_interval), NULL},
+    {"timeout", field_timeout, ZONE_FIELD(active_timeout), NULL},
+    {"rise", field_u32, ZONE_FIELD(active_rise), NULL},
+    {"fall", field_u32, ZONE_FIELD(active_fall), NULL},
+};
+static const struct field_table active_table = {"in health.active", active_fields,
+                                                ARRAY_SIZE(active_fields)};
+
 static const struct field health_fields[] = {
     {"failures", field_u32, ZONE_FIELD(health_failures), NULL},
     {"hold", field_timeout, ZONE_FIELD(health_hold), NULL},
-    {"active", field_reserved, 0, NULL},
+    {"active", field_section, 0, &active_table},
 };
 static const struct field_table health_table = {"in health", health_fields,
                                                 ARRAY_SIZE(health_fields)};
@@ -994,6 +1016,10 @@ zone_defaults(struct config_zone *z)
     z->health_failures = 3;
     z->health_hold = 10000;
     z->retries = 2;
+    z->active_interval = 5000;
+    z->active_timeout = 2000;
+    z->active_rise = 2;
+    z->active_fall = 3;
 }
 
 /* Names and hosts must be unique across zones: a host served twice would be ambiguous. */
@@ -1209,6 +1235,7 @@ config_free(struct config *cfg)
         free(z->hosts);
         free(z->origins);
         free(z->origin_host_value);
+        free(z->active_path);
     }
     free(cfg->zones);
     free(cfg->resolver.servers);

@@ -74,6 +74,12 @@ struct config_zone {
                                 * 0 = passive health off */
     uint64_t health_hold;      /* ms, default 10000: how long it stays down before a probe */
     uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
+    /* Active health probes (health.active); active_path NULL = off. */
+    char *active_path;         /* "/healthz" */
+    uint64_t active_interval;  /* ms, default 5000 */
+    uint64_t active_timeout;   /* ms, default 2000: connect + header */
+    uint32_t active_rise;      /* default 2: consecutive successes that bring it back */
+    uint32_t active_fall;      /* default 3: consecutive failures that take it down */
     int zone_index;            /* position in config->zones */
 };
 

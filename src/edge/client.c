@@ -695,6 +695,7 @@ start_fetch(struct client *c)
     else if (z->origin_host == CONFIG_HOST_FIXED)
         host = z->origin_host_value;
     struct upstream_request ur = {
+        .probe_origin = -1,
         .cfg = r->cfg,
         .zone = z,
         .stats = r->stats,

@@ -29,6 +29,8 @@ struct origin_health {
     uint32_t consecutive;
     uint64_t down_until; /* monotonic ms */
     bool probing;
+    bool active_down;       /* taken down by active probes: only they bring it back */
+    uint32_t probe_ok, probe_failed; /* consecutive active probe outcomes */
     uint64_t probe_started; /* a probe whose request vanished frees the slot after hold */
     char last_cause[240];
     struct incident *incident; /* while down */
@@ -63,7 +65,9 @@ health_check(struct origin_health *h, const struct config_zone *z, uint64_t now)
     enum health_verdict v = HEALTH_USE;
     pthread_mutex_lock(&lock);
     if (h->state == HEALTH_DOWN) {
-        if (now < h->down_until || (h->probing && now < h->probe_started + z->health_hold)) {
+        if (h->active_down) {
+            v = HEALTH_SKIP;
+        } else if (now < h->down_until || (h->probing && now < h->probe_started + z->health_hold)) {
             v = HEALTH_SKIP;
         } else {
             h->probing = true;
@@ -99,6 +103,16 @@ incident_of(struct origin_health *h)
         i->end == 0)
         return i;
     return NULL;
+}
+
+/* Under the lock: mark h down with cause e. */
+static void
+mark_down(struct origin_health *h, const struct proxy_error *e, uint64_t now,
+          const struct config_zone *z, double wall)
+{
+    h->state = HEALTH_DOWN;
+    h->down_until = now + z->health_hold;
+    h->incident = incident_open(h, e, wall);
 }
 
 void
@@ -137,9 +151,7 @@ health_failure(struct origin_health *h, const struct config_zone *z,
         h->probing = false; /* the probe failed: hold again */
         h->down_until = now + z->health_hold;
     } else if (h->consecutive >= z->health_failures) {
-        h->state = HEALTH_DOWN;
-        h->down_until = now + z->health_hold;
-        h->incident = incident_open(h, e, wall);
+        mark_down(h, e, now, z, wall);
         went_down = true;
     }
     pthread_mutex_unlock(&lock);
@@ -148,6 +160,47 @@ health_failure(struct origin_health *h, const struct config_zone *z,
                   "%s, %s); no requests for %llu ms, then one probe request",
                   z->name, h->origin, z->health_failures, proxy_error_name(e->type), e->detail,
                   (unsigned long long)z->health_hold);
+}
+
+void
+health_probe_result(struct origin_health *h, const struct config_zone *z, bool ok,
+                    const struct proxy_error *e, uint64_t now, double wall)
+{
+    bool went_down = false, came_up = false;
+    pthread_mutex_lock(&lock);
+    if (ok) {
+        h->probe_failed = 0;
+        h->probe_ok++;
+        if (h->state == HEALTH_DOWN && h->probe_ok >= z->active_rise) {
+            struct incident *i = incident_of(h);
+            if (i != NULL)
+                i->end = wall;
+            h->incident = NULL;
+            h->state = HEALTH_UP;
+            h->active_down = h->probing = false;
+            h->consecutive = 0;
+            came_up = true;
+        }
+    } else {
+        h->probe_ok = 0;
+        h->probe_failed++;
+        snprintf(h->last_cause, sizeof(h->last_cause), "%s: %s", proxy_error_name(e->type),
+                 e->detail);
+        if (h->state == HEALTH_UP && h->probe_failed >= z->active_fall) {
+            mark_down(h, e, now, z, wall);
+            went_down = true;
+        }
+        if (h->state == HEALTH_DOWN)
+            h->active_down = true;
+    }
+    pthread_mutex_unlock(&lock);
+    if (went_down)
+        log_error("zone \"%s\": origin %s marked down after %u failed health probes (last: "
+                  "%s, %s)", z->name, h->origin, z->active_fall, proxy_error_name(e->type),
+                  e->detail);
+    if (came_up)
+        log_warn("zone \"%s\": origin %s is up again (%u health probes succeeded)", z->name,
+                 h->origin, z->active_rise);
 }
 
 void

@@ -31,6 +31,11 @@ void health_success(struct origin_health *h, const struct config_zone *z, double
 void health_failure(struct origin_health *h, const struct config_zone *z,
                     const struct proxy_error *e, uint64_t now_ms, double wall_s);
 
+/* An active probe's outcome (ok: a 2xx/3xx answer): fall consecutive failures mark the
+ * origin down until rise consecutive successes bring it back. e says why it failed. */
+void health_probe_result(struct origin_health *h, const struct config_zone *z, bool ok,
+                         const struct proxy_error *e, uint64_t now_ms, double wall_s);
+
 /* A request was refused because every origin of z was down: counted on their incidents. */
 void health_affected(struct origin_health *h);
 

@@ -62,6 +62,7 @@ struct upstream {
     int naddrs, addr_i;
     struct dns_request *dns; /* waiting for the resolver */
     size_t *order;           /* origin indexes: primaries round-robin, then backups */
+    size_t norder;
     struct origin_health *health; /* the current origin's */
     uint32_t attempts;       /* addresses tried; the zone's retries bound it */
     size_t skipped_down;     /* origins passed over because they are marked down */
@@ -561,12 +562,12 @@ static int
 next_origin(struct upstream *u)
 {
     const struct config_zone *z = u->req.zone;
-    while (u->origin_i < z->norigins) {
+    while (u->origin_i < u->norder) {
         const struct config_origin *o = &z->origins[u->order[u->origin_i++]];
         struct dns_answer ans;
         u->origin = o;
-        u->health = health_get(z, o);
-        if (health_check(u->health, z, loop_now(u->w->loop)) == HEALTH_SKIP) {
+        u->health = u->req.probe_origin >= 0 ? NULL : health_get(z, o);
+        if (u->health != NULL && health_check(u->health, z, loop_now(u->w->loop)) == HEALTH_SKIP) {
             u->skipped_down++;
             u->health = NULL;
             continue;
@@ -620,6 +621,11 @@ plan_order(struct upstream *u)
     const struct config_zone *z = u->req.zone;
     size_t n = 0;
     u->order = xcalloc(z->norigins ? z->norigins : 1, sizeof(*u->order));
+    if (u->req.probe_origin >= 0) {
+        u->order[0] = (size_t)u->req.probe_origin;
+        u->norder = 1;
+        return;
+    }
     for (size_t i = 0; i < z->norigins; i++) {
         size_t k = (u->rr + i) % z->norigins;
         if (!z->origins[k].backup)
@@ -628,6 +634,7 @@ plan_order(struct upstream *u)
     for (size_t k = 0; k < z->norigins; k++)
         if (z->origins[k].backup)
             u->order[n++] = k;
+    u->norder = n;
 }
 
 /* Try candidates until one connects (or is in progress), DNS is awaited, or none is left. */

@@ -38,6 +38,8 @@ struct upstream_request {
     bool body_chunked; /* send it chunked (the visitor sent it chunked) */
     const char *host;  /* Host sent to the origin; NULL = the origin's host[:port].
                         * Owned by the caller, valid until the fetch ends. */
+    int probe_origin;  /* >= 0: an active health probe of this origin only: health is
+                        * neither consulted nor told (the prober reports), no retries */
 };
 
 /* Bytes of request body buffered towards the origin above which the owner stops reading

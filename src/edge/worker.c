@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "dns/resolver.h"
 #include "edge/client.h"
+#include "edge/prober.h"
 #include "edge/upstream.h"
 
 #include <sys/random.h>
@@ -127,6 +128,7 @@ start_drain(struct worker *w)
     if (w->draining)
         return;
     w->draining = true;
+    prober_free(&w->prober);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct worker_listener *l = &w->listeners[i];
         if (l->io.registered) {
@@ -168,6 +170,10 @@ on_wake(struct loop *loop, void *arg)
         if (w->resolver != NULL &&
             dns_resolver_configure(w->resolver, &cfg->resolver, err, sizeof(err)) < 0)
             log_error("worker %d: %s; keeping the previous resolver servers", w->id, err);
+        if (w->id == 1) {
+            prober_free(&w->prober);
+            w->prober = prober_new(w);
+        }
     }
     if (drain)
         start_drain(w);
@@ -201,7 +207,10 @@ worker_main(void *arg)
 {
     struct worker *w = arg;
     log_set_thread_id(w->id);
+    if (w->id == 1)
+        w->prober = prober_new(w);
     loop_run(w->loop);
+    prober_free(&w->prober);
     upstream_pool_close_all(w);
     return NULL;
 }

@@ -12,6 +12,7 @@
 struct client;
 struct origin_conn;
 struct dns_resolver;
+struct prober;
 
 struct worker_listener {
     struct loop_io io;
@@ -47,6 +48,7 @@ struct worker {
     size_t nclients;
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
+    struct prober *prober;         /* worker 1 only: active health probes */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
 

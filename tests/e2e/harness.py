@@ -1040,15 +1040,20 @@ def nginx_available():
 class TinyOrigin:
     """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
 
-    def __init__(self, port, host="127.0.0.1", body=b"up\n"):
+    def __init__(self, port, host="127.0.0.1", body=b"up\n", status=200):
+        self.paths = []
+        self.status = status
+        origin = self
+
         class Handler(http_server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"  # one request per connection: none pooled
 
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            def do_GET(handler):
+                origin.paths.append(handler.path)
+                handler.send_response(origin.status)
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
 
             def log_message(self, *args):
                 pass

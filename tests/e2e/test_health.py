@@ -89,3 +89,38 @@ def test_failed_probe_keeps_the_origin_down(verge):
     assert v.get("/x").status == 503  # down again for another hold
     m = v.metrics()
     assert m.value("verge_origin_errors_total", zone="z1", error="connection_refused") == 2
+
+
+ACTIVE = {"path": "/health", "interval": "200ms", "timeout": "500ms", "rise": 2, "fall": 2}
+
+
+def test_active_probes_take_a_dead_origin_down_before_visitors_hit_it(verge):
+    port = free_port()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"], health={"active": ACTIVE})])
+    v.wait_error_log(r"marked down after 2 failed health probes \(last: connection_refused")
+    resp = v.get("/x")  # the first visitor request already gets the fast answer
+    assert resp.status == 503, resp
+    assert "destination_unavailable" in resp.headers.get("proxy-status")
+    origin = TinyOrigin(port)
+    try:
+        v.wait_error_log(r"is up again \(2 health probes succeeded\)")
+        assert v.get("/x").status == 200
+        assert "/health" in origin.paths
+        [inc] = incidents(v)
+        assert inc["end"] is not None and inc["cause"] == "connection_refused"
+    finally:
+        origin.stop()
+
+
+def test_probe_answered_with_a_5xx_marks_the_origin_down(verge):
+    port = free_port()
+    origin = TinyOrigin(port, status=503)
+    try:
+        v = verge([zone("z1", [f"http://127.0.0.1:{port}"], health={"active": ACTIVE})])
+        v.wait_error_log(r"marked down after 2 failed health probes .*answered 503")
+        assert v.get("/x").status == 503
+        origin.status = 200
+        v.wait_error_log(r"is up again")
+        assert v.get("/x").status == 200
+    finally:
+        origin.stop()
