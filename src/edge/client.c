@@ -464,6 +464,11 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .details = r->zone ? r->zone->expose_details : true,
         .request_id = req_string(c, r->rid_off),
         .edge_name = cfg->edge_name,
+        .host = r->host_off ? req_string(c, r->host_off) : NULL,
+        .origin_url = err && err->origin[0] ? err->origin : NULL,
+        .retry_after = err ? proxy_error_retry_after(err->type) : 0,
+        .is_get = c->parser.headers_done && c->parser.msg.method == HTTP_GET,
+        .now = loop_wall(c->w->loop),
     };
     struct buf body, head;
     buf_init(&body, 64 * 1024);
@@ -480,8 +485,8 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         char ps[512];
         proxy_error_header(err, cfg->edge_name, page.details, ps, sizeof(ps));
         buf_printf(&head, "Proxy-Status: %s\r\n", ps);
-        if (status == 503)
-            buf_append_str(&head, "Retry-After: 10\r\n");
+        if (page.retry_after > 0)
+            buf_printf(&head, "Retry-After: %d\r\n", page.retry_after);
     }
     buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n" : "\r\n");
     r->status = status;

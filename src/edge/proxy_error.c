@@ -44,6 +44,24 @@ proxy_error_status(enum proxy_error_type type)
     return type < PROXY_ERR_COUNT ? types[type].status : 500;
 }
 
+int
+proxy_error_retry_after(enum proxy_error_type type)
+{
+    switch (type) {
+    case PROXY_ERR_DESTINATION_UNAVAILABLE:
+        return 10;
+    case PROXY_ERR_DNS_TIMEOUT:
+    case PROXY_ERR_CONNECTION_REFUSED:
+    case PROXY_ERR_CONNECTION_TIMEOUT:
+    case PROXY_ERR_CONNECTION_TERMINATED:
+    case PROXY_ERR_HTTP_RESPONSE_TIMEOUT:
+    case PROXY_ERR_DESTINATION_IP_UNROUTABLE:
+        return 5;
+    default:
+        return 0;
+    }
+}
+
 const char *
 proxy_phase_name(enum proxy_phase phase)
 {

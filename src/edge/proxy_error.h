@@ -43,7 +43,12 @@ struct proxy_error {
     char addr[64];       /* origin address tried last ("127.0.0.1:8000"), "" if none */
     uint64_t elapsed_ms; /* since the fetch started */
     char detail[160];    /* human detail: "connect() refused", "invalid status line" */
+    char origin[128];    /* URL of the origin that failed, "" if none was chosen */
 };
+
+/* Seconds after which a retry may help (Retry-After), 0 when it will not (a name that
+ * does not exist, an invalid response). */
+int proxy_error_retry_after(enum proxy_error_type type);
 
 /* RFC 9209 name ("connection_refused"). */
 const char *proxy_error_name(enum proxy_error_type type);

@@ -331,6 +331,17 @@ upstream_attempts(const struct upstream *u, int *n)
     return u->tried;
 }
 
+/* The fetch failed for good: the owner hears it, with the origin it was about. */
+static void
+tell_error(struct upstream *u)
+{
+    if (u->owner == NULL)
+        return;
+    if (u->origin != NULL && u->err.type != PROXY_ERR_DESTINATION_UNAVAILABLE)
+        snprintf(u->err.origin, sizeof(u->err.origin), "%s", u->origin->url);
+    u->ops->on_error(u->owner, &u->err);
+}
+
 /* The current origin failed this request: its health hears of it. */
 static void
 count_failure(struct upstream *u)
@@ -382,8 +393,7 @@ fail(struct upstream *u, enum proxy_error_type type, int err, const char *fmt, c
         loop_defer(u->w->loop, &u->kick);
         return;
     }
-    if (u->owner != NULL)
-        u->ops->on_error(u->owner, &u->err);
+    tell_error(u);
     release(u);
 }
 
@@ -655,8 +665,7 @@ try_next(struct upstream *u)
     }
     if (u->attempts == 0 && u->err.type == PROXY_ERR_NONE && u->skipped_down > 0)
         all_down(u);
-    if (u->owner != NULL)
-        u->ops->on_error(u->owner, &u->err);
+    tell_error(u);
     release(u);
 }
 
