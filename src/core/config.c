@@ -935,6 +935,84 @@ field_origin_host(struct parse *p, const yaml_node_t *v, const char *label, void
 }
 
 #define ZONE_FIELD(member) offsetof(struct config_zone, member)
+#define ERROR_PAGE_MAX (64 * 1024)
+
+/* Placeholders a template may use; anything else between {{ }} is a mistake. */
+static const char *const page_placeholders[] = {
+    "status", "reason", "what", "advice", "cause", "hint", "check",
+    "request_id", "edge", "time", "host", "retry_after",
+};
+
+static int
+check_placeholders(struct parse *p, const yaml_node_t *v, const char *path, const char *html)
+{
+    for (const char *s = strstr(html, "{{"); s != NULL; s = strstr(s + 2, "{{")) {
+        const char *end = strstr(s + 2, "}}");
+        size_t len = end ? (size_t)(end - s - 2) : 0;
+        bool known = false;
+        for (size_t i = 0; end && i < ARRAY_SIZE(page_placeholders) && !known; i++)
+            known = strlen(page_placeholders[i]) == len &&
+                    strncmp(page_placeholders[i], s + 2, len) == 0;
+        if (!known)
+            return fail_at(p, v, "error page %s has an unknown placeholder \"%.*s\"; known "
+                                 "ones: {{status}} {{reason}} {{what}} {{advice}} {{cause}} "
+                                 "{{hint}} {{check}} {{request_id}} {{edge}} {{time}} {{host}} "
+                                 "{{retry_after}}",
+                           path, end ? (int)MIN(len + 4, 64u) : 2, s);
+    }
+    return 0;
+}
+
+static int
+load_page(struct parse *p, const yaml_node_t *v, struct config_error_page *page)
+{
+    if (log_dest(p, v, "error page", &page->path) < 0)
+        return -1;
+    FILE *f = page->path ? fopen(page->path, "r") : NULL;
+    if (f == NULL)
+        return fail_at(p, v, "cannot read error page %s: %s; fix the path (relative paths "
+                              "start at the configuration's directory)",
+                       page->path ? page->path : "off", strerror(errno));
+    page->html = xmalloc(ERROR_PAGE_MAX + 1);
+    size_t n = fread(page->html, 1, ERROR_PAGE_MAX + 1, f);
+    fclose(f);
+    if (n > ERROR_PAGE_MAX)
+        return fail_at(p, v, "error page %s is larger than 64 KiB; keep pages small",
+                       page->path);
+    page->html[n] = '\0';
+    return check_placeholders(p, v, page->path, page->html);
+}
+
+/* error_pages: { 502: pages/502.html, 5xx: pages/5xx.html } */
+static int
+field_error_pages(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                  const struct field *f)
+{
+    struct config_zone *z = obj;
+    if (v->type != YAML_MAPPING_NODE)
+        return fail_expect(p, v, label, "a mapping of statuses to HTML files");
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    z->error_pages = xcalloc(n ? n : 1, sizeof(*z->error_pages));
+    for (yaml_node_pair_t *pair = v->data.mapping.pairs.start; pair < v->data.mapping.pairs.top;
+         pair++) {
+        const yaml_node_t *k = node_at(p, pair->key);
+        const char *key;
+        uint64_t status = 0;
+        if (get_scalar(p, k, label, "a status such as 502, or 5xx", &key) < 0)
+            return -1;
+        if (strcmp(key, "5xx") != 0 &&
+            (str_to_u64(key, strlen(key), &status) < 0 || status < 400 || status > 599))
+            return fail_expect(p, k, label, "a status from 400 to 599, or 5xx");
+        struct config_error_page *page = &z->error_pages[z->nerror_pages++];
+        page->status = (int)status;
+        for (size_t i = 0; i + 1 < z->nerror_pages; i++)
+            if (z->error_pages[i].status == page->status)
+                return fail_at(p, k, "error page for %s is given twice; keep one", key);
+        if (load_page(p, node_at(p, pair->value), page) < 0)
+            return -1;
+    }
+    return 0;
+}
 
 static const struct field timeout_fields[] = {
     {"connect", field_timeout, ZONE_FIELD(connect_timeout), NULL},
@@ -996,7 +1074,7 @@ static const struct field zone_fields[] = {
     {"retries", field_u32, ZONE_FIELD(retries), NULL},
     {"health", field_section, 0, &health_table},
     {"stale_if_error", field_reserved, 0, NULL},
-    {"error_pages", field_reserved, 0, NULL},
+    {"error_pages", field_error_pages, 0, NULL},
     {"cache", field_reserved, 0, NULL},
 };
 static const struct field_table zone_table = {"in a zone", zone_fields,
@@ -1236,6 +1314,11 @@ config_free(struct config *cfg)
         free(z->origins);
         free(z->origin_host_value);
         free(z->active_path);
+        for (size_t j = 0; j < z->nerror_pages; j++) {
+            free(z->error_pages[j].path);
+            free(z->error_pages[j].html);
+        }
+        free(z->error_pages);
     }
     free(cfg->zones);
     free(cfg->resolver.servers);

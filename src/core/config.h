@@ -52,6 +52,13 @@ struct config_resolver {
     int attempts;         /* default 2 */
 };
 
+/* A custom error page: an HTML template with {{placeholders}} (see docs/failures.md). */
+struct config_error_page {
+    int status;      /* 400..599, or 0 for "5xx": any 5xx without its own page */
+    char *path;
+    char *html;      /* the file's contents */
+};
+
 struct config_zone {
     char *name;
     char **hosts; /* lower case; "example.com" exact, "*.example.com" any subdomain */
@@ -74,6 +81,8 @@ struct config_zone {
                                 * 0 = passive health off */
     uint64_t health_hold;      /* ms, default 10000: how long it stays down before a probe */
     uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
+    struct config_error_page *error_pages;
+    size_t nerror_pages;
     /* Active health probes (health.active); active_path NULL = off. */
     char *active_path;         /* "/healthz" */
     uint64_t active_interval;  /* ms, default 5000 */

@@ -440,6 +440,20 @@ on_next_request(struct loop_defer *d)
 
 /* ---------------------------------------------------------------- the edge's own responses */
 
+/* The zone's own page for this status: an exact match, else its 5xx page for a 5xx. */
+static const char *
+zone_error_page(const struct config_zone *z, int status)
+{
+    const char *any5xx = NULL;
+    for (size_t i = 0; z != NULL && i < z->nerror_pages; i++) {
+        if (z->error_pages[i].status == status)
+            return z->error_pages[i].html;
+        if (z->error_pages[i].status == 0 && status >= 500)
+            any5xx = z->error_pages[i].html;
+    }
+    return any5xx;
+}
+
 static void
 respond_error(struct client *c, int status, const char *message, const struct proxy_error *err)
 {
@@ -469,6 +483,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .retry_after = err ? proxy_error_retry_after(err->type) : 0,
         .is_get = c->parser.headers_done && c->parser.msg.method == HTTP_GET,
         .now = loop_wall(c->w->loop),
+        .html_template = zone_error_page(r->zone, status),
     };
     struct buf body, head;
     buf_init(&body, 64 * 1024);

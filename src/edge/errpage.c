@@ -381,6 +381,66 @@ render_text(const struct errpage *p, const struct facts *f, struct buf *out)
     buf_append_str(out, "\n");
 }
 
+/* The value of one placeholder, unescaped. */
+static const char *
+placeholder(const struct errpage *p, const struct facts *f, const char *name, size_t len,
+            char *scratch, size_t scratchlen)
+{
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(name, lit, len) == 0)
+    bool owner = p->err != NULL && p->details;
+    if (IS("status") || IS("retry_after")) {
+        snprintf(scratch, scratchlen, "%d", IS("status") ? p->status : p->retry_after);
+        return scratch;
+    }
+    if (IS("time")) {
+        utc_time(p->now, scratch, scratchlen);
+        return scratch;
+    }
+    if (IS("reason"))
+        return http_status_reason(p->status);
+    if (IS("what"))
+        return f->what;
+    if (IS("advice"))
+        return visitor_advice(p);
+    if (IS("request_id"))
+        return p->request_id;
+    if (IS("edge"))
+        return p->edge_name;
+    if (IS("host"))
+        return p->host ? p->host : "";
+    if (IS("cause"))
+        return p->err ? proxy_error_name(p->err->type) : "";
+    if (IS("hint"))
+        return owner ? f->hint : "";
+    if (IS("check"))
+        return owner ? f->check : "";
+    return NULL;
+#undef IS
+}
+
+static void
+render_template(const struct errpage *p, const struct facts *f, struct buf *out)
+{
+    const char *s = p->html_template;
+    char scratch[64];
+    for (const char *open = strstr(s, "{{"); open != NULL; open = strstr(s, "{{")) {
+        const char *close = strstr(open + 2, "}}");
+        const char *value =
+            close ? placeholder(p, f, open + 2, (size_t)(close - open - 2), scratch,
+                                sizeof(scratch))
+                  : NULL;
+        buf_append(out, s, (size_t)(open - s));
+        if (value == NULL) {
+            buf_append(out, "{{", 2); /* not ours: written as it is */
+            s = open + 2;
+            continue;
+        }
+        put(out, value, ERRPAGE_HTML);
+        s = close + 2;
+    }
+    buf_append_str(out, s);
+}
+
 const char *
 errpage_render(const struct errpage *p, const char *accept, size_t accept_len, struct buf *out)
 {
@@ -388,7 +448,10 @@ errpage_render(const struct errpage *p, const char *accept, size_t accept_len, s
     gather(p, &f);
     switch (errpage_negotiate(accept, accept_len)) {
     case ERRPAGE_HTML:
-        render_html(p, &f, out);
+        if (p->html_template != NULL)
+            render_template(p, &f, out);
+        else
+            render_html(p, &f, out);
         return "text/html; charset=utf-8";
     case ERRPAGE_JSON:
         render_json(p, &f, out);

@@ -20,6 +20,8 @@ struct errpage {
     int retry_after;         /* seconds, 0 = none; with is_get the HTML page reloads itself */
     bool is_get;
     double now;              /* wall clock seconds, for the UTC time shown */
+    const char *html_template; /* the zone's own page for browsers (error_pages), or NULL:
+                                * its {{placeholders}} are replaced by escaped values */
 };
 
 enum errpage_format { ERRPAGE_TEXT, ERRPAGE_HTML, ERRPAGE_JSON };

@@ -67,3 +67,35 @@ def test_expose_details_false_keeps_owner_hints_out(verge):
     page = resp.body.decode()
     assert "refused the connection" in page
     assert "verge check" not in page and "127.0.0.1:" not in page.split("site")[0]
+
+
+def test_zone_template_is_filled_with_escaped_values(verge, tmp_path):
+    (tmp_path / "5xx.html").write_text(
+        "<html><h1>{{status}} {{reason}}</h1><p>{{what}}</p><p>{{cause}}</p>"
+        "<p id=rid>{{request_id}}</p><p id=host>{{host}}</p><p>{{check}}</p></html>")
+    (tmp_path / "421.html").write_text("<p>no site {{host}} here</p>")
+    v = verge([zone("z1", [f"http://127.0.0.1:{free_port()}"], hosts=["a.test", "*.b.test"],
+                    error_pages={"5xx": str(tmp_path / "5xx.html")})])
+    resp = v.get("/", headers=[("Accept", BROWSER)])
+    page = resp.body.decode()
+    assert page.startswith("<html><h1>502 Bad Gateway</h1>")
+    assert "refused the connection" in page and "<p>connection_refused</p>" in page
+    assert f"<p id=rid>{resp.headers.get('x-request-id')}</p>" in page
+    assert "<p id=host>a.test</p>" in page
+    assert "verge check http://127.0.0.1:" in page
+    # JSON clients still get problem+json, not the HTML template
+    resp = v.get("/", headers=[("Accept", "application/json")])
+    assert resp.headers.get("content-type") == "application/problem+json"
+
+
+def test_template_with_unknown_placeholder_is_refused_at_load(tmp_path):
+    from harness import run_verge
+    (tmp_path / "bad.html").write_text("<p>{{visitor_ip}}</p>")
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text("zones:\n  - name: z\n    hosts: [a.test]\n"
+                   "    origins: [\"http://127.0.0.1:1\"]\n"
+                   "    error_pages: { 502: bad.html }\n")
+    out = run_verge(["-t", "-c", cfg])
+    assert out.returncode == 1
+    err = out.stderr.decode()
+    assert f"{cfg}:5:25: error page" in err and "unknown placeholder \"{{visitor_ip}}\";" in err
