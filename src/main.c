@@ -3,6 +3,7 @@
  * reload, SIGTERM/SIGINT drain, SIGUSR1 reopen logs). */
 #include "admin/admin.h"
 #include "core/config.h"
+#include "diag/check.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
@@ -43,6 +44,7 @@ usage(FILE *out)
             "       verge serve --origin URL [--listen ADDR] [--admin ADDR|off] [--workers N]\n"
             "                                      zero-config: one catch-all zone\n"
             "       verge -t -c FILE               test the configuration and exit\n"
+            "       verge check URL | --zone NAME -c FILE   diagnose an origin: dns, tcp, http\n"
             "       verge version\n");
     return out == stderr ? 2 : 0;
 }
@@ -318,6 +320,8 @@ main(int argc, char **argv)
         printf("verge %s\n", VERGE_VERSION);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "check") == 0)
+        return check_main(argc, argv);
     if (argc >= 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0))
         return usage(stdout);

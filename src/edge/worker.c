@@ -227,6 +227,14 @@ void
 worker_join_and_free(struct worker *w)
 {
     pthread_join(w->thread, NULL);
+    worker_free(w);
+}
+
+void
+worker_free(struct worker *w)
+{
+    prober_free(&w->prober);
+    upstream_pool_close_all(w);
     for (size_t i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i].io.fd >= 0) {
             loop_io_stop(w->loop, &w->listeners[i].io);

@@ -67,6 +67,8 @@ void worker_set_config(struct worker *w, struct config *cfg);
 /* From the main thread: stop accepting, finish in-flight requests, exit the loop. */
 void worker_drain(struct worker *w);
 void worker_join_and_free(struct worker *w);
+/* Free a worker whose loop ran on the caller's own thread (verge check), or never ran. */
+void worker_free(struct worker *w);
 
 /* A fresh 32-hex-digit request id. */
 void worker_request_id(struct worker *w, char out[33]);

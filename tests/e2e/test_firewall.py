@@ -74,3 +74,15 @@ def test_icmp_reject_gives_502_destination_ip_unroutable(verge, firewalled_host)
 def test_tcp_reset_gives_502_connection_refused(verge, firewalled_host):
     v = verge([zone("z1", [f"http://{NS_IP}:83"])])
     check(v, 502, "connection_refused")
+
+
+def test_verge_check_names_the_firewall(firewalled_host):
+    from harness import run_verge
+    out = run_verge(["check", f"http://{NS_IP}:81/", "--timeout", "500ms"])
+    text = out.stdout.decode()
+    assert out.returncode == 4, text
+    assert text.startswith("verdict: firewall blocking"), text
+    assert "no answer (a firewall is probably dropping the packets)" in text
+    out = run_verge(["check", f"http://{NS_IP}:82/", "--timeout", "500ms"])
+    assert out.returncode == 4
+    assert "unreachable (ICMP" in out.stdout.decode()
