@@ -505,6 +505,7 @@ check_main(int argc, char **argv)
         free(cfg->resolver.servers);
         cfg->resolver.servers = xstrdup(a.text);
     }
+    free(cfg->error_log);
     cfg->error_log = NULL; /* the report says it all; the fetch path's log lines would not */
     log_configure(cfg, err, sizeof(err));
     struct check ck = {.cfg = cfg, .zone = zone, .timeout = o.timeout,
