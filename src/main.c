@@ -3,6 +3,7 @@
  * reload, SIGTERM/SIGINT drain, SIGUSR1 reopen logs). */
 #include "admin/admin.h"
 #include "core/config.h"
+#include "diag/auto.h"
 #include "diag/check.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -280,11 +281,13 @@ serve(const struct options *o)
         log_error("%s", err);
         goto out;
     }
+    diag_auto_install();
     log_started(&s);
     loop_run(s.loop);
     rc = 0;
 out:
     stop_workers(&s);
+    diag_auto_shutdown(5000);
     admin_stop(&s.admin);
     if (s.loop != NULL) {
         loop_io_stop(s.loop, &s.signals);

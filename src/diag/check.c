@@ -36,6 +36,7 @@ struct check {
     enum check_verdict verdict;
     char evidence[320], next[320];
     bool finished;
+    int only_origin; /* >= 0: just this origin */
 };
 
 static void next_step(struct check *ck);
@@ -371,7 +372,7 @@ next_step(struct check *ck)
             return;
         }
     }
-    if (++ck->origin_i < ck->zone->norigins) {
+    if (ck->only_origin < 0 && ++ck->origin_i < ck->zone->norigins) {
         begin_origin(ck);
         return;
     }
@@ -471,15 +472,33 @@ check_config(struct check_options *o, const struct config_zone **zone, char *err
 }
 
 static void
-print_report(struct check *ck)
+write_report(struct check *ck, struct buf *out)
 {
-    printf("verdict: %s", verdict_names[ck->verdict]);
+    buf_printf(out, "verdict: %s", verdict_names[ck->verdict]);
     if (ck->verdict != CHECK_OK)
-        printf(": %s\nnext: %s\n", ck->evidence, ck->next);
+        buf_printf(out, ": %s\nnext: %s\n", ck->evidence, ck->next);
     else
-        printf(": every origin resolves, accepts connections and answers (HTTP %d)\n",
-               ck->status);
-    fwrite(buf_head(&ck->report), 1, buf_used(&ck->report), stdout);
+        buf_printf(out, ": every origin resolves, accepts connections and answers (HTTP %d)\n",
+                   ck->status);
+    buf_append(out, buf_head(&ck->report), buf_used(&ck->report));
+}
+
+enum check_verdict
+check_run(struct config *cfg, const struct config_zone *zone, int origin_index,
+          const char *path, uint64_t timeout, struct buf *report)
+{
+    struct check ck = {.cfg = cfg, .zone = zone, .timeout = timeout, .path = path,
+                       .only_origin = origin_index,
+                       .origin_i = origin_index >= 0 ? (size_t)origin_index : 0};
+    buf_init(&ck.report, 1 << 20);
+    ck.w = worker_new(0, cfg, NULL, 0);
+    begin_origin(&ck);
+    if (!ck.finished)
+        loop_run(ck.w->loop);
+    write_report(&ck, report);
+    buf_free(&ck.report);
+    worker_free(ck.w);
+    return ck.verdict;
 }
 
 int
@@ -508,16 +527,11 @@ check_main(int argc, char **argv)
     free(cfg->error_log);
     cfg->error_log = NULL; /* the report says it all; the fetch path's log lines would not */
     log_configure(cfg, err, sizeof(err));
-    struct check ck = {.cfg = cfg, .zone = zone, .timeout = o.timeout,
-                       .path = o.path ? o.path : "/"};
-    buf_init(&ck.report, 1 << 20);
-    ck.w = worker_new(1, cfg, NULL, 0);
-    begin_origin(&ck);
-    if (!ck.finished)
-        loop_run(ck.w->loop);
-    print_report(&ck);
-    buf_free(&ck.report);
-    worker_free(ck.w);
+    struct buf report;
+    buf_init(&report, 1 << 20);
+    enum check_verdict v = check_run(cfg, zone, -1, o.path ? o.path : "/", o.timeout, &report);
+    fwrite(buf_head(&report), 1, buf_used(&report), stdout);
+    buf_free(&report);
     config_release(&cfg);
-    return (int)ck.verdict;
+    return (int)v;
 }

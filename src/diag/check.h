@@ -5,6 +5,9 @@
 #ifndef VERGE_DIAG_CHECK_H
 #define VERGE_DIAG_CHECK_H
 
+#include "core/buf.h"
+#include "core/config.h"
+
 /* Exit statuses (also the verdicts, in this order of precedence). */
 enum check_verdict {
     CHECK_OK = 0,
@@ -16,6 +19,13 @@ enum check_verdict {
     CHECK_SLOW = 6,           /* no response header in time */
     CHECK_REFUSED_BY_POLICY = 7, /* the address points at the edge itself or forbidden space */
 };
+
+/* Check zone's origins (or only origin_index when >= 0) on the calling thread, with a loop
+ * and resolver of its own; every probe bounded by timeout (ms). The report (verdict line
+ * first, then one line per step) is appended to report. */
+enum check_verdict check_run(struct config *cfg, const struct config_zone *zone,
+                             int origin_index, const char *path, uint64_t timeout,
+                             struct buf *report);
 
 /* verge check URL | verge check --zone NAME -c FILE; options --timeout DURATION,
  * --resolver IP[:PORT], --path /p. Prints progress and the verdict on stdout and returns

@@ -19,6 +19,7 @@ struct incident {
     char cause[64];    /* RFC 9209 type */
     char detail[200];
     uint64_t failures, affected;
+    char diagnosis[600]; /* the automatic probe's verdict and steps, "" until it reports */
 };
 
 struct origin_health {
@@ -133,13 +134,37 @@ health_success(struct origin_health *h, const struct config_zone *z, double wall
                  h->origin);
 }
 
+static health_down_hook down_hook;
+
 void
+health_set_down_hook(health_down_hook hook)
+{
+    down_hook = hook;
+}
+
+health_down_hook
+health_get_down_hook(void)
+{
+    return down_hook;
+}
+
+void
+health_incident_note(struct origin_health *h, const char *diagnosis)
+{
+    pthread_mutex_lock(&lock);
+    struct incident *i = incident_of(h);
+    if (i != NULL)
+        snprintf(i->diagnosis, sizeof(i->diagnosis), "%s", diagnosis);
+    pthread_mutex_unlock(&lock);
+}
+
+bool
 health_failure(struct origin_health *h, const struct config_zone *z,
                const struct proxy_error *e, uint64_t now, double wall)
 {
     bool went_down = false;
     if (z->health_failures == 0)
-        return;
+        return false;
     pthread_mutex_lock(&lock);
     h->consecutive++;
     snprintf(h->last_cause, sizeof(h->last_cause), "%s: %s", proxy_error_name(e->type),
@@ -160,6 +185,7 @@ health_failure(struct origin_health *h, const struct config_zone *z,
                   "%s, %s); no requests for %llu ms, then one probe request",
                   z->name, h->origin, z->health_failures, proxy_error_name(e->type), e->detail,
                   (unsigned long long)z->health_hold);
+    return went_down;
 }
 
 void
@@ -271,8 +297,10 @@ health_incidents_json(struct buf *out)
         json_string(out, i->cause);
         buf_append_str(out, ",\"detail\":");
         json_string(out, i->detail);
-        buf_printf(out, ",\"failures\":%llu,\"requests_affected\":%llu}",
+        buf_printf(out, ",\"failures\":%llu,\"requests_affected\":%llu,\"diagnosis\":",
                    (unsigned long long)i->failures, (unsigned long long)i->affected);
+        json_string(out, i->diagnosis);
+        buf_append_str(out, "}");
     }
     buf_append_str(out, "]}\n");
     pthread_mutex_unlock(&lock);

@@ -28,8 +28,19 @@ enum health_verdict health_check(struct origin_health *h, const struct config_zo
 /* The outcome of a request to the origin: success (a response head arrived) or the failure
  * that counts against it. now_ms monotonic, wall_s for the incident record. */
 void health_success(struct origin_health *h, const struct config_zone *z, double wall_s);
-void health_failure(struct origin_health *h, const struct config_zone *z,
+/* Returns true when this failure marked the origin down (a new incident). */
+bool health_failure(struct origin_health *h, const struct config_zone *z,
                     const struct proxy_error *e, uint64_t now_ms, double wall_s);
+
+/* Attach a diagnosis (automatic probe result) to h's open incident, if any. */
+void health_incident_note(struct origin_health *h, const char *diagnosis);
+
+/* Called (from the worker that saw it) when an origin is marked down by request failures:
+ * registered by the layer that diagnoses (diag), so edge does not depend on it. */
+typedef void (*health_down_hook)(const struct config *cfg, const struct config_zone *z,
+                                 size_t origin_index, struct origin_health *h);
+void health_set_down_hook(health_down_hook hook);
+health_down_hook health_get_down_hook(void);
 
 /* An active probe's outcome (ok: a 2xx/3xx answer): fall consecutive failures mark the
  * origin down until rise consecutive successes bring it back. e says why it failed. */

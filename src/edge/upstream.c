@@ -346,9 +346,13 @@ tell_error(struct upstream *u)
 static void
 count_failure(struct upstream *u)
 {
-    if (u->health != NULL)
-        health_failure(u->health, u->req.zone, &u->err, loop_now(u->w->loop),
-                       loop_wall(u->w->loop));
+    if (u->health == NULL ||
+        !health_failure(u->health, u->req.zone, &u->err, loop_now(u->w->loop),
+                        loop_wall(u->w->loop)))
+        return;
+    health_down_hook hook = health_get_down_hook();
+    if (hook != NULL)
+        hook(u->req.cfg, u->req.zone, (size_t)(u->origin - u->req.zone->origins), u->health);
 }
 
 /* Can this failure be retried on another connection without risk? */

@@ -4,7 +4,7 @@
 import json
 import time
 
-from harness import TinyOrigin, free_port, zone
+from harness import TinyOrigin, free_port, wait_until, zone
 
 
 def incidents(v):
@@ -64,6 +64,12 @@ def test_origin_marked_down_gives_fast_503_then_recovers_through_one_probe(verge
     assert inc["zone"] == "z1" and inc["origin"] == f"http://127.0.0.1:{port}"
     assert inc["cause"] == "connection_refused" and inc["end"] is None
     assert inc["requests_affected"] >= 1
+    # The edge diagnosed the origin by itself, with the same probes as verge check.
+    v.wait_error_log(r"diagnosis of origin http://127\.0\.0\.1:%d: verdict: origin down" % port)
+    [inc] = wait_until(lambda: [i for i in incidents(v) if i["diagnosis"]], what="diagnosis")
+    assert inc["diagnosis"].startswith("verdict: origin down: every address of 127.0.0.1 "
+                                       f"refuses connections on port {port}")
+    assert "refused (origin down or port closed)" in inc["diagnosis"]
 
     origin = TinyOrigin(port)
     try:

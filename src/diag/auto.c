@@ -1,0 +1,124 @@
+/* auto.c - each diagnosis runs on a short-lived detached thread with its own loop and
+ * resolver (check_run), so no worker ever waits on it. */
+#include "diag/auto.h"
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "diag/check.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#define DIAG_TIMEOUT_MS 3000
+
+struct job {
+    struct config *cfg; /* one reference: keeps zone valid */
+    const struct config_zone *zone;
+    size_t origin;
+    struct origin_health *health;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int running;
+
+/* "verdict: ...\nnext: ...\n  tcp ...\n" → "verdict: ...; next: ...; tcp ..." */
+static void
+one_line(const struct buf *report, char *out, size_t len)
+{
+    size_t n = 0;
+    bool space = false;
+    for (size_t i = 0; i < buf_used(report) && n + 3 < len; i++) {
+        char ch = buf_head(report)[i];
+        if (ch == '\n') {
+            if (n > 0 && i + 1 < buf_used(report)) {
+                out[n++] = ';';
+                space = true;
+            }
+        } else if (ch == ' ' && (space || n == 0)) {
+            continue;
+        } else {
+            if (space)
+                out[n++] = ' ';
+            space = ch == ' ';
+            if (!space)
+                out[n++] = ch;
+        }
+    }
+    out[n] = '\0';
+}
+
+static void *
+run(void *arg)
+{
+    struct job *job = arg;
+    struct buf report;
+    char line[600];
+    const struct config_zone *z = job->zone;
+    log_set_thread_id(0);
+    buf_init(&report, 1 << 16);
+    check_run(job->cfg, z, (int)job->origin, z->active_path ? z->active_path : "/",
+              DIAG_TIMEOUT_MS, &report);
+    one_line(&report, line, sizeof(line));
+    log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url,
+             line);
+    health_incident_note(job->health, line);
+    buf_free(&report);
+    config_release(&job->cfg);
+    free(job);
+    pthread_mutex_lock(&lock);
+    running--;
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+static void
+on_origin_down(const struct config *cfg, const struct config_zone *z, size_t origin,
+               struct origin_health *h)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_mutex_lock(&lock);
+    bool room = running < DIAG_MAX_RUNNING;
+    running += room;
+    pthread_mutex_unlock(&lock);
+    if (!room) {
+        log_info("zone \"%s\": no diagnosis of %s: %d already running", z->name,
+                 z->origins[origin].url, DIAG_MAX_RUNNING);
+        return;
+    }
+    struct job *job = xcalloc(1, sizeof(*job));
+    job->cfg = config_acquire((struct config *)cfg);
+    job->zone = z;
+    job->origin = origin;
+    job->health = h;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, run, job) != 0) {
+        config_release(&job->cfg);
+        free(job);
+        pthread_mutex_lock(&lock);
+        running--;
+        pthread_mutex_unlock(&lock);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+void
+diag_auto_install(void)
+{
+    health_set_down_hook(on_origin_down);
+}
+
+void
+diag_auto_shutdown(uint64_t timeout_ms)
+{
+    uint64_t deadline = loop_clock_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        int n = running;
+        pthread_mutex_unlock(&lock);
+        if (n == 0 || loop_clock_ms() >= deadline)
+            return;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+}
