@@ -18,7 +18,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit e2e e2e-asan run run-demo clean format
+.PHONY: all test unit e2e e2e-asan run run-demo bench-errors clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
