@@ -99,3 +99,28 @@ def test_template_with_unknown_placeholder_is_refused_at_load(tmp_path):
     assert out.returncode == 1
     err = out.stderr.decode()
     assert f"{cfg}:5:25: error page" in err and "unknown placeholder \"{{visitor_ip}}\";" in err
+
+
+def test_a_headless_browser_renders_the_page(verge, tmp_path):
+    """The page renders in a real browser; the screenshot is kept in build/test-artifacts/."""
+    import pathlib
+    import shutil
+    import subprocess
+    import pytest
+    browser = shutil.which("chromium-headless-shell")
+    if browser is None:
+        pytest.skip("chromium-headless-shell is not installed (./dev setup installs it)")
+    v = refused_edge(verge)
+    url = f"http://127.0.0.1:{v.port}/page"
+    flags = [browser, "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}/profile"]
+    dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, timeout=60)
+    text = dom.stdout.decode()
+    assert "<h1>502 Bad Gateway</h1>" in text, dom.stderr.decode()[-2000:]
+    assert "refused the connection" in text and "For the site owner" in text
+    artifacts = pathlib.Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shot = artifacts / "error-page-502-connection-refused.png"
+    subprocess.run(flags + ["--window-size=900,700", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=60, check=True)
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10000  # a blank page is far smaller
