@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from harness import Client, free_port, zone
+from harness import Client, build_request, free_port, zone
 
 RID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -139,8 +139,23 @@ def chunked_body_cut_short(conn):
         conn.close()
 
 
-@pytest.mark.parametrize("handler", [cl_body_cut_short, chunked_body_cut_short],
-                         ids=["content_length", "chunked"])
+def body_cut_mid_chunk(conn):
+    if conn.read_request() is not None:
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + b"a" * 500)
+        conn.sleep(0.2)
+        conn.close()
+
+
+def body_reset_midway(conn):
+    if conn.read_request() is not None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+        conn.sleep(0.2)
+        conn.reset_close()
+
+
+@pytest.mark.parametrize("handler", [cl_body_cut_short, chunked_body_cut_short,
+                                     body_cut_mid_chunk, body_reset_midway],
+                         ids=["content_length", "chunked", "mid_chunk", "reset"])
 def test_body_cut_short_aborts_visitor_connection_as_http_response_incomplete(
         verge, scripted_origin, handler):
     v = one_zone(verge, scripted_origin(handler).url)
@@ -175,3 +190,17 @@ def test_body_stalling_past_idle_timeout_closes_visitor_as_connection_read_timeo
     assert m.value("verge_origin_errors_total", zone="z1", error="connection_read_timeout") == 1
     line = v.access_line_for(resp.headers.get("x-request-id"))
     assert "error=connection_read_timeout" in line, line
+
+
+def test_origin_that_stops_reading_the_request_gives_504_connection_write_timeout(
+        verge, scripted_origin):
+    def handler(conn):
+        conn.sleep(4)  # accepts, never reads: the request body backs up
+    origin = scripted_origin(handler)
+    v = one_zone(verge, origin.url,
+                 timeouts={"connect": "5s", "send": "1s", "header": "30s", "idle": "60s"})
+    body = b"x" * (16 * 1024 * 1024)
+    with Client(v.port, timeout=20) as c:
+        c.send(build_request("POST", "/upload", "a.test", [], body))
+        resp = c.read_response("POST")
+    check_error_response(v, resp, 504, "connection_write_timeout")
