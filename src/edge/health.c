@@ -35,6 +35,8 @@ struct origin_health {
     uint64_t probe_started; /* a probe whose request vanished frees the slot after hold */
     char last_cause[240];
     struct incident *incident; /* while down */
+    char diagnosis[600];       /* the last automatic diagnosis */
+    double diagnosed_at;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -155,7 +157,23 @@ health_incident_note(struct origin_health *h, const char *diagnosis)
     struct incident *i = incident_of(h);
     if (i != NULL)
         snprintf(i->diagnosis, sizeof(i->diagnosis), "%s", diagnosis);
+    snprintf(h->diagnosis, sizeof(h->diagnosis), "%s", diagnosis);
     pthread_mutex_unlock(&lock);
+}
+
+bool
+health_last_diagnosis(const char *zone, const char *origin_url, char *out, size_t outlen)
+{
+    bool found = false;
+    pthread_mutex_lock(&lock);
+    for (struct origin_health *h = records; h != NULL && !found; h = h->next)
+        if (strcmp(h->zone, zone) == 0 && strcmp(h->origin, origin_url) == 0 &&
+            h->diagnosis[0] != '\0') {
+            snprintf(out, outlen, "%s", h->diagnosis);
+            found = true;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
 }
 
 bool

@@ -35,6 +35,9 @@ bool health_failure(struct origin_health *h, const struct config_zone *z,
 /* Attach a diagnosis (automatic probe result) to h's open incident, if any. */
 void health_incident_note(struct origin_health *h, const char *diagnosis);
 
+/* The last automatic diagnosis of zone's origin_url, if there was one. */
+bool health_last_diagnosis(const char *zone, const char *origin_url, char *out, size_t outlen);
+
 /* Called (from the worker that saw it) when an origin is marked down by request failures:
  * registered by the layer that diagnoses (diag), so edge does not depend on it. */
 typedef void (*health_down_hook)(const struct config *cfg, const struct config_zone *z,

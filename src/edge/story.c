@@ -1,6 +1,8 @@
 /* story.c - a ring of failed-request stories under a mutex; written once per failure. */
 #include "edge/story.h"
 
+#include "edge/health.h"
+
 #include <pthread.h>
 #include <time.h>
 
@@ -77,6 +79,12 @@ render(struct buf *out, const struct story *s)
     json_str(out, "detail", s->error.detail);
     buf_append_str(out, ",");
     json_str(out, "origin", s->error.addr);
+    char diagnosis[600] = "";
+    health_last_diagnosis(s->zone, s->error.origin, diagnosis, sizeof(diagnosis));
+    buf_append_str(out, ",");
+    json_str(out, "origin_url", s->error.origin);
+    buf_append_str(out, ",");
+    json_str(out, "diagnosis", diagnosis);
     buf_printf(out, ",\"elapsed_ms\":%llu,\"attempts\":[", (unsigned long long)s->error.elapsed_ms);
     for (int i = 0; i < s->nattempts; i++) {
         if (i > 0)

@@ -83,3 +83,22 @@ def test_short_token_file_is_refused_with_its_position(verge, tmp_path):
     out = run_verge(["-t", "-c", cfg])
     assert out.returncode == 1
     assert f"{cfg}:2:15: admin token" in out.stderr.decode()
+
+
+def test_story_carries_the_automatic_diagnosis_of_the_origin(verge, tmp_path):
+    from harness import wait_until
+    port = free_port()
+    (tmp_path / "admin.token").write_text(TOKEN + "\n")
+    v = verge.prepare()
+    cfg = v.build_config([zone("z1", [f"http://127.0.0.1:{port}"], health={"failures": 1})])
+    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
+    v.write_config(cfg)
+    v.start()
+    rid = v.get("/").headers.get("x-request-id")
+
+    def diagnosed():
+        doc = json.loads(story(v, rid).body)
+        return doc if doc["diagnosis"] else None
+    doc = wait_until(diagnosed, what="diagnosis in the story")
+    assert doc["origin_url"] == f"http://127.0.0.1:{port}"
+    assert doc["diagnosis"].startswith("verdict: origin down")
