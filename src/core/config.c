@@ -1056,6 +1056,7 @@ static const struct field_table active_table = {"in health.active", active_field
 static const struct field health_fields[] = {
     {"failures", field_u32, ZONE_FIELD(health_failures), NULL},
     {"hold", field_timeout, ZONE_FIELD(health_hold), NULL},
+    {"count_5xx", field_bool, ZONE_FIELD(health_count_5xx), NULL},
     {"active", field_section, 0, &active_table},
 };
 static const struct field_table health_table = {"in health", health_fields,

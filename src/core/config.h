@@ -80,6 +80,7 @@ struct config_zone {
     uint32_t health_failures;  /* default 3: consecutive failures that mark an origin down;
                                 * 0 = passive health off */
     uint64_t health_hold;      /* ms, default 10000: how long it stays down before a probe */
+    bool health_count_5xx;     /* default false: an origin's own 5xx counts as a failure */
     uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
     struct config_error_page *error_pages;
     size_t nerror_pages;

@@ -82,6 +82,13 @@ health_check(struct origin_health *h, const struct config_zone *z, uint64_t now)
     return v;
 }
 
+/* An origin's own 5xx (type NONE) is not an RFC 9209 failure, but can count as one. */
+static const char *
+cause_name(const struct proxy_error *e)
+{
+    return e->type == PROXY_ERR_NONE ? "origin_5xx" : proxy_error_name(e->type);
+}
+
 static struct incident *
 incident_open(struct origin_health *h, const struct proxy_error *e, double wall)
 {
@@ -90,7 +97,7 @@ incident_open(struct origin_health *h, const struct proxy_error *e, double wall)
     i->id = ++nincidents;
     snprintf(i->zone, sizeof(i->zone), "%s", h->zone);
     snprintf(i->origin, sizeof(i->origin), "%s", h->origin);
-    snprintf(i->cause, sizeof(i->cause), "%s", proxy_error_name(e->type));
+    snprintf(i->cause, sizeof(i->cause), "%s", cause_name(e));
     snprintf(i->detail, sizeof(i->detail), "%s", e->detail);
     i->start = wall;
     i->failures = h->consecutive;
@@ -185,8 +192,7 @@ health_failure(struct origin_health *h, const struct config_zone *z,
         return false;
     pthread_mutex_lock(&lock);
     h->consecutive++;
-    snprintf(h->last_cause, sizeof(h->last_cause), "%s: %s", proxy_error_name(e->type),
-             e->detail);
+    snprintf(h->last_cause, sizeof(h->last_cause), "%s: %s", cause_name(e), e->detail);
     struct incident *i = incident_of(h);
     if (i != NULL)
         i->failures++;
@@ -201,7 +207,7 @@ health_failure(struct origin_health *h, const struct config_zone *z,
     if (went_down)
         log_error("zone \"%s\": origin %s marked down after %u consecutive failures (last: "
                   "%s, %s); no requests for %llu ms, then one probe request",
-                  z->name, h->origin, z->health_failures, proxy_error_name(e->type), e->detail,
+                  z->name, h->origin, z->health_failures, cause_name(e), e->detail,
                   (unsigned long long)z->health_hold);
     return went_down;
 }

@@ -815,9 +815,18 @@ on_resp_head(struct http_parser *p)
     u->state = UP_READING_BODY;
     u->head_seen = true;
     u->header_ms = elapsed(u);
-    if (u->health != NULL)
-        health_success(u->health, u->req.zone, loop_wall(u->w->loop));
     attempt_end(u, false, PROXY_PHASE_HEADER, "response header received");
+    if (status >= 500 && u->req.zone->health_count_5xx && u->health != NULL) {
+        struct proxy_error e = {0};
+        proxy_error_set(&e, PROXY_ERR_NONE, PROXY_PHASE_HEADER, 0, u->addr, elapsed(u),
+                        "origin answered %d", status);
+        if (health_failure(u->health, u->req.zone, &e, loop_now(u->w->loop),
+                           loop_wall(u->w->loop)) && health_get_down_hook() != NULL)
+            health_get_down_hook()(u->req.cfg, u->req.zone,
+                                   (size_t)(u->origin - u->req.zone->origins), u->health);
+    } else if (u->health != NULL) {
+        health_success(u->health, u->req.zone, loop_wall(u->w->loop));
+    }
     u->ops->on_head(u->owner, &p->msg);
     return u->req.head_method ? 1 : 0;
 }

@@ -130,3 +130,25 @@ def test_probe_answered_with_a_5xx_marks_the_origin_down(verge):
         assert v.get("/x").status == 200
     finally:
         origin.stop()
+
+
+def test_origin_5xx_passes_through_and_counts_only_when_the_zone_says_so(verge):
+    port = free_port()
+    origin = TinyOrigin(port, status=503, body=b"origin says no\n")
+    try:
+        plain = verge([zone("z1", [f"http://127.0.0.1:{port}"], health={"failures": 2})])
+        for _ in range(3):
+            resp = plain.get("/x")
+            assert resp.status == 503 and resp.body == b"origin says no\n"
+            assert "proxy-status" not in resp.headers  # the origin's answer, not ours
+        plain.stop()
+        counting = verge([zone("z1", [f"http://127.0.0.1:{port}"],
+                               health={"failures": 2, "count_5xx": True})])
+        for _ in range(2):
+            assert counting.get("/x").body == b"origin says no\n"
+        counting.wait_error_log(r"marked down after 2 consecutive failures \(last: origin_5xx, "
+                                r"origin answered 503")
+        resp = counting.get("/x")
+        assert "destination_unavailable" in resp.headers.get("proxy-status")
+    finally:
+        origin.stop()
