@@ -128,3 +128,35 @@ def test_name_resolving_to_the_edge_itself_gives_proxy_loop_detected(verge, dns_
     resp = v.get("/x")
     assert resp.status == 502
     assert resp.headers.get("proxy-status").startswith("testedge; error=proxy_loop_detected")
+
+
+def test_happy_path_through_a_real_dnsmasq(verge, tmp_path):
+    """Debian's dnsmasq as the resolver: the everyday case, with a server we did not write."""
+    import shutil
+    import subprocess
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    if not shutil.which(dnsmasq):
+        pytest.skip("dnsmasq is not installed (./dev setup installs dnsmasq-base)")
+    dns_port, port = free_port(), free_port()
+    proc = subprocess.Popen([dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                             "--bind-interfaces", "--listen-address=127.0.0.1",
+                             f"--port={dns_port}", "--pid-file", "--user=root",
+                             "--log-facility=-", "--host-record=happy.test,127.0.0.1,60",
+                             "--conf-file=/dev/null"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    origin = TinyOrigin(port, body=b"via dnsmasq\n")
+    try:
+        from dnsserver import query
+        from harness import wait_until
+        wait_until(lambda: query(dns_port, "happy.test", timeout=0.2), what="dnsmasq answering")
+        v = verge.prepare()
+        v.write_config(v.build_config(
+            [zone("z1", [f"http://happy.test:{port}"])],
+            resolver={"servers": [f"127.0.0.1:{dns_port}"], "timeout": "500ms"}))
+        v.start()
+        resp = v.get("/x")
+        assert resp.status == 200 and resp.body == b"via dnsmasq\n", resp
+    finally:
+        origin.stop()
+        proc.terminate()
+        proc.wait(timeout=5)
