@@ -86,3 +86,19 @@ buf_consume(struct buf *b, size_t n)
     if (b->off >= b->len)
         b->off = b->len = 0;
 }
+
+int
+buf_append_json_string(struct buf *b, const char *s)
+{
+    int rc = buf_append(b, "\"", 1);
+    for (; *s != '\0' && rc == 0; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            rc = buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch >= 0x7f)
+            rc = buf_printf(b, "\\u%04x", ch);
+        else
+            rc = buf_append(b, s, 1);
+    }
+    return rc == 0 ? buf_append(b, "\"", 1) : rc;
+}

@@ -50,6 +50,11 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
 /* printf-style append; -1 past the cap. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s as a quoted JSON string: quotes and backslashes escaped, control bytes and
+ * bytes outside ASCII as \u00XX (so a log line or document stays valid whatever s holds).
+ * -1 past the cap. */
+int buf_append_json_string(struct buf *b, const char *s);
+
 /* Consume n bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
 

@@ -272,22 +272,6 @@ health_last_cause(struct origin_health *h, char *out, size_t outlen)
 }
 
 static void
-json_string(struct buf *out, const char *s)
-{
-    buf_append_str(out, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            buf_printf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            buf_printf(out, "\\u%04x", ch);
-        else
-            buf_append(out, s, 1);
-    }
-    buf_append_str(out, "\"");
-}
-
-static void
 json_time(struct buf *out, double t)
 {
     char stamp[40];
@@ -295,7 +279,7 @@ json_time(struct buf *out, double t)
     struct tm tm;
     gmtime_r(&secs, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_string(out, stamp);
+    buf_append_json_string(out, stamp);
 }
 
 void
@@ -307,9 +291,9 @@ health_incidents_json(struct buf *out)
     for (size_t k = 0; k < n; k++) {
         const struct incident *i = &incidents[(nincidents - 1 - k) % HEALTH_MAX_INCIDENTS];
         buf_printf(out, "%s{\"id\":%llu,\"zone\":", k ? "," : "", (unsigned long long)i->id);
-        json_string(out, i->zone);
+        buf_append_json_string(out, i->zone);
         buf_append_str(out, ",\"origin\":");
-        json_string(out, i->origin);
+        buf_append_json_string(out, i->origin);
         buf_append_str(out, ",\"start\":");
         json_time(out, i->start);
         buf_append_str(out, ",\"end\":");
@@ -318,12 +302,12 @@ health_incidents_json(struct buf *out)
         else
             buf_append_str(out, "null");
         buf_append_str(out, ",\"cause\":");
-        json_string(out, i->cause);
+        buf_append_json_string(out, i->cause);
         buf_append_str(out, ",\"detail\":");
-        json_string(out, i->detail);
+        buf_append_json_string(out, i->detail);
         buf_printf(out, ",\"failures\":%llu,\"requests_affected\":%llu,\"diagnosis\":",
                    (unsigned long long)i->failures, (unsigned long long)i->affected);
-        json_string(out, i->diagnosis);
+        buf_append_json_string(out, i->diagnosis);
         buf_append_str(out, "}");
     }
     buf_append_str(out, "]}\n");

@@ -23,17 +23,8 @@ story_record(const struct story *s)
 static void
 json_str(struct buf *out, const char *key, const char *s)
 {
-    buf_printf(out, "\"%s\":\"", key);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            buf_printf(out, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            buf_printf(out, "\\u%04x", ch);
-        else
-            buf_append(out, s, 1);
-    }
-    buf_append_str(out, "\"");
+    buf_printf(out, "\"%s\":", key);
+    buf_append_json_string(out, s);
 }
 
 static void

@@ -87,21 +87,19 @@ class DNSServer:
         with self.lock:
             self.records[_norm(name)] = rec
 
-    def set_a(self, name, ips, ttl=30):
+    def _set_addrs(self, name, kind, ips, ttl):
         with self.lock:
             rec = self.records.get(_norm(name))
             if not rec or rec.get("kind") != "addr":
                 rec = {"kind": "addr", "A": [], "AAAA": [], "ttl": ttl}
-            rec["A"], rec["ttl"] = list(ips), ttl
+            rec[kind], rec["ttl"] = list(ips), ttl
             self.records[_norm(name)] = rec
 
+    def set_a(self, name, ips, ttl=30):
+        self._set_addrs(name, "A", ips, ttl)
+
     def set_aaaa(self, name, ips, ttl=30):
-        with self.lock:
-            rec = self.records.get(_norm(name))
-            if not rec or rec.get("kind") != "addr":
-                rec = {"kind": "addr", "A": [], "AAAA": [], "ttl": ttl}
-            rec["AAAA"], rec["ttl"] = list(ips), ttl
-            self.records[_norm(name)] = rec
+        self._set_addrs(name, "AAAA", ips, ttl)
 
     def set_rcode(self, name, rcode, soa_minimum=30):
         assert rcode in RCODES, rcode

@@ -1,0 +1,43 @@
+/* test_buf.c - capped buffers: growth stops at the cap, consume/compact, JSON strings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+
+static void
+test_appends_past_the_cap_fail_and_keep_what_fits(void **state)
+{
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append(&b, "12345678", 8), 0);
+    assert_int_equal(buf_append(&b, "9", 1), -1);
+    assert_int_equal(buf_used(&b), 8);
+    buf_consume(&b, 6);
+    assert_int_equal(buf_append(&b, "abcdef", 6), 0); /* room again after consuming */
+    assert_memory_equal(buf_head(&b), "78abcdef", 8);
+    buf_free(&b);
+}
+
+static void
+test_json_string_escapes_quotes_controls_and_non_ascii(void **state)
+{
+    struct buf b;
+    buf_init(&b, 1024);
+    assert_int_equal(buf_append_json_string(&b, "a\"b\\c\n\x01\xc3\xa9"), 0);
+    buf_append(&b, "", 1);
+    assert_string_equal(buf_head(&b), "\"a\\\"b\\\\c\\u000a\\u0001\\u00c3\\u00a9\"");
+    buf_free(&b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_appends_past_the_cap_fail_and_keep_what_fits),
+        cmocka_unit_test(test_json_string_escapes_quotes_controls_and_non_ascii),
+    };
+    return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
+}
