@@ -10,7 +10,7 @@ CFLAGS   += $(OPT) -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
             -D_GNU_SOURCE -pthread -Isrc -I$(LLHTTP_INCLUDE) -MMD -MP
 LDLIBS   += -pthread -lyaml -lcares
 
-SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/dns/*.c src/edge/*.c src/diag/*.c src/admin/*.c))
+SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/dns/*.c src/cache/*.c src/edge/*.c src/diag/*.c src/admin/*.c))
 OBJ      := $(SRC:%.c=$(B)/%.o)
 LLHTTP_OBJ := $(B)/llhttp/llhttp.o $(B)/llhttp/api.o $(B)/llhttp/http.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))

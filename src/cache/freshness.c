@@ -1,0 +1,244 @@
+/* freshness.c - RFC 9111 cacheability, freshness and age; RFC 5861 stale-if-error. */
+#include "cache/freshness.h"
+
+#include <llhttp.h>
+#include <strings.h>
+
+/* ---------------------------------------------------------------- Cache-Control */
+
+static int64_t
+delta_seconds(const char *v, size_t len)
+{
+    uint64_t n;
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+        v++;
+        len -= 2;
+    }
+    if (str_to_u64(v, len, &n) < 0)
+        return CC_UNSET; /* invalid: treated as absent (RFC 9111 4.2.1 says as stale for
+                          * max-age; callers see no lifetime, which is the same) */
+    return n > INT32_MAX ? INT32_MAX : (int64_t)n;
+}
+
+static void
+directive(struct cache_control *cc, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    static const struct {
+        const char *name;
+        size_t flag_off;  /* bool member, or 0 */
+        size_t delta_off; /* int64_t member, or 0 */
+    } table[] = {
+        {"no-store", offsetof(struct cache_control, no_store), 0},
+        {"no-cache", offsetof(struct cache_control, no_cache), 0},
+        {"private", offsetof(struct cache_control, private_), 0},
+        {"public", offsetof(struct cache_control, public_), 0},
+        {"must-revalidate", offsetof(struct cache_control, must_revalidate), 0},
+        {"proxy-revalidate", offsetof(struct cache_control, proxy_revalidate), 0},
+        {"only-if-cached", offsetof(struct cache_control, only_if_cached), 0},
+        {"max-age", 0, offsetof(struct cache_control, max_age)},
+        {"s-maxage", 0, offsetof(struct cache_control, s_maxage)},
+        {"min-fresh", 0, offsetof(struct cache_control, min_fresh)},
+        {"max-stale", 0, offsetof(struct cache_control, max_stale)},
+        {"stale-if-error", 0, offsetof(struct cache_control, stale_if_error)},
+        {"stale-while-revalidate", 0, offsetof(struct cache_control, stale_while_revalidate)},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
+        if (strlen(table[i].name) != nlen || strncasecmp(table[i].name, name, nlen) != 0)
+            continue;
+        if (table[i].flag_off != 0 || table[i].delta_off == 0)
+            *(bool *)((char *)cc + table[i].flag_off) = true;
+        else if (vlen == 0 && strncasecmp(name, "max-stale", nlen) == 0)
+            cc->max_stale_any = true;
+        else
+            *(int64_t *)((char *)cc + table[i].delta_off) = delta_seconds(v, vlen);
+        return;
+    }
+}
+
+static void
+parse_list(struct cache_control *cc, const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == ','))
+            i++;
+        size_t name = i;
+        while (i < len && s[i] != '=' && s[i] != ',' && s[i] != ' ' && s[i] != '\t')
+            i++;
+        size_t nlen = i - name, val = i, vlen = 0;
+        if (i < len && s[i] == '=') {
+            val = ++i;
+            bool quoted = i < len && s[i] == '"';
+            i += quoted;
+            while (i < len && (quoted ? s[i] != '"' : (s[i] != ',' && s[i] != ' ')))
+                i++;
+            i += quoted && i < len;
+            vlen = i - val;
+        }
+        while (i < len && s[i] != ',')
+            i++;
+        if (nlen > 0)
+            directive(cc, s + name, nlen, s + val, vlen);
+    }
+}
+
+void
+cache_control_parse(const struct http_msg *m, struct cache_control *cc)
+{
+    *cc = (struct cache_control){.max_age = CC_UNSET, .s_maxage = CC_UNSET,
+                                 .min_fresh = CC_UNSET, .max_stale = CC_UNSET,
+                                 .stale_if_error = CC_UNSET,
+                                 .stale_while_revalidate = CC_UNSET};
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const struct http_header *h = &m->headers[i];
+        if (str_ieq(http_str_ptr(m, h->name), h->name.len, "Cache-Control"))
+            parse_list(cc, http_str_ptr(m, h->value), h->value.len);
+    }
+}
+
+/* ---------------------------------------------------------------- dates */
+
+time_t
+http_date_parse(const char *s, size_t len)
+{
+    static const char *const formats[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                          "%a %b %e %H:%M:%S %Y"};
+    char text[64];
+    if (len == 0 || len >= sizeof(text))
+        return -1;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
+        struct tm tm = {0};
+        const char *end = strptime(text, formats[i], &tm);
+        if (end != NULL && *end == '\0')
+            return timegm(&tm);
+    }
+    return -1;
+}
+
+void
+http_date_format(time_t t, char out[30])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static time_t
+header_date(const struct http_msg *m, const char *name)
+{
+    const struct http_header *h = http_msg_find(m, name);
+    return h ? http_date_parse(http_str_ptr(m, h->value), h->value.len) : -1;
+}
+
+/* ---------------------------------------------------------------- storing */
+
+/* RFC 9110 15.1: statuses heuristically cacheable. */
+static bool
+heuristically_cacheable(int status)
+{
+    static const int statuses[] = {200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501};
+    for (size_t i = 0; i < ARRAY_SIZE(statuses); i++)
+        if (statuses[i] == status)
+            return true;
+    return false;
+}
+
+static bool
+has_explicit_freshness(const struct http_msg *resp, const struct cache_control *cc)
+{
+    return cc->max_age != CC_UNSET || cc->s_maxage != CC_UNSET ||
+           http_msg_find(resp, "Expires") != NULL || cc->public_;
+}
+
+static bool
+refuse(char *why, size_t len, const char *reason)
+{
+    snprintf(why, len, "%s", reason);
+    return false;
+}
+
+bool
+cache_storable(const struct http_msg *req, const struct http_msg *resp, char *why,
+               size_t whylen)
+{
+    struct cache_control rq, rs;
+    cache_control_parse(req, &rq);
+    cache_control_parse(resp, &rs);
+    if (req->method != HTTP_GET)
+        return refuse(why, whylen, "method");
+    if (rq.no_store || rs.no_store)
+        return refuse(why, whylen, "no-store");
+    if (rs.private_)
+        return refuse(why, whylen, "private");
+    if (http_msg_find(req, "Authorization") && !rs.public_ && rs.s_maxage == CC_UNSET &&
+        !rs.must_revalidate)
+        return refuse(why, whylen, "authorization");
+    if (http_msg_find(resp, "Set-Cookie"))
+        return refuse(why, whylen, "set-cookie");
+    const struct http_header *vary = http_msg_find(resp, "Vary");
+    if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
+        return refuse(why, whylen, "vary-star");
+    if (resp->status == 206 || resp->status < 200)
+        return refuse(why, whylen, "status");
+    if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
+        return refuse(why, whylen, "status");
+    if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
+        http_msg_find(resp, "Last-Modified") == NULL && http_msg_find(resp, "ETag") == NULL)
+        return refuse(why, whylen, "no-freshness");
+    return true;
+}
+
+/* ---------------------------------------------------------------- freshness and age */
+
+int64_t
+cache_freshness_lifetime(const struct http_msg *resp, int64_t heuristic_cap)
+{
+    struct cache_control cc;
+    cache_control_parse(resp, &cc);
+    if (cc.s_maxage != CC_UNSET)
+        return cc.s_maxage;
+    if (cc.max_age != CC_UNSET)
+        return cc.max_age;
+    time_t date = header_date(resp, "Date");
+    const struct http_header *exp = http_msg_find(resp, "Expires");
+    if (exp != NULL) {
+        time_t expires = http_date_parse(http_str_ptr(resp, exp->value), exp->value.len);
+        if (expires < 0 || date < 0)
+            return 0; /* an invalid Expires means already expired */
+        return expires > date ? expires - date : 0;
+    }
+    time_t modified = header_date(resp, "Last-Modified");
+    if (heuristic_cap > 0 && heuristically_cacheable(resp->status) && modified >= 0 &&
+        date >= modified)
+        return MIN((int64_t)(date - modified) / 10, heuristic_cap);
+    return 0;
+}
+
+int64_t
+cache_current_age(const struct http_msg *resp, time_t request_time, time_t response_time,
+                  time_t now)
+{
+    const struct http_header *h = http_msg_find(resp, "Age");
+    uint64_t age_value = 0;
+    if (h != NULL && str_to_u64(http_str_ptr(resp, h->value), h->value.len, &age_value) < 0)
+        age_value = 0;
+    time_t date = header_date(resp, "Date");
+    int64_t apparent_age = date >= 0 ? MAX((int64_t)0, (int64_t)(response_time - date)) : 0;
+    int64_t response_delay = (int64_t)(response_time - request_time);
+    int64_t corrected_age_value = (int64_t)MIN(age_value, (uint64_t)INT32_MAX) + response_delay;
+    int64_t corrected_initial_age = MAX(apparent_age, corrected_age_value);
+    int64_t resident_time = (int64_t)(now - response_time);
+    return corrected_initial_age + resident_time;
+}
+
+int64_t
+cache_stale_if_error(const struct http_msg *resp, int64_t zone_default)
+{
+    struct cache_control cc;
+    cache_control_parse(resp, &cc);
+    if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage != CC_UNSET || cc.no_cache)
+        return 0;
+    return cc.stale_if_error != CC_UNSET ? cc.stale_if_error : zone_default;
+}

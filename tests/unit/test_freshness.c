@@ -1,0 +1,188 @@
+/* test_freshness.c - RFC 9111 calculations: Cache-Control parsing, storability, freshness
+ * lifetime (explicit and heuristic), current age, stale-if-error (RFC 5861). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "cache/freshness.h"
+#include "http/parser.h"
+
+struct parsed {
+    struct http_parser p;
+};
+
+static int
+on_head(struct http_parser *p)
+{
+    return 1;
+}
+static int
+on_body(struct http_parser *p, const char *at, size_t len)
+{
+    return 0;
+}
+static void
+on_complete(struct http_parser *p)
+{
+}
+static const struct http_parser_ops ops = {on_head, on_body, on_complete};
+
+/* Parse a message head (request or response) into p. */
+static const struct http_msg *
+parse(struct parsed *m, llhttp_type_t type, const char *text)
+{
+    size_t used;
+    http_parser_init(&m->p, type, 65536, &ops, NULL);
+    enum http_parse_status st = http_parser_feed(&m->p, text, strlen(text), &used);
+    if (st == HTTP_PARSE_ERROR)
+        fail_msg("cannot parse: %s", http_parser_error_text(&m->p));
+    return &m->p.msg;
+}
+
+#define GET "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+#define DATE "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+
+static void
+test_cache_control_lists_quotes_and_several_fields(void **state)
+{
+    struct parsed m;
+    struct cache_control cc;
+    cache_control_parse(parse(&m, HTTP_RESPONSE,
+                              "HTTP/1.1 200 OK\r\nCache-Control: public, max-age=\"60\", foo=\"a,b\"\r\n"
+                              "Cache-Control: S-MaxAge=30,stale-if-error=600\r\n\r\n"),
+                        &cc);
+    assert_true(cc.public_);
+    assert_int_equal(cc.max_age, 60);
+    assert_int_equal(cc.s_maxage, 30);
+    assert_int_equal(cc.stale_if_error, 600);
+    assert_false(cc.no_store);
+    assert_int_equal(cc.min_fresh, CC_UNSET);
+    http_parser_free(&m.p);
+}
+
+static void
+test_dates_in_all_three_formats(void **state)
+{
+    const char *fixdate = "Sun, 06 Nov 1994 08:49:37 GMT", *rfc850 = "Sunday, 06-Nov-94 08:49:37 GMT",
+               *asc = "Sun Nov  6 08:49:37 1994";
+    assert_int_equal(http_date_parse(fixdate, strlen(fixdate)), 784111777);
+    assert_int_equal(http_date_parse(rfc850, strlen(rfc850)), 784111777);
+    assert_int_equal(http_date_parse(asc, strlen(asc)), 784111777);
+    assert_int_equal(http_date_parse("yesterday", 9), -1);
+    char out[30];
+    http_date_format(784111777, out);
+    assert_string_equal(out, fixdate);
+}
+
+static bool
+storable(const char *req, const char *resp)
+{
+    struct parsed a, b;
+    char why[64];
+    bool ok = cache_storable(parse(&a, HTTP_REQUEST, req), parse(&b, HTTP_RESPONSE, resp), why,
+                             sizeof(why));
+    http_parser_free(&a.p);
+    http_parser_free(&b.p);
+    return ok;
+}
+
+static void
+test_what_a_shared_cache_may_store(void **state)
+{
+    assert_true(storable(GET, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 200 OK\r\nCache-Control: no-store, max-age=60\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 200 OK\r\nCache-Control: private, max-age=60\r\n\r\n"));
+    assert_false(storable("GET / HTTP/1.1\r\nHost: a\r\nCache-Control: no-store\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_false(storable("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 200 OK\r\nVary: *\r\nCache-Control: max-age=60\r\n\r\n"));
+    /* Authorization: only with public, s-maxage or must-revalidate */
+    const char *auth = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic eA==\r\n\r\n";
+    assert_false(storable(auth, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_true(storable(auth, "HTTP/1.1 200 OK\r\nCache-Control: public, max-age=60\r\n\r\n"));
+    assert_true(storable(auth, "HTTP/1.1 200 OK\r\nCache-Control: s-maxage=60\r\n\r\n"));
+    /* statuses: heuristically cacheable ones, others only with explicit freshness */
+    assert_true(storable(GET, "HTTP/1.1 404 Not Found\r\nLast-Modified: " "Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 503 Busy\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 503 Busy\r\nCache-Control: max-age=5\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 200 OK\r\n\r\n")); /* nothing to go on */
+}
+
+static int64_t
+lifetime(const char *resp, int64_t cap)
+{
+    struct parsed m;
+    int64_t v = cache_freshness_lifetime(parse(&m, HTTP_RESPONSE, resp), cap);
+    http_parser_free(&m.p);
+    return v;
+}
+
+static void
+test_freshness_lifetime_precedence(void **state)
+{
+    assert_int_equal(lifetime("HTTP/1.1 200 OK\r\nCache-Control: max-age=60, s-maxage=30\r\n"
+                              "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n" DATE "\r\n", 86400), 30);
+    assert_int_equal(lifetime("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                              "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n" DATE "\r\n", 86400), 60);
+    assert_int_equal(lifetime("HTTP/1.1 200 OK\r\nExpires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+                              DATE "\r\n", 86400), 3600);
+    assert_int_equal(lifetime("HTTP/1.1 200 OK\r\nExpires: 0\r\n" DATE "\r\n", 86400), 0);
+    /* heuristic: 10% of Date - Last-Modified (10 days → 1 day), capped */
+    const char *lm = "HTTP/1.1 200 OK\r\nLast-Modified: Thu, 27 Oct 1994 08:49:37 GMT\r\n" DATE "\r\n";
+    assert_int_equal(lifetime(lm, 864000), 86400);
+    assert_int_equal(lifetime(lm, 3600), 3600);
+    assert_int_equal(lifetime(lm, 0), 0); /* heuristics off */
+}
+
+static void
+test_current_age_follows_rfc_9111_4_2_3(void **state)
+{
+    struct parsed m;
+    /* Date 10 s before the response arrived, Age 5, 2 s in flight, 100 s in the cache:
+     * apparent_age 10; corrected_age_value 5 + 2 = 7; initial 10; age 110. */
+    const struct http_msg *r = parse(&m, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nAge: 5\r\n" DATE "\r\n");
+    time_t date = 784111777;
+    assert_int_equal(cache_current_age(r, date + 8, date + 10, date + 110), 110);
+    http_parser_free(&m.p);
+    /* Age larger than the apparent age wins */
+    r = parse(&m, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nAge: 50\r\n" DATE "\r\n");
+    assert_int_equal(cache_current_age(r, date, date + 1, date + 1), 51);
+    http_parser_free(&m.p);
+}
+
+static int64_t
+sie(const char *resp, int64_t zone_default)
+{
+    struct parsed m;
+    int64_t v = cache_stale_if_error(parse(&m, HTTP_RESPONSE, resp), zone_default);
+    http_parser_free(&m.p);
+    return v;
+}
+
+static void
+test_stale_if_error_window(void **state)
+{
+    assert_int_equal(sie("HTTP/1.1 200 OK\r\nCache-Control: max-age=60, stale-if-error=300\r\n\r\n", 0), 300);
+    assert_int_equal(sie("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n", 86400), 86400);
+    assert_int_equal(sie("HTTP/1.1 200 OK\r\nCache-Control: max-age=60, must-revalidate, "
+                         "stale-if-error=300\r\n\r\n", 86400), 0);
+    assert_int_equal(sie("HTTP/1.1 200 OK\r\nCache-Control: s-maxage=60\r\n\r\n", 86400), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cache_control_lists_quotes_and_several_fields),
+        cmocka_unit_test(test_dates_in_all_three_formats),
+        cmocka_unit_test(test_what_a_shared_cache_may_store),
+        cmocka_unit_test(test_freshness_lifetime_precedence),
+        cmocka_unit_test(test_current_age_follows_rfc_9111_4_2_3),
+        cmocka_unit_test(test_stale_if_error_window),
+    };
+    return cmocka_run_group_tests_name("freshness", tests, NULL, NULL);
+}
