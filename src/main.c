@@ -2,6 +2,7 @@
  * listeners, start the workers, serve the admin endpoint, and act on signals (SIGHUP
  * reload, SIGTERM/SIGINT drain, SIGUSR1 reopen logs). */
 #include "admin/admin.h"
+#include "cache/store.h"
 #include "core/config.h"
 #include "diag/auto.h"
 #include "diag/check.h"
@@ -147,6 +148,7 @@ reload(struct server *s)
         worker_set_config(s->workers[i], cfg);
     if (s->admin != NULL)
         admin_set_token(s->admin, cfg->admin_token);
+    cache_store_configure(cfg->cache_memory, cfg->cache_max_object);
     config_release(&s->cfg);
     s->cfg = cfg;
     log_info("configuration reloaded from %s (%zu zones)", cfg->file, cfg->nzones);
@@ -281,6 +283,7 @@ serve(const struct options *o)
         log_error("%s", err);
         goto out;
     }
+    cache_store_configure(s.cfg->cache_memory, s.cfg->cache_max_object);
     diag_auto_install();
     log_started(&s);
     loop_run(s.loop);

@@ -1074,9 +1074,9 @@ static const struct field zone_fields[] = {
     {"expose_details", field_bool, ZONE_FIELD(expose_details), NULL},
     {"retries", field_u32, ZONE_FIELD(retries), NULL},
     {"health", field_section, 0, &health_table},
-    {"stale_if_error", field_reserved, 0, NULL},
+    {"stale_if_error", field_duration, ZONE_FIELD(stale_if_error), NULL},
     {"error_pages", field_error_pages, 0, NULL},
-    {"cache", field_reserved, 0, NULL},
+    {"cache", field_bool, ZONE_FIELD(cache_enabled), NULL},
 };
 static const struct field_table zone_table = {"in a zone", zone_fields,
                                               ARRAY_SIZE(zone_fields)};
@@ -1244,6 +1244,14 @@ static const struct field resolver_fields[] = {
 static const struct field_table resolver_table = {"in resolver", resolver_fields,
                                                   ARRAY_SIZE(resolver_fields)};
 
+static const struct field cache_fields[] = {
+    {"memory", field_size, CFG_FIELD(cache_memory), NULL},
+    {"max_object", field_size, CFG_FIELD(cache_max_object), NULL},
+    {"heuristic_cap", field_duration, CFG_FIELD(cache_heuristic_cap), NULL},
+};
+static const struct field_table cache_table = {"in cache", cache_fields,
+                                               ARRAY_SIZE(cache_fields)};
+
 static const struct field top_fields[] = {
     {"listen", field_listen, 0, NULL},
     {"workers", field_workers, 0, NULL},
@@ -1255,7 +1263,7 @@ static const struct field top_fields[] = {
     {"upstream", field_section, 0, &upstream_table},
     {"zones", field_zones, 0, NULL},
     {"resolver", field_section, 0, &resolver_table},
-    {"cache", field_reserved, 0, NULL},
+    {"cache", field_section, 0, &cache_table},
 };
 static const struct field_table top_table = {"at the top level", top_fields,
                                              ARRAY_SIZE(top_fields)};
@@ -1289,6 +1297,9 @@ config_new_defaults(void)
     cfg->upstream_keepalive_timeout = 60000;
     cfg->upstream_max_idle = 64;
     cfg->upstream_max_header_size = 64 * KIB;
+    cfg->cache_memory = 256 * MIB;
+    cfg->cache_max_object = 64 * MIB;
+    cfg->cache_heuristic_cap = 86400000;
     cfg->resolver.min_ttl = 5000;
     cfg->resolver.max_ttl = 3600000;
     cfg->resolver.serve_stale = 3600000;

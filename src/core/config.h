@@ -82,6 +82,9 @@ struct config_zone {
     uint64_t health_hold;      /* ms, default 10000: how long it stays down before a probe */
     bool health_count_5xx;     /* default false: an origin's own 5xx counts as a failure */
     uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
+    bool cache_enabled;        /* default false: store and serve this zone's responses */
+    uint64_t stale_if_error;   /* ms, default 0: serve stale this long past freshness when the
+                                * origin fails and the response did not say otherwise */
     struct config_error_page *error_pages;
     size_t nerror_pages;
     /* Active health probes (health.active); active_path NULL = off. */
@@ -128,6 +131,11 @@ struct config {
     uint64_t upstream_max_header_size;   /* bytes, default 64 KiB */
 
     struct config_resolver resolver;
+
+    /* The shared memory cache (src/cache). */
+    uint64_t cache_memory;        /* bytes, default 256 MiB */
+    uint64_t cache_max_object;    /* bytes, default 64 MiB: larger responses stream uncached */
+    uint64_t cache_heuristic_cap; /* ms, default 1 day: cap of heuristic freshness; 0 = off */
 
     struct config_zone *zones;
     size_t nzones;

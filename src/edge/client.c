@@ -3,6 +3,8 @@
  * back-pressure, the edge's own responses, and the access log line of each request. */
 #include "edge/client.h"
 
+#include "cache/fill.h"
+#include "cache/freshness.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "edge/errpage.h"
@@ -58,6 +60,13 @@ struct request {
     bool origin_paused;
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
+    /* The cache (zones with cache: true). */
+    char *cache_base;        /* zone + host + target; NULL when the request bypasses it */
+    struct cache_obj *hit;   /* fresh object, served when the request message ends */
+    struct cache_obj *stale; /* expired object kept for stale-if-error */
+    struct cache_fill *fill; /* the response being stored */
+    const char *cache_status; /* X-Cache word: HIT, MISS, EXPIRED, STALE */
+    time_t request_time;
     char origin[64];    /* origin address that answered (or failed) */
     uint64_t origin_ms; /* time to the origin's response head */
 };
@@ -84,6 +93,8 @@ static void flush(struct client *c);
 static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
+static bool cache_consider(struct client *c);
+static void serve_cached(struct client *c, struct cache_obj *obj, const struct proxy_error *err);
 static uint32_t keep_string(struct request *r, const char *s, size_t len);
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -106,6 +117,10 @@ request_clear(struct client *c)
     struct buf strings = r->strings;
     upstream_abort(&r->up);
     config_release(&r->cfg);
+    cache_obj_release(&r->hit);
+    cache_obj_release(&r->stale);
+    cache_fill_abort(&r->fill);
+    free(r->cache_base);
     buf_reset(&strings);
     memset(r, 0, sizeof(*r));
     r->strings = strings;
@@ -356,6 +371,7 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *origin = c->req.origin;
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
+    const char *cache = c->req.cache_status ? c->req.cache_status : "-";
     if (!json) {
         buf_printf(line, "\"%s ", http_method_name(m->method));
         log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
@@ -364,9 +380,9 @@ access_log_fields(struct client *c, struct buf *line, bool json)
         log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
         log_escape(line, ua, ualen, false);
-        buf_printf(line, "\" zone=%s rt=%.3f ot=%.3f origin=%s rid=%s error=%s\n", zone, rt,
-                   (double)ot / 1000.0, origin[0] ? origin : "-", req_string(c, c->req.rid_off),
-                   err);
+        buf_printf(line, "\" zone=%s rt=%.3f ot=%.3f origin=%s rid=%s error=%s cache=%s\n", zone,
+                   rt, (double)ot / 1000.0, origin[0] ? origin : "-",
+                   req_string(c, c->req.rid_off), err, cache);
         return;
     }
     buf_printf(line, "\"method\":\"%s\",\"uri\":\"", http_method_name(m->method));
@@ -378,8 +394,8 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     log_escape(line, ua, ualen, true);
     buf_printf(line,
                "\",\"zone\":\"%s\",\"request_time\":%.3f,\"origin_time\":%.3f,"
-               "\"origin\":\"%s\",\"request_id\":\"%s\",\"error\":\"%s\"}\n",
-               zone, rt, (double)ot / 1000.0, origin, req_string(c, c->req.rid_off), err);
+               "\"origin\":\"%s\",\"request_id\":\"%s\",\"error\":\"%s\",\"cache\":\"%s\"}\n",
+               zone, rt, (double)ot / 1000.0, origin, req_string(c, c->req.rid_off), err, cache);
 }
 
 static void
@@ -734,6 +750,182 @@ start_fetch(struct client *c)
     buf_free(&head);
 }
 
+/* ---------------------------------------------------------------- the cache */
+
+/* zone \n host \n origin-form target: the base key (the variant is appended to it). */
+static char *
+cache_base_key(struct client *c)
+{
+    const struct http_msg *m = &c->parser.msg;
+    const char *host = req_string(c, c->req.host_off), *url = http_str_ptr(m, m->url), *path;
+    char name[256];
+    size_t ulen = m->url.len, alen, plen;
+    if (absolute_authority(url, ulen, &alen, &path, &plen) != NULL) {
+        url = plen ? path : "/";
+        ulen = plen ? plen : 1;
+    }
+    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
+        return NULL;
+    struct buf key;
+    buf_init(&key, SIZE_MAX);
+    buf_printf(&key, "%s\n%s\n", c->req.zone->name, name);
+    buf_append(&key, url, ulen);
+    char *out = xstrndup(buf_head(&key), buf_used(&key));
+    buf_free(&key);
+    return out;
+}
+
+/* base + CACHE_VARIANT_SEP + the request's variant for Vary names. */
+static char *
+cache_full_key(struct client *c, const char *names)
+{
+    struct buf key;
+    buf_init(&key, SIZE_MAX);
+    buf_printf(&key, "%s%c", c->req.cache_base, CACHE_VARIANT_SEP);
+    if (names != NULL && names[0] != '\0')
+        cache_variant(&c->parser.msg, names, &key);
+    char *out = xstrndup(buf_head(&key), buf_used(&key));
+    buf_free(&key);
+    return out;
+}
+
+/* May the stored object answer this request now (RFC 9111 4.2 and the request's own
+ * Cache-Control)? */
+static bool
+cache_usable(const struct cache_obj *o, const struct cache_control *rq, time_t now)
+{
+    int64_t age = cache_obj_age(o, now), left = o->lifetime - age;
+    if (rq->no_cache || left <= 0)
+        return false;
+    if (rq->max_age != CC_UNSET && age > rq->max_age)
+        return false;
+    return rq->min_fresh == CC_UNSET || left >= rq->min_fresh;
+}
+
+/* Look the request up. true: a fresh hit will be served (no fetch). Otherwise the fetch
+ * goes ahead, keeping an expired object for stale-if-error. */
+static bool
+cache_consider(struct client *c)
+{
+    struct request *r = &c->req;
+    const struct http_msg *m = &c->parser.msg;
+    if (!r->zone->cache_enabled || (m->method != HTTP_GET && m->method != HTTP_HEAD))
+        return false;
+    if ((r->cache_base = cache_base_key(c)) == NULL)
+        return false;
+    char names[512] = "";
+    cache_store_vary(r->cache_base, names, sizeof(names));
+    char *key = cache_full_key(c, names);
+    struct cache_obj *o = cache_store_get(key);
+    free(key);
+    struct cache_control rq;
+    cache_control_parse(m, &rq);
+    r->request_time = (time_t)loop_wall(c->w->loop);
+    r->cache_status = o ? "EXPIRED" : "MISS";
+    if (o != NULL && cache_usable(o, &rq, r->request_time)) {
+        r->hit = o;
+        r->cache_status = "HIT";
+        return true;
+    }
+    r->stale = o;
+    return false;
+}
+
+/* Start storing the origin's response when it may be stored. */
+static void
+cache_start_fill(struct client *c, const struct http_msg *resp)
+{
+    struct request *r = &c->req;
+    char why[64];
+    if (r->cache_base == NULL || c->parser.msg.method != HTTP_GET)
+        return;
+    char *names = cache_vary_names(resp);
+    char *key = cache_full_key(c, names);
+    struct cache_fill_params p = {
+        .key = key,
+        .vary = names,
+        .request_time = r->request_time,
+        .response_time = (time_t)loop_wall(c->w->loop),
+        .heuristic_cap = (int64_t)(r->cfg->cache_heuristic_cap / 1000),
+        .stale_if_error = (int64_t)(r->zone->stale_if_error / 1000),
+    };
+    r->fill = cache_fill_start(&c->parser.msg, resp, &p, why, sizeof(why));
+    free(key);
+    free(names);
+}
+
+/* Cache-Status (RFC 9211) and X-Cache for a response fetched from the origin. */
+static void
+append_cache_fields(struct client *c, const struct http_msg *resp, struct buf *head)
+{
+    struct request *r = &c->req;
+    if (r->cache_base == NULL)
+        return;
+    buf_printf(head, "Cache-Status: %s; fwd=%s; fwd-status=%d%s\r\n", r->cfg->edge_name,
+               r->stale ? "stale" : "uri-miss", resp->status, r->fill ? "; stored" : "");
+    buf_printf(head, "X-Cache: %s\r\n", r->cache_status);
+}
+
+/* Answer from a stored object: a fresh hit, or (err set) a stale copy instead of an error. */
+static void
+serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *err)
+{
+    struct request *r = &c->req;
+    const struct config *cfg = r->cfg;
+    time_t now = (time_t)loop_wall(c->w->loop);
+    int64_t age = cache_obj_age(o, now);
+    bool body = !r->head_method && o->status != 204 && o->status != 304;
+    struct buf head;
+    buf_init(&head, SIZE_MAX);
+    buf_printf(&head, "HTTP/1.1 %d %s\r\n", o->status, http_status_reason(o->status));
+    buf_append(&head, o->fields, o->fields_len);
+    if (o->status != 204)
+        buf_printf(&head, "Content-Length: %zu\r\n", o->body_len);
+    buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
+               (long long)age, cfg->edge_name, (long long)(o->lifetime - age),
+               err ? "; detail=stale-if-error" : "", err ? "STALE" : "HIT");
+    if (err != NULL) {
+        char ps[512];
+        proxy_error_header(err, cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
+        buf_printf(&head, "Proxy-Status: %s\r\n", ps);
+    }
+    if (r->zone->add_via)
+        buf_printf(&head, "Via: 1.1 %s\r\n", cfg->edge_name);
+    buf_printf(&head, "X-Request-Id: %s\r\n", req_string(c, r->rid_off));
+    if (c->w->draining)
+        c->close_after = true;
+    buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n"
+                          : c->parser.msg.minor == 0 ? "Connection: keep-alive\r\n\r\n"
+                                                     : "\r\n");
+    r->cache_status = err ? "STALE" : "HIT";
+    r->status = o->status;
+    r->response_started = r->response_done = true;
+    r->body_sent = body ? o->body_len : 0;
+    c->state = CLIENT_FORWARDING;
+    struct iovec iov[2] = {{head.data, buf_used(&head)}, {o->body, r->body_sent}};
+    int rc = send_iov(c, iov, 2);
+    buf_free(&head);
+    if (rc == 0 && buf_used(&c->out) == 0)
+        finish_request(c);
+}
+
+/* The origin failed before answering: a stale copy within its stale-if-error window? */
+static bool
+serve_stale_on_error(struct client *c, const struct proxy_error *e)
+{
+    struct request *r = &c->req;
+    struct cache_obj *o = r->stale;
+    if (o == NULL || r->response_started)
+        return false;
+    time_t now = (time_t)loop_wall(c->w->loop);
+    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > o->lifetime + o->stale_if_error)
+        return false;
+    r->stale = NULL;
+    serve_cached(c, o, e);
+    cache_obj_release(&o);
+    return true;
+}
+
 /* A request head was parsed: refuse it, or route it and start the fetch.
  * Returns 0 to read its body, -1 to stop parsing (refused with a body we will not read). */
 static int
@@ -775,6 +967,8 @@ on_request_head(struct http_parser *p)
         r->refusal = message;
         return has_body ? -1 : 0;
     }
+    if (cache_consider(c))
+        return 0; /* a hit: served when the request message ends */
     if (has_body && http_msg_find(m, "Expect") != NULL && m->minor >= 1)
         send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (c->closed)
@@ -880,6 +1074,8 @@ on_origin_head(void *owner, const struct http_msg *resp)
     buf_append_str(&head, "\r\n");
     append_response_fields(c, resp, &head);
     append_framing(c, resp, &head);
+    cache_start_fill(c, resp);
+    append_cache_fields(c, resp, &head);
     if (r->zone->add_via)
         buf_printf(&head, "Via: 1.1 %s\r\n", r->cfg->edge_name);
     if (http_msg_find(resp, "X-Request-Id") == NULL)
@@ -900,6 +1096,8 @@ on_origin_body(void *owner, const char *data, size_t len)
     struct request *r = &c->req;
     if (len == 0)
         return;
+    if (r->fill != NULL && !cache_fill_append(r->fill, data, len))
+        cache_fill_abort(&r->fill); /* past cache.max_object: streams through uncached */
     r->body_sent += len;
     if (!r->chunked) {
         send_bytes(c, data, len);
@@ -918,6 +1116,7 @@ on_origin_complete(void *owner)
     struct request *r = &c->req;
     r->up = NULL; /* the upstream is gone after this callback */
     r->response_done = true;
+    cache_fill_commit(&r->fill);
     if (r->chunked && send_bytes(c, "0\r\n\r\n", 5) < 0)
         return;
     if (buf_used(&c->out) == 0)
@@ -968,6 +1167,9 @@ on_origin_error(void *owner, const struct proxy_error *e)
     r->err = *e;
     snprintf(r->origin, sizeof(r->origin), "%s", e->addr);
     log_origin_failure(c, e);
+    cache_fill_abort(&r->fill);
+    if (serve_stale_on_error(c, e))
+        return;
     if (!r->response_started) {
         respond_error(c, proxy_error_status(e->type),
                       "The edge server could not get a valid response from the website's "
@@ -1057,6 +1259,8 @@ process_input(struct client *c)
             arm_forwarding_timer(c);
             if (c->rejected)
                 respond_rejected(c);
+            else if (c->req.hit != NULL)
+                serve_cached(c, c->req.hit, NULL);
             return;
         }
         if (c->req.body_blocked) {

@@ -10,13 +10,13 @@ COMBINED = re.compile(
     r'^(?P<client>\S+) - - \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) '
     r'(?P<bytes>\d+|-) "(?P<referer>[^"]*)" "(?P<ua>[^"]*)" zone=(?P<zone>\S+) '
     r'rt=(?P<rt>\d+\.\d{3}) ot=(?P<ot>\d+\.\d{3}|-) origin=(?P<origin>\S+) '
-    r'rid=(?P<rid>\S+) error=(?P<error>\S+)$')
+    r'rid=(?P<rid>\S+) error=(?P<error>\S+) cache=(?P<cache>\S+)$')
 ERROR_LINE = re.compile(
     r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} "
     r"\[(debug|info|notice|warn|error|crit|alert|emerg)\] \d+#\d+: \S.*$")
 JSON_KEYS = {"time", "client", "method", "uri", "protocol", "status", "bytes", "referer",
              "user_agent", "zone", "request_time", "origin_time", "origin", "request_id",
-             "error"}
+             "error", "cache"}
 
 
 def near_now(stamp, fmt):

@@ -173,8 +173,8 @@ test_zone_mistakes(void **state)
 static void
 test_keys_of_later_features_say_not_supported_yet(void **state)
 {
-    assert_refused("cache: { memory: 1MiB }\n" ZONE, "t.yaml:1:8: ", "not supported yet");
-    assert_refused(ZONE "    stale_if_error: 1d\n", "t.yaml:5:21: ", "not supported yet");
+    assert_refused("zones:\n  - name: z\n    origins: [ { url: \"http://10.0.0.1\", weight: 2 } ]\n",
+                   "t.yaml:3:50: ", "not supported yet");
 }
 
 static void

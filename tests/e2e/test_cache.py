@@ -1,0 +1,156 @@
+"""The shared cache (zones with cache: true), proven the HAProxy way: the origin answers
+once while visitors ask many times. Freshness, what is never stored, Vary, HEAD from a
+stored GET, and stale content instead of an error when the origin fails."""
+
+import time
+
+from harness import free_port, zone
+
+
+def origin_answering(scripted_origin, headers, body=b"cached body\n", status=200):
+    """An origin answering every request with these headers; counts requests."""
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            conn.respond(status, body, headers)
+    return scripted_origin(handler)
+
+
+def cached_edge(verge, origin, **extra):
+    return verge([zone("z1", [origin.url], cache=True, **extra)])
+
+
+def test_origin_answers_once_while_visitors_ask_four_times(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    first = v.get("/a")
+    assert first.status == 200 and first.headers.get("x-cache") == "MISS"
+    assert first.headers.get("cache-status") == "testedge; fwd=uri-miss; fwd-status=200; stored"
+    for _ in range(3):
+        resp = v.get("/a")
+        assert resp.status == 200 and resp.body == b"cached body\n"
+        assert resp.headers.get("x-cache") == "HIT"
+        assert resp.headers.get("cache-status").startswith("testedge; hit; ttl=")
+        assert resp.headers.get("age") is not None
+        assert resp.headers.get("content-length") == str(len(b"cached body\n"))
+    assert len(origin.requests) == 1
+    assert "cache=HIT" in v.access_line_for(resp.headers.get("x-request-id"))
+
+
+def test_query_is_part_of_the_key(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    for q in ("/p?x=1", "/p?x=2", "/p?x=1"):
+        assert v.get(q).status == 200
+    assert len(origin.requests) == 2
+
+
+def test_never_stored_no_store_private_set_cookie(verge, scripted_origin):
+    for headers in ({"Cache-Control": "no-store"}, {"Cache-Control": "private, max-age=60"},
+                    {"Cache-Control": "max-age=60", "Set-Cookie": "id=1"}):
+        origin = origin_answering(scripted_origin, headers)
+        v = cached_edge(verge, origin)
+        for _ in range(3):
+            resp = v.get("/n")
+            assert resp.status == 200 and resp.headers.get("x-cache") == "MISS"
+        assert len(origin.requests) == 3, headers
+        v.stop()
+
+
+def test_expired_object_is_fetched_again(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=1"})
+    v = cached_edge(verge, origin)
+    assert v.get("/e").headers.get("x-cache") == "MISS"
+    assert v.get("/e").headers.get("x-cache") == "HIT"
+    time.sleep(1.2)
+    resp = v.get("/e")
+    assert resp.headers.get("x-cache") == "EXPIRED"
+    assert resp.headers.get("cache-status").startswith("testedge; fwd=stale;")
+    assert len(origin.requests) == 2
+
+
+def test_request_no_cache_goes_to_the_origin(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    v.get("/r")
+    resp = v.get("/r", headers=[("Cache-Control", "no-cache")])
+    assert resp.headers.get("x-cache") == "EXPIRED"
+    assert len(origin.requests) == 2
+
+
+def test_vary_keeps_one_variant_per_request_value(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60",
+                                                "Vary": "Accept-Encoding"})
+    v = cached_edge(verge, origin)
+    for enc in ("gzip", "identity", "gzip", "identity", "GZIP"):
+        assert v.get("/v", headers=[("Accept-Encoding", enc)]).status == 200
+    assert len(origin.requests) == 2  # gzip and identity; "GZIP" is gzip normalised
+
+
+def test_head_is_answered_from_a_stored_get(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    v.get("/h")
+    resp = v.request("HEAD", "/h")
+    assert resp.status == 200 and resp.body == b""
+    assert resp.headers.get("x-cache") == "HIT"
+    assert resp.headers.get("content-length") == str(len(b"cached body\n"))
+    assert len(origin.requests) == 1
+
+
+def test_object_above_max_object_streams_through_uncached(verge, scripted_origin):
+    big = b"x" * 200_000
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"}, body=big)
+    v = verge([zone("z1", [origin.url], cache=True)], cache={"max_object": "100KiB"})
+    for _ in range(2):
+        resp = v.get("/big")
+        assert resp.status == 200 and resp.body == big
+    assert len(origin.requests) == 2
+
+
+def test_stale_copy_instead_of_an_error_when_the_origin_is_down(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=1, stale-if-error=60"})
+    v = cached_edge(verge, origin)
+    assert v.get("/s").status == 200
+    origin.stop()
+    time.sleep(1.2)
+    resp = v.get("/s", headers=[("Connection", "close")])
+    assert resp.status == 200 and resp.body == b"cached body\n"
+    assert resp.headers.get("x-cache") == "STALE"
+    assert resp.headers.get("cache-status").endswith("detail=stale-if-error")
+    assert resp.headers.get("proxy-status").startswith("testedge; error=connection_")
+    # the failure is still logged and counted
+    m = v.metrics()
+    assert m.sum("verge_origin_errors_total", zone="z1") >= 1
+    assert "cache=STALE" in v.access_line_for(resp.headers.get("x-request-id"))
+
+
+def test_zone_stale_if_error_applies_when_the_origin_says_nothing(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=1"})
+    v = cached_edge(verge, origin, stale_if_error="1h")
+    assert v.get("/z").status == 200
+    origin.stop()
+    time.sleep(1.2)
+    assert v.get("/z").headers.get("x-cache") == "STALE"
+
+
+def test_must_revalidate_forbids_stale_on_error(verge, scripted_origin):
+    origin = origin_answering(scripted_origin,
+                              {"Cache-Control": "max-age=1, must-revalidate, stale-if-error=60"})
+    v = cached_edge(verge, origin)
+    assert v.get("/m").status == 200
+    origin.stop()
+    time.sleep(1.2)
+    resp = v.get("/m")
+    assert resp.status == 502 and "proxy-status" in resp.headers
+
+
+def test_cache_off_by_default(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = verge([zone("z1", [origin.url])])
+    for _ in range(2):
+        resp = v.get("/o")
+        assert "x-cache" not in resp.headers
+    assert len(origin.requests) == 2
