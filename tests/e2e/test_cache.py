@@ -154,3 +154,19 @@ def test_cache_off_by_default(verge, scripted_origin):
         resp = v.get("/o")
         assert "x-cache" not in resp.headers
     assert len(origin.requests) == 2
+
+
+def test_stale_copy_when_the_origin_name_stops_resolving(verge, scripted_origin, dns_server):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=1"})
+    port = origin.url.rsplit(":", 1)[1]
+    dns_server.set_a("origin.test", ["127.0.0.1"], ttl=1)
+    v = verge([zone("z1", [f"http://origin.test:{port}"], cache=True, stale_if_error="1h")],
+              resolver={"servers": [dns_server.address], "min_ttl": "1s"})
+    assert v.get("/d").headers.get("x-cache") == "MISS"
+    dns_server.set_rcode("origin.test", "NXDOMAIN", soa_minimum=60)
+    time.sleep(1.3)
+    resp = v.get("/d")
+    assert resp.status == 200 and resp.body == b"cached body\n"
+    assert resp.headers.get("x-cache") == "STALE"
+    assert resp.headers.get("proxy-status").startswith("testedge; error=dns_error")
+    assert "rcode=NXDOMAIN" in resp.headers.get("proxy-status")
