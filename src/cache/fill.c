@@ -4,6 +4,7 @@
 #include "cache/freshness.h"
 
 #include <ctype.h>
+#include <strings.h>
 
 struct cache_fill {
     struct cache_obj *obj;
@@ -140,4 +141,85 @@ cache_variant(const struct http_msg *req, const char *names, struct buf *out)
         buf_append(out, "\n", 1);
         p = comma ? comma + 1 : NULL;
     }
+}
+
+bool
+cache_obj_field(const struct cache_obj *o, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = o->fields, *end = o->fields + o->fields_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (len > nlen + 1 && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            const char *v = p + nlen + 1;
+            while (v < p + len && *v == ' ')
+                v++;
+            snprintf(out, outlen, "%.*s", (int)(p + len - v), v);
+            return true;
+        }
+        p += len + 2;
+    }
+    return false;
+}
+
+/* old's fields with every field the 304 carries replaced by the 304's. */
+static void
+merge_fields(const struct cache_obj *old, const struct http_msg *resp, struct buf *out)
+{
+    const char *p = old->fields, *end = old->fields + old->fields_len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        const char *colon = memchr(p, ':', len);
+        bool replaced = false;
+        for (size_t i = 0; colon && i < resp->nheaders && !replaced; i++) {
+            const struct http_header *h = &resp->headers[i];
+            replaced = h->name.len == (size_t)(colon - p) &&
+                       strncasecmp(http_str_ptr(resp, h->name), p, h->name.len) == 0 &&
+                       !http_msg_is_hop_header(resp, h);
+        }
+        if (!replaced) {
+            buf_append(out, p, len);
+            buf_append(out, "\r\n", 2);
+        }
+        p += len + 2;
+    }
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct http_header *h = &resp->headers[i];
+        const char *name = http_str_ptr(resp, h->name);
+        if (http_msg_is_hop_header(resp, h) || str_ieq(name, h->name.len, "Age"))
+            continue;
+        buf_append(out, name, h->name.len);
+        buf_append(out, ": ", 2);
+        buf_append(out, http_str_ptr(resp, h->value), h->value.len);
+        buf_append(out, "\r\n", 2);
+    }
+}
+
+struct cache_obj *
+cache_obj_refresh(const struct cache_obj *old, const struct http_msg *resp,
+                  time_t request_time, time_t response_time, int64_t heuristic_cap)
+{
+    struct cache_obj *o = xcalloc(1, sizeof(*o));
+    struct buf fields;
+    buf_init(&fields, SIZE_MAX);
+    merge_fields(old, resp, &fields);
+    o->refs = 1;
+    o->key = xstrdup(old->key);
+    o->status = old->status;
+    o->fields_len = buf_used(&fields);
+    o->fields = xstrndup(buf_head(&fields), o->fields_len);
+    buf_free(&fields);
+    o->body = xmalloc(old->body_len ? old->body_len : 1);
+    memcpy(o->body, old->body, old->body_len);
+    o->body_len = old->body_len;
+    o->vary = old->vary ? xstrdup(old->vary) : NULL;
+    o->response_time = response_time;
+    o->initial_age = cache_current_age(resp, request_time, response_time, response_time);
+    int64_t lifetime = cache_freshness_lifetime(resp, heuristic_cap);
+    o->lifetime = lifetime > 0 ? lifetime : old->lifetime;
+    int64_t sie = cache_stale_if_error(resp, -1);
+    o->stale_if_error = sie >= 0 ? sie : old->stale_if_error;
+    return o;
 }

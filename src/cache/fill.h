@@ -28,6 +28,15 @@ void cache_fill_commit(struct cache_fill **f);
 /* The response failed or was cut: drop it. NULLs *f. */
 void cache_fill_abort(struct cache_fill **f);
 
+/* The value of a stored header field (first of that name) into out; false if absent. */
+bool cache_obj_field(const struct cache_obj *o, const char *name, char *out, size_t outlen);
+
+/* A 304 from the origin refreshed old (RFC 9111 4.3.4): a new object with old's body, the
+ * 304's fields replacing old's of the same name, and freshness from the merged fields. */
+struct cache_obj *cache_obj_refresh(const struct cache_obj *old, const struct http_msg *resp,
+                                    time_t request_time, time_t response_time,
+                                    int64_t heuristic_cap);
+
 /* The normalised Vary names of a response ("accept-encoding,accept-language"), or NULL. */
 char *cache_vary_names(const struct http_msg *resp);
 /* The variant string of a request for these Vary names ("accept-encoding=gzip\n..."). */

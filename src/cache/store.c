@@ -56,6 +56,13 @@ obj_free(struct cache_obj *o)
     free(o);
 }
 
+struct cache_obj *
+cache_obj_acquire(struct cache_obj *o)
+{
+    __atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
+    return o;
+}
+
 void
 cache_obj_release(struct cache_obj **op)
 {

@@ -48,6 +48,7 @@ void cache_store_put(struct cache_obj *obj);
 /* Remove the object with this key, if any. */
 void cache_store_remove(const char *key);
 
+struct cache_obj *cache_obj_acquire(struct cache_obj *obj);
 void cache_obj_release(struct cache_obj **obj);
 
 /* Its age now (seconds), and whether it is still fresh. */

@@ -65,7 +65,9 @@ struct request {
     struct cache_obj *hit;   /* fresh object, served when the request message ends */
     struct cache_obj *stale; /* expired object kept for stale-if-error */
     struct cache_fill *fill; /* the response being stored */
-    const char *cache_status; /* X-Cache word: HIT, MISS, EXPIRED, STALE */
+    const char *cache_status; /* X-Cache word: HIT, MISS, EXPIRED, STALE, REVALIDATED */
+    bool revalidating;       /* validators of the stale object went to the origin */
+    struct cache_obj *refreshed; /* the origin said 304: serve this when it completes */
     time_t request_time;
     char origin[64];    /* origin address that answered (or failed) */
     uint64_t origin_ms; /* time to the origin's response head */
@@ -94,7 +96,8 @@ static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
 static bool cache_consider(struct client *c);
-static void serve_cached(struct client *c, struct cache_obj *obj, const struct proxy_error *err);
+static void serve_cached(struct client *c, struct cache_obj *obj, const struct proxy_error *err,
+                         const char *label);
 static uint32_t keep_string(struct request *r, const char *s, size_t len);
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -119,6 +122,7 @@ request_clear(struct client *c)
     config_release(&r->cfg);
     cache_obj_release(&r->hit);
     cache_obj_release(&r->stale);
+    cache_obj_release(&r->refreshed);
     cache_fill_abort(&r->fill);
     free(r->cache_base);
     buf_reset(&strings);
@@ -679,6 +683,27 @@ replaced_request_field(const struct config_zone *z, const char *name, size_t len
            (z->add_x_forwarded_proto && str_ieq(name, len, "X-Forwarded-Proto"));
 }
 
+/* Revalidate an expired object (RFC 9111 4.3.1) with its validators, unless the visitor's
+ * own request is conditional (its validators then go to the origin as they are). */
+static void
+add_validators(struct client *c, struct buf *head)
+{
+    struct request *r = &c->req;
+    const struct http_msg *m = &c->parser.msg;
+    char v[256];
+    if (r->stale == NULL || m->method != HTTP_GET || http_msg_find(m, "If-None-Match") ||
+        http_msg_find(m, "If-Modified-Since"))
+        return;
+    if (cache_obj_field(r->stale, "ETag", v, sizeof(v))) {
+        buf_printf(head, "If-None-Match: %s\r\n", v);
+        r->revalidating = true;
+    }
+    if (cache_obj_field(r->stale, "Last-Modified", v, sizeof(v))) {
+        buf_printf(head, "If-Modified-Since: %s\r\n", v);
+        r->revalidating = true;
+    }
+}
+
 /* The request line and fields for the origin (the upstream adds Host). */
 static void
 build_origin_head(struct client *c, struct buf *head)
@@ -714,6 +739,7 @@ build_origin_head(struct client *c, struct buf *head)
         buf_append_str(head, "X-Forwarded-Proto: http\r\n");
     if (z->add_via)
         buf_printf(head, "Via: 1.1 %s\r\n", c->req.cfg->edge_name);
+    add_validators(c, head);
     buf_printf(head, "X-Request-Id: %s\r\n\r\n", req_string(c, c->req.rid_off));
 }
 
@@ -866,24 +892,54 @@ append_cache_fields(struct client *c, const struct http_msg *resp, struct buf *h
     buf_printf(head, "X-Cache: %s\r\n", r->cache_status);
 }
 
-/* Answer from a stored object: a fresh hit, or (err set) a stale copy instead of an error. */
+/* Does the visitor's conditional request match the stored object (RFC 9110 13.1)? Then
+ * the answer is 304 without a body. */
+static bool
+not_modified(struct client *c, const struct cache_obj *o)
+{
+    const struct http_msg *m = &c->parser.msg;
+    const struct http_header *inm = http_msg_find(m, "If-None-Match");
+    char etag[256], lm[64];
+    if (o->status != 200)
+        return false;
+    if (inm != NULL) {
+        const char *v = http_str_ptr(m, inm->value);
+        if (inm->value.len == 1 && v[0] == '*')
+            return true;
+        if (!cache_obj_field(o, "ETag", etag, sizeof(etag)))
+            return false;
+        const char *weakless = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
+        return memmem(v, inm->value.len, weakless, strlen(weakless)) != NULL;
+    }
+    const struct http_header *ims = http_msg_find(m, "If-Modified-Since");
+    if (ims == NULL || !cache_obj_field(o, "Last-Modified", lm, sizeof(lm)))
+        return false;
+    time_t since = http_date_parse(http_str_ptr(m, ims->value), ims->value.len);
+    time_t modified = http_date_parse(lm, strlen(lm));
+    return since >= 0 && modified >= 0 && modified <= since;
+}
+
+/* Answer from a stored object: a fresh hit, a revalidated one, or (err set) a stale copy
+ * instead of an error. label is the X-Cache word. */
 static void
-serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *err)
+serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *err,
+             const char *label)
 {
     struct request *r = &c->req;
     const struct config *cfg = r->cfg;
     time_t now = (time_t)loop_wall(c->w->loop);
     int64_t age = cache_obj_age(o, now);
-    bool body = !r->head_method && o->status != 204 && o->status != 304;
+    int status = err == NULL && not_modified(c, o) ? 304 : o->status;
+    bool body = !r->head_method && status != 204 && status != 304;
     struct buf head;
     buf_init(&head, SIZE_MAX);
-    buf_printf(&head, "HTTP/1.1 %d %s\r\n", o->status, http_status_reason(o->status));
+    buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
     buf_append(&head, o->fields, o->fields_len);
-    if (o->status != 204)
+    if (status != 204 && status != 304)
         buf_printf(&head, "Content-Length: %zu\r\n", o->body_len);
     buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
                (long long)age, cfg->edge_name, (long long)(o->lifetime - age),
-               err ? "; detail=stale-if-error" : "", err ? "STALE" : "HIT");
+               err ? "; detail=stale-if-error" : "", label);
     if (err != NULL) {
         char ps[512];
         proxy_error_header(err, cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
@@ -897,8 +953,8 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
     buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n"
                           : c->parser.msg.minor == 0 ? "Connection: keep-alive\r\n\r\n"
                                                      : "\r\n");
-    r->cache_status = err ? "STALE" : "HIT";
-    r->status = o->status;
+    r->cache_status = label;
+    r->status = status;
     r->response_started = r->response_done = true;
     r->body_sent = body ? o->body_len : 0;
     c->state = CLIENT_FORWARDING;
@@ -921,7 +977,7 @@ serve_stale_on_error(struct client *c, const struct proxy_error *e)
     if (o->stale_if_error <= 0 || cache_obj_age(o, now) > o->lifetime + o->stale_if_error)
         return false;
     r->stale = NULL;
-    serve_cached(c, o, e);
+    serve_cached(c, o, e, "STALE");
     cache_obj_release(&o);
     return true;
 }
@@ -1059,6 +1115,15 @@ on_origin_head(void *owner, const struct http_msg *resp)
     struct client *c = owner;
     struct request *r = &c->req;
     struct buf head;
+    if (r->revalidating && resp->status == 304) {
+        /* The stored body is still good: it is served when the 304 completes. */
+        time_t now = (time_t)loop_wall(c->w->loop);
+        r->refreshed = cache_obj_refresh(r->stale, resp, r->request_time, now,
+                                         (int64_t)(r->cfg->cache_heuristic_cap / 1000));
+        snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
+        r->origin_ms = upstream_header_ms(r->up);
+        return;
+    }
     buf_init(&head, SIZE_MAX);
     r->status = resp->status;
     r->response_started = true;
@@ -1115,6 +1180,12 @@ on_origin_complete(void *owner)
     struct client *c = owner;
     struct request *r = &c->req;
     r->up = NULL; /* the upstream is gone after this callback */
+    if (r->refreshed != NULL) {
+        struct cache_obj *o = r->refreshed;
+        cache_store_put(cache_obj_acquire(o)); /* the store's reference */
+        serve_cached(c, o, NULL, "REVALIDATED");
+        return;
+    }
     r->response_done = true;
     cache_fill_commit(&r->fill);
     if (r->chunked && send_bytes(c, "0\r\n\r\n", 5) < 0)
@@ -1260,7 +1331,7 @@ process_input(struct client *c)
             if (c->rejected)
                 respond_rejected(c);
             else if (c->req.hit != NULL)
-                serve_cached(c, c->req.hit, NULL);
+                serve_cached(c, c->req.hit, NULL, "HIT");
             return;
         }
         if (c->req.body_blocked) {

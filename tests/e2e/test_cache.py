@@ -170,3 +170,43 @@ def test_stale_copy_when_the_origin_name_stops_resolving(verge, scripted_origin,
     assert resp.headers.get("x-cache") == "STALE"
     assert resp.headers.get("proxy-status").startswith("testedge; error=dns_error")
     assert "rcode=NXDOMAIN" in resp.headers.get("proxy-status")
+
+
+def test_visitor_conditional_request_gets_304_from_the_cache(verge, scripted_origin):
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60", "ETag": '"v1"',
+                                                "Last-Modified": "Sun, 06 Nov 1994 08:49:37 GMT"})
+    v = cached_edge(verge, origin)
+    v.get("/c")
+    resp = v.get("/c", headers=[("If-None-Match", '"v1"')])
+    assert resp.status == 304 and resp.body == b""
+    assert resp.headers.get("etag") == '"v1"' and resp.headers.get("x-cache") == "HIT"
+    assert v.get("/c", headers=[("If-None-Match", '"v0"')]).status == 200
+    resp = v.get("/c", headers=[("If-Modified-Since", "Mon, 07 Nov 1994 08:49:37 GMT")])
+    assert resp.status == 304
+    assert len(origin.requests) == 1
+
+
+def test_expired_object_is_revalidated_and_its_body_reused(verge, scripted_origin):
+    seen = []
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            seen.append(req.headers.get("if-none-match"))
+            if req.headers.get("if-none-match") == '"v1"':
+                conn.respond(304, b"", {"Cache-Control": "max-age=60", "ETag": '"v1"'})
+            else:
+                conn.respond(200, b"first body\n", {"Cache-Control": "max-age=1", "ETag": '"v1"'})
+    origin = scripted_origin(handler)
+    v = cached_edge(verge, origin)
+    assert v.get("/rv").headers.get("x-cache") == "MISS"
+    time.sleep(1.2)
+    resp = v.get("/rv")
+    assert resp.status == 200 and resp.body == b"first body\n"
+    assert resp.headers.get("x-cache") == "REVALIDATED"
+    assert seen == [None, '"v1"']
+    again = v.get("/rv")
+    assert again.headers.get("x-cache") == "HIT"  # the 304's max-age=60 now applies
+    assert len(seen) == 2
