@@ -437,6 +437,9 @@ finish_request(struct client *c)
     bool body_pending = !r->request_done;
     if (r->stats != NULL && r->status > 0 && r->status < 600)
         STAT_INC(r->stats->status[r->status]);
+    int cache_result = metrics_cache_result(r->cache_status);
+    if (r->stats != NULL && cache_result >= 0)
+        STAT_INC(r->stats->cache[cache_result]);
     access_log(c);
     request_clear(c);
     if (c->close_after || body_pending || c->w->draining) {

@@ -1,6 +1,8 @@
 /* metrics.c - the registry of per-zone, per-worker counters and its Prometheus rendering. */
 #include "edge/metrics.h"
 
+#include "cache/store.h"
+
 #include <pthread.h>
 
 struct zone_entry {
@@ -101,6 +103,31 @@ static const struct {
 };
 
 /* Families are rendered whole, one after another, as the text format requires. */
+const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {"HIT", "MISS", "EXPIRED",
+                                                                   "REVALIDATED", "STALE"};
+
+int
+metrics_cache_result(const char *word)
+{
+    for (int i = 0; word != NULL && i < METRICS_CACHE_RESULTS; i++)
+        if (strcmp(metrics_cache_results[i], word) == 0)
+            return i;
+    return -1;
+}
+
+static int
+render_cache(struct buf *out, const struct zone_entry *e)
+{
+    int rc = 0;
+    for (int i = 0; i < METRICS_CACHE_RESULTS; i++) {
+        uint64_t n = sum(e, offsetof(struct zone_stats, cache) + (size_t)i * sizeof(uint64_t));
+        if (n > 0)
+            rc |= buf_printf(out, "verge_cache_requests_total{zone=\"%s\",result=\"%s\"} %llu\n",
+                             e->name, metrics_cache_results[i], (unsigned long long)n);
+    }
+    return rc;
+}
+
 static int
 render_zones(struct buf *out)
 {
@@ -112,6 +139,10 @@ render_zones(struct buf *out)
                               "RFC 9209 error type.\n# TYPE verge_origin_errors_total counter\n");
     for (const struct zone_entry *e = zones; e != NULL; e = e->next)
         rc |= render_errors(out, e);
+    rc |= buf_append_str(out, "# HELP verge_cache_requests_total Requests of caching zones, by "
+                              "result (X-Cache).\n# TYPE verge_cache_requests_total counter\n");
+    for (const struct zone_entry *e = zones; e != NULL; e = e->next)
+        rc |= render_cache(out, e);
     for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
         rc |= buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", fields[i].metric,
                          fields[i].help, fields[i].metric);
@@ -138,6 +169,14 @@ metrics_render(struct buf *out)
                         "# TYPE verge_connections_total counter\n"
                         "verge_connections_total %llu\n",
                         (unsigned long long)active, (unsigned long long)total);
+    uint64_t objects, bytes;
+    cache_store_stats(&objects, &bytes);
+    rc |= buf_printf(out,
+                     "# HELP verge_cache_objects Objects in the shared cache.\n"
+                     "# TYPE verge_cache_objects gauge\nverge_cache_objects %llu\n"
+                     "# HELP verge_cache_bytes Bytes the shared cache holds (cache.memory).\n"
+                     "# TYPE verge_cache_bytes gauge\nverge_cache_bytes %llu\n",
+                     (unsigned long long)objects, (unsigned long long)bytes);
     pthread_mutex_lock(&registry_lock);
     rc |= render_zones(out);
     pthread_mutex_unlock(&registry_lock);

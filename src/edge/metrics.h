@@ -9,6 +9,12 @@
 
 #define METRICS_MAX_WORKERS 256
 
+/* Cache results counted per zone, in this order: HIT, MISS, EXPIRED, REVALIDATED, STALE. */
+#define METRICS_CACHE_RESULTS 5
+extern const char *const metrics_cache_results[METRICS_CACHE_RESULTS];
+/* The index of an X-Cache word in metrics_cache_results, or -1. */
+int metrics_cache_result(const char *word);
+
 struct zone_stats {
     uint64_t status[600];          /* responses sent to visitors by status code */
     uint64_t origin_requests;      /* requests sent to an origin */
@@ -16,6 +22,7 @@ struct zone_stats {
     uint64_t origin_errors[PROXY_ERR_COUNT];
     uint64_t bytes_sent;           /* to visitors */
     uint64_t bytes_received;       /* from visitors */
+    uint64_t cache[METRICS_CACHE_RESULTS]; /* requests by cache result (metrics_cache_results) */
 };
 
 /* Single-writer increment: a plain add, with relaxed atomic access for the readers. */

@@ -37,6 +37,11 @@ def test_origin_answers_once_while_visitors_ask_four_times(verge, scripted_origi
         assert resp.headers.get("content-length") == str(len(b"cached body\n"))
     assert len(origin.requests) == 1
     assert "cache=HIT" in v.access_line_for(resp.headers.get("x-request-id"))
+    m = v.metrics()
+    assert m.value("verge_cache_requests_total", zone="z1", result="HIT") == 3
+    assert m.value("verge_cache_requests_total", zone="z1", result="MISS") == 1
+    assert m.value("verge_cache_objects") == 1
+    assert m.value("verge_cache_bytes") > len(b"cached body\n")
 
 
 def test_query_is_part_of_the_key(verge, scripted_origin):
