@@ -3,6 +3,7 @@
 
 #include "core/buf.h"
 #include "core/net.h"
+#include "cache/store.h"
 #include "edge/health.h"
 #include "edge/metrics.h"
 #include "edge/story.h"
@@ -60,6 +61,65 @@ token_ok(const struct admin *a, const struct http_msg *m)
 }
 
 static void respond(struct admin_conn *c, int status, const char *type, const struct buf *body);
+
+/* The value of one query parameter, percent-decoded, into out; false if absent. */
+static bool
+query_param(const char *q, size_t qlen, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name), i = 0;
+    while (i < qlen) {
+        size_t end = i;
+        while (end < qlen && q[end] != '&')
+            end++;
+        if (end - i > nlen && q[i + nlen] == '=' && strncmp(q + i, name, nlen) == 0) {
+            size_t o = 0;
+            for (size_t k = i + nlen + 1; k < end && o + 1 < outlen; k++) {
+                unsigned hex;
+                if (q[k] == '%' && k + 2 < end && sscanf(q + k + 1, "%2x", &hex) == 1) {
+                    out[o++] = (char)hex;
+                    k += 2;
+                } else {
+                    out[o++] = q[k] == '+' ? ' ' : q[k];
+                }
+            }
+            out[o] = '\0';
+            return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
+/* POST /purge?zone=Z[&host=H][&path=P | &prefix=P | &tag=T][&mode=soft]: answers when the
+ * purge has taken effect. */
+static void
+serve_purge(struct admin_conn *c, const struct http_msg *m, const char *q, size_t qlen,
+            struct buf *body)
+{
+    char zone[128], host[256], path[1024], prefix[1024], tag[256], mode[16];
+    struct cache_purge p = {.zone = zone};
+    if (c->admin->token == NULL || !token_ok(c->admin, m)) {
+        buf_append_str(body, c->admin->token ? "send the admin token: Authorization: Bearer "
+                                               "<token>\n"
+                                             : "purge is closed: set admin.token_file\n");
+        respond(c, c->admin->token ? 401 : 403, "text/plain", body);
+        return;
+    }
+    if (m->method != HTTP_POST || !query_param(q, qlen, "zone", zone, sizeof(zone))) {
+        buf_append_str(body, "use POST /purge?zone=NAME[&host=H][&path=/p | &prefix=/p | "
+                             "&tag=T][&mode=soft]\n");
+        respond(c, 400, "text/plain", body);
+        return;
+    }
+    p.host = query_param(q, qlen, "host", host, sizeof(host)) ? host : NULL;
+    p.path = query_param(q, qlen, "path", path, sizeof(path)) ? path : NULL;
+    p.prefix = query_param(q, qlen, "prefix", prefix, sizeof(prefix)) ? prefix : NULL;
+    p.tag = query_param(q, qlen, "tag", tag, sizeof(tag)) ? tag : NULL;
+    p.soft = query_param(q, qlen, "mode", mode, sizeof(mode)) && strcmp(mode, "soft") == 0;
+    size_t n = cache_store_purge(&p);
+    buf_printf(body, "{\"purged\":%zu,\"mode\":\"%s\"}\n", n, p.soft ? "soft" : "hard");
+    respond(c, 200, "application/json", body);
+}
 
 /* /requests/<id>: the story of one failed request, for the owner holding the token. */
 static void
@@ -133,8 +193,10 @@ on_head(struct http_parser *p)
     buf_init(&body, SIZE_MAX);
     if (q != NULL)
         len = (size_t)(q - url);
-    if (m->method != HTTP_GET && m->method != HTTP_HEAD) {
-        buf_append_str(&body, "only GET is supported\n");
+    if (len == 6 && memcmp(url, "/purge", 6) == 0) {
+        serve_purge(c, m, q ? q + 1 : "", q ? m->url.len - len - 1 : 0, &body);
+    } else if (m->method != HTTP_GET && m->method != HTTP_HEAD) {
+        buf_append_str(&body, "only GET is supported here\n");
         respond(c, 405, "text/plain", &body);
     } else if (len == 8 && memcmp(url, "/healthz", 8) == 0) {
         buf_append_str(&body, "ok\n");

@@ -32,6 +32,25 @@ copy_fields(const struct http_msg *resp, struct cache_obj *o)
     buf_free(&f);
 }
 
+/* Cache-Tag and Surrogate-Key values, for purging by tag. */
+static char *
+tags_of(const struct http_msg *resp)
+{
+    struct buf t;
+    buf_init(&t, 8192);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct http_header *h = &resp->headers[i];
+        const char *name = http_str_ptr(resp, h->name);
+        if (!str_ieq(name, h->name.len, "Cache-Tag") && !str_ieq(name, h->name.len, "Surrogate-Key"))
+            continue;
+        buf_append(&t, " ", 1);
+        buf_append(&t, http_str_ptr(resp, h->value), h->value.len);
+    }
+    char *tags = buf_used(&t) ? xstrndup(buf_head(&t), buf_used(&t)) : NULL;
+    buf_free(&t);
+    return tags;
+}
+
 struct cache_fill *
 cache_fill_start(const struct http_msg *req, const struct http_msg *resp,
                  const struct cache_fill_params *p, char *why, size_t whylen)
@@ -52,6 +71,7 @@ cache_fill_start(const struct http_msg *req, const struct http_msg *resp,
     o->initial_age = cache_current_age(resp, p->request_time, p->response_time, p->response_time);
     o->lifetime = cache_freshness_lifetime(resp, p->heuristic_cap);
     o->stale_if_error = cache_stale_if_error(resp, p->stale_if_error);
+    o->tags = tags_of(resp);
     copy_fields(resp, o);
     f->obj = o;
     buf_init(&f->body, cache_store_max_object());
@@ -215,6 +235,7 @@ cache_obj_refresh(const struct cache_obj *old, const struct http_msg *resp,
     memcpy(o->body, old->body, old->body_len);
     o->body_len = old->body_len;
     o->vary = old->vary ? xstrdup(old->vary) : NULL;
+    o->tags = old->tags ? xstrdup(old->tags) : NULL;
     o->response_time = response_time;
     o->initial_age = cache_current_age(resp, request_time, response_time, response_time);
     int64_t lifetime = cache_freshness_lifetime(resp, heuristic_cap);

@@ -53,6 +53,7 @@ obj_free(struct cache_obj *o)
     free(o->fields);
     free(o->body);
     free(o->vary);
+    free(o->tags);
     free(o);
 }
 
@@ -78,10 +79,16 @@ cache_obj_age(const struct cache_obj *o, time_t now)
     return o->initial_age + MAX((int64_t)0, (int64_t)(now - o->response_time));
 }
 
+int64_t
+cache_obj_lifetime(const struct cache_obj *o)
+{
+    return __atomic_load_n(&o->lifetime, __ATOMIC_RELAXED);
+}
+
 bool
 cache_obj_fresh(const struct cache_obj *o, time_t now)
 {
-    return o->lifetime > cache_obj_age(o, now);
+    return cache_obj_lifetime(o) > cache_obj_age(o, now);
 }
 
 /* ---------------------------------------------------------------- under the lock */
@@ -219,6 +226,66 @@ cache_store_remove(const char *key)
     if (pp != NULL && *pp != NULL)
         unlink_obj(pp);
     pthread_mutex_unlock(&lock);
+}
+
+static bool
+has_tag(const char *tags, const char *tag)
+{
+    size_t n = strlen(tag);
+    for (const char *p = tags; p != NULL && *p != '\0';) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, " ,");
+        if (len == n && strncmp(p, tag, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* Does key ("zone\nhost\npath<SEP>variant") fall under p? */
+static bool
+purge_matches(const struct cache_purge *p, const struct cache_obj *o)
+{
+    const char *k = o->key, *nl1 = strchr(k, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+    if (nl2 == NULL || strlen(p->zone) != (size_t)(nl1 - k) || strncmp(k, p->zone, nl1 - k) != 0)
+        return false;
+    if (p->host != NULL && (strlen(p->host) != (size_t)(nl2 - nl1 - 1) ||
+                            strncmp(nl1 + 1, p->host, (size_t)(nl2 - nl1 - 1)) != 0))
+        return false;
+    const char *path = nl2 + 1, *sep = strchr(path, CACHE_VARIANT_SEP);
+    size_t plen = sep ? (size_t)(sep - path) : strlen(path);
+    if (p->path != NULL)
+        return strlen(p->path) == plen && strncmp(path, p->path, plen) == 0;
+    if (p->prefix != NULL)
+        return strncmp(path, p->prefix, strlen(p->prefix)) == 0;
+    if (p->tag != NULL)
+        return o->tags != NULL && has_tag(o->tags, p->tag);
+    return true;
+}
+
+size_t
+cache_store_purge(const struct cache_purge *p)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t b = 0; buckets != NULL && b < STORE_BUCKETS; b++) {
+        struct cache_obj **pp = &buckets[b];
+        while (*pp != NULL) {
+            if (!purge_matches(p, *pp)) {
+                pp = &(*pp)->hash_next;
+                continue;
+            }
+            n++;
+            if (p->soft) {
+                __atomic_store_n(&(*pp)->lifetime, 0, __ATOMIC_RELAXED);
+                pp = &(*pp)->hash_next;
+            } else {
+                unlink_obj(pp);
+            }
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
 }
 
 void

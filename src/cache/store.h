@@ -22,6 +22,7 @@ struct cache_obj {
     char *body;
     size_t body_len;
     char *vary;         /* the response's Vary field names, lower case, "," separated; or NULL */
+    char *tags;         /* Cache-Tag / Surrogate-Key values, space separated; or NULL */
     time_t response_time;
     int64_t initial_age; /* corrected initial age (RFC 9111 4.2.3) when it arrived */
     int64_t lifetime;    /* freshness lifetime, seconds */
@@ -48,11 +49,22 @@ void cache_store_put(struct cache_obj *obj);
 /* Remove the object with this key, if any. */
 void cache_store_remove(const char *key);
 
+/* What a purge selects: every object of zone (host NULL: any host) whose path equals path,
+ * or starts with prefix, or carries tag; nothing set beyond zone: the whole zone. */
+struct cache_purge {
+    const char *zone, *host, *path, *prefix, *tag;
+    bool soft; /* mark stale (stale-if-error still protects) instead of removing */
+};
+/* Apply it; returns how many objects it touched. It has taken effect when it returns. */
+size_t cache_store_purge(const struct cache_purge *p);
+
 struct cache_obj *cache_obj_acquire(struct cache_obj *obj);
 void cache_obj_release(struct cache_obj **obj);
 
-/* Its age now (seconds), and whether it is still fresh. */
+/* Its age now (seconds), and whether it is still fresh. A soft purge may end an object's
+ * freshness at any time (its lifetime is read atomically). */
 int64_t cache_obj_age(const struct cache_obj *obj, time_t now);
+int64_t cache_obj_lifetime(const struct cache_obj *obj);
 bool cache_obj_fresh(const struct cache_obj *obj, time_t now);
 
 /* Counters for /metrics. */

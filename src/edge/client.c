@@ -823,7 +823,7 @@ cache_full_key(struct client *c, const char *names)
 static bool
 cache_usable(const struct cache_obj *o, const struct cache_control *rq, time_t now)
 {
-    int64_t age = cache_obj_age(o, now), left = o->lifetime - age;
+    int64_t age = cache_obj_age(o, now), left = cache_obj_lifetime(o) - age;
     if (rq->no_cache || left <= 0)
         return false;
     if (rq->max_age != CC_UNSET && age > rq->max_age)
@@ -941,7 +941,7 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
     if (status != 204 && status != 304)
         buf_printf(&head, "Content-Length: %zu\r\n", o->body_len);
     buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
-               (long long)age, cfg->edge_name, (long long)(o->lifetime - age),
+               (long long)age, cfg->edge_name, (long long)(cache_obj_lifetime(o) - age),
                err ? "; detail=stale-if-error" : "", label);
     if (err != NULL) {
         char ps[512];
@@ -977,7 +977,7 @@ serve_stale_on_error(struct client *c, const struct proxy_error *e)
     if (o == NULL || r->response_started)
         return false;
     time_t now = (time_t)loop_wall(c->w->loop);
-    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > o->lifetime + o->stale_if_error)
+    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > cache_obj_lifetime(o) + o->stale_if_error)
         return false;
     r->stale = NULL;
     serve_cached(c, o, e, "STALE");
