@@ -922,6 +922,47 @@ not_modified(struct client *c, const struct cache_obj *o)
     return since >= 0 && modified >= 0 && modified <= since;
 }
 
+/* A single byte range of a stored 200 (RFC 9110 14.1.2): 1 with [*first, *last] set, 0 to
+ * send the whole object (no Range, several ranges, If-Range not matching), -1 when it
+ * cannot be satisfied (416). */
+static int
+byte_range(struct client *c, const struct cache_obj *o, size_t *first, size_t *last)
+{
+    const struct http_msg *m = &c->parser.msg;
+    const struct http_header *h = http_msg_find(m, "Range"), *ir = http_msg_find(m, "If-Range");
+    char etag[256], spec[64];
+    uint64_t a = 0, b = 0;
+    if (h == NULL || o->status != 200 || m->method != HTTP_GET || h->value.len >= sizeof(spec))
+        return 0;
+    if (ir != NULL && !(cache_obj_field(o, "ETag", etag, sizeof(etag)) &&
+                        strlen(etag) == ir->value.len &&
+                        memcmp(etag, http_str_ptr(m, ir->value), ir->value.len) == 0))
+        return 0; /* If-Range with a date or another entity tag: the whole object */
+    snprintf(spec, sizeof(spec), "%.*s", (int)h->value.len, http_str_ptr(m, h->value));
+    if (strncmp(spec, "bytes=", 6) != 0 || strchr(spec, ',') != NULL)
+        return 0;
+    const char *r = spec + 6, *dash = strchr(r, '-');
+    if (dash == NULL || (dash == r && dash[1] == '\0'))
+        return 0;
+    bool suffix = dash == r;
+    if ((!suffix && str_to_u64(r, (size_t)(dash - r), &a) < 0) ||
+        (dash[1] != '\0' && str_to_u64(dash + 1, strlen(dash + 1), &b) < 0))
+        return 0;
+    if (suffix) { /* the last b bytes */
+        if (b == 0 || o->body_len == 0)
+            return -1;
+        a = o->body_len > b ? o->body_len - b : 0;
+        b = o->body_len - 1;
+    } else if (dash[1] == '\0' || b >= o->body_len) {
+        b = o->body_len ? o->body_len - 1 : 0;
+    }
+    if (a >= o->body_len || a > b)
+        return -1;
+    *first = (size_t)a;
+    *last = (size_t)b;
+    return 1;
+}
+
 /* Answer from a stored object: a fresh hit, a revalidated one, or (err set) a stale copy
  * instead of an error. label is the X-Cache word. */
 static void
@@ -933,13 +974,23 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
     time_t now = (time_t)loop_wall(c->w->loop);
     int64_t age = cache_obj_age(o, now);
     int status = err == NULL && not_modified(c, o) ? 304 : o->status;
-    bool body = !r->head_method && status != 204 && status != 304;
+    size_t first = 0, last = o->body_len ? o->body_len - 1 : 0, len = o->body_len;
+    int range = status == 200 ? byte_range(c, o, &first, &last) : 0;
+    if (range != 0) {
+        status = range > 0 ? 206 : 416;
+        len = range > 0 ? last - first + 1 : 0;
+    }
+    bool body = !r->head_method && status != 204 && status != 304 && status != 416;
     struct buf head;
     buf_init(&head, SIZE_MAX);
     buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
     buf_append(&head, o->fields, o->fields_len);
+    if (range > 0)
+        buf_printf(&head, "Content-Range: bytes %zu-%zu/%zu\r\n", first, last, o->body_len);
+    else if (range < 0)
+        buf_printf(&head, "Content-Range: bytes */%zu\r\n", o->body_len);
     if (status != 204 && status != 304)
-        buf_printf(&head, "Content-Length: %zu\r\n", o->body_len);
+        buf_printf(&head, "Content-Length: %zu\r\n", len);
     buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
                (long long)age, cfg->edge_name, (long long)(cache_obj_lifetime(o) - age),
                err ? "; detail=stale-if-error" : "", label);
@@ -959,9 +1010,9 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
     r->cache_status = label;
     r->status = status;
     r->response_started = r->response_done = true;
-    r->body_sent = body ? o->body_len : 0;
+    r->body_sent = body ? len : 0;
     c->state = CLIENT_FORWARDING;
-    struct iovec iov[2] = {{head.data, buf_used(&head)}, {o->body, r->body_sent}};
+    struct iovec iov[2] = {{head.data, buf_used(&head)}, {o->body + first, r->body_sent}};
     int rc = send_iov(c, iov, 2);
     buf_free(&head);
     if (rc == 0 && buf_used(&c->out) == 0)

@@ -215,3 +215,23 @@ def test_expired_object_is_revalidated_and_its_body_reused(verge, scripted_origi
     again = v.get("/rv")
     assert again.headers.get("x-cache") == "HIT"  # the 304's max-age=60 now applies
     assert len(seen) == 2
+
+
+def test_ranges_are_served_from_a_stored_object(verge, scripted_origin):
+    body = bytes(range(256)) * 4  # 1024 bytes
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60", "ETag": '"r1"'},
+                              body=body)
+    v = cached_edge(verge, origin)
+    v.get("/r")
+    resp = v.get("/r", headers=[("Range", "bytes=10-19")])
+    assert resp.status == 206 and resp.body == body[10:20]
+    assert resp.headers.get("content-range") == "bytes 10-19/1024"
+    assert v.get("/r", headers=[("Range", "bytes=1000-")]).body == body[1000:]
+    assert v.get("/r", headers=[("Range", "bytes=-4")]).body == body[-4:]
+    resp = v.get("/r", headers=[("Range", "bytes=5000-")])
+    assert resp.status == 416 and resp.headers.get("content-range") == "bytes */1024"
+    # If-Range with another validator: the whole object
+    resp = v.get("/r", headers=[("Range", "bytes=0-0"), ("If-Range", '"old"')])
+    assert resp.status == 200 and resp.body == body
+    assert v.get("/r", headers=[("Range", "bytes=0-0"), ("If-Range", '"r1"')]).status == 206
+    assert len(origin.requests) == 1
