@@ -991,9 +991,10 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
         buf_printf(&head, "Content-Range: bytes */%zu\r\n", o->body_len);
     if (status != 204 && status != 304)
         buf_printf(&head, "Content-Length: %zu\r\n", len);
+    bool stale_served = strcmp(label, "STALE") == 0;
     buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
                (long long)age, cfg->edge_name, (long long)(cache_obj_lifetime(o) - age),
-               err ? "; detail=stale-if-error" : "", label);
+               stale_served ? "; detail=stale-if-error" : "", label);
     if (err != NULL) {
         char ps[512];
         proxy_error_header(err, cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
@@ -1017,6 +1018,29 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
     buf_free(&head);
     if (rc == 0 && buf_used(&c->out) == 0)
         finish_request(c);
+}
+
+/* The origin answered 500, 502, 503 or 504: RFC 5861 lets stale-if-error cover that too.
+ * Serve the stored copy instead (the origin's answer is dropped). */
+static bool
+stale_for_5xx(struct client *c, const struct http_msg *resp)
+{
+    struct request *r = &c->req;
+    struct cache_obj *o = r->stale;
+    if (o == NULL || resp->status > 504 || resp->status == 501)
+        return false;
+    time_t now = (time_t)loop_wall(c->w->loop);
+    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > cache_obj_lifetime(o) + o->stale_if_error)
+        return false;
+    log_warn("origin %s answered %d for \"%s\" (zone \"%s\", request %s); serving the stored "
+             "copy (stale-if-error)", upstream_addr(r->up), resp->status,
+             req_string(c, r->host_off), r->zone->name, req_string(c, r->rid_off));
+    snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
+    upstream_abort(&r->up); /* its body is not wanted; the connection is not reused */
+    r->stale = NULL;
+    serve_cached(c, o, NULL, "STALE");
+    cache_obj_release(&o);
+    return true;
 }
 
 /* The origin failed before answering: a stale copy within its stale-if-error window? */
@@ -1169,6 +1193,8 @@ on_origin_head(void *owner, const struct http_msg *resp)
     struct client *c = owner;
     struct request *r = &c->req;
     struct buf head;
+    if (resp->status >= 500 && stale_for_5xx(c, resp))
+        return;
     if (r->revalidating && resp->status == 304) {
         /* The stored body is still good: it is served when the 304 completes. */
         time_t now = (time_t)loop_wall(c->w->loop);

@@ -235,3 +235,28 @@ def test_ranges_are_served_from_a_stored_object(verge, scripted_origin):
     assert resp.status == 200 and resp.body == body
     assert v.get("/r", headers=[("Range", "bytes=0-0"), ("If-Range", '"r1"')]).status == 206
     assert len(origin.requests) == 1
+
+
+def test_origin_503_is_covered_by_stale_if_error(verge, scripted_origin):
+    answers = []
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            if not answers:
+                answers.append(200)
+                conn.respond(200, b"good copy\n", {"Cache-Control": "max-age=1, stale-if-error=60"})
+            else:
+                answers.append(503)
+                conn.respond(503, b"overloaded\n", {"Cache-Control": "no-store"})
+    origin = scripted_origin(handler)
+    v = cached_edge(verge, origin)
+    assert v.get("/5").body == b"good copy\n"
+    time.sleep(1.2)
+    resp = v.get("/5")
+    assert resp.status == 200 and resp.body == b"good copy\n"
+    assert resp.headers.get("x-cache") == "STALE"
+    assert answers == [200, 503]
+    v.wait_error_log(r"answered 503 .*serving the stored copy \(stale-if-error\)")
