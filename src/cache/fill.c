@@ -71,6 +71,7 @@ cache_fill_start(const struct http_msg *req, const struct http_msg *resp,
     o->initial_age = cache_current_age(resp, p->request_time, p->response_time, p->response_time);
     o->lifetime = cache_freshness_lifetime(resp, p->heuristic_cap);
     o->stale_if_error = cache_stale_if_error(resp, p->stale_if_error);
+    o->stale_while_revalidate = cache_stale_while_revalidate(resp, p->stale_while_revalidate);
     o->tags = tags_of(resp);
     copy_fields(resp, o);
     f->obj = o;
@@ -242,5 +243,7 @@ cache_obj_refresh(const struct cache_obj *old, const struct http_msg *resp,
     o->lifetime = lifetime > 0 ? lifetime : old->lifetime;
     int64_t sie = cache_stale_if_error(resp, -1);
     o->stale_if_error = sie >= 0 ? sie : old->stale_if_error;
+    int64_t swr = cache_stale_while_revalidate(resp, -1);
+    o->stale_while_revalidate = swr >= 0 ? swr : old->stale_while_revalidate;
     return o;
 }

@@ -15,6 +15,7 @@ struct cache_fill_params {
     time_t request_time, response_time;
     int64_t heuristic_cap;     /* seconds; 0 = no heuristic freshness */
     int64_t stale_if_error;    /* the zone's default window, seconds */
+    int64_t stale_while_revalidate; /* the zone's default window, seconds */
 };
 
 /* Start a fill, or NULL when the response must not be stored (why says why). */

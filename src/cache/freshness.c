@@ -242,3 +242,13 @@ cache_stale_if_error(const struct http_msg *resp, int64_t zone_default)
         return 0;
     return cc.stale_if_error != CC_UNSET ? cc.stale_if_error : zone_default;
 }
+
+int64_t
+cache_stale_while_revalidate(const struct http_msg *resp, int64_t zone_default)
+{
+    struct cache_control cc;
+    cache_control_parse(resp, &cc);
+    if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage != CC_UNSET || cc.no_cache)
+        return 0;
+    return cc.stale_while_revalidate != CC_UNSET ? cc.stale_while_revalidate : zone_default;
+}

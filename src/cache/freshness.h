@@ -49,4 +49,8 @@ int64_t cache_current_age(const struct http_msg *resp, time_t request_time,
  * proxy-revalidate or s-maxage forbid serving it stale. */
 int64_t cache_stale_if_error(const struct http_msg *resp, int64_t zone_default);
 
+/* Seconds past its freshness a stored response may be served while it is refreshed in the
+ * background (RFC 5861 stale-while-revalidate), else zone_default; 0 when forbidden. */
+int64_t cache_stale_while_revalidate(const struct http_msg *resp, int64_t zone_default);
+
 #endif

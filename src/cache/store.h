@@ -27,6 +27,7 @@ struct cache_obj {
     int64_t initial_age; /* corrected initial age (RFC 9111 4.2.3) when it arrived */
     int64_t lifetime;    /* freshness lifetime, seconds */
     int64_t stale_if_error;
+    int64_t stale_while_revalidate;
     struct cache_obj *lru_prev, *lru_next, *hash_next;
     size_t charge;      /* bytes counted against cache.memory */
 };

@@ -1075,6 +1075,7 @@ static const struct field zone_fields[] = {
     {"retries", field_u32, ZONE_FIELD(retries), NULL},
     {"health", field_section, 0, &health_table},
     {"stale_if_error", field_duration, ZONE_FIELD(stale_if_error), NULL},
+    {"stale_while_revalidate", field_duration, ZONE_FIELD(stale_while_revalidate), NULL},
     {"error_pages", field_error_pages, 0, NULL},
     {"cache", field_bool, ZONE_FIELD(cache_enabled), NULL},
 };

@@ -85,6 +85,8 @@ struct config_zone {
     bool cache_enabled;        /* default false: store and serve this zone's responses */
     uint64_t stale_if_error;   /* ms, default 0: serve stale this long past freshness when the
                                 * origin fails and the response did not say otherwise */
+    uint64_t stale_while_revalidate; /* ms, default 0: serve stale this long past freshness
+                                      * while refreshing in the background */
     struct config_error_page *error_pages;
     size_t nerror_pages;
     /* Active health probes (health.active); active_path NULL = off. */

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "edge/errpage.h"
+#include "edge/refresh.h"
 #include "edge/story.h"
 #include "edge/upstream.h"
 #include "edge/zone.h"
@@ -748,17 +749,22 @@ build_origin_head(struct client *c, struct buf *head)
 
 static const struct upstream_ops upstream_ops;
 
+/* The Host the origin gets: NULL for the origin's own host[:port]. */
+static const char *
+origin_host_for(struct client *c)
+{
+    const struct config_zone *z = c->req.zone;
+    if (z->origin_host == CONFIG_HOST_VISITOR)
+        return req_string(c, c->req.host_off);
+    return z->origin_host == CONFIG_HOST_FIXED ? z->origin_host_value : NULL;
+}
+
 static void
 start_fetch(struct client *c)
 {
     const struct http_msg *m = &c->parser.msg;
     struct request *r = &c->req;
     const struct config_zone *z = r->zone;
-    const char *host = NULL;
-    if (z->origin_host == CONFIG_HOST_VISITOR)
-        host = req_string(c, r->host_off);
-    else if (z->origin_host == CONFIG_HOST_FIXED)
-        host = z->origin_host_value;
     struct upstream_request ur = {
         .probe_origin = -1,
         .cfg = r->cfg,
@@ -770,7 +776,7 @@ start_fetch(struct client *c)
                       m->method == HTTP_OPTIONS || m->method == HTTP_TRACE,
         .has_body = m->chunked || m->content_length > 0,
         .body_chunked = m->chunked,
-        .host = host,
+        .host = origin_host_for(c),
     };
     struct buf head;
     buf_init(&head, SIZE_MAX);
@@ -831,6 +837,31 @@ cache_usable(const struct cache_obj *o, const struct cache_control *rq, time_t n
     return rq->min_fresh == CC_UNSET || left >= rq->min_fresh;
 }
 
+static bool
+within_swr(const struct cache_obj *o, time_t now)
+{
+    return o->stale_while_revalidate > 0 &&
+           cache_obj_age(o, now) <= cache_obj_lifetime(o) + o->stale_while_revalidate;
+}
+
+static void build_origin_head(struct client *c, struct buf *head);
+
+/* Refresh the stored object in the background (stale-while-revalidate). */
+static bool
+start_refresh(struct client *c)
+{
+    struct request *r = &c->req;
+    struct buf head;
+    buf_init(&head, SIZE_MAX);
+    build_origin_head(c, &head);
+    struct refresh_request rr = {.cfg = r->cfg, .zone = r->zone, .visitor = &c->parser.msg,
+                                 .cache_base = r->cache_base, .origin_head = &head,
+                                 .host = origin_host_for(c)};
+    bool started = refresh_start(c->w, &rr);
+    buf_free(&head);
+    return started;
+}
+
 /* Look the request up. true: a fresh hit will be served (no fetch). Otherwise the fetch
  * goes ahead, keeping an expired object for stale-if-error. */
 static bool
@@ -854,6 +885,12 @@ cache_consider(struct client *c)
     if (o != NULL && cache_usable(o, &rq, r->request_time)) {
         r->hit = o;
         r->cache_status = "HIT";
+        return true;
+    }
+    if (o != NULL && m->method == HTTP_GET && !rq.no_cache && within_swr(o, r->request_time) &&
+        start_refresh(c)) {
+        r->hit = o; /* served stale now; the refresh stores the new answer */
+        r->cache_status = "UPDATING";
         return true;
     }
     r->stale = o;
@@ -991,10 +1028,12 @@ serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *er
         buf_printf(&head, "Content-Range: bytes */%zu\r\n", o->body_len);
     if (status != 204 && status != 304)
         buf_printf(&head, "Content-Length: %zu\r\n", len);
-    bool stale_served = strcmp(label, "STALE") == 0;
+    const char *detail = strcmp(label, "STALE") == 0      ? "; detail=stale-if-error"
+                         : strcmp(label, "UPDATING") == 0 ? "; detail=stale-while-revalidate"
+                                                          : "";
     buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
                (long long)age, cfg->edge_name, (long long)(cache_obj_lifetime(o) - age),
-               stale_served ? "; detail=stale-if-error" : "", label);
+               detail, label);
     if (err != NULL) {
         char ps[512];
         proxy_error_header(err, cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
@@ -1411,7 +1450,7 @@ process_input(struct client *c)
             if (c->rejected)
                 respond_rejected(c);
             else if (c->req.hit != NULL)
-                serve_cached(c, c->req.hit, NULL, "HIT");
+                serve_cached(c, c->req.hit, NULL, c->req.cache_status);
             return;
         }
         if (c->req.body_blocked) {

@@ -104,7 +104,7 @@ static const struct {
 
 /* Families are rendered whole, one after another, as the text format requires. */
 const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {"HIT", "MISS", "EXPIRED",
-                                                                   "REVALIDATED", "STALE"};
+                                                                   "REVALIDATED", "STALE", "UPDATING"};
 
 int
 metrics_cache_result(const char *word)

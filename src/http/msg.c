@@ -25,6 +25,16 @@ http_msg_reset(struct http_msg *m)
 }
 
 void
+http_msg_copy(struct http_msg *dst, const struct http_msg *src)
+{
+    struct buf strings;
+    buf_init(&strings, src->strings.cap);
+    buf_append(&strings, src->strings.data, src->strings.len);
+    *dst = *src;
+    dst->strings = strings;
+}
+
+void
 http_msg_free(struct http_msg *m)
 {
     buf_free(&m->strings);

@@ -33,6 +33,8 @@ struct http_msg {
 void http_msg_init(struct http_msg *m, size_t max_head);
 void http_msg_reset(struct http_msg *m);
 void http_msg_free(struct http_msg *m);
+/* A deep copy of src into dst (dst uninitialised), for work that outlives the parser. */
+void http_msg_copy(struct http_msg *dst, const struct http_msg *src);
 
 static inline const char *
 http_str_ptr(const struct http_msg *m, struct http_str s)

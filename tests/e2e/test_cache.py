@@ -260,3 +260,30 @@ def test_origin_503_is_covered_by_stale_if_error(verge, scripted_origin):
     assert resp.headers.get("x-cache") == "STALE"
     assert answers == [200, 503]
     v.wait_error_log(r"answered 503 .*serving the stored copy \(stale-if-error\)")
+
+
+def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(verge, scripted_origin):
+    bodies = [b"version 1\n", b"version 2\n"]
+    sent = []
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            body = bodies[min(len(sent), 1)]
+            sent.append(body)
+            conn.respond(200, body, {"Cache-Control": "max-age=1, stale-while-revalidate=60"})
+    origin = scripted_origin(handler)
+    v = cached_edge(verge, origin)
+    assert v.get("/w").body == b"version 1\n"
+    time.sleep(1.2)
+    resp = v.get("/w")
+    assert resp.body == b"version 1\n" and resp.headers.get("x-cache") == "UPDATING"
+    assert resp.headers.get("cache-status").endswith("detail=stale-while-revalidate")
+    from harness import wait_until
+    wait_until(lambda: len(sent) == 2, what="background refresh")
+    resp = wait_until(lambda: (lambda r: r if r.headers.get("x-cache") == "HIT" else None)(
+        v.get("/w")), what="refreshed object")
+    assert resp.body == b"version 2\n"
+    assert len(sent) == 2
