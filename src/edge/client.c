@@ -7,6 +7,7 @@
 #include "cache/freshness.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "edge/collapse.h"
 #include "edge/errpage.h"
 #include "edge/refresh.h"
 #include "edge/story.h"
@@ -26,6 +27,7 @@
 #define CLIENT_OUT_LOW (64 * 1024)
 #define CLIENT_LINGER_MS 5000        /* read and discard after our last response */
 #define CLIENT_MAX_REQUEST_ID 200
+#define CLIENT_COLLAPSE_WAIT_MS 5000 /* a slow leader cannot hold its followers longer */
 
 /* The connection's states; names appear in debug logs. */
 enum client_state {
@@ -68,6 +70,9 @@ struct request {
     struct cache_fill *fill; /* the response being stored */
     const char *cache_status; /* X-Cache word: HIT, MISS, EXPIRED, STALE, REVALIDATED */
     bool revalidating;       /* validators of the stale object went to the origin */
+    bool leading;            /* this fetch is the one other visitors of the object wait for */
+    bool waiting;            /* waiting for another visitor's fetch of the object */
+    struct collapse_waiter waiter;
     struct cache_obj *refreshed; /* the origin said 304: serve this when it completes */
     time_t request_time;
     char origin[64];    /* origin address that answered (or failed) */
@@ -80,6 +85,7 @@ struct client {
     struct loop_io io;
     struct loop_timer timer;
     struct loop_defer next_defer, free_defer;
+    struct loop_timer wait_timer; /* request collapsing: how long to wait for the leader */
     enum client_state state;
     char ip[64];
     struct http_parser parser;
@@ -96,6 +102,8 @@ static void flush(struct client *c);
 static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
+static void collapse_stop(struct client *c);
+static void on_collapse_resume(struct collapse_waiter *waiter);
 static bool cache_consider(struct client *c);
 static void serve_cached(struct client *c, struct cache_obj *obj, const struct proxy_error *err,
                          const char *label);
@@ -119,6 +127,7 @@ request_clear(struct client *c)
 {
     struct request *r = &c->req;
     struct buf strings = r->strings;
+    collapse_stop(c);
     upstream_abort(&r->up);
     config_release(&r->cfg);
     cache_obj_release(&r->hit);
@@ -129,6 +138,23 @@ request_clear(struct client *c)
     buf_reset(&strings);
     memset(r, 0, sizeof(*r));
     r->strings = strings;
+}
+
+/* Leave request collapsing: as a waiter, stop waiting; as the leader, release the waiters
+ * (they look the cache up again, or fetch on their own). */
+static void
+collapse_stop(struct client *c)
+{
+    struct request *r = &c->req;
+    if (r->waiting) {
+        collapse_leave(c->w, &r->waiter);
+        loop_timer_stop(c->w->loop, &c->wait_timer);
+        r->waiting = false;
+    }
+    if (r->leading) {
+        r->leading = false;
+        collapse_end(c->w, r->cache_base);
+    }
 }
 
 /* Close now: every resource goes, the memory at the end of the loop iteration. */
@@ -894,7 +920,50 @@ cache_consider(struct client *c)
         return true;
     }
     r->stale = o;
+    if (m->method != HTTP_GET)
+        return false;
+    r->waiter.resume = on_collapse_resume;
+    if (collapse_join(c->w, r->cache_base, &r->waiter)) {
+        r->waiting = true; /* another visitor's fetch of this object is in flight */
+        loop_timer_set(c->w->loop, &c->wait_timer, CLIENT_COLLAPSE_WAIT_MS);
+        return true;
+    }
+    r->leading = true;
     return false;
+}
+
+static void start_fetch(struct client *c);
+
+/* The fetch this visitor waited for ended: a hit now, or a fetch of its own. */
+static void
+on_collapse_resume(struct collapse_waiter *waiter)
+{
+    struct client *c = container_of(waiter, struct client, req.waiter);
+    struct request *r = &c->req;
+    char names[512] = "";
+    r->waiting = false;
+    loop_timer_stop(c->w->loop, &c->wait_timer);
+    cache_store_vary(r->cache_base, names, sizeof(names));
+    char *key = cache_full_key(c, names);
+    struct cache_obj *o = cache_store_get(key);
+    free(key);
+    if (o != NULL && cache_obj_fresh(o, (time_t)loop_wall(c->w->loop))) {
+        r->hit = o;
+        serve_cached(c, o, NULL, "HIT");
+        return;
+    }
+    cache_obj_release(&o);
+    start_fetch(c);
+}
+
+static void
+on_wait_timeout(struct loop_timer *t)
+{
+    struct client *c = container_of(t, struct client, wait_timer);
+    log_info("client %s: waited %d ms for another fetch of the same object; fetching",
+             c->ip, CLIENT_COLLAPSE_WAIT_MS);
+    collapse_stop(c);
+    start_fetch(c);
 }
 
 /* Start storing the origin's response when it may be stored. */
@@ -1299,6 +1368,7 @@ on_origin_complete(void *owner)
     struct client *c = owner;
     struct request *r = &c->req;
     r->up = NULL; /* the upstream is gone after this callback */
+    collapse_stop(c); /* stored (or not) by now: waiters look again */
     if (r->refreshed != NULL) {
         struct cache_obj *o = r->refreshed;
         cache_store_put(cache_obj_acquire(o)); /* the store's reference */
@@ -1358,6 +1428,7 @@ on_origin_error(void *owner, const struct proxy_error *e)
     snprintf(r->origin, sizeof(r->origin), "%s", e->addr);
     log_origin_failure(c, e);
     cache_fill_abort(&r->fill);
+    collapse_stop(c);
     if (serve_stale_on_error(c, e))
         return;
     if (!r->response_started) {
@@ -1514,6 +1585,7 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     net_ip_text((const struct sockaddr *)peer, c->ip, sizeof(c->ip));
     loop_timer_init(&c->timer, on_timer);
+    loop_timer_init(&c->wait_timer, on_wait_timeout);
     loop_defer_init(&c->next_defer, on_next_request);
     loop_defer_init(&c->free_defer, on_client_free);
     http_parser_init(&c->parser, HTTP_REQUEST, w->cfg->client_max_header_size, &request_ops, c);

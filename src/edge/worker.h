@@ -49,6 +49,7 @@ struct worker {
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct prober *prober;         /* worker 1 only: active health probes */
+    void *collapse;                /* misses being fetched, with their waiters (collapse.c) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
 

@@ -287,3 +287,30 @@ def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(verge, scri
         v.get("/w")), what="refreshed object")
     assert resp.body == b"version 2\n"
     assert len(sent) == 2
+
+
+def test_concurrent_misses_make_one_origin_request(verge, scripted_origin):
+    import threading
+
+    def slow(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            conn.sleep(0.5)
+            conn.respond(200, b"slow body\n", {"Cache-Control": "max-age=60"})
+    origin = scripted_origin(slow)
+    v = verge([zone("z1", [origin.url], cache=True)], workers=1)  # collapsing is per worker
+    results = []
+
+    def fetch():
+        results.append(v.get("/slow"))
+    threads = [threading.Thread(target=fetch) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert [r.status for r in results] == [200] * 5
+    assert all(r.body == b"slow body\n" for r in results)
+    assert len(origin.requests) == 1
+    assert sorted(r.headers.get("x-cache") for r in results) == ["HIT"] * 4 + ["MISS"]
