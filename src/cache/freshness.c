@@ -233,22 +233,27 @@ cache_current_age(const struct http_msg *resp, time_t request_time, time_t respo
     return corrected_initial_age + resident_time;
 }
 
-int64_t
-cache_stale_if_error(const struct http_msg *resp, int64_t zone_default)
+/* A stale window (seconds) from a response directive, else the zone's default; 0 when
+ * RFC 9111 4.2.4 forbids serving the response stale at all. */
+static int64_t
+stale_window(const struct http_msg *resp, bool if_error, int64_t zone_default)
 {
     struct cache_control cc;
     cache_control_parse(resp, &cc);
     if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage != CC_UNSET || cc.no_cache)
         return 0;
-    return cc.stale_if_error != CC_UNSET ? cc.stale_if_error : zone_default;
+    int64_t directive = if_error ? cc.stale_if_error : cc.stale_while_revalidate;
+    return directive != CC_UNSET ? directive : zone_default;
+}
+
+int64_t
+cache_stale_if_error(const struct http_msg *resp, int64_t zone_default)
+{
+    return stale_window(resp, true, zone_default);
 }
 
 int64_t
 cache_stale_while_revalidate(const struct http_msg *resp, int64_t zone_default)
 {
-    struct cache_control cc;
-    cache_control_parse(resp, &cc);
-    if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage != CC_UNSET || cc.no_cache)
-        return 0;
-    return cc.stale_while_revalidate != CC_UNSET ? cc.stale_while_revalidate : zone_default;
+    return stale_window(resp, false, zone_default);
 }
