@@ -983,6 +983,31 @@ load_page(struct parse *p, const yaml_node_t *v, struct config_error_page *page)
     return check_placeholders(p, v, page->path, page->html);
 }
 
+/* pass_headers: [ X-Forwarded-Host ]: field names, kept lower case. */
+static int
+field_pass_headers(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                   const struct field *f)
+{
+    struct config_zone *z = obj;
+    size_t n = list_len(v);
+    z->pass_headers = xcalloc(n ? n : 1, sizeof(*z->pass_headers));
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = list_item(p, v, i);
+        const char *text;
+        if (get_scalar(p, item, label, "a header field name", &text) < 0)
+            return -1;
+        char *name = xstrdup(text);
+        z->pass_headers[z->npass_headers++] = name;
+        for (char *c = name; *c; c++) {
+            if (!isalnum_ascii((unsigned char)*c) && *c != '-' && *c != '_')
+                return fail_expect(p, item, label, "a header field name");
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        }
+    }
+    return 0;
+}
+
 /* error_pages: { 502: pages/502.html, 5xx: pages/5xx.html } */
 static int
 field_error_pages(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
@@ -1077,6 +1102,7 @@ static const struct field zone_fields[] = {
     {"stale_if_error", field_duration, ZONE_FIELD(stale_if_error), NULL},
     {"stale_while_revalidate", field_duration, ZONE_FIELD(stale_while_revalidate), NULL},
     {"error_pages", field_error_pages, 0, NULL},
+    {"pass_headers", field_pass_headers, 0, NULL},
     {"cache", field_bool, ZONE_FIELD(cache_enabled), NULL},
 };
 static const struct field_table zone_table = {"in a zone", zone_fields,
@@ -1327,6 +1353,9 @@ config_free(struct config *cfg)
         free(z->origins);
         free(z->origin_host_value);
         free(z->active_path);
+        for (size_t j = 0; j < z->npass_headers; j++)
+            free(z->pass_headers[j]);
+        free(z->pass_headers);
         for (size_t j = 0; j < z->nerror_pages; j++) {
             free(z->error_pages[j].path);
             free(z->error_pages[j].html);

@@ -87,6 +87,8 @@ struct config_zone {
                                 * origin fails and the response did not say otherwise */
     uint64_t stale_while_revalidate; /* ms, default 0: serve stale this long past freshness
                                       * while refreshing in the background */
+    char **pass_headers;       /* unkeyed request fields the zone lets through (lower case) */
+    size_t npass_headers;
     struct config_error_page *error_pages;
     size_t nerror_pages;
     /* Active health probes (health.active); active_path NULL = off. */

@@ -652,6 +652,10 @@ check_request(struct client *c, const char **message)
         *message = "HTTP/1.1 requests need a Host header.";
         return 400;
     }
+    if (m->major == 1 && m->minor == 0 && http_msg_find(m, "Transfer-Encoding") != NULL) {
+        *message = "Transfer-Encoding is not allowed in an HTTP/1.0 request.";
+        return 400;
+    }
     const struct http_header *e = http_msg_find(m, "Expect");
     if (e != NULL && !str_ieq(http_str_ptr(m, e->value), e->value.len, "100-continue")) {
         *message = "Only \"Expect: 100-continue\" is supported.";
@@ -703,11 +707,31 @@ append_forwarded_for(struct client *c, struct buf *head)
     buf_printf(head, "%s\r\n", c->ip);
 }
 
+/* Fields an origin may act on although no cache key holds them (cache poisoning): not
+ * forwarded unless the zone lists them in pass_headers. */
+static bool
+unkeyed_field(const struct config_zone *z, const char *name, size_t len)
+{
+    static const char *const unkeyed[] = {
+        "X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Host",
+        "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method",
+        "X-Method-Override", "X-Original-Host",
+    };
+    bool listed = false;
+    for (size_t i = 0; i < ARRAY_SIZE(unkeyed) && !listed; i++)
+        listed = str_ieq(name, len, unkeyed[i]);
+    for (size_t i = 0; listed && i < z->npass_headers; i++)
+        if (str_ieq(name, len, z->pass_headers[i]))
+            return false;
+    return listed;
+}
+
 /* Fields the edge replaces or consumes instead of forwarding. */
 static bool
 replaced_request_field(const struct config_zone *z, const char *name, size_t len)
 {
-    return str_ieq(name, len, "Host") || str_ieq(name, len, "Expect") ||
+    return unkeyed_field(z, name, len) || str_ieq(name, len, "Host") ||
+           str_ieq(name, len, "Expect") ||
            str_ieq(name, len, "X-Request-Id") ||
            (z->add_x_forwarded_for && str_ieq(name, len, "X-Forwarded-For")) ||
            (z->add_x_forwarded_proto && str_ieq(name, len, "X-Forwarded-Proto"));
