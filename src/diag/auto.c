@@ -57,7 +57,7 @@ run(void *arg)
     log_set_thread_id(0);
     buf_init(&report, 1 << 16);
     check_run(job->cfg, z, (int)job->origin, z->active_path ? z->active_path : "/",
-              DIAG_TIMEOUT_MS, &report);
+              DIAG_TIMEOUT_MS, false, &report);
     one_line(&report, line, sizeof(line));
     log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url,
              line);

@@ -37,7 +37,51 @@ struct check {
     char evidence[320], next[320];
     bool finished;
     int only_origin; /* >= 0: just this origin */
+    struct buf json; /* the same steps for --json: the "origins" array's contents */
+    int json_origins, json_tcp;
+    uint64_t http_ms;
 };
+
+static const struct config_origin *origin(const struct check *ck);
+
+/* ---------------------------------------------------------------- JSON pieces */
+
+static void
+json_kv(struct buf *b, const char *key, const char *value, bool comma)
+{
+    buf_printf(b, "%s\"%s\":", comma ? "," : "", key);
+    buf_append_json_string(b, value);
+}
+
+static void
+json_dns(struct check *ck, const char *status, const char *detail, uint64_t ms)
+{
+    struct buf *j = &ck->json;
+    buf_append_str(j, "\"dns\":{");
+    json_kv(j, "name", origin(ck)->host, false);
+    json_kv(j, "status", status, true);
+    json_kv(j, "detail", detail, true);
+    buf_printf(j, ",\"ms\":%llu,\"addresses\":[", (unsigned long long)ms);
+    for (int i = 0; i < ck->naddrs; i++) {
+        if (i > 0)
+            buf_append_str(j, ",");
+        buf_append_json_string(j, ck->addrs[i].text);
+    }
+    buf_append_str(j, "]},\"tcp\":[");
+    ck->json_tcp = 0;
+}
+
+static void
+json_tcp(struct check *ck, const char *address, const char *result, const char *detail,
+         uint64_t ms)
+{
+    struct buf *j = &ck->json;
+    buf_append_str(j, ck->json_tcp++ ? ",{" : "{");
+    json_kv(j, "address", address, false);
+    json_kv(j, "result", result, true);
+    json_kv(j, "detail", detail, true);
+    buf_printf(j, ",\"ms\":%llu}", (unsigned long long)ms);
+}
 
 static void next_step(struct check *ck);
 
@@ -133,8 +177,10 @@ on_dns(void *arg, const struct dns_answer *ans)
                ans->status == DNS_OK ? "" : "FAILED: ", ans->detail, (unsigned long long)ms);
     for (int i = 0; i < ck->naddrs; i++)
         buf_printf(&ck->report, "         %s\n", ck->addrs[i].text);
+    json_dns(ck, ans->stale ? "STALE" : dns_status_name(ans->status), ans->detail, ms);
     if (ck->naddrs == 0) {
         conclude(ck, CHECK_DNS, ans->detail, next_steps[CHECK_DNS]);
+        buf_append_str(&ck->json, "],\"http\":null}");
         ck->step = STEP_HTTP; /* nothing to connect to: end this origin */
     }
     next_step(ck);
@@ -150,6 +196,7 @@ start_dns(struct check *ck)
         ck->naddrs = o->naddrs;
         memcpy(ck->addrs, o->addrs, sizeof(o->addrs[0]) * (size_t)o->naddrs);
         buf_printf(&ck->report, "  dns    %s is an address: no lookup\n", o->host);
+        json_dns(ck, "literal", "an IP address: no lookup", 0);
         next_step(ck);
         return;
     }
@@ -188,6 +235,13 @@ tcp_done(struct check *ck, enum proxy_error_type t, int err)
                        t != PROXY_ERR_CONNECTION_TIMEOUT;
     buf_printf(&ck->report, "  tcp    %-24s %s, after %llu ms\n", a->text, what,
                (unsigned long long)ms);
+    json_tcp(ck, a->text,
+             t == PROXY_ERR_NONE                    ? "open"
+             : t == PROXY_ERR_CONNECTION_REFUSED    ? "refused"
+             : t == PROXY_ERR_CONNECTION_TIMEOUT    ? "no_answer"
+             : t == PROXY_ERR_DESTINATION_IP_UNROUTABLE ? "unreachable"
+                                                    : "error",
+             what, ms);
     ck->addr_i++;
     next_step(ck);
 }
@@ -216,6 +270,7 @@ start_tcp(struct check *ck)
         policy_check_addr(ck->cfg, ck->zone, (const struct sockaddr *)&a->sa, why, sizeof(why));
     if (refused != PROXY_ERR_NONE) {
         buf_printf(&ck->report, "  tcp    %-24s not tried: %s\n", a->text, why);
+        json_tcp(ck, a->text, "refused_by_policy", why, 0);
         conclude(ck, CHECK_REFUSED_BY_POLICY, why, next_steps[CHECK_REFUSED_BY_POLICY]);
         ck->addr_i++;
         next_step(ck);
@@ -239,6 +294,7 @@ on_http_head(void *owner, const struct http_msg *resp)
 {
     struct check *ck = owner;
     ck->status = resp->status;
+    ck->http_ms = loop_now(ck->w->loop) - ck->t0;
     buf_printf(&ck->report, "  http   GET %s: %d %.*s, response header after %llu ms (the edge "
                "accepts it)\n", ck->path, resp->status, (int)resp->reason.len,
                http_str_ptr(resp, resp->reason),
@@ -251,8 +307,19 @@ on_http_body(void *owner, const char *data, size_t len)
 }
 
 static void
-http_finished(struct check *ck)
+http_finished(struct check *ck, const struct proxy_error *e)
 {
+    struct buf *j = &ck->json;
+    buf_append_str(j, "{");
+    json_kv(j, "path", ck->path, false);
+    if (e == NULL) {
+        buf_printf(j, ",\"status\":%d,\"ms\":%llu}}", ck->status,
+                   (unsigned long long)ck->http_ms);
+    } else {
+        json_kv(j, "error", proxy_error_name(e->type), true);
+        json_kv(j, "detail", e->detail, true);
+        buf_printf(j, ",\"ms\":%llu}}", (unsigned long long)e->elapsed_ms);
+    }
     loop_timer_stop(ck->w->loop, &ck->timer);
     ck->up = NULL;
     ck->step = STEP_DONE;
@@ -262,7 +329,7 @@ http_finished(struct check *ck)
 static void
 on_http_complete(void *owner)
 {
-    http_finished(owner);
+    http_finished(owner, NULL);
 }
 
 static void
@@ -275,7 +342,7 @@ on_http_error(void *owner, const struct proxy_error *e)
                (unsigned long long)e->elapsed_ms);
     enum check_verdict v = verdict_of(e->type);
     conclude(ck, v, ev, next_steps[v]);
-    http_finished(ck);
+    http_finished(ck, e);
 }
 
 static void
@@ -350,6 +417,10 @@ begin_origin(struct check *ck)
     ck->step = STEP_DNS;
     loop_timer_init(&ck->timer, on_tcp_timeout);
     buf_printf(&ck->report, "origin %s (zone %s)\n", origin(ck)->url, ck->zone->name);
+    buf_append_str(&ck->json, ck->json_origins++ ? ",{" : "{");
+    json_kv(&ck->json, "url", origin(ck)->url, false);
+    json_kv(&ck->json, "zone", ck->zone->name, true);
+    buf_append_str(&ck->json, ",");
     start_dns(ck);
 }
 
@@ -367,10 +438,12 @@ next_step(struct check *ck)
     if (ck->step == STEP_TCP) {
         tcp_verdict(ck);
         ck->step = STEP_HTTP;
+        buf_append_str(&ck->json, "],\"http\":");
         if (ck->open > 0) {
             start_http(ck);
             return;
         }
+        buf_append_str(&ck->json, "null}");
     }
     if (ck->only_origin < 0 && ++ck->origin_i < ck->zone->norigins) {
         begin_origin(ck);
@@ -396,6 +469,7 @@ static const char *const verdict_names[] = {
 struct check_options {
     const char *target, *zone, *file, *resolver, *path;
     uint64_t timeout;
+    bool json;
 };
 
 static int
@@ -419,6 +493,8 @@ parse_args(int argc, char **argv, struct check_options *o)
             o->resolver = argv[++i];
         else if (strcmp(a, "--path") == 0)
             o->path = argv[++i];
+        else if (strcmp(a, "--json") == 0)
+            o->json = true;
         else if (strcmp(a, "--timeout") == 0) {
             if (config_duration_parse(argv[++i], &o->timeout) < 0 || o->timeout == 0) {
                 fprintf(stderr, "verge check: --timeout wants a duration such as 5s\n");
@@ -432,7 +508,8 @@ parse_args(int argc, char **argv, struct check_options *o)
         }
     }
     if ((o->target == NULL) == (o->zone == NULL) || (o->zone != NULL && o->file == NULL)) {
-        fprintf(stderr, "usage: verge check URL [--path /p] [--timeout 5s] [--resolver IP:PORT]\n"
+        fprintf(stderr, "usage: verge check URL [--path /p] [--timeout 5s] [--resolver IP:PORT] "
+                        "[--json]\n"
                         "       verge check --zone NAME -c FILE\n");
         return -1;
     }
@@ -472,6 +549,19 @@ check_config(struct check_options *o, const struct config_zone **zone, char *err
 }
 
 static void
+write_json(struct check *ck, struct buf *out)
+{
+    buf_append_str(out, "{");
+    json_kv(out, "verdict", verdict_names[ck->verdict], false);
+    buf_printf(out, ",\"exit\":%d", (int)ck->verdict);
+    json_kv(out, "evidence", ck->evidence, true);
+    json_kv(out, "next", ck->verdict == CHECK_OK ? "" : ck->next, true);
+    buf_append_str(out, ",\"origins\":[");
+    buf_append(out, buf_head(&ck->json), buf_used(&ck->json));
+    buf_append_str(out, "]}\n");
+}
+
+static void
 write_report(struct check *ck, struct buf *out)
 {
     buf_printf(out, "verdict: %s", verdict_names[ck->verdict]);
@@ -485,18 +575,23 @@ write_report(struct check *ck, struct buf *out)
 
 enum check_verdict
 check_run(struct config *cfg, const struct config_zone *zone, int origin_index,
-          const char *path, uint64_t timeout, struct buf *report)
+          const char *path, uint64_t timeout, bool json, struct buf *report)
 {
     struct check ck = {.cfg = cfg, .zone = zone, .timeout = timeout, .path = path,
                        .only_origin = origin_index,
                        .origin_i = origin_index >= 0 ? (size_t)origin_index : 0};
     buf_init(&ck.report, 1 << 20);
+    buf_init(&ck.json, 1 << 20);
     ck.w = worker_new(0, cfg, NULL, 0);
     begin_origin(&ck);
     if (!ck.finished)
         loop_run(ck.w->loop);
-    write_report(&ck, report);
+    if (json)
+        write_json(&ck, report);
+    else
+        write_report(&ck, report);
     buf_free(&ck.report);
+    buf_free(&ck.json);
     worker_free(ck.w);
     return ck.verdict;
 }
@@ -529,7 +624,8 @@ check_main(int argc, char **argv)
     log_configure(cfg, err, sizeof(err));
     struct buf report;
     buf_init(&report, 1 << 20);
-    enum check_verdict v = check_run(cfg, zone, -1, o.path ? o.path : "/", o.timeout, &report);
+    enum check_verdict v =
+        check_run(cfg, zone, -1, o.path ? o.path : "/", o.timeout, o.json, &report);
     fwrite(buf_head(&report), 1, buf_used(&report), stdout);
     buf_free(&report);
     config_release(&cfg);

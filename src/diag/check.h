@@ -22,9 +22,10 @@ enum check_verdict {
 
 /* Check zone's origins (or only origin_index when >= 0) on the calling thread, with a loop
  * and resolver of its own; every probe bounded by timeout (ms). The report (verdict line
- * first, then one line per step) is appended to report. */
+ * first, then one line per step; or with json the document described in docs/check.md)
+ * is appended to report. */
 enum check_verdict check_run(struct config *cfg, const struct config_zone *zone,
-                             int origin_index, const char *path, uint64_t timeout,
+                             int origin_index, const char *path, uint64_t timeout, bool json,
                              struct buf *report);
 
 /* verge check URL | verge check --zone NAME -c FILE; options --timeout DURATION,

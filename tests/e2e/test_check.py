@@ -79,3 +79,43 @@ def test_unknown_zone_is_a_usage_error(tmp_path):
     out = run_verge(["check", "--zone", "nope", "-c", str(cfg)])
     assert out.returncode == 1
     assert b"has no zone named \"nope\"" in out.stderr
+
+
+def check_json(*args):
+    import json
+    out = run_verge(["check", *args, "--json"], timeout=30)
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_json_report_of_a_healthy_origin(nginx_origin):
+    code, doc = check_json(f"{nginx_origin.url}/small.txt")
+    assert code == 0 and doc["exit"] == 0 and doc["verdict"] == "OK"
+    [o] = doc["origins"]
+    assert o["dns"]["status"] == "literal"
+    assert [t["result"] for t in o["tcp"]] == ["open"]
+    assert o["http"]["path"] == "/small.txt" and o["http"]["status"] == 200
+
+
+def test_json_report_of_a_name_that_does_not_resolve(dns_server):
+    dns_server.set_rcode("gone.test", "NXDOMAIN")
+    code, doc = check_json("http://gone.test/", "--resolver", dns_server.address)
+    assert code == 2 and doc["verdict"] == "DNS does not resolve"
+    [o] = doc["origins"]
+    assert o["dns"]["status"] == "NXDOMAIN" and o["dns"]["addresses"] == []
+    assert o["tcp"] == [] and o["http"] is None
+
+
+def test_json_report_of_a_zone_with_a_dead_and_a_slow_origin(tmp_path, scripted_origin):
+    def silent(conn):
+        conn.read_request()
+        conn.sleep(3)
+    slow = scripted_origin(silent)
+    dead = free_port()
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text("zones:\n  - name: www\n    hosts: [a.test]\n"
+                   f"    origins: [\"{slow.url}\", \"http://127.0.0.1:{dead}\"]\n")
+    code, doc = check_json("--zone", "www", "-c", str(cfg), "--timeout", "500ms")
+    assert code == 6  # the first failure found decides: the slow one
+    slow_o, dead_o = doc["origins"]
+    assert slow_o["http"]["error"] == "http_response_timeout"
+    assert dead_o["tcp"][0]["result"] == "refused" and dead_o["http"] is None
