@@ -76,7 +76,7 @@ bench: $(B)/verge $(B)/bench/fixed
 
 profile: $(B)/verge
 	@bench/setup
-	$(PYTHON) bench/profile.py
+	$(PYTHON) bench/costs.py
 
 bench-errors: $(B)/verge
 	bench/error_path.sh

@@ -9,12 +9,11 @@ BENCH_KEEP=1 (keep the configurations and logs of the run)."""
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
 
-import harness
+import rig
 import idle
 import report
 import servers
@@ -25,7 +24,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", 1 if QUICK else 2))  # wrk takes w
 WARM_SECONDS = 0 if QUICK else 1  # per scenario and server; the caches are primed before
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE", 2000 if QUICK else 10000))
 IDLE_BATCHES = 3  # idle connections open in 3 steps: 3 samples of memory per connection
-WRK_LUA = os.path.join(harness.BENCH, "wrk.lua")
+WRK_LUA = os.path.join(rig.BENCH, "wrk.lua")
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
 # pass: every request must; error: every origin down)
@@ -56,9 +55,9 @@ def wrk(procs, table, server, scenario, seconds):
     cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
     cmd += [url, "--", str(depth)]
-    origin_before, cpu_before = table["origin"].requests(), harness.cpu_seconds(server.proc.pid)
+    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
     out = procs.run("wrk", cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
-    cpu = harness.cpu_seconds(server.proc.pid) - cpu_before
+    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
     time.sleep(0.05)  # origin requests still in flight when wrk stopped belong to this run
     line = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not line:
@@ -74,7 +73,7 @@ def wrk(procs, table, server, scenario, seconds):
         "p50_ms": r["p50_us"] / 1000 if depth == 1 else None,
         "p99_ms": r["p99_us"] / 1000 if depth == 1 else None,
         "cpu_per_100k": cpu / r["requests"] * 1e5 if r["requests"] else None,
-        "rss_mib": harness.rss_bytes(server.proc.pid) / 2**20,
+        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "non_2xx_rate": r["errors_status"] / secs, "socket_errors": errors,
         "origin_requests": table["origin"].requests() - origin_before,
     }
@@ -86,21 +85,21 @@ def prime(table, srvs):
     notes, origin = [], table["origin"]
     for s in srvs:
         for path in ("/1k.bin", "/100k.bin", "/1m.bin"):
-            harness.http_get(s.port_for(path), path)
+            rig.http_get(s.port_for(path), path)
             before = origin.requests()
-            status, headers, n = harness.http_get(s.port_for(path), path)
+            status, headers, n = rig.http_get(s.port_for(path), path)
             reached = origin.requests() - before
-            if status != 200 or n != harness.SIZES[path[1:]] or (s.proxy and reached):
+            if status != 200 or n != rig.SIZES[path[1:]] or (s.proxy and reached):
                 notes.append("%s: a second GET %s was not a hit (status %d, %d bytes, %d "
                              "origin requests)" % (s.name, path, status, n, reached))
         if s.proxy:
             deadline, status = time.monotonic() + 10, 0
             while time.monotonic() < deadline:
-                status = harness.http_get(s.port, "/1k.bin", host="dead.test")[0]
+                status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
                 if status >= 502:
                     t = time.monotonic()
-                    harness.http_get(s.port, "/1k.bin", host="dead.test")
-                    if time.monotonic() - t < 0.05:
+                    status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
+                    if status >= 502 and time.monotonic() - t < 0.05:
                         break
                 time.sleep(0.2)
             table.setdefault("error_status", {})[s.name] = status
@@ -115,18 +114,18 @@ def idle_memory(table, server, count):
     step = count // IDLE_BATCHES
     origin_before = table["origin"].requests()
     time.sleep(0.3)
-    first = harness.rss_bytes(server.proc.pid)
+    first = rig.rss_bytes(server.proc.pid)
     try:
         for _ in range(IDLE_BATCHES):
-            before = harness.rss_bytes(server.proc.pid)
+            before = rig.rss_bytes(server.proc.pid)
             socks, bad = idle.open_idle(server.port_for("/1k.bin"), step, deadline)
             held += socks
             failed += bad
             time.sleep(0.5)
             if socks:
-                steps.append((harness.rss_bytes(server.proc.pid) - before) / len(socks))
+                steps.append((rig.rss_bytes(server.proc.pid) - before) / len(socks))
         still = idle.still_open(held)
-        rss = harness.rss_bytes(server.proc.pid)
+        rss = rig.rss_bytes(server.proc.pid)
     finally:
         idle.close_all(held)
     return {"server": server.name, "scenario": "idle", "asked": step * IDLE_BATCHES,
@@ -140,8 +139,8 @@ def run_table(procs, work, key):
     table = dict(TABLES[key], key=key, runs=[], idle=[], notes=[], log=[])
     cpus = table["server_cpus"]
     table["loadavg_before"] = os.getloadavg()
-    origin_port, dead_port = harness.free_ports(2)
-    table["origin"] = harness.Origin(procs, work, origin_port, table["workers"], cpus)
+    origin_port, dead_port = rig.free_ports(2)
+    table["origin"] = rig.Origin(procs, work, origin_port, table["workers"], cpus)
     srvs = []
     try:
         for cls in servers.ALL:
@@ -171,8 +170,11 @@ def run_table(procs, work, key):
     return table
 
 
+STARTED = time.monotonic()
+
+
 def progress(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
+    print("bench: [%4.0fs] %s" % (time.monotonic() - STARTED, msg), file=sys.stderr, flush=True)
 
 
 def machine():
@@ -180,7 +182,7 @@ def machine():
         model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": os.uname().release,
             "loadavg_at_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "fd_limit": harness.raise_fd_limit()}
+            "fd_limit": rig.raise_fd_limit()}
 
 
 def main():
@@ -193,10 +195,9 @@ def main():
     for path in (servers.VERGE_BIN, servers.FIXED_BIN):
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is missing: run make bench (it builds it)" % path)
-    started = time.monotonic()
     result = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "seconds": SECONDS,
               "idle_connections": IDLE_CONNS, "scenarios": [s[0] for s in SCENARIOS]}
-    procs, work = harness.Procs(), harness.Workdir()
+    procs, work = rig.Procs(), rig.Workdir()
     try:
         keys = os.environ.get("BENCH_TABLES", "12")
         result["tables"] = [run_table(procs, work, k) for k in keys if k in TABLES]
@@ -209,7 +210,7 @@ def main():
             progress("kept configurations and logs in " + work.dir)
         else:
             work.remove()
-    result["elapsed_s"] = time.monotonic() - started
+    result["elapsed_s"] = time.monotonic() - STARTED
     report.summarise(result)
     md = report.markdown(result)
     paths = report.write(result, md)

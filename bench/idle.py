@@ -33,14 +33,17 @@ def _response_done(c):
     return len(c.buf) >= c.need
 
 
-def open_idle(port, count, deadline):
+def open_idle(port, count, deadline, stall=3.0):
     """Open count connections to 127.0.0.1:port, each after one answered request.
-    Returns (idle sockets, failures) when all are done or at the monotonic deadline."""
+    Returns (idle sockets, failures) when all are done, at the monotonic deadline, or when
+    no connection has advanced for `stall` seconds (a server at its connection limit
+    leaves the rest unanswered in its listen queue)."""
     sel = selectors.EpollSelector()
     idle, failed, started, busy = [], 0, 0, 0
     request = (REQUEST % port).encode()
+    moved = time.monotonic()
     try:
-        while (started < count or busy) and time.monotonic() < deadline:
+        while (started < count or busy) and time.monotonic() < min(deadline, moved + stall):
             while started < count and busy < WINDOW:
                 s = socket.socket()
                 s.setblocking(False)
@@ -53,6 +56,7 @@ def open_idle(port, count, deadline):
                 sel.register(s, selectors.EVENT_WRITE, _Conn(s, request))
                 busy += 1
             for key, events in sel.select(0.1):
+                moved = time.monotonic()
                 c = key.data
                 ok = _step(sel, c, events)
                 if ok is None:

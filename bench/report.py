@@ -6,10 +6,10 @@ import os
 import statistics
 import time
 
-import harness
+import rig
 
 METRICS = ("rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mib")
-RESULTS = os.path.join(harness.BENCH, "results")
+RESULTS = os.path.join(rig.BENCH, "results")
 
 
 def _stats(values, base_nginx, base_fixed):
@@ -50,46 +50,51 @@ def summarise(result):
         for i in table["idle"]:
             st = i["bytes_per_conn"]
             i["x_nginx"] = st / base if st is not None and base else None
-    result["targets"] = targets(result["tables"][0]) if result["tables"] else []
+    result["targets"] = targets(result["tables"][0]) if result["tables"] else []  # pinned
 
 
-def _med(table, sc, server, metric):
-    row = table["summary"].get(sc, {}).get(server)
-    return row[metric]["median"] if row and row.get(metric) else None
+# The targets of issue #6: (text, scenario, metric, compared with, factor, higher is
+# better). "compared with" is a server, or "best"/"lowest" of the three peers.
+TARGETS = [
+    ("hit 1 KiB req/s >= 0.90x fixed", "hit-1k", "rps", "fixed", 0.90, True),
+    ("hit 1 KiB req/s >= 1.05x HAProxy", "hit-1k", "rps", "haproxy", 1.05, True),
+    ("hit 1 KiB p99 <= best peer's", "hit-1k", "p99_ms", "lowest", 1.0, False),
+    ("hit 1 KiB CPU per 100k <= 0.65x nginx", "hit-1k", "cpu_per_100k", "nginx", 0.65, False),
+    ("hit 1 KiB pipelined req/s >= 1.5x nginx", "hit-1k-pipelined-16", "rps", "nginx", 1.5, True),
+    ("hit 100 KiB MB/s >= 1.1x best peer", "hit-100k", "mbps", "best", 1.1, True),
+    ("hit 1 MiB MB/s >= 1.1x best peer", "hit-1m", "mbps", "best", 1.1, True),
+    ("pass req/s >= 1.05x best peer", "pass", "rps", "best", 1.05, True),
+    ("pass CPU per 100k <= 0.8x nginx", "pass", "cpu_per_100k", "nginx", 0.8, False),
+    ("origin down: error rate >= 2x nginx", "error-origin-down", "non_2xx_rate", "nginx", 2.0, True),
+    ("idle connection memory <= nginx's", "idle", "bytes_per_conn", "nginx", 1.0, False),
+]
+PEERS = ("nginx", "haproxy", "varnish")
+
+
+def _figure(t, sc, server, metric):
+    """One server's median figure in table t, or None."""
+    if sc == "idle":
+        return next((i[metric] for i in t["idle"] if i["server"] == server), None)
+    row = t["summary"].get(sc, {}).get(server)
+    if not row or row.get(metric) is None:
+        return None
+    return row[metric] if metric == "non_2xx_rate" else row[metric]["median"]
 
 
 def targets(t):
-    """The targets of issue #6, from the first table (one worker, pinned)."""
-    peers = ("nginx", "haproxy", "varnish")
-    v = lambda sc, m, s="verge": _med(t, sc, s, m)
-    best = lambda sc, m: max((x for x in (v(sc, m, p) for p in peers) if x), default=None)
-    lowest = lambda sc, m: min((x for x in (v(sc, m, p) for p in peers) if x), default=None)
-    idle = {i["server"]: i["bytes_per_conn"] for i in t["idle"]}
-    err = lambda s: _med_plain(t, "error-origin-down", s, "non_2xx_rate")
-    rows = [
-        ("hit 1 KiB req/s >= 0.90x fixed", v("hit-1k", "rps"), v("hit-1k", "rps", "fixed"), 0.90, True),
-        ("hit 1 KiB req/s >= 1.05x HAProxy", v("hit-1k", "rps"), v("hit-1k", "rps", "haproxy"), 1.05, True),
-        ("hit 1 KiB p99 <= best peer's", v("hit-1k", "p99_ms"), lowest("hit-1k", "p99_ms"), 1.0, False),
-        ("hit 1 KiB CPU per 100k <= 0.65x nginx", v("hit-1k", "cpu_per_100k"), v("hit-1k", "cpu_per_100k", "nginx"), 0.65, False),
-        ("hit 1 KiB pipelined req/s >= 1.5x nginx", v("hit-1k-pipelined-16", "rps"), v("hit-1k-pipelined-16", "rps", "nginx"), 1.5, True),
-        ("hit 100 KiB MB/s >= 1.1x best peer", v("hit-100k", "mbps"), best("hit-100k", "mbps"), 1.1, True),
-        ("hit 1 MiB MB/s >= 1.1x best peer", v("hit-1m", "mbps"), best("hit-1m", "mbps"), 1.1, True),
-        ("pass req/s >= 1.05x best peer", v("pass", "rps"), best("pass", "rps"), 1.05, True),
-        ("pass CPU per 100k <= 0.8x nginx", v("pass", "cpu_per_100k"), v("pass", "cpu_per_100k", "nginx"), 0.8, False),
-        ("origin down: error rate >= 2x nginx", err("verge"), err("nginx"), 2.0, True),
-        ("idle connection memory <= nginx's", idle.get("verge"), idle.get("nginx"), 1.0, False),
-    ]
+    """Each target of issue #6 with Verge's figure, the reference and whether it is met."""
     out = []
-    for text, value, ref, factor, higher in rows:
-        ratio = value / ref if value is not None and ref else None
+    for text, sc, metric, ref, factor, higher in TARGETS:
+        value = _figure(t, sc, "verge", metric)
+        if ref in ("best", "lowest"):
+            peers = [x for x in (_figure(t, sc, p, metric) for p in PEERS) if x]
+            base = (max if ref == "best" else min)(peers) if peers else None
+        else:
+            base = _figure(t, sc, ref, metric)
+        ratio = value / base if value is not None and base else None
         met = None if ratio is None else (ratio >= factor if higher else ratio <= factor)
-        out.append({"target": text, "verge": value, "reference": ref, "ratio": ratio, "met": met})
+        out.append({"target": text, "verge": value, "reference": base, "ratio": ratio, "met": met})
     return out
-
-
-def _med_plain(t, sc, server, key):
-    row = t["summary"].get(sc, {}).get(server)
-    return row[key] if row else None
 
 
 def _num(x, digits=None):
@@ -220,5 +225,5 @@ def write(result, md):
             p = os.path.join(RESULTS, "%s.%s" % (base, ext))
             with open(p, "w") as f:
                 f.write(text + "\n")
-            paths.append(os.path.relpath(p, harness.ROOT))
+            paths.append(os.path.relpath(p, rig.ROOT))
     return paths

@@ -4,10 +4,10 @@ name of the header that says a response came from its cache."""
 import os
 import subprocess
 
-import harness
+import rig
 
-FIXED_BIN = os.path.join(harness.ROOT, "build", "bench", "fixed")
-VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(harness.ROOT, "build", "verge"))
+FIXED_BIN = os.path.join(rig.ROOT, "build", "bench", "fixed")
+VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
 
 
 class Server:
@@ -18,14 +18,14 @@ class Server:
         self.procs, self.work, self.workers, self.cpus = procs, work, workers, cpus
         self.values = dict(dir=work.dir, shm=work.shm, origin_port=origin_port,
                            dead_port=dead_port, workers=workers)
-        self.port = harness.free_ports(1)[0]
+        self.port = rig.free_ports(1)[0]
         self.values["port"] = self.port
         self.proc = None
 
     def start(self):
         self.proc = self.procs.start(self.name, self.command(), cpus=self.cpus,
                                      log=self.work.path(self.name + ".out"))
-        harness.wait_port(self.port, self.proc, what=self.name)
+        rig.wait_port(self.port, self.proc, what=self.name)
 
     def stop(self):
         if self.proc is not None:
@@ -46,7 +46,7 @@ class Fixed(Server):
     def __init__(self, *a):
         super().__init__(*a)
         self.ports = {"1k.bin": self.port, "100k.bin": 0, "1m.bin": 0}
-        self.ports["100k.bin"], self.ports["1m.bin"] = harness.free_ports(2)
+        self.ports["100k.bin"], self.ports["1m.bin"] = rig.free_ports(2)
 
     def command(self):
         return [FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
@@ -63,8 +63,8 @@ class Verge(Server):
     name = "verge"
 
     def command(self):
-        self.values["admin_port"] = harness.free_ports(1)[0]
-        conf = harness.render("verge.yaml", self.work.path("verge.yaml"), **self.values)
+        self.values["admin_port"] = rig.free_ports(1)[0]
+        conf = rig.render("verge.yaml", self.work.path("verge.yaml"), **self.values)
         return [VERGE_BIN, "serve", "-c", conf]
 
     def version(self):
@@ -76,7 +76,7 @@ class Nginx(Server):
     sendfile = os.environ.get("BENCH_NGINX_SENDFILE", "off")
 
     def command(self):
-        conf = harness.render("nginx.conf", self.work.path("nginx.conf"), sendfile=self.sendfile,
+        conf = rig.render("nginx.conf", self.work.path("nginx.conf"), sendfile=self.sendfile,
                               **self.values)
         os.makedirs(os.path.join(self.work.shm, "nginx-cache"), exist_ok=True)
         return ["/usr/sbin/nginx", "-p", self.work.dir, "-c", conf]
@@ -89,7 +89,7 @@ class Haproxy(Server):
     name = "haproxy"
 
     def command(self):
-        conf = harness.render("haproxy.cfg", self.work.path("haproxy.cfg"), **self.values)
+        conf = rig.render("haproxy.cfg", self.work.path("haproxy.cfg"), **self.values)
         return ["/usr/sbin/haproxy", "-db", "-f", conf]
 
     def version(self):
@@ -100,7 +100,7 @@ class Varnish(Server):
     name = "varnish"
 
     def command(self):
-        vcl = harness.render("varnish.vcl", self.work.path("varnish.vcl"), **self.values)
+        vcl = rig.render("varnish.vcl", self.work.path("varnish.vcl"), **self.values)
         # Threads per pool: Varnish serves a connection with a thread, so a "worker" here is
         # a thread pool, and the pinned run keeps all of its threads on the server's core.
         return ["/usr/sbin/varnishd", "-F", "-j", "none", "-n", self.work.path("varnish"),

@@ -1,4 +1,4 @@
-"""harness.py - what make bench and make profile share: free loopback ports, the
+"""rig.py - what make bench and make profile share: free loopback ports, the
 configuration templates in bench/conf, the origin, processes started and stopped by PID,
 and CPU time and RSS of a server with all its processes and threads, from /proc."""
 import http.client
