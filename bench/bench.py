@@ -139,6 +139,7 @@ def run_table(procs, work, key):
     table = dict(TABLES[key], key=key, runs=[], idle=[], notes=[], log=[])
     cpus = table["server_cpus"]
     table["loadavg_before"] = os.getloadavg()
+    busy0, ours0, wall0 = *rig.machine_cpu(), time.monotonic()
     origin_port, dead_port = rig.free_ports(2)
     table["origin"] = rig.Origin(procs, work, origin_port, table["workers"], cpus)
     srvs = []
@@ -166,6 +167,9 @@ def run_table(procs, work, key):
             s.stop()
         procs.stop(table["origin"].proc)
     table["loadavg_after"] = os.getloadavg()
+    busy1, ours1 = rig.machine_cpu()
+    table["cpu_s_available"] = (time.monotonic() - wall0) * os.cpu_count()
+    table["cpu_s_others"] = max(0.0, (busy1 - busy0) - (ours1 - ours0))
     del table["origin"]
     return table
 

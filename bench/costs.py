@@ -193,7 +193,7 @@ def report(base, run, n, syscalls):
     print("| function | calls/req |\n|---|---:|")
     for name in WATCH:
         c = run.calls.get(name, 0) - base.calls.get(name, 0)
-        if c > 0:
+        if c / n >= 0.005:
             print("| %s | %.2f |" % (name, c / n))
     print("\nWho calls them (calls per request by direct caller):\n")
     print("| function | callers |\n|---|---|")

@@ -132,6 +132,10 @@ def _table_md(result, t):
                "alternated within each round. Load average before/after: %s / %s."
                % (t["threads"], t["conns"], result["seconds"], result["rounds"],
                   "%.2f" % t["loadavg_before"][0], "%.2f" % t["loadavg_after"][0]))
+    out.append("Other work on the machine used %.0f of the %.0f CPU seconds available during "
+               "this table (%.0f%%): the more, the noisier the figures."
+               % (t["cpu_s_others"], t["cpu_s_available"],
+                  100 * t["cpu_s_others"] / max(1.0, t["cpu_s_available"])))
     out += ["", "| scenario | server | req/s | MB/s | p50 ms | p99 ms | CPU s/100k req | RSS MiB | origin req. |",
             "|---|---|---|---|---|---|---|---|---|"]
     for sc in result["scenarios"]:
