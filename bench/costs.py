@@ -1,4 +1,5 @@
-"""costs.py - make profile: where Verge's time goes on the 1 KiB cache-hit path.
+"""costs.py - make profile: where Verge's time goes on the 1 KiB cache-hit path (or another
+path with PROFILE_PATH, the error path with PROFILE_HOST=dead.test).
 
 Runs Verge (1 worker) twice under valgrind --tool=callgrind in front of the bench origin:
 once with only the warm-up (a miss that fills the cache, then one hit), once with the
@@ -21,7 +22,9 @@ import rig
 
 REQUESTS = int(os.environ.get("PROFILE_REQUESTS", 20000))
 CONNS = int(os.environ.get("PROFILE_CONNS", 8))
-PATH = os.environ.get("PROFILE_PATH", "/1k.bin")  # or /100k.bin, /1m.bin
+PATH = os.environ.get("PROFILE_PATH", "/1k.bin")  # or /100k.bin, /1m.bin, /nostore.bin
+HOST = os.environ.get("PROFILE_HOST")  # dead.test: the error path (its only origin is down)
+STATUS = b"HTTP/1.1 503" if HOST == "dead.test" else b"HTTP/1.1 200"
 TOP = int(os.environ.get("PROFILE_TOP", 15))
 VERGE = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
 OUT = os.path.join(rig.BENCH, "results", "profile")
@@ -34,7 +37,8 @@ WATCH = ("malloc", "calloc", "realloc", "free", "strdup", "strndup", "pthread_mu
 def load(port, n, conns):
     """n GET PATH over conns keep-alive connections, one request per write, each
     connection sending its next request when the last response has fully arrived."""
-    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (PATH, port)).encode()
+    host = HOST or "127.0.0.1:%d" % port
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (PATH, host)).encode()
     sel, sent, done = selectors.DefaultSelector(), 0, 0
     for _ in range(min(conns, n)):
         s = socket.create_connection(("127.0.0.1", port))
@@ -53,8 +57,8 @@ def load(port, n, conns):
                 total = end + 4 + (int(m.group(1)) if m else 0)
                 if len(buf) < total:
                     break
-                if not buf.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError("profile: not a 200: %r" % buf[:80])
+                if not buf.startswith(STATUS):
+                    raise RuntimeError("profile: not a %s: %r" % (STATUS[9:].decode(), buf[:80]))
                 buf, done = buf[total:], done + 1
                 if sent < n:
                     key.fileobj.sendall(req)
@@ -126,11 +130,14 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     p = procs.start("verge-" + tag, wrapper + [VERGE, "serve", "-c", conf],
                     log=work.path("verge-%s.out" % tag))
     rig.wait_port(port, p, timeout=60, what="verge (%s)" % tag)
-    for _ in range(2):  # a miss that fills the cache, then a hit
-        rig.http_get(port, PATH, timeout=30)
+    for _ in range(2):  # a miss that fills the cache, then a hit (or: the origin marked down)
+        rig.http_get(port, PATH, host=HOST, timeout=30)
+    status, headers, _ = rig.http_get(port, PATH, host=HOST, timeout=30)
     want = "MISS" if PATH == "/nostore.bin" else "HIT"  # /nostore.bin: the pass-through
-    if rig.http_get(port, PATH, timeout=30)[1].get("x-cache") != want:
+    if HOST is None and headers.get("x-cache") != want:
         raise RuntimeError("profile: %s is not a cache %s on Verge" % (PATH, want))
+    if HOST == "dead.test" and status != 503:
+        raise RuntimeError("profile: dead.test answered %d, not 503" % status)
     return p, port
 
 
@@ -142,7 +149,7 @@ def callgrind_run(procs, work, origin_port, tag, n):
     if n:
         t = time.monotonic()
         load(port, n, CONNS)
-        print("profile: %d hits under callgrind in %.1fs" % (n, time.monotonic() - t),
+        print("profile: %d requests under callgrind in %.1fs" % (n, time.monotonic() - t),
               file=sys.stderr)
     procs.stop(p, timeout=60)
     return Callgrind(out)
@@ -172,8 +179,9 @@ def strace_run(procs, work, origin_port, n):
 
 def report(base, run, n, syscalls):
     ir = (run.total - base.total) / n
-    print("\n# make profile: Verge, cache hits of %s, 1 worker\n" % PATH)
-    print("%d hits over %d keep-alive connections (one request per write), callgrind with "
+    what = "the error path (every origin down)" if HOST == "dead.test" else "GET " + PATH
+    print("\n# make profile: Verge, %s, 1 worker\n" % what)
+    print("%d requests over %d keep-alive connections (one request per write), callgrind with "
           "the warm-up run subtracted.\n" % (n, CONNS))
     print("Instructions per request: %.0f Ir\n" % ir)
     print("Top %d functions by self instructions per request:\n" % TOP)
@@ -205,7 +213,7 @@ def report(base, run, n, syscalls):
         top = sorted(((c / n, who) for who, c in by.items() if c / n >= 0.01), reverse=True)
         if top:
             print("| %s | %s |" % (name, ", ".join("%s %.2f" % (w, c) for c, w in top[:6])))
-    print("\nSystem calls per request (strace -c on a native Verge, all threads, %d hits):\n" % n)
+    print("\nSystem calls per request (strace -c on a native Verge, all threads, %d requests):\n" % n)
     print("| syscall | calls/req |\n|---|---:|")
     for name, c in sorted(syscalls.items(), key=lambda kv: -kv[1]):
         if c / n >= 0.005:

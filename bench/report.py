@@ -201,7 +201,9 @@ def markdown(result):
            "",
            "Access logs are off in every server (Varnish still writes its in-memory shared log, "
            "which cannot be turned off; no varnishncsa reads it). Caches: 256 MiB in memory "
-           "each (nginx's on tmpfs). The origin is nginx with its access log on (to prove "
+           "each (nginx's on tmpfs); HAProxy's max-object-size is 2 MiB (at most half its "
+           "total-max-size), so the 1 MiB object can come from its cache: the origin column "
+           "and the notes show whether every hit did. The origin is nginx with its access log on (to prove "
            "hits); it runs on the servers' CPUs. `fixed` is bench/fixed.c: the same bytes from "
            "memory for every request, the ceiling one hop cannot pass; for the error path it "
            "answers 200 and is shown only as that ceiling. Versions: %s."
