@@ -50,7 +50,7 @@ TABLES = {
 def wrk(procs, table, server, scenario, seconds):
     """One wrk run against one server; its figures, with the server's CPU time, RSS and
     the origin's request count over the same interval."""
-    name, path, depth, host, kind = scenario
+    name, path, depth, host, _ = scenario
     url = "http://127.0.0.1:%d%s" % (server.port_for(path), path)
     cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
@@ -63,6 +63,7 @@ def wrk(procs, table, server, scenario, seconds):
     if not line:
         raise RuntimeError("wrk printed no result for %s on %s:\n%s" % (name, server.name, out))
     r = json.loads(line[-1])
+    # when each run ended, to match against the logs that BENCH_KEEP=1 keeps
     table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
     secs = r["duration_us"] / 1e6
     errors = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
@@ -200,7 +201,8 @@ def main():
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is missing: run make bench (it builds it)" % path)
     result = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "seconds": SECONDS,
-              "idle_connections": IDLE_CONNS, "scenarios": [s[0] for s in SCENARIOS]}
+              "idle_connections": IDLE_CONNS, "scenarios": [s[0] for s in SCENARIOS],
+              "kinds": {s[0]: s[4] for s in SCENARIOS}}
     procs, work = rig.Procs(), rig.Workdir()
     try:
         keys = os.environ.get("BENCH_TABLES", "12")

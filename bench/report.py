@@ -141,10 +141,10 @@ def _table_md(result, t):
     for sc in result["scenarios"]:
         for name, row in t["summary"][sc].items():
             origin = row["origin_requests"]
-            if sc.startswith("pass"):
+            if result["kinds"][sc] == "pass":
                 origin = "%d (%.2f per req.)" % (origin, origin / max(1, row["requests"]))
             rps = _cell(row["rps"])
-            if sc.startswith("error") and name != "fixed":
+            if result["kinds"][sc] == "error" and name != "fixed":
                 rps += " [%s: %s/s]" % (t.get("error_status", {}).get(name, "?"), _num(row["non_2xx_rate"]))
             out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 sc, name, rps, _cell(row["mbps"], 1), _cell(row["p50_ms"], 3),
@@ -171,7 +171,7 @@ def _table_md(result, t):
     notes = list(t["notes"])
     for sc in result["scenarios"]:
         for name, row in t["summary"][sc].items():
-            if sc.startswith("hit") and name != "fixed" and row["origin_requests"]:
+            if result["kinds"][sc] == "hit" and name != "fixed" and row["origin_requests"]:
                 notes.append("%s, %s: NOT all from its cache: %d origin requests during the runs"
                              % (sc, name, row["origin_requests"]))
             if row["socket_errors"]:
