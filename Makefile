@@ -18,7 +18,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit e2e e2e-asan run run-demo bench-errors clean format
+.PHONY: all test unit e2e e2e-asan run run-demo bench bench-errors profile clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
@@ -63,6 +63,23 @@ test: unit e2e e2e-asan
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
 run run-demo: $(B)/verge
 	@demo/run
+
+# Benchmarks (not tests; see bench/README.md). bench/setup installs the peers when missing.
+# BENCH_QUICK=1 make bench: a ~2-minute smoke run of the same harness.
+$(B)/bench/fixed: bench/fixed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o $@ $<
+
+bench: $(B)/verge $(B)/bench/fixed
+	@bench/setup
+	$(PYTHON) bench/bench.py
+
+profile: $(B)/verge
+	@bench/setup
+	$(PYTHON) bench/costs.py
+
+bench-errors: $(B)/verge
+	bench/error_path.sh
 
 clean:
 	rm -rf build

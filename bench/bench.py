@@ -1,0 +1,228 @@
+"""bench.py - make bench: Verge against nginx, HAProxy and Varnish, and a fixed-response C
+server as the ceiling, side by side in one run. See bench/README.md for what each scenario
+measures and how each peer is configured. Writes bench/results/latest.{md,json} and a
+timestamped copy, and prints the Markdown.
+
+Environment: BENCH_QUICK=1 (a ~2-minute smoke run), BENCH_ROUNDS, BENCH_SECONDS,
+BENCH_IDLE (idle connections), BENCH_TABLES (e.g. "1" for the pinned table only),
+BENCH_KEEP=1 (keep the configurations and logs of the run)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import rig
+import idle
+import report
+import servers
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 1 if QUICK else 3))
+SECONDS = int(os.environ.get("BENCH_SECONDS", 1 if QUICK else 2))  # wrk takes whole seconds
+WARM_SECONDS = 0 if QUICK else 1  # per scenario and server; the caches are primed before
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE", 2000 if QUICK else 10000))
+IDLE_BATCHES = 3  # idle connections open in 3 steps: 3 samples of memory per connection
+WRK_LUA = os.path.join(rig.BENCH, "wrk.lua")
+
+# name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
+# pass: every request must; error: every origin down)
+SCENARIOS = [
+    ("hit-1k", "/1k.bin", 1, None, "hit"),
+    ("hit-1k-pipelined-16", "/1k.bin", 16, None, "hit"),
+    ("hit-100k", "/100k.bin", 1, None, "hit"),
+    ("hit-1m", "/1m.bin", 1, None, "hit"),
+    ("pass", "/nostore.bin", 1, None, "pass"),
+    ("error-origin-down", "/1k.bin", 1, "dead.test", "error"),
+]
+
+# One table per setup: workers per server, CPUs for the servers (and the origin) and for
+# wrk, wrk threads and connections.
+TABLES = {
+    "1": dict(title="1 worker each, servers and origin pinned to CPU 0, wrk to CPU 1",
+              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50),
+    "2": dict(title="2 workers each, nothing pinned", workers=2, server_cpus=None,
+              wrk_cpus=None, threads=2, conns=100),
+}
+
+
+def wrk(procs, table, server, scenario, seconds):
+    """One wrk run against one server; its figures, with the server's CPU time, RSS and
+    the origin's request count over the same interval."""
+    name, path, depth, host, _ = scenario
+    url = "http://127.0.0.1:%d%s" % (server.port_for(path), path)
+    cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
+           "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
+    cmd += [url, "--", str(depth)]
+    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    out = procs.run("wrk", cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
+    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
+    time.sleep(0.05)  # origin requests still in flight when wrk stopped belong to this run
+    line = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not line:
+        raise RuntimeError("wrk printed no result for %s on %s:\n%s" % (name, server.name, out))
+    r = json.loads(line[-1])
+    # when each run ended, to match against the logs that BENCH_KEEP=1 keeps
+    table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
+    secs = r["duration_us"] / 1e6
+    errors = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
+    return {
+        "server": server.name, "scenario": name, "requests": r["requests"],
+        "rps": r["requests"] / secs, "mbps": r["bytes"] / secs / 1e6,
+        # wrk 4.1 records one latency per pipelined batch, so its percentiles are wrong there
+        "p50_ms": r["p50_us"] / 1000 if depth == 1 else None,
+        "p99_ms": r["p99_us"] / 1000 if depth == 1 else None,
+        "cpu_per_100k": cpu / r["requests"] * 1e5 if r["requests"] else None,
+        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
+        "non_2xx_rate": r["errors_status"] / secs, "socket_errors": errors,
+        "origin_requests": table["origin"].requests() - origin_before,
+    }
+
+
+def prime(table, srvs):
+    """Fill every cache, check that a second GET is a hit without reaching the origin, and
+    let every proxy learn that the dead origin is down. Returns notes for the report."""
+    notes, origin = [], table["origin"]
+    for s in srvs:
+        for path in ("/1k.bin", "/100k.bin", "/1m.bin"):
+            rig.http_get(s.port_for(path), path)
+            before = origin.requests()
+            status, headers, n = rig.http_get(s.port_for(path), path)
+            reached = origin.requests() - before
+            if status != 200 or n != rig.SIZES[path[1:]] or (s.proxy and reached):
+                notes.append("%s: a second GET %s was not a hit (status %d, %d bytes, %d "
+                             "origin requests)" % (s.name, path, status, n, reached))
+        if s.proxy:
+            deadline, status = time.monotonic() + 10, 0
+            while time.monotonic() < deadline:
+                status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
+                if status >= 502:
+                    t = time.monotonic()
+                    status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
+                    if status >= 502 and time.monotonic() - t < 0.05:
+                        break
+                time.sleep(0.2)
+            table.setdefault("error_status", {})[s.name] = status
+    return notes
+
+
+def idle_memory(table, server, count):
+    """Memory per idle keep-alive connection: the server's RSS growth while count new
+    connections are held, over all of them, and in IDLE_BATCHES steps (the spread)."""
+    held, steps, failed = [], [], 0
+    deadline = time.monotonic() + 60
+    step = count // IDLE_BATCHES
+    origin_before = table["origin"].requests()
+    time.sleep(0.3)
+    first = rig.rss_bytes(server.proc.pid)
+    try:
+        for _ in range(IDLE_BATCHES):
+            before = rig.rss_bytes(server.proc.pid)
+            socks, bad = idle.open_idle(server.port_for("/1k.bin"), step, deadline)
+            held += socks
+            failed += bad
+            time.sleep(0.5)
+            if socks:
+                steps.append((rig.rss_bytes(server.proc.pid) - before) / len(socks))
+        still = idle.still_open(held)
+        rss = rig.rss_bytes(server.proc.pid)
+    finally:
+        idle.close_all(held)
+    return {"server": server.name, "scenario": "idle", "asked": step * IDLE_BATCHES,
+            "answered": len(held), "failed": failed, "still_open": still,
+            "bytes_per_conn": (rss - first) / len(held) if held else None,
+            "bytes_per_conn_steps": steps, "rss_mib": rss / 2**20,
+            "origin_requests": table["origin"].requests() - origin_before}
+
+
+def run_table(procs, work, key):
+    table = dict(TABLES[key], key=key, runs=[], idle=[], notes=[], log=[])
+    cpus = table["server_cpus"]
+    table["loadavg_before"] = os.getloadavg()
+    busy0, ours0, wall0 = *rig.machine_cpu(), time.monotonic()
+    origin_port, dead_port = rig.free_ports(2)
+    table["origin"] = rig.Origin(procs, work, origin_port, table["workers"], cpus)
+    srvs = []
+    try:
+        for cls in servers.ALL:
+            s = cls(procs, work, origin_port, dead_port, table["workers"], cpus)
+            s.start()
+            srvs.append(s)
+        table["versions"] = {s.name: s.version() for s in srvs}
+        table["notes"] += prime(table, srvs)
+        for sc in SCENARIOS:
+            progress("table %s: %s" % (key, sc[0]))
+            for s in srvs if WARM_SECONDS else []:  # warm-up, not measured
+                wrk(procs, table, s, sc, WARM_SECONDS)
+            for rnd in range(ROUNDS):
+                for s in srvs:  # A B C D E, A B C D E, ...: drift hits every server alike
+                    r = wrk(procs, table, s, sc, SECONDS)
+                    r["round"] = rnd + 1
+                    table["runs"].append(r)
+        progress("table %s: idle connections" % key)
+        for s in srvs:
+            table["idle"].append(idle_memory(table, s, IDLE_CONNS))
+    finally:
+        for s in srvs:
+            s.stop()
+        procs.stop(table["origin"].proc)
+    table["loadavg_after"] = os.getloadavg()
+    busy1, ours1 = rig.machine_cpu()
+    table["cpu_s_available"] = (time.monotonic() - wall0) * os.cpu_count()
+    table["cpu_s_others"] = max(0.0, (busy1 - busy0) - (ours1 - ours0))
+    del table["origin"]
+    return table
+
+
+STARTED = time.monotonic()
+
+
+def progress(msg):
+    print("bench: [%4.0fs] %s" % (time.monotonic() - STARTED, msg), file=sys.stderr, flush=True)
+
+
+def machine():
+    with open("/proc/cpuinfo") as f:
+        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    return {"cpus": os.cpu_count(), "cpu_model": model, "kernel": os.uname().release,
+            "loadavg_at_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "fd_limit": rig.raise_fd_limit()}
+
+
+def main():
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    for tool in ("wrk", "taskset"):
+        if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
+            sys.exit("bench: %s is missing: run bench/setup (make bench does)" % tool)
+    for path in (servers.VERGE_BIN, servers.FIXED_BIN):
+        if not os.access(path, os.X_OK):
+            sys.exit("bench: %s is missing: run make bench (it builds it)" % path)
+    result = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "seconds": SECONDS,
+              "idle_connections": IDLE_CONNS, "scenarios": [s[0] for s in SCENARIOS],
+              "kinds": {s[0]: s[4] for s in SCENARIOS}}
+    procs, work = rig.Procs(), rig.Workdir()
+    try:
+        keys = os.environ.get("BENCH_TABLES", "12")
+        result["tables"] = [run_table(procs, work, k) for k in keys if k in TABLES]
+    except KeyboardInterrupt:
+        progress("interrupted: every process it started is stopped")
+        sys.exit(130)
+    finally:
+        procs.stop_all()
+        if os.environ.get("BENCH_KEEP"):
+            progress("kept configurations and logs in " + work.dir)
+        else:
+            work.remove()
+    result["elapsed_s"] = time.monotonic() - STARTED
+    report.summarise(result)
+    md = report.markdown(result)
+    paths = report.write(result, md)
+    print(md)
+    progress("wrote " + ", ".join(paths))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+/* fixed.c - the benchmark's ceiling: an HTTP/1.1 server that answers every request with
+ * the same bytes from memory (a realistic header and a body of a fixed size), with epoll,
+ * keep-alive and pipelining, and no per-request allocation, copy or parsing beyond finding
+ * the end of each request header. It proxies nothing and stores nothing: one hop cannot be
+ * faster than this on the same machine.
+ *
+ * Usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
+ * Each port answers with a body of that size; each thread has its own epoll loop and its
+ * own SO_REUSEPORT listener per port, like a server with THREADS workers. 127.0.0.1 only.
+ * Requests must not carry a body (wrk's GETs do not). Stops on SIGTERM or SIGINT. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PORTS 3
+#define MAX_THREADS 64
+#define READ_SIZE 16384
+#define IOV_BATCH 64
+
+struct response {
+    char *bytes;
+    size_t len;
+};
+
+/* One visitor connection: how far it is through the end-of-header pattern "\r\n\r\n",
+ * and what it still owes: `owed` whole responses, the first from offset `off`. */
+struct conn {
+    int fd;
+    const struct response *resp;
+    int match;
+    size_t owed, off;
+};
+
+struct listener {
+    int fd;
+    const struct response *resp;
+};
+
+static struct response responses[MAX_PORTS];
+static int nports;
+static int ports[MAX_PORTS];
+static const size_t body_sizes[MAX_PORTS] = {1024, 100 * 1024, 1024 * 1024};
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "fixed: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* The header a cache would send for a static file: the same bytes every time. */
+static void
+response_build(struct response *r, size_t body_len)
+{
+    char date[64];
+    time_t now = time(NULL);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime(&now));
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 200 OK\r\nServer: fixed\r\nDate: %s\r\n"
+                     "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
+                     "Last-Modified: %s\r\nETag: \"65a1b2c3-%zx\"\r\n"
+                     "Cache-Control: max-age=3600\r\nAge: 0\r\nAccept-Ranges: bytes\r\n"
+                     "X-Cache: HIT\r\nConnection: keep-alive\r\n\r\n",
+                     date, body_len, date, body_len);
+    r->len = (size_t)n + body_len;
+    if ((r->bytes = malloc(r->len)) == NULL)
+        die("malloc");
+    memcpy(r->bytes, head, (size_t)n);
+    for (size_t i = 0; i < body_len; i++)
+        r->bytes[n + i] = (char)('a' + i % 26);
+}
+
+static int
+listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+    if (fd < 0)
+        die("socket");
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0)
+        die("bind/listen");
+    return fd;
+}
+
+/* Count the request headers that end in buf; keeps the partial match across reads. */
+static size_t
+requests_ended(struct conn *c, const char *buf, size_t len)
+{
+    static const char end[] = "\r\n\r\n";
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == end[c->match])
+            c->match++;
+        else
+            c->match = buf[i] == '\r' ? 1 : 0;
+        if (c->match == 4) {
+            n++;
+            c->match = 0;
+        }
+    }
+    return n;
+}
+
+/* Write what is owed, up to IOV_BATCH responses per writev, until done or EAGAIN.
+ * Returns -1 when the connection failed. */
+static int
+conn_flush(struct conn *c)
+{
+    while (c->owed > 0) {
+        struct iovec iov[IOV_BATCH];
+        int n = 0;
+        for (size_t i = 0; i < c->owed && n < IOV_BATCH; i++, n++) {
+            size_t skip = i == 0 ? c->off : 0;
+            iov[n].iov_base = c->resp->bytes + skip;
+            iov[n].iov_len = c->resp->len - skip;
+        }
+        ssize_t k = writev(c->fd, iov, n);
+        if (k < 0)
+            return errno == EAGAIN ? 0 : errno == EINTR ? conn_flush(c) : -1;
+        size_t done = (size_t)k + c->off;
+        c->owed -= done / c->resp->len;
+        c->off = done % c->resp->len;
+    }
+    return 0;
+}
+
+static void
+conn_close(int ep, struct conn *c)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c);
+}
+
+static void
+on_readable(int ep, struct conn *c, char *buf)
+{
+    for (;;) {
+        ssize_t k = read(c->fd, buf, READ_SIZE);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_close(ep, c);
+            return;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            break;
+        c->owed += requests_ended(c, buf, (size_t)k);
+        if (k < READ_SIZE)
+            break;
+    }
+    if (conn_flush(c) < 0) {
+        conn_close(ep, c);
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | (c->owed ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void
+on_acceptable(int ep, struct listener *l)
+{
+    int fd, one = 1;
+    while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct conn *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->resp = l->resp;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+}
+
+static void *
+worker_run(void *arg)
+{
+    (void)arg;
+    int ep = epoll_create1(0);
+    struct listener ls[MAX_PORTS];
+    char *buf = malloc(READ_SIZE);
+    if (ep < 0 || buf == NULL)
+        die("epoll_create1/malloc");
+    for (int i = 0; i < nports; i++) {
+        ls[i] = (struct listener){listen_on(ports[i]), &responses[i]};
+        /* Listeners live in ls[]: an event pointing into it is a listener, any other a conn. */
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ls[i]};
+        epoll_ctl(ep, EPOLL_CTL_ADD, ls[i].fd, &ev);
+    }
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p >= (void *)&ls[0] && p < (void *)&ls[nports])
+                on_acceptable(ep, p);
+            else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(ep, p, buf);
+            else if (conn_flush(p) < 0)
+                conn_close(ep, p);
+            else if (((struct conn *)p)->owed == 0) {
+                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+                epoll_ctl(ep, EPOLL_CTL_MOD, ((struct conn *)p)->fd, &ev);
+            }
+        }
+    }
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 3 || argc > 2 + MAX_PORTS) {
+        fprintf(stderr, "usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]\n");
+        return 2;
+    }
+    int threads = (int)strtol(argv[1], NULL, 10);
+    if (threads < 1 || threads > MAX_THREADS) {
+        fprintf(stderr, "fixed: THREADS must be 1-%d\n", MAX_THREADS);
+        return 2;
+    }
+    nports = argc - 2;
+    for (int i = 0; i < nports; i++) {
+        ports[i] = (int)strtol(argv[2 + i], NULL, 10);
+        response_build(&responses[i], body_sizes[i]);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t t[MAX_THREADS];
+    for (int i = 1; i < threads; i++)
+        if (pthread_create(&t[i], NULL, worker_run, NULL) != 0)
+            die("pthread_create");
+    worker_run(NULL);
+    return 0;
+}

@@ -1,0 +1,235 @@
+"""report.py - make bench's figures: medians of the rounds with min-max, each figure's
+ratio to nginx and to the fixed-response ceiling, the issue's targets, and the Markdown and
+JSON written under bench/results/."""
+import json
+import os
+import statistics
+import time
+
+import rig
+
+METRICS = ("rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mib")
+RESULTS = os.path.join(rig.BENCH, "results")
+
+
+def _stats(values, base_nginx, base_fixed):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    med = statistics.median(values)
+    return {"median": med, "min": min(values), "max": max(values),
+            "x_nginx": med / base_nginx if base_nginx else None,
+            "x_fixed": med / base_fixed if base_fixed else None}
+
+
+def _median_of(runs, metric):
+    values = [r[metric] for r in runs if r[metric] is not None]
+    return statistics.median(values) if values else None
+
+
+def summarise(result):
+    """Adds table["summary"][scenario][server], each idle result's x_nginx, result["targets"]."""
+    for table in result["tables"]:
+        summary = table["summary"] = {}
+        for sc in result["scenarios"]:
+            runs = {}
+            for r in table["runs"]:
+                if r["scenario"] == sc:
+                    runs.setdefault(r["server"], []).append(r)
+            rows = summary[sc] = {}
+            for name, rs in runs.items():
+                row = rows[name] = {"requests": sum(r["requests"] for r in rs),
+                                    "origin_requests": sum(r["origin_requests"] for r in rs),
+                                    "socket_errors": sum(r["socket_errors"] for r in rs),
+                                    "non_2xx_rate": statistics.median(r["non_2xx_rate"] for r in rs)}
+                for m in METRICS:
+                    row[m] = _stats([r[m] for r in rs], _median_of(runs.get("nginx", []), m),
+                                    _median_of(runs.get("fixed", []), m))
+        idle = {i["server"]: i for i in table["idle"]}
+        base = idle.get("nginx", {}).get("bytes_per_conn")
+        for i in table["idle"]:
+            st = i["bytes_per_conn"]
+            i["x_nginx"] = st / base if st is not None and base else None
+    result["targets"] = targets(result["tables"][0]) if result["tables"] else []  # pinned
+
+
+# The targets of issue #6: (text, scenario, metric, compared with, factor, higher is
+# better). "compared with" is a server, or "best"/"lowest" of the three peers.
+TARGETS = [
+    ("hit 1 KiB req/s >= 0.90x fixed", "hit-1k", "rps", "fixed", 0.90, True),
+    ("hit 1 KiB req/s >= 1.05x HAProxy", "hit-1k", "rps", "haproxy", 1.05, True),
+    ("hit 1 KiB p99 <= best peer's", "hit-1k", "p99_ms", "lowest", 1.0, False),
+    ("hit 1 KiB CPU per 100k <= 0.65x nginx", "hit-1k", "cpu_per_100k", "nginx", 0.65, False),
+    ("hit 1 KiB pipelined req/s >= 1.5x nginx", "hit-1k-pipelined-16", "rps", "nginx", 1.5, True),
+    ("hit 100 KiB MB/s >= 1.1x best peer", "hit-100k", "mbps", "best", 1.1, True),
+    ("hit 1 MiB MB/s >= 1.1x best peer", "hit-1m", "mbps", "best", 1.1, True),
+    ("pass req/s >= 1.05x best peer", "pass", "rps", "best", 1.05, True),
+    ("pass CPU per 100k <= 0.8x nginx", "pass", "cpu_per_100k", "nginx", 0.8, False),
+    ("origin down: error rate >= 2x nginx", "error-origin-down", "non_2xx_rate", "nginx", 2.0, True),
+    ("idle connection memory <= nginx's", "idle", "bytes_per_conn", "nginx", 1.0, False),
+]
+PEERS = ("nginx", "haproxy", "varnish")
+
+
+def _figure(t, sc, server, metric):
+    """One server's median figure in table t, or None."""
+    if sc == "idle":
+        return next((i[metric] for i in t["idle"] if i["server"] == server), None)
+    row = t["summary"].get(sc, {}).get(server)
+    if not row or row.get(metric) is None:
+        return None
+    return row[metric] if metric == "non_2xx_rate" else row[metric]["median"]
+
+
+def targets(t):
+    """Each target of issue #6 with Verge's figure, the reference and whether it is met."""
+    out = []
+    for text, sc, metric, ref, factor, higher in TARGETS:
+        value = _figure(t, sc, "verge", metric)
+        if ref in ("best", "lowest"):
+            peers = [x for x in (_figure(t, sc, p, metric) for p in PEERS) if x]
+            base = (max if ref == "best" else min)(peers) if peers else None
+        else:
+            base = _figure(t, sc, ref, metric)
+        ratio = value / base if value is not None and base else None
+        met = None if ratio is None else (ratio >= factor if higher else ratio <= factor)
+        out.append({"target": text, "verge": value, "reference": base, "ratio": ratio, "met": met})
+    return out
+
+
+def _num(x, digits=None):
+    if x is None:
+        return "-"
+    if digits is not None:
+        return "%.*f" % (digits, x)
+    if x >= 1e6:
+        return "%.2fM" % (x / 1e6)
+    if x >= 1e4:
+        return "%.1fk" % (x / 1e3)
+    if x >= 100:
+        return "%.0f" % x
+    return "%.2f" % x
+
+
+def _cell(st, digits=None):
+    if st is None:
+        return "-"
+    if st["min"] == st["max"]:
+        return _num(st["median"], digits)
+    return "%s (%s–%s)" % (_num(st["median"], digits), _num(st["min"], digits), _num(st["max"], digits))
+
+
+def _ratio(st):
+    if st is None:
+        return "-"
+    f = lambda x: "%.2f" % x if x is not None else "-"
+    return "%s / %s" % (f(st["x_nginx"]), f(st["x_fixed"]))
+
+
+def _table_md(result, t):
+    out = ["## Table %s: %s" % (t["key"], t["title"]), ""]
+    out.append("wrk: %d thread(s), %d connections, %.0f s per run, %d round(s), servers "
+               "alternated within each round. Load average before/after: %s / %s."
+               % (t["threads"], t["conns"], result["seconds"], result["rounds"],
+                  "%.2f" % t["loadavg_before"][0], "%.2f" % t["loadavg_after"][0]))
+    out.append("Other work on the machine used %.0f of the %.0f CPU seconds available during "
+               "this table (%.0f%%): the more, the noisier the figures."
+               % (t["cpu_s_others"], t["cpu_s_available"],
+                  100 * t["cpu_s_others"] / max(1.0, t["cpu_s_available"])))
+    out += ["", "| scenario | server | req/s | MB/s | p50 ms | p99 ms | CPU s/100k req | RSS MiB | origin req. |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for sc in result["scenarios"]:
+        for name, row in t["summary"][sc].items():
+            origin = row["origin_requests"]
+            if result["kinds"][sc] == "pass":
+                origin = "%d (%.2f per req.)" % (origin, origin / max(1, row["requests"]))
+            rps = _cell(row["rps"])
+            if result["kinds"][sc] == "error" and name != "fixed":
+                rps += " [%s: %s/s]" % (t.get("error_status", {}).get(name, "?"), _num(row["non_2xx_rate"]))
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                sc, name, rps, _cell(row["mbps"], 1), _cell(row["p50_ms"], 3),
+                _cell(row["p99_ms"], 3), _cell(row["cpu_per_100k"], 2), _num(row["rss_mib"]["median"], 1),
+                origin))
+    out += ["", "Ratios (median ÷ nginx's median / ÷ fixed's median; higher is better for req/s "
+            "and MB/s, lower for latency, CPU and RSS):", "",
+            "| scenario | server | req/s | MB/s | p50 | p99 | CPU/100k | RSS |", "|---|---|---|---|---|---|---|---|"]
+    for sc in result["scenarios"]:
+        for name, row in t["summary"][sc].items():
+            out.append("| %s | %s | %s |" % (sc, name, " | ".join(_ratio(row[m]) for m in METRICS)))
+    out += ["", "Idle keep-alive connections, each after one answered GET (a hit): RSS growth "
+            "of all the server's processes while they are held, per connection; in brackets "
+            "the range over the steps in which they were opened:", "",
+            "| server | held / asked | still open | bytes per connection | ×nginx | RSS MiB with all held | origin req. |",
+            "|---|---|---|---|---|---|---|"]
+    for i in t["idle"]:
+        steps = i["bytes_per_conn_steps"]
+        spread = " (%.0f–%.0f)" % (min(steps), max(steps)) if steps else ""
+        out.append("| %s | %d / %d | %d | %s%s | %s | %.1f | %d |" % (
+            i["server"], i["answered"], i["asked"], i["still_open"], _num(i["bytes_per_conn"], 0),
+            spread, "%.2f" % i["x_nginx"] if i["x_nginx"] is not None else "-", i["rss_mib"],
+            i["origin_requests"]))
+    notes = list(t["notes"])
+    for sc in result["scenarios"]:
+        for name, row in t["summary"][sc].items():
+            if result["kinds"][sc] == "hit" and name != "fixed" and row["origin_requests"]:
+                notes.append("%s, %s: NOT all from its cache: %d origin requests during the runs"
+                             % (sc, name, row["origin_requests"]))
+            if row["socket_errors"]:
+                notes.append("%s, %s: %d socket errors or timeouts in wrk" % (sc, name, row["socket_errors"]))
+    for i in t["idle"]:
+        if i["origin_requests"] and i["server"] != "fixed":
+            notes.append("idle, %s: its GETs were not all hits: %d origin requests"
+                         % (i["server"], i["origin_requests"]))
+        if i["answered"] < i["asked"] or i["still_open"] < i["answered"]:
+            notes.append("idle, %s: %d of %d connections answered, %d still open at the end"
+                         % (i["server"], i["answered"], i["asked"], i["still_open"]))
+    if not any(n for n in notes if "NOT all" in n):
+        notes.append("every hit scenario was served from cache: the origin's access log did not "
+                     "grow during any measured hit run")
+    out += ["", "Notes:"] + ["- " + n for n in notes] + [""]
+    return out
+
+
+def markdown(result):
+    m = result["machine"]
+    out = ["# make bench: Verge, nginx, HAProxy, Varnish and a fixed-response ceiling", "",
+           "%s. %d CPUs (%s), kernel %s, load average %.2f at the start. The machine may be "
+           "shared with other work: compare the ratios within this run, not absolute figures "
+           "across runs.%s"
+           % (m["date"], m["cpus"], m["cpu_model"], m["kernel"], m["loadavg_at_start"][0],
+              " BENCH_QUICK: one short round, a smoke run, not a measurement." if result["quick"] else ""),
+           "",
+           "Access logs are off in every server (Varnish still writes its in-memory shared log, "
+           "which cannot be turned off; no varnishncsa reads it). Caches: 256 MiB in memory "
+           "each (nginx's on tmpfs); HAProxy's max-object-size is 2 MiB (at most half its "
+           "total-max-size), so the 1 MiB object can come from its cache: the origin column "
+           "and the notes show whether every hit did. The origin is nginx with its access log on (to prove "
+           "hits); it runs on the servers' CPUs. `fixed` is bench/fixed.c: the same bytes from "
+           "memory for every request, the ceiling one hop cannot pass; for the error path it "
+           "answers 200 and is shown only as that ceiling. Versions: %s."
+           % ", ".join("%s %s" % kv for kv in result["tables"][0]["versions"].items()) if result["tables"] else "",
+           ""]
+    for t in result["tables"]:
+        out += _table_md(result, t)
+    out += ["## Targets of issue #6 (table %s)" % (result["tables"][0]["key"] if result["tables"] else "-"), "",
+            "| target | Verge | reference | ratio | met |", "|---|---|---|---|---|"]
+    for tg in result["targets"]:
+        out.append("| %s | %s | %s | %s | %s |" % (
+            tg["target"], _num(tg["verge"]), _num(tg["reference"]),
+            "%.2f" % tg["ratio"] if tg["ratio"] is not None else "-",
+            {True: "yes", False: "**no**", None: "-"}[tg["met"]]))
+    out += ["", "Whole run: %.0f s." % result["elapsed_s"], ""]
+    return "\n".join(out)
+
+
+def write(result, md):
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    paths = []
+    for base in ("latest", stamp):
+        for ext, text in (("md", md), ("json", json.dumps(result, indent=1, sort_keys=True))):
+            p = os.path.join(RESULTS, "%s.%s" % (base, ext))
+            with open(p, "w") as f:
+                f.write(text + "\n")
+            paths.append(os.path.relpath(p, rig.ROOT))
+    return paths

@@ -1,0 +1,123 @@
+"""servers.py - the five servers make bench compares: how each is started (its
+configuration is in bench/conf), on which port each scenario's path is served, and the
+name of the header that says a response came from its cache."""
+import os
+import subprocess
+
+import rig
+
+FIXED_BIN = os.path.join(rig.ROOT, "build", "bench", "fixed")
+VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
+
+
+class Server:
+    name = "?"
+    proxy = True  # fetches from the origin (fixed does not)
+
+    def __init__(self, procs, work, origin_port, dead_port, workers, cpus):
+        self.procs, self.work, self.workers, self.cpus = procs, work, workers, cpus
+        self.values = dict(dir=work.dir, shm=work.shm, origin_port=origin_port,
+                           dead_port=dead_port, workers=workers)
+        self.port = rig.free_ports(1)[0]
+        self.values["port"] = self.port
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs.start(self.name, self.command(), cpus=self.cpus,
+                                     log=self.work.path(self.name + ".out"))
+        rig.wait_port(self.port, self.proc, what=self.name)
+
+    def stop(self):
+        if self.proc is not None:
+            self.procs.stop(self.proc)
+            self.proc = None
+
+    def port_for(self, path):
+        return self.port
+
+    def version(self):
+        return ""
+
+
+class Fixed(Server):
+    name = "fixed"
+    proxy = False
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.ports = {"1k.bin": self.port, "100k.bin": 0, "1m.bin": 0}
+        self.ports["100k.bin"], self.ports["1m.bin"] = rig.free_ports(2)
+
+    def command(self):
+        return [FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
+                str(self.ports["1m.bin"])]
+
+    def port_for(self, path):
+        return self.ports.get(path.lstrip("/"), self.port)
+
+    def version(self):
+        return "bench/fixed.c"
+
+
+class Verge(Server):
+    name = "verge"
+
+    def command(self):
+        self.values["admin_port"] = rig.free_ports(1)[0]
+        conf = rig.render("verge.yaml", self.work.path("verge.yaml"), **self.values)
+        return [VERGE_BIN, "serve", "-c", conf]
+
+    def version(self):
+        return _first_line([VERGE_BIN, "version"])
+
+
+class Nginx(Server):
+    name = "nginx"
+    sendfile = os.environ.get("BENCH_NGINX_SENDFILE", "off")
+
+    def command(self):
+        conf = rig.render("nginx.conf", self.work.path("nginx.conf"), sendfile=self.sendfile,
+                              **self.values)
+        os.makedirs(os.path.join(self.work.shm, "nginx-cache"), exist_ok=True)
+        return ["/usr/sbin/nginx", "-p", self.work.dir, "-c", conf]
+
+    def version(self):
+        return _first_line(["/usr/sbin/nginx", "-v"]).replace("nginx version: ", "")
+
+
+class Haproxy(Server):
+    name = "haproxy"
+
+    def command(self):
+        conf = rig.render("haproxy.cfg", self.work.path("haproxy.cfg"), **self.values)
+        return ["/usr/sbin/haproxy", "-db", "-f", conf]
+
+    def version(self):
+        return " ".join(_first_line(["/usr/sbin/haproxy", "-v"]).split()[:3])
+
+
+class Varnish(Server):
+    name = "varnish"
+
+    def command(self):
+        vcl = rig.render("varnish.vcl", self.work.path("varnish.vcl"), **self.values)
+        # Threads per pool: Varnish serves a connection with a thread, so a "worker" here is
+        # a thread pool, and the pinned run keeps all of its threads on the server's core.
+        return ["/usr/sbin/varnishd", "-F", "-j", "none", "-n", self.work.path("varnish"),
+                "-a", "127.0.0.1:%d" % self.port, "-T", "none", "-f", vcl,
+                "-s", "malloc,256m", "-p", "thread_pools=%d" % self.workers,
+                "-p", "timeout_idle=300"]
+
+    def version(self):
+        return _first_line(["/usr/sbin/varnishd", "-V"]).split("(")[1].split(" ")[0]
+
+
+def _first_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return ((out.stdout or "") + (out.stderr or "")).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+ALL = [Fixed, Verge, Nginx, Haproxy, Varnish]

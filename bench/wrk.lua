@@ -1,0 +1,23 @@
+-- wrk script for make bench: `-- DEPTH` pipelines DEPTH requests per write (default 1:
+-- wrk's own static request, one per write). done() prints one JSON line that bench.py reads.
+
+
+init = function(args)
+   local depth = tonumber(args[1] or "1")
+   if depth > 1 then
+      local r = {}
+      for i = 1, depth do r[i] = wrk.format() end
+      local batch = table.concat(r)
+      request = function() return batch end
+   end
+end
+
+done = function(summary, latency, requests)
+   io.write(string.format(
+      '{"requests": %d, "bytes": %d, "duration_us": %d, "errors_connect": %d, ' ..
+      '"errors_read": %d, "errors_write": %d, "errors_status": %d, "errors_timeout": %d, ' ..
+      '"p50_us": %d, "p99_us": %d}\n',
+      summary.requests, summary.bytes, summary.duration, summary.errors.connect,
+      summary.errors.read, summary.errors.write, summary.errors.status,
+      summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end

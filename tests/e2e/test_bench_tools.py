@@ -1,0 +1,132 @@
+"""The benchmark's own tools (bench/): the fixed-response ceiling must answer exactly one
+response per request however requests are split or pipelined, the process rig must leave
+nothing running, and the callgrind reader must count what callgrind wrote. A wrong
+ceiling or a miscounted profile would make every figure of make bench wrong."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
+sys.path.insert(0, os.path.abspath(BENCH))
+import costs  # noqa: E402
+import rig  # noqa: E402
+
+
+@pytest.fixture
+def fixed(tmp_path):
+    """bench/fixed.c built and running with one thread: (1 KiB port, 100 KiB port)."""
+    exe = tmp_path / "fixed"
+    subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                    "-pthread", "-o", str(exe), os.path.join(BENCH, "fixed.c")], check=True)
+    ports = rig.free_ports(3)
+    procs = rig.Procs()
+    p = procs.start("fixed", [str(exe), "1"] + [str(x) for x in ports])
+    rig.wait_port(ports[0], p, what="fixed")
+    yield ports
+    procs.stop_all()
+
+
+def read_responses(sock, want, body_len, timeout=5.0):
+    """Read exactly `want` responses with body_len bytes each; then check nothing follows."""
+    sock.settimeout(timeout)
+    data, got = b"", 0
+    deadline = time.monotonic() + timeout
+    while got < want and time.monotonic() < deadline:
+        data += sock.recv(1 << 20)
+        while True:
+            end = data.find(b"\r\n\r\n")
+            if end < 0 or len(data) < end + 4 + body_len:
+                break
+            head = data[:end].decode()
+            assert head.startswith("HTTP/1.1 200 OK\r\n")
+            assert f"\r\nContent-Length: {body_len}\r\n" in head
+            data, got = data[end + 4 + body_len:], got + 1
+    sock.settimeout(0.3)
+    try:
+        extra = sock.recv(65536)
+    except socket.timeout:
+        extra = b""
+    return got, data + extra
+
+
+def test_fixed_answers_sixteen_pipelined_requests_with_sixteen_responses(fixed):
+    req = b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", fixed[0])) as s:
+        s.sendall(req * 16)
+        got, rest = read_responses(s, 16, 1024)
+    assert (got, rest) == (16, b"")
+
+
+def test_fixed_counts_a_request_split_inside_its_blank_line_once(fixed):
+    with socket.create_connection(("127.0.0.1", fixed[0])) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for part in (b"GET / HTTP/1.1\r\nHost: a\r", b"\n\r", b"\n"):
+            s.sendall(part)
+            time.sleep(0.05)
+        got, rest = read_responses(s, 1, 1024)
+    assert (got, rest) == (1, b"")
+
+
+def test_fixed_serves_the_large_body_on_its_own_port_whole(fixed):
+    with socket.create_connection(("127.0.0.1", fixed[1])) as s:
+        s.sendall(b"GET /100k.bin HTTP/1.1\r\nHost: b\r\n\r\n" * 3)
+        got, rest = read_responses(s, 3, 100 * 1024)
+    assert (got, rest) == (3, b"")
+
+
+def test_rig_stops_nginx_with_its_worker_processes(tmp_path):
+    procs, work = rig.Procs(), rig.Workdir()
+    try:
+        origin = rig.Origin(procs, work, rig.free_ports(1)[0], 2, None)
+        family = rig.proc_tree(origin.proc.pid)
+        assert len(family) >= 3  # the master and two workers
+        assert rig.http_get(origin.port, "/1k.bin")[2] == 1024
+        deadline = time.monotonic() + 2  # nginx logs just after the response is sent
+        while origin.requests() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert origin.requests() == 1  # the access log the benchmark counts hits with
+    finally:
+        procs.stop_all()
+        work.remove()
+    assert [pid for pid in family if os.path.exists(f"/proc/{pid}")] == []
+    assert not os.path.exists(work.dir) and not os.path.exists(work.shm)
+
+
+CALLGRIND = """\
+version: 1
+creator: callgrind-3.19.0
+events: Ir
+fl=(1) /src/edge/client.c
+fn=(1) serve_cached
+10 100
+cfl=(2) /libc/malloc.c
+cfn=(2) malloc
+calls=3 5
+10 60
+fn=(1)
+11 7
+fl=(2)
+fn=(2)
+5 60
+fl=(3) /libc/vsnprintf.c
+fn=(3) pthread_mutex_lock@@GLIBC_2.2.5
+1 9
+totals: 176
+"""
+
+
+def test_callgrind_reader_counts_self_inclusive_and_calls(tmp_path):
+    path = tmp_path / "callgrind.out"
+    path.write_text(CALLGRIND)
+    cg = costs.Callgrind(str(path))
+    serve = ("serve_cached", "/src/edge/client.c")
+    assert cg.self_ir[serve] == 107
+    assert cg.inclusive(serve) == 167  # its own 107 and the 60 of the three malloc calls
+    assert cg.self_ir[("malloc", "/libc/malloc.c")] == 60
+    assert cg.calls["malloc"] == 3 and cg.edges[("serve_cached", "malloc")] == 3
+    assert ("pthread_mutex_lock", "/libc/vsnprintf.c") in cg.self_ir  # version suffix gone
+    assert cg.total == 176
