@@ -704,6 +704,7 @@ check_request(struct client *c, const char **message)
     if (status != 0)
         return refuse_malformed(c, status, reason, message);
     if (m->method == HTTP_CONNECT) {
+        c->close_after = true; /* what follows would be tunnel bytes, not HTTP */
         *message = "This server does not act as a tunnel (CONNECT).";
         return 405;
     }
