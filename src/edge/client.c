@@ -66,6 +66,7 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
+    bool status_counted; /* in verge_requests_total already */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
     char refusal_text[200];
@@ -501,13 +502,24 @@ access_log(struct client *c)
 
 /* ---------------------------------------------------------------- request completion */
 
+/* Count the response's status once. The edge's own responses are counted before they are
+ * written, so a visitor that has read one finds it in /metrics already. */
+static void
+count_status(struct client *c)
+{
+    struct request *r = &c->req;
+    if (r->status_counted || r->stats == NULL || r->status <= 0 || r->status >= 600)
+        return;
+    r->status_counted = true;
+    STAT_INC(r->stats->status[r->status]);
+}
+
 static void
 finish_request(struct client *c)
 {
     struct request *r = &c->req;
     bool body_pending = !r->request_done;
-    if (r->stats != NULL && r->status > 0 && r->status < 600)
-        STAT_INC(r->stats->status[r->status]);
+    count_status(c);
     int cache_result = metrics_cache_result(r->cache_status);
     if (r->stats != NULL && cache_result >= 0)
         STAT_INC(r->stats->cache[cache_result]);
@@ -604,6 +616,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     r->response_done = true;
     r->body_sent = r->head_method ? 0 : buf_used(&body);
     c->state = CLIENT_FORWARDING;
+    count_status(c);
     struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
     int rc = send_iov(c, iov, 2);
     buf_free(&head);
@@ -1331,7 +1344,10 @@ on_request_head(struct http_parser *p)
         r->refusal = message;
         return has_body ? -1 : 0;
     }
-    if (cache_consider(c))
+    /* A GET with a body ("fat GET"): an origin may answer by the body, which no cache key
+     * holds, so such a request neither uses nor fills the cache. */
+    bool fat_get = has_body && (m->method == HTTP_GET || m->method == HTTP_HEAD);
+    if (!fat_get && cache_consider(c))
         return 0; /* a hit: served when the request message ends */
     if (has_body && http_msg_find(m, "Expect") != NULL && m->minor >= 1)
         send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1555,8 +1571,7 @@ on_origin_error(void *owner, const struct proxy_error *e)
     /* The head is gone: the visitor must see the body cut short, never a clean end. */
     r->response_done = true;
     c->close_after = true;
-    if (r->stats != NULL && r->status > 0 && r->status < 600)
-        STAT_INC(r->stats->status[r->status]);
+    count_status(c);
     r->stats = NULL;
     access_log(c);
     client_close(c);
