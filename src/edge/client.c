@@ -429,6 +429,20 @@ header_value(const struct client *c, const char *name, const char **v, size_t *l
     *len = h ? h->value.len : 1;
 }
 
+/* "GET /a HTTP/1.1", or "-" for a request refused before its head was read. */
+static void
+log_request_line(struct client *c, struct buf *line)
+{
+    const struct http_msg *m = &c->parser.msg;
+    if (!c->parser.headers_done) {
+        buf_append_str(line, "\"-\"");
+        return;
+    }
+    buf_printf(line, "\"%s ", http_method_name(m->method));
+    log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
+    buf_printf(line, " HTTP/%u.%u\"", m->major, m->minor);
+}
+
 static void
 access_log_fields(struct client *c, struct buf *line, bool json)
 {
@@ -445,13 +459,7 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *cache = c->req.cache_status ? c->req.cache_status : "-";
     bool parsed = c->parser.headers_done; /* else refused before a request line was read */
     if (!json) {
-        if (parsed) {
-            buf_printf(line, "\"%s ", http_method_name(m->method));
-            log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
-            buf_printf(line, " HTTP/%u.%u\"", m->major, m->minor);
-        } else {
-            buf_append_str(line, "\"-\"");
-        }
+        log_request_line(c, line);
         buf_printf(line, " %d %llu \"", c->req.status, (unsigned long long)c->req.body_sent);
         log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
@@ -1782,6 +1790,18 @@ refuse_connection(struct client *c, enum conn_limit_result why)
                   NULL);
 }
 
+static void
+link_client(struct worker *w, struct client *c)
+{
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    w->nclients++;
+    STAT_INC(w->stats->connections_active);
+    STAT_INC(w->stats->connections_total);
+}
+
 void
 client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
 {
@@ -1808,13 +1828,7 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
         on_client_free(&c->free_defer);
         return;
     }
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
-    w->nclients++;
-    STAT_INC(w->stats->connections_active);
-    STAT_INC(w->stats->connections_total);
+    link_client(w, c);
     enum conn_limit_result lim =
         conn_limit_acquire((const struct sockaddr *)&c->peer, cfg->client_max_connections,
                            cfg->client_max_connections_per_client);

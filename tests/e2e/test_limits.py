@@ -19,13 +19,6 @@ def limit(v, name):
     return v.metrics().value("verge_client_limit_total", limit=name)
 
 
-def echo_origin(scripted_origin, body=b"ok"):
-    def handler(conn):
-        while conn.read_request() is not None:
-            conn.respond(200, body, {"Cache-Control": "no-store"})
-    return scripted_origin(handler)
-
-
 def sources(n):
     """n local addresses other than 127.0.0.1 (all of 127/8 is loopback): n visitors."""
     return [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(n)]
@@ -81,7 +74,7 @@ def served_until(v, done, timeout, target="/normal", body=b"ok"):
 # ------------------------------------------------------------------ each limit
 
 def test_request_line_limit_follows_its_key(verge, scripted_origin):
-    origin = echo_origin(scripted_origin)
+    origin = scripted_origin()
     v = verge([zone("z1", [origin])], client={"max_request_line": "512"})
     assert v.get("/" + "a" * 400).status == 200
     with Client(v.port) as c:
@@ -95,7 +88,7 @@ def test_request_line_limit_follows_its_key(verge, scripted_origin):
 
 
 def test_header_field_count_limit_follows_its_key(verge, scripted_origin):
-    origin = echo_origin(scripted_origin)
+    origin = scripted_origin()
     v = verge([zone("z1", [origin])], client={"max_header_fields": 10})
     assert v.get("/", headers=[(f"X-{i}", "v") for i in range(9)]).status == 200  # + Host
     resp = v.get("/", headers=[(f"X-{i}", "v") for i in range(10)])
@@ -105,14 +98,14 @@ def test_header_field_count_limit_follows_its_key(verge, scripted_origin):
 
 
 def test_header_size_limit_is_counted_and_logged(verge, scripted_origin):
-    v = verge([zone("z1", [echo_origin(scripted_origin)])], client={"max_header_size": "2KiB"})
+    v = verge([zone("z1", [scripted_origin()])], client={"max_header_size": "2KiB"})
     assert v.get("/", headers=[("X-Big", "x" * 3000)]).status == 431
     assert limit(v, "header_size") == 1
     v.wait_error_log(r"header section larger than client\.max_header_size \(2048 bytes\)")
 
 
 def test_body_size_limit_is_per_zone(verge, scripted_origin):
-    origin = echo_origin(scripted_origin)
+    origin = scripted_origin()
     v = verge([zone("small", [origin], max_request_body="1KiB"),
                zone("big", [origin], hosts=["b.test"])])
     body = b"x" * 2000
@@ -128,7 +121,7 @@ def test_body_size_limit_is_per_zone(verge, scripted_origin):
 
 
 def test_header_timeout_counts_logs_and_answers_408(verge, scripted_origin):
-    v = verge([zone("z1", [echo_origin(scripted_origin)])], client={"header_timeout": "1s"})
+    v = verge([zone("z1", [scripted_origin()])], client={"header_timeout": "1s"})
     with Client(v.port) as c:
         c.send(b"GET / HTTP/1.1\r\nHost: a.te")
         assert c.read_response().status == 408
@@ -138,7 +131,7 @@ def test_header_timeout_counts_logs_and_answers_408(verge, scripted_origin):
 
 
 def test_request_body_that_stalls_gets_408(verge, scripted_origin):
-    origin = echo_origin(scripted_origin)
+    origin = scripted_origin()
     v = verge([zone("z1", [origin])], client={"body_timeout": "1s"})
     with Client(v.port) as c:
         c.send(build_request("POST", "/upload", headers=[("Content-Length", "10")]) + b"abc")
@@ -152,7 +145,7 @@ def test_request_body_that_stalls_gets_408(verge, scripted_origin):
 
 
 def test_idle_keepalive_connection_is_closed(verge, scripted_origin):
-    v = verge([zone("z1", [echo_origin(scripted_origin)])], client={"keepalive_timeout": "1s"})
+    v = verge([zone("z1", [scripted_origin()])], client={"keepalive_timeout": "1s"})
     with Client(v.port) as c:
         assert c.request("GET", "/").status == 200
         assert c.peer_closed(timeout=5)
@@ -170,7 +163,7 @@ def test_visitor_that_stops_reading_is_closed_after_send_timeout(verge, nginx_or
 
 
 def test_connections_per_client_address_over_the_limit_get_503(verge, scripted_origin):
-    v = verge([zone("z1", [echo_origin(scripted_origin)])],
+    v = verge([zone("z1", [scripted_origin()])],
               client={"max_connections_per_client": 5})
     held = open_idle(v.port, 5, ["127.0.0.1"])
     wait_until(lambda: v.metrics().value("verge_connections_active") == 5, what="5 connections")
@@ -192,7 +185,7 @@ def test_connections_per_client_address_over_the_limit_get_503(verge, scripted_o
 
 
 def test_connections_in_total_over_the_limit_get_503(verge, scripted_origin):
-    v = verge([zone("z1", [echo_origin(scripted_origin)])],
+    v = verge([zone("z1", [scripted_origin()])],
               client={"max_connections": 3, "max_connections_per_client": 0})
     held = open_idle(v.port, 3, sources(3))
     wait_until(lambda: v.metrics().value("verge_connections_active") == 3, what="3 connections")
@@ -210,7 +203,7 @@ def test_verge_raises_its_open_files_soft_limit_to_the_hard_limit(verge, scripte
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
     try:
-        v = verge([zone("z1", [echo_origin(scripted_origin)])])
+        v = verge([zone("z1", [scripted_origin()])])
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     limits = open(f"/proc/{v.pid}/limits").read()
@@ -226,7 +219,7 @@ def test_hundreds_of_slowloris_clients_do_not_stop_other_visitors(verge, scripte
     """300 visitors dribble a request head one byte every 0.2 s; others are served all the
     while; each slow one is cut off by client.header_timeout with a 408."""
     n = 300
-    v = verge([zone("z1", [echo_origin(scripted_origin)])], client={"header_timeout": "2s"})
+    v = verge([zone("z1", [scripted_origin()])], client={"header_timeout": "2s"})
     slow = open_idle(v.port, n, sources(10))
     for s in slow:
         s.sendall(b"GET /slow HTTP/1.1\r\nHost: a.test\r\nX-Drip: ")
@@ -289,7 +282,7 @@ def test_ten_thousand_idle_connections_are_held_while_others_are_served(verge, s
     if many_files < n + 1000:
         pytest.skip(f"the open-files hard limit here is {many_files}; this test needs "
                     f"{n + 1000} (raise it: ulimit -Hn)")
-    v = verge([zone("z1", [echo_origin(scripted_origin)])], client={"header_timeout": "120s"})
+    v = verge([zone("z1", [scripted_origin()])], client={"header_timeout": "120s"})
     idle = open_idle(v.port, n, sources(20))  # 500 per address: within the per-address cap
     try:
         wait_until(lambda: v.metrics().value("verge_connections_active") >= n, timeout=30,
