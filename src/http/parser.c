@@ -287,7 +287,7 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
                 break;
             }
             chunk = MIN(chunk, p->max_head - p->head_bytes);
-            buf_append(&p->raw, data + done, chunk); /* fits: raw holds at most max_head */
+            buf_append(&p->raw, data + done, chunk); /* fits: a head is at most max_head */
         }
         st = execute(p, data + done, chunk, &used);
         if (head)
