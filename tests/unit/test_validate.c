@@ -71,6 +71,12 @@ test_field_names_and_values_hold_only_their_characters(void **state)
                         "header field value holds a control character");
     assert_non_null(head("GET / HTTP/1.1\r\nX: a\x01" "b\r\n\r\n", true));
     assert_non_null(head("GET / HTTP/1.1\r\nX: a\x7f" "b\r\n\r\n", true));
+    /* long values are checked eight bytes at a time: a tab anywhere passes, DEL, a control
+     * byte or an obs-text neighbour of one does not fool the word check */
+    assert_null(head("GET / HTTP/1.1\r\nX: abcdefgh\tijklmnop qrstuvwx\xff\xfe\r\n\r\n", true));
+    assert_non_null(head("GET / HTTP/1.1\r\nX: abcdefghijklm\x7fnopqrstuvwx\r\n\r\n", true));
+    assert_non_null(head("GET / HTTP/1.1\r\nX: abcdefghijklmnopqrst\x1fuvwx\r\n\r\n", true));
+    assert_non_null(head("GET / HTTP/1.1\r\nX: \xff\xff\xff\xff\xff\xff\x01\xff\xff\r\n\r\n", true));
 }
 
 static void
