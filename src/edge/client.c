@@ -66,7 +66,7 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
-    bool status_counted; /* in verge_requests_total already */
+    bool response_counted; /* in verge_requests_total (and the cache results) already */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
     char refusal_text[200];
@@ -510,16 +510,21 @@ access_log(struct client *c)
 
 /* ---------------------------------------------------------------- request completion */
 
-/* Count the response's status once. The edge's own responses are counted before they are
- * written, so a visitor that has read one finds it in /metrics already. */
+/* Count the response (status, cache result) once. The edge's own responses and proxied
+ * heads are counted before they are written, so a visitor that has read one finds it in
+ * /metrics already. */
 static void
-count_status(struct client *c)
+count_response(struct client *c)
 {
     struct request *r = &c->req;
-    if (r->status_counted || r->stats == NULL || r->status <= 0 || r->status >= 600)
+    if (r->response_counted || r->stats == NULL)
         return;
-    r->status_counted = true;
-    STAT_INC(r->stats->status[r->status]);
+    r->response_counted = true;
+    if (r->status > 0 && r->status < 600)
+        STAT_INC(r->stats->status[r->status]);
+    int cache_result = metrics_cache_result(r->cache_status);
+    if (cache_result >= 0)
+        STAT_INC(r->stats->cache[cache_result]);
 }
 
 static void
@@ -527,10 +532,7 @@ finish_request(struct client *c)
 {
     struct request *r = &c->req;
     bool body_pending = !r->request_done;
-    count_status(c);
-    int cache_result = metrics_cache_result(r->cache_status);
-    if (r->stats != NULL && cache_result >= 0)
-        STAT_INC(r->stats->cache[cache_result]);
+    count_response(c);
     access_log(c);
     request_clear(c);
     if (c->close_after || body_pending || c->w->draining) {
@@ -624,7 +626,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     r->response_done = true;
     r->body_sent = r->head_method ? 0 : buf_used(&body);
     c->state = CLIENT_FORWARDING;
-    count_status(c);
+    count_response(c);
     struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
     int rc = send_iov(c, iov, 2);
     buf_free(&head);
@@ -1476,6 +1478,7 @@ on_origin_head(void *owner, const struct http_msg *resp)
     else if (c->parser.msg.minor == 0)
         buf_append_str(&head, "Connection: keep-alive\r\n");
     buf_append_str(&head, "\r\n");
+    count_response(c);
     send_bytes(c, head.data, buf_used(&head));
     buf_free(&head);
 }
@@ -1579,7 +1582,7 @@ on_origin_error(void *owner, const struct proxy_error *e)
     /* The head is gone: the visitor must see the body cut short, never a clean end. */
     r->response_done = true;
     c->close_after = true;
-    count_status(c);
+    count_response(c);
     r->stats = NULL;
     access_log(c);
     client_close(c);
