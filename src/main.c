@@ -9,9 +9,11 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
+#include "edge/connlimit.h"
 #include "edge/worker.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -245,6 +247,34 @@ log_started(const struct server *s)
              s->admin ? s->cfg->admin_listen.text : "off");
 }
 
+/* Raise the soft open-files limit to the hard one: every visitor and origin connection
+ * is a descriptor. client.max_connections "auto" is 3/4 of what is allowed, leaving the
+ * rest for origin connections, logs, DNS and listeners. */
+static void
+raise_open_files(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rl.rlim_cur = was;
+    }
+    uint64_t files = rl.rlim_cur == RLIM_INFINITY ? (uint64_t)1 << 20 : (uint64_t)rl.rlim_cur;
+    conn_limit_set_auto(MAX(files * 3 / 4, (uint64_t)1));
+    log_info("open files limit %llu: at most %llu visitor connections (client.max_connections "
+             "%s)", (unsigned long long)files,
+             (unsigned long long)(cfg->client_max_connections ? cfg->client_max_connections
+                                                              : conn_limit_auto()),
+             cfg->client_max_connections ? "set" : "auto");
+    if (cfg->client_max_connections > files)
+        log_warn("client.max_connections %llu is above the open files limit %llu: connections "
+                 "past that will fail to be accepted; raise the limit (ulimit -n, LimitNOFILE=)",
+                 (unsigned long long)cfg->client_max_connections, (unsigned long long)files);
+}
+
 static int
 serve(const struct options *o)
 {
@@ -260,6 +290,7 @@ serve(const struct options *o)
         fprintf(stderr, "verge: %s\n", err);
         goto out;
     }
+    raise_open_files(s.cfg);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);

@@ -180,7 +180,9 @@ cache_storable(const struct http_msg *req, const struct http_msg *resp, char *wh
     const struct http_header *vary = http_msg_find(resp, "Vary");
     if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
         return refuse(why, whylen, "vary-star");
-    if (resp->status == 206 || resp->status < 200)
+    /* A 304 answers one visitor's conditional request: stored, it would be every
+     * unconditional visitor's answer (it only refreshes a stored response, 4.3.4). */
+    if (resp->status == 206 || resp->status == 304 || resp->status < 200)
         return refuse(why, whylen, "status");
     if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
         return refuse(why, whylen, "status");

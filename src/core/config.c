@@ -32,6 +32,7 @@ struct parse {
     yaml_document_t doc;
     struct config *cfg;
     const yaml_node_t *admin_node;     /* admin.listen, for the listen/admin clash */
+    const yaml_node_t *request_line_node; /* client.max_request_line, for its check */
     const yaml_node_t *zone_name_node; /* current zone's name, for its default host */
     char *err;
     size_t errlen;
@@ -1204,12 +1205,64 @@ static const struct field log_fields[] = {
 };
 static const struct field_table log_table = {"in logs", log_fields, ARRAY_SIZE(log_fields)};
 
+/* client.max_request_line: at least 256 bytes; the header size bounds it anyway, which
+ * config_check says when it is set larger. */
+static int
+field_request_line(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                   const struct field *f)
+{
+    const char *expected = "a size from 256 to 1MiB, such as \"8KiB\"";
+    if (field_size(p, v, label, obj, f) < 0)
+        return -1;
+    uint64_t n = *u64_at(obj, f);
+    if (n < 256 || n > MIB)
+        return fail_expect(p, v, label, expected);
+    p->request_line_node = v;
+    return 0;
+}
+
+static int
+field_header_fields(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                    const struct field *f)
+{
+    char expected[64];
+    snprintf(expected, sizeof(expected), "a number of header fields from 1 to %d",
+             CONFIG_MAX_HEADER_FIELDS);
+    if (field_count(p, v, label, obj, f) < 0)
+        return -1;
+    uint64_t n = *u64_at(obj, f);
+    if (n < 1 || n > CONFIG_MAX_HEADER_FIELDS)
+        return fail_expect(p, v, label, expected);
+    return 0;
+}
+
+static int
+field_max_connections(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                      const struct field *f)
+{
+    const char *text, *expected = "\"auto\" or a number of connections from 1 up";
+    if (get_scalar(p, v, label, expected, &text) < 0)
+        return -1;
+    if (strcmp(text, "auto") == 0) {
+        *u64_at(obj, f) = 0;
+        return 0;
+    }
+    if (str_to_u64(text, strlen(text), u64_at(obj, f)) < 0 || *u64_at(obj, f) == 0)
+        return fail_expect(p, v, label, expected);
+    return 0;
+}
+
 static const struct field client_fields[] = {
     {"header_timeout", field_timeout, CFG_FIELD(client_header_timeout), NULL},
     {"keepalive_timeout", field_timeout, CFG_FIELD(client_keepalive_timeout), NULL},
     {"send_timeout", field_timeout, CFG_FIELD(client_send_timeout), NULL},
     {"body_timeout", field_timeout, CFG_FIELD(client_body_timeout), NULL},
     {"max_header_size", field_header_size, CFG_FIELD(client_max_header_size), NULL},
+    {"max_request_line", field_request_line, CFG_FIELD(client_max_request_line), NULL},
+    {"max_header_fields", field_header_fields, CFG_FIELD(client_max_header_fields), NULL},
+    {"max_connections", field_max_connections, CFG_FIELD(client_max_connections), NULL},
+    {"max_connections_per_client", field_count, CFG_FIELD(client_max_connections_per_client),
+     NULL},
 };
 static const struct field_table client_table = {"in client", client_fields,
                                                 ARRAY_SIZE(client_fields)};
@@ -1320,6 +1373,10 @@ config_new_defaults(void)
     cfg->client_send_timeout = 60000;
     cfg->client_body_timeout = 60000;
     cfg->client_max_header_size = 32 * KIB;
+    cfg->client_max_request_line = 8 * KIB;
+    cfg->client_max_header_fields = 100;
+    cfg->client_max_connections = 0;
+    cfg->client_max_connections_per_client = 1000;
     cfg->shutdown_timeout = 10000;
     cfg->upstream_keepalive_timeout = 60000;
     cfg->upstream_max_idle = 64;
@@ -1401,6 +1458,13 @@ config_check(struct parse *p, const yaml_node_t *root)
     if (cfg->resolver.min_ttl > cfg->resolver.max_ttl)
         return fail_at(p, root, "resolver min_ttl is larger than max_ttl; make min_ttl the "
                                 "smaller one");
+    if (p->request_line_node != NULL && cfg->client_max_request_line > cfg->client_max_header_size)
+        return fail_at(p, p->request_line_node,
+                       "client max_request_line (%llu bytes) is larger than max_header_size "
+                       "(%llu bytes), which bounds the request line too; make it smaller or "
+                       "raise max_header_size",
+                       (unsigned long long)cfg->client_max_request_line,
+                       (unsigned long long)cfg->client_max_header_size);
     for (size_t i = 0; cfg->admin_enabled && i < cfg->nlistens; i++)
         if (addr_equal(&cfg->listens[i], &cfg->admin_listen))
             return fail_at(p, p->admin_node ? p->admin_node : root,

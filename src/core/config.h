@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #define CONFIG_MAX_ADDRS 16
+#define CONFIG_MAX_HEADER_FIELDS 128 /* client.max_header_fields; = HTTP_MAX_HEADERS */
 
 /* A socket address plus its text form ("127.0.0.1:8080", "[::1]:8080"). */
 struct config_addr {
@@ -126,7 +127,13 @@ struct config {
     uint64_t client_keepalive_timeout; /* ms, default 75000 */
     uint64_t client_send_timeout;      /* ms, default 60000: visitor stops reading */
     uint64_t client_body_timeout;      /* ms, default 60000: request body bytes stop arriving */
-    uint64_t client_max_header_size;   /* bytes, default 32 KiB */
+    uint64_t client_max_header_size;   /* bytes, default 32 KiB (then 431) */
+    uint64_t client_max_request_line;  /* bytes, default 8 KiB (then 414) */
+    uint64_t client_max_header_fields; /* default 100, at most 128 (then 431) */
+    uint64_t client_max_connections;   /* across workers; 0 = auto: 3/4 of the open-files
+                                        * limit (then 503 and close) */
+    uint64_t client_max_connections_per_client; /* per address (IPv6: per /64), default
+                                                 * 1000, 0 = no limit (then 503 and close) */
     uint64_t shutdown_timeout;         /* ms, default 10000: drain time on SIGTERM */
 
     /* Origin connection pool. */

@@ -8,12 +8,14 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "edge/collapse.h"
+#include "edge/connlimit.h"
 #include "edge/errpage.h"
 #include "edge/refresh.h"
 #include "edge/story.h"
 #include "edge/upstream.h"
 #include "edge/zone.h"
 #include "http/parser.h"
+#include "http/validate.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -26,6 +28,8 @@
 #define CLIENT_OUT_HIGH (256 * 1024) /* response bytes queued: pause the origin read */
 #define CLIENT_OUT_LOW (64 * 1024)
 #define CLIENT_LINGER_MS 5000        /* read and discard after our last response */
+#define CLIENT_REFUSED_LINGER_MS 1000 /* the same after a 503 at accept: less, under a flood */
+#define CLIENT_REFUSAL_LOG_MS 1000    /* at most one log line a second about refusals */
 #define CLIENT_MAX_REQUEST_ID 200
 #define CLIENT_COLLAPSE_WAIT_MS 5000 /* a slow leader cannot hold its followers longer */
 
@@ -49,6 +53,7 @@ struct request {
     struct upstream *up;
     struct buf strings; /* copies kept for the log and the origin request */
     uint32_t host_off, rid_off, xff_off; /* offsets into strings */
+    uint32_t origin_host_off; /* the normalised host, sent with origin_host: visitor */
     uint64_t start_ms;
     int status;
     uint64_t body_sent;     /* response body bytes to the visitor */
@@ -61,8 +66,10 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
+    bool response_counted; /* in verge_requests_total (and the cache results) already */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
+    char refusal_text[200];
     /* The cache (zones with cache: true). */
     char *cache_base;        /* zone + host + target; NULL when the request bypasses it */
     struct cache_obj *hit;   /* fresh object, served when the request message ends */
@@ -88,11 +95,14 @@ struct client {
     struct loop_timer wait_timer; /* request collapsing: how long to wait for the leader */
     enum client_state state;
     char ip[64];
+    struct sockaddr_storage peer;
     struct http_parser parser;
     struct buf in, out;
     struct request req;
     bool close_after; /* close once the current response is written */
     bool rejected;    /* on_head refused the request: the parse error is ours */
+    bool counted;     /* counted by conn_limit_acquire: released at close */
+    bool refused;     /* over a connection limit: answered 503 at accept */
     bool closed;
 };
 
@@ -179,6 +189,8 @@ client_close(struct client *c)
         c->next->prev = c->prev;
     w->nclients--;
     STAT_ADD(w->stats->connections_active, (uint64_t)-1);
+    if (c->counted)
+        conn_limit_release((const struct sockaddr *)&c->peer);
     loop_defer(w->loop, &c->free_defer);
     worker_client_closed(w);
 }
@@ -196,7 +208,8 @@ set_state(struct client *c, enum client_state s)
         loop_timer_set(c->w->loop, &c->timer, cfg->client_header_timeout);
         break;
     case CLIENT_LINGERING:
-        loop_timer_set(c->w->loop, &c->timer, CLIENT_LINGER_MS);
+        loop_timer_set(c->w->loop, &c->timer, c->refused ? CLIENT_REFUSED_LINGER_MS
+                                                         : CLIENT_LINGER_MS);
         break;
     default:
         loop_timer_stop(c->w->loop, &c->timer);
@@ -209,7 +222,7 @@ set_state(struct client *c, enum client_state s)
 static void
 arm_forwarding_timer(struct client *c)
 {
-    const struct config *cfg = c->req.cfg;
+    const struct config *cfg = c->req.cfg ? c->req.cfg : c->w->cfg; /* none: refused early */
     if (c->state != CLIENT_FORWARDING)
         return;
     if (buf_used(&c->out) > 0)
@@ -234,30 +247,57 @@ start_lingering(struct client *c)
 }
 
 static void
+count_limit(struct client *c, enum metrics_limit limit)
+{
+    STAT_INC(c->w->stats->limits[limit]);
+}
+
+/* The forwarding timer fired: the visitor stopped reading, or its body stopped coming. */
+static void
+on_forwarding_timeout(struct client *c)
+{
+    const struct config *cfg = c->req.cfg ? c->req.cfg : c->w->cfg;
+    if (buf_used(&c->out) > 0 || c->req.response_started) {
+        log_info("client %s: visitor read nothing of the response for %llu ms "
+                 "(client.send_timeout); closing", c->ip,
+                 (unsigned long long)cfg->client_send_timeout);
+        count_limit(c, METRICS_LIMIT_SEND_TIMEOUT);
+        client_close(c);
+        return;
+    }
+    log_info("client %s: request body stalled for %llu ms (client.body_timeout); answering 408",
+             c->ip, (unsigned long long)cfg->client_body_timeout);
+    count_limit(c, METRICS_LIMIT_BODY_TIMEOUT);
+    c->close_after = true;
+    upstream_abort(&c->req.up);
+    respond_error(c, 408, "The request body was not received in time.", NULL);
+}
+
+static void
 on_timer(struct loop_timer *t)
 {
     struct client *c = container_of(t, struct client, timer);
     switch (c->state) {
+    case CLIENT_IDLE:
+        log_debug("client %s: idle for %llu ms (client.keepalive_timeout); closing", c->ip,
+                  (unsigned long long)c->w->cfg->client_keepalive_timeout);
+        count_limit(c, METRICS_LIMIT_KEEPALIVE_TIMEOUT);
+        client_close(c);
+        break;
     case CLIENT_READING_HEAD:
+        count_limit(c, METRICS_LIMIT_HEADER_TIMEOUT);
         if (!http_parser_in_message(&c->parser)) {
             client_close(c); /* connected and said nothing: no answer owed */
             break;
         }
-        log_info("client %s: request header not received within %llu ms", c->ip,
+        log_info("client %s: request header not received within %llu ms "
+                 "(client.header_timeout); answering 408", c->ip,
                  (unsigned long long)c->w->cfg->client_header_timeout);
         c->close_after = true;
         respond_error(c, 408, "The request was not received in time.", NULL);
         break;
     case CLIENT_FORWARDING:
-        if (buf_used(&c->out) > 0 || c->req.response_started) {
-            log_info("client %s: visitor stopped reading the response; closing", c->ip);
-            client_close(c);
-        } else {
-            log_info("client %s: request body stalled; answering 408", c->ip);
-            c->close_after = true;
-            upstream_abort(&c->req.up);
-            respond_error(c, 408, "The request body was not received in time.", NULL);
-        }
+        on_forwarding_timeout(c);
         break;
     default:
         client_close(c);
@@ -389,6 +429,20 @@ header_value(const struct client *c, const char *name, const char **v, size_t *l
     *len = h ? h->value.len : 1;
 }
 
+/* "GET /a HTTP/1.1", or "-" for a request refused before its head was read. */
+static void
+log_request_line(struct client *c, struct buf *line)
+{
+    const struct http_msg *m = &c->parser.msg;
+    if (!c->parser.headers_done) {
+        buf_append_str(line, "\"-\"");
+        return;
+    }
+    buf_printf(line, "\"%s ", http_method_name(m->method));
+    log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
+    buf_printf(line, " HTTP/%u.%u\"", m->major, m->minor);
+}
+
 static void
 access_log_fields(struct client *c, struct buf *line, bool json)
 {
@@ -403,11 +457,10 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
     const char *cache = c->req.cache_status ? c->req.cache_status : "-";
+    bool parsed = c->parser.headers_done; /* else refused before a request line was read */
     if (!json) {
-        buf_printf(line, "\"%s ", http_method_name(m->method));
-        log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
-        buf_printf(line, " HTTP/%u.%u\" %d %llu \"", m->major, m->minor, c->req.status,
-                   (unsigned long long)c->req.body_sent);
+        log_request_line(c, line);
+        buf_printf(line, " %d %llu \"", c->req.status, (unsigned long long)c->req.body_sent);
         log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
         log_escape(line, ua, ualen, false);
@@ -416,7 +469,7 @@ access_log_fields(struct client *c, struct buf *line, bool json)
                    req_string(c, c->req.rid_off), err, cache);
         return;
     }
-    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", http_method_name(m->method));
+    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", parsed ? http_method_name(m->method) : "-");
     log_escape(line, http_str_ptr(m, m->url), m->url.len, true);
     buf_printf(line, "\",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
                m->major, m->minor, c->req.status, (unsigned long long)c->req.body_sent);
@@ -457,16 +510,29 @@ access_log(struct client *c)
 
 /* ---------------------------------------------------------------- request completion */
 
+/* Count the response (status, cache result) once. The edge's own responses and proxied
+ * heads are counted before they are written, so a visitor that has read one finds it in
+ * /metrics already. */
+static void
+count_response(struct client *c)
+{
+    struct request *r = &c->req;
+    if (r->response_counted || r->stats == NULL)
+        return;
+    r->response_counted = true;
+    if (r->status > 0 && r->status < 600)
+        STAT_INC(r->stats->status[r->status]);
+    int cache_result = metrics_cache_result(r->cache_status);
+    if (cache_result >= 0)
+        STAT_INC(r->stats->cache[cache_result]);
+}
+
 static void
 finish_request(struct client *c)
 {
     struct request *r = &c->req;
     bool body_pending = !r->request_done;
-    if (r->stats != NULL && r->status > 0 && r->status < 600)
-        STAT_INC(r->stats->status[r->status]);
-    int cache_result = metrics_cache_result(r->cache_status);
-    if (r->stats != NULL && cache_result >= 0)
-        STAT_INC(r->stats->cache[cache_result]);
+    count_response(c);
     access_log(c);
     request_clear(c);
     if (c->close_after || body_pending || c->w->draining) {
@@ -541,8 +607,9 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     const char *type = errpage_render(&page, accept ? http_str_ptr(&c->parser.msg, accept->value)
                                                     : NULL,
                                       accept ? accept->value.len : 0, &body);
-    if (c->w->draining || status == 400 || status == 408 || status == 413 || status == 431)
-        c->close_after = true;
+    if (c->w->draining || status == 400 || status == 408 || status == 413 || status == 414 ||
+        status == 431 || status == 501 || status == 505 || c->refused)
+        c->close_after = true; /* what follows on the connection cannot be trusted */
     buf_printf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
                status, http_status_reason(status), type, buf_used(&body), page.request_id);
@@ -559,6 +626,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     r->response_done = true;
     r->body_sent = r->head_method ? 0 : buf_used(&body);
     c->state = CLIENT_FORWARDING;
+    count_response(c);
     struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
     int rc = send_iov(c, iov, 2);
     buf_free(&head);
@@ -617,22 +685,36 @@ keep_request_id(struct client *c)
 }
 
 /* The authority of an absolute-form target ("http://host:port/path"), or NULL. *path gets
- * the origin-form rest ("/path", "" when absent). */
+ * the origin-form rest ("/path", "?query" or "" when absent). */
 static const char *
 absolute_authority(const char *url, size_t len, size_t *alen, const char **path, size_t *plen)
 {
-    const char *sep = memmem(url, len, "://", 3);
-    if (sep == NULL || url[0] == '/')
+    struct http_target t;
+    if (http_target_parse(url, len, &t) != NULL || t.form != HTTP_TARGET_ABSOLUTE)
         return NULL;
-    const char *host = sep + 3, *end = url + len;
-    const char *slash = memchr(host, '/', (size_t)(end - host));
-    const char *q = memchr(host, '?', (size_t)(end - host));
-    if (q != NULL && (slash == NULL || q < slash))
-        slash = q;
-    *alen = (size_t)((slash ? slash : end) - host);
-    *path = slash ? slash : end;
-    *plen = (size_t)(end - *path);
-    return host;
+    *alen = t.authority_len;
+    *path = t.path;
+    *plen = t.path_len;
+    return t.authority;
+}
+
+/* A request that breaks RFC 9110/9112 (http_request_check): its status, with the reason
+ * logged and told to the visitor. */
+static int
+refuse_malformed(struct client *c, int status, const char *reason, const char **message)
+{
+    struct request *r = &c->req;
+    const char *what = status == 501   ? "uses a transfer coding this server does not support"
+                       : status == 505 ? "is not HTTP/1.x"
+                                       : "is malformed";
+    log_info("client %s: request %s (%s); answering %d", c->ip, what, reason, status);
+    count_limit(c, status == 501   ? METRICS_LIMIT_TRANSFER_CODING
+                   : status == 505 ? METRICS_LIMIT_VERSION
+                                   : METRICS_LIMIT_MALFORMED);
+    snprintf(r->refusal_text, sizeof(r->refusal_text), "The request %s (%s) and cannot be served.",
+             what, reason);
+    *message = r->refusal_text;
+    return status;
 }
 
 /* Why a request is refused before it reaches an origin; 0 when it is not. */
@@ -640,21 +722,14 @@ static int
 check_request(struct client *c, const char **message)
 {
     const struct http_msg *m = &c->parser.msg;
+    const char *reason;
+    int status = http_request_check(m, &reason);
+    if (status != 0)
+        return refuse_malformed(c, status, reason, message);
     if (m->method == HTTP_CONNECT) {
+        c->close_after = true; /* what follows would be tunnel bytes, not HTTP */
         *message = "This server does not act as a tunnel (CONNECT).";
         return 405;
-    }
-    if (http_msg_count(m, "Host") > 1) {
-        *message = "The request carries more than one Host header.";
-        return 400;
-    }
-    if (m->major == 1 && m->minor >= 1 && http_msg_find(m, "Host") == NULL) {
-        *message = "HTTP/1.1 requests need a Host header.";
-        return 400;
-    }
-    if (m->major == 1 && m->minor == 0 && http_msg_find(m, "Transfer-Encoding") != NULL) {
-        *message = "Transfer-Encoding is not allowed in an HTTP/1.0 request.";
-        return 400;
     }
     const struct http_header *e = http_msg_find(m, "Expect");
     if (e != NULL && !str_ieq(http_str_ptr(m, e->value), e->value.len, "100-continue")) {
@@ -662,6 +737,20 @@ check_request(struct client *c, const char **message)
         return 417;
     }
     return 0;
+}
+
+/* The host an origin gets with origin_host: visitor: the name the cache key holds (lower
+ * case, no trailing dot, no port), so no two responses under one key can differ by it. */
+static void
+keep_origin_host(struct client *c)
+{
+    struct request *r = &c->req;
+    char name[256], text[260];
+    const char *host = req_string(c, r->host_off);
+    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
+        return; /* refused as an invalid host */
+    snprintf(text, sizeof(text), strchr(name, ':') ? "[%s]" : "%s", name);
+    r->origin_host_off = keep_string(r, text, strlen(text));
 }
 
 /* Which zone serves this request; sets r->host_off. NULL means 421. */
@@ -679,7 +768,8 @@ route(struct client *c)
         hlen = h ? h->value.len : 0;
     }
     r->host_off = keep_string(r, host, hlen);
-    return zone_find(r->cfg, host, hlen);
+    keep_origin_host(c);
+    return zone_find(r->cfg, req_string(c, r->host_off), hlen);
 }
 
 static bool
@@ -737,6 +827,21 @@ replaced_request_field(const struct config_zone *z, const char *name, size_t len
            (z->add_x_forwarded_proto && str_ieq(name, len, "X-Forwarded-Proto"));
 }
 
+/* "X_Forwarded_For" is X-Forwarded-For to an origin that reads fields by CGI-style names
+ * (HTTP_X_FORWARDED_FOR): a field with '_' in its name is dropped when its '-' form is
+ * one the edge drops or replaces (nginx drops every such field by default). */
+static bool
+underscore_alias(const struct http_msg *m, const struct config_zone *z, const char *name,
+                 size_t len)
+{
+    char dashed[64];
+    if (len >= sizeof(dashed) || memchr(name, '_', len) == NULL)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        dashed[i] = name[i] == '_' ? '-' : name[i];
+    return http_name_is_hop(m, dashed, len) || replaced_request_field(z, dashed, len);
+}
+
 /* Revalidate an expired object (RFC 9111 4.3.1) with its validators, unless the visitor's
  * own request is conditional (its validators then go to the origin as they are). */
 static void
@@ -770,13 +875,14 @@ build_origin_head(struct client *c, struct buf *head)
         url = plen ? path : "/";
         ulen = plen ? plen : 1;
     }
-    buf_printf(head, "%s ", http_method_name(m->method));
+    buf_printf(head, "%s %s", http_method_name(m->method), url[0] == '?' ? "/" : "");
     buf_append(head, url, ulen);
     buf_append_str(head, " HTTP/1.1\r\n");
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct http_header *h = &m->headers[i];
         const char *name = http_str_ptr(m, h->name);
-        if (http_msg_is_hop_header(m, h) || replaced_request_field(z, name, h->name.len))
+        if (http_msg_is_hop_header(m, h) || replaced_request_field(z, name, h->name.len) ||
+            underscore_alias(m, z, name, h->name.len))
             continue;
         buf_append(head, name, h->name.len);
         buf_append_str(head, ": ");
@@ -805,7 +911,7 @@ origin_host_for(struct client *c)
 {
     const struct config_zone *z = c->req.zone;
     if (z->origin_host == CONFIG_HOST_VISITOR)
-        return req_string(c, c->req.host_off);
+        return req_string(c, c->req.origin_host_off);
     return z->origin_host == CONFIG_HOST_FIXED ? z->origin_host_value : NULL;
 }
 
@@ -1192,6 +1298,36 @@ serve_stale_on_error(struct client *c, const struct proxy_error *e)
     return true;
 }
 
+/* Check, route and size a request: 0 to serve it, else the status to refuse it with. */
+static int
+admit_request(struct client *c, const char **message)
+{
+    struct request *r = &c->req;
+    const struct http_msg *m = &c->parser.msg;
+    int status = check_request(c, message);
+    if (status != 0)
+        return status;
+    r->zone = route(c);
+    if (r->zone == NULL && !host_valid(c))
+        return refuse_malformed(c, 400, "the Host is not a valid host name", message);
+    if (r->zone == NULL) {
+        *message = "This server does not serve the requested host name.";
+        return 421;
+    }
+    c->parser.max_body = r->zone->max_request_body; /* a chunked body: the parser counts */
+    if (r->zone->max_request_body > 0 && m->has_content_length &&
+        m->content_length > r->zone->max_request_body) {
+        log_info("client %s: request body of %llu bytes is larger than max_request_body of "
+                 "zone \"%s\" (%llu bytes); answering 413", c->ip,
+                 (unsigned long long)m->content_length, r->zone->name,
+                 (unsigned long long)r->zone->max_request_body);
+        count_limit(c, METRICS_LIMIT_BODY_SIZE);
+        *message = "The request body is larger than this site accepts.";
+        return 413;
+    }
+    return 0;
+}
+
 /* A request head was parsed: refuse it, or route it and start the fetch.
  * Returns 0 to read its body, -1 to stop parsing (refused with a body we will not read). */
 static int
@@ -1210,30 +1346,18 @@ on_request_head(struct http_parser *p)
     loop_timer_stop(c->w->loop, &c->timer);
     if (!m->keep_alive || c->w->draining)
         c->close_after = true;
-    int status = check_request(c, &message);
-    if (status == 0) {
-        r->zone = route(c);
-        if (r->zone == NULL && !host_valid(c)) {
-            status = 400;
-            message = "The Host header is not a valid host name.";
-        } else if (r->zone == NULL) {
-            status = 421;
-            message = "This server does not serve the requested host name.";
-        }
-    }
+    int status = admit_request(c, &message);
     r->stats = r->zone ? c->w->zone_stats[r->zone->zone_index] : c->w->unknown_zone_stats;
-    if (status == 0 && r->zone->max_request_body > 0 && m->has_content_length &&
-        m->content_length > r->zone->max_request_body) {
-        status = 413;
-        message = "The request body is larger than this site accepts.";
-    }
     if (status != 0) {
         c->rejected = true;
         r->status = status;
         r->refusal = message;
         return has_body ? -1 : 0;
     }
-    if (cache_consider(c))
+    /* A GET with a body ("fat GET"): an origin may answer by the body, which no cache key
+     * holds, so such a request neither uses nor fills the cache. */
+    bool fat_get = has_body && (m->method == HTTP_GET || m->method == HTTP_HEAD);
+    if (!fat_get && cache_consider(c))
         return 0; /* a hit: served when the request message ends */
     if (has_body && http_msg_find(m, "Expect") != NULL && m->minor >= 1)
         send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1251,15 +1375,7 @@ on_request_body(struct http_parser *p, const char *at, size_t len)
     if (c->rejected || r->up == NULL)
         return 0; /* a refused request's body, or the fetch already ended: drop it */
     STAT_ADD(r->stats->bytes_received, len);
-    uint64_t limit = r->zone->max_request_body;
-    r->body_received += len;
-    if (limit > 0 && r->body_received > limit) { /* a chunked body grew past the limit */
-        c->rejected = true;
-        r->status = 413;
-        r->refusal = "The request body is larger than this site accepts.";
-        upstream_abort(&r->up);
-        return -1;
-    }
+    r->body_received += len; /* the parser stops a body past the zone's max_request_body */
     upstream_send_body(r->up, at, len);
     if (upstream_pending(r->up) >= UPSTREAM_BODY_HIGH)
         r->body_blocked = true;
@@ -1362,6 +1478,7 @@ on_origin_head(void *owner, const struct http_msg *resp)
     else if (c->parser.msg.minor == 0)
         buf_append_str(&head, "Connection: keep-alive\r\n");
     buf_append_str(&head, "\r\n");
+    count_response(c);
     send_bytes(c, head.data, buf_used(&head));
     buf_free(&head);
 }
@@ -1465,8 +1582,7 @@ on_origin_error(void *owner, const struct proxy_error *e)
     /* The head is gone: the visitor must see the body cut short, never a clean end. */
     r->response_done = true;
     c->close_after = true;
-    if (r->stats != NULL && r->status > 0 && r->status < 600)
-        STAT_INC(r->stats->status[r->status]);
+    count_response(c);
     r->stats = NULL;
     access_log(c);
     client_close(c);
@@ -1495,25 +1611,70 @@ static const struct upstream_ops upstream_ops = {
 
 /* ---------------------------------------------------------------- reading from the visitor */
 
-/* The parser stopped on an error: our refusal, or a malformed request. */
+/* A parse error's status, limit and log words: a limit that acted, or a malformed request. */
+static int
+parse_error_kind(struct client *c, enum metrics_limit *limit, char *what, size_t len)
+{
+    const struct http_parser *p = &c->parser;
+    const struct config *cfg = c->w->cfg;
+    if (p->url_too_long) {
+        *limit = METRICS_LIMIT_REQUEST_LINE;
+        snprintf(what, len, "request line longer than client.max_request_line (%llu bytes)",
+                 (unsigned long long)MIN(cfg->client_max_request_line, p->max_head));
+        return 414;
+    }
+    if (p->head_too_large || p->too_many_headers) {
+        *limit = p->head_too_large ? METRICS_LIMIT_HEADER_SIZE : METRICS_LIMIT_HEADER_FIELDS;
+        snprintf(what, len, p->head_too_large
+                                ? "header section larger than client.max_header_size (%zu bytes)"
+                                : "more than client.max_header_fields (%zu) header fields",
+                 p->head_too_large ? p->max_head : p->max_fields);
+        return 431;
+    }
+    if (p->body_too_large) {
+        *limit = METRICS_LIMIT_BODY_SIZE;
+        snprintf(what, len, "request body larger than max_request_body of zone \"%s\" "
+                            "(%llu bytes)", c->req.zone ? c->req.zone->name : "-",
+                 (unsigned long long)p->max_body);
+        return 413;
+    }
+    *limit = METRICS_LIMIT_MALFORMED;
+    snprintf(what, len, "malformed request (%s)", http_parser_error_text(p));
+    return 400;
+}
+
+static const char *
+parse_error_message(int status)
+{
+    switch (status) {
+    case 414: return "The request line is longer than this server accepts.";
+    case 431: return "The request header section is larger than this server accepts.";
+    case 413: return "The request body is larger than this site accepts.";
+    default: return "The request is malformed and cannot be served.";
+    }
+}
+
+/* The parser stopped on an error: our refusal, a limit, or a malformed request. */
 static void
 on_parse_error(struct client *c)
 {
-    struct http_parser *p = &c->parser;
+    enum metrics_limit limit;
+    char what[160];
     c->close_after = true;
-    if (c->req.response_started) {
-        client_close(c); /* cannot answer twice: the visitor sees the connection end */
-        return;
-    }
-    if (c->rejected) {
+    if (c->rejected && !c->req.response_started) {
         respond_rejected(c);
         return;
     }
-    int status = p->url_too_long ? 414 : p->head_too_large || p->too_many_headers ? 431 : 400;
-    log_info("client %s: malformed request (%s); answering %d", c->ip,
-             http_parser_error_text(p), status);
+    int status = parse_error_kind(c, &limit, what, sizeof(what));
+    count_limit(c, limit);
     upstream_abort(&c->req.up);
-    respond_error(c, status, "The request is malformed and cannot be served.", NULL);
+    if (c->req.response_started) {
+        log_info("client %s: %s after the response started; closing", c->ip, what);
+        client_close(c); /* cannot answer twice: the visitor sees the connection end */
+        return;
+    }
+    log_info("client %s: %s; answering %d", c->ip, what, status);
+    respond_error(c, status, parse_error_message(status), NULL);
 }
 
 /* Feed buffered input to the parser until it pauses at the end of a request, needs more,
@@ -1598,12 +1759,59 @@ on_client_io(struct loop_io *io, uint32_t events)
 
 /* ---------------------------------------------------------------- accept and drain */
 
+/* Over a connection limit: answer 503 at once, so the visitor learns why instead of
+ * seeing a reset, and close. Logged at most once a second per worker, with a count. */
+static void
+refuse_connection(struct client *c, enum conn_limit_result why)
+{
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    bool total = why == CONN_LIMIT_TOTAL;
+    uint64_t now = loop_now(w->loop);
+    count_limit(c, total ? METRICS_LIMIT_CONNECTIONS_TOTAL : METRICS_LIMIT_CONNECTIONS_CLIENT);
+    w->refusals_unlogged++;
+    if (w->refusal_logged_ms == 0 || now >= w->refusal_logged_ms + CLIENT_REFUSAL_LOG_MS) {
+        log_warn("client %s: %llu connections are open %s (client.%s); answering 503 and "
+                 "closing (%llu refused on this worker since the last such line)",
+                 c->ip,
+                 (unsigned long long)(total ? (cfg->client_max_connections
+                                                   ? cfg->client_max_connections
+                                                   : conn_limit_auto())
+                                            : cfg->client_max_connections_per_client),
+                 total ? "in total" : "from this address",
+                 total ? "max_connections" : "max_connections_per_client",
+                 (unsigned long long)w->refusals_unlogged);
+        w->refusal_logged_ms = now;
+        w->refusals_unlogged = 0;
+    }
+    c->refused = true;
+    c->close_after = true;
+    respond_error(c, 503,
+                  total ? "This server has too many connections open; try again shortly."
+                        : "Too many connections are open from your address; close some and "
+                          "try again.",
+                  NULL);
+}
+
+static void
+link_client(struct worker *w, struct client *c)
+{
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    w->nclients++;
+    STAT_INC(w->stats->connections_active);
+    STAT_INC(w->stats->connections_total);
+}
+
 void
 client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
 {
     struct client *c = xcalloc(1, sizeof(*c));
-    (void)peerlen;
+    const struct config *cfg = w->cfg;
     c->w = w;
+    memcpy(&c->peer, peer, MIN((size_t)peerlen, sizeof(c->peer)));
     /* Heads and bodies go out in separate writes: without this, Nagle's algorithm and the
      * visitor's delayed ACK hold every response for 40 ms. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
@@ -1612,8 +1820,10 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
     loop_timer_init(&c->wait_timer, on_wait_timeout);
     loop_defer_init(&c->next_defer, on_next_request);
     loop_defer_init(&c->free_defer, on_client_free);
-    http_parser_init(&c->parser, HTTP_REQUEST, w->cfg->client_max_header_size, &request_ops, c);
-    buf_init(&c->in, w->cfg->client_max_header_size + CLIENT_READ_SIZE);
+    http_parser_init(&c->parser, HTTP_REQUEST, cfg->client_max_header_size, &request_ops, c);
+    http_parser_set_limits(&c->parser, cfg->client_max_header_fields,
+                           cfg->client_max_request_line);
+    buf_init(&c->in, cfg->client_max_header_size + CLIENT_READ_SIZE);
     buf_init(&c->out, SIZE_MAX);
     buf_init(&c->req.strings, SIZE_MAX);
     if (loop_io_start(w->loop, &c->io, fd, EPOLLIN, on_client_io) < 0) {
@@ -1621,13 +1831,15 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
         on_client_free(&c->free_defer);
         return;
     }
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
-    w->nclients++;
-    STAT_INC(w->stats->connections_active);
-    STAT_INC(w->stats->connections_total);
+    link_client(w, c);
+    enum conn_limit_result lim =
+        conn_limit_acquire((const struct sockaddr *)&c->peer, cfg->client_max_connections,
+                           cfg->client_max_connections_per_client);
+    c->counted = lim == CONN_LIMIT_OK;
+    if (!c->counted) {
+        refuse_connection(c, lim);
+        return;
+    }
     set_state(c, CLIENT_READING_HEAD);
 }
 

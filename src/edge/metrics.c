@@ -153,6 +153,29 @@ render_zones(struct buf *out)
     return rc;
 }
 
+const char *const metrics_limit_names[METRICS_LIMIT_COUNT] = {
+    "malformed",      "transfer_coding", "version",           "request_line",
+    "header_size",    "header_fields",   "body_size",         "header_timeout",
+    "body_timeout",   "send_timeout",    "keepalive_timeout", "connections_total",
+    "connections_per_client",
+};
+
+static int
+render_limits(struct buf *out)
+{
+    int rc = buf_append_str(out, "# HELP verge_client_limit_total Visitor requests refused or "
+                                 "connections closed by a check or limit, by limit.\n"
+                                 "# TYPE verge_client_limit_total counter\n");
+    for (int i = 0; i < METRICS_LIMIT_COUNT; i++) {
+        uint64_t n = 0;
+        for (int w = 0; w < METRICS_MAX_WORKERS; w++)
+            n += LOAD(workers[w].limits[i]);
+        rc |= buf_printf(out, "verge_client_limit_total{limit=\"%s\"} %llu\n",
+                         metrics_limit_names[i], (unsigned long long)n);
+    }
+    return rc;
+}
+
 int
 metrics_render(struct buf *out)
 {
@@ -169,6 +192,7 @@ metrics_render(struct buf *out)
                         "# TYPE verge_connections_total counter\n"
                         "verge_connections_total %llu\n",
                         (unsigned long long)active, (unsigned long long)total);
+    rc |= render_limits(out);
     uint64_t objects, bytes;
     cache_store_stats(&objects, &bytes);
     rc |= buf_printf(out,

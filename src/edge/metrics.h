@@ -35,10 +35,30 @@ struct zone_stats {
  * Zone "-" counts requests no zone serves. Thread-safe. */
 struct zone_stats *metrics_zone_stats(const char *name, int worker_id);
 
+/* Visitor-side checks and limits, each counted when it acted (see docs/hardening.md). */
+enum metrics_limit {
+    METRICS_LIMIT_MALFORMED,          /* 400: not valid HTTP/1.1, or ambiguous */
+    METRICS_LIMIT_TRANSFER_CODING,    /* 501: a transfer coding other than chunked */
+    METRICS_LIMIT_VERSION,            /* 505: not HTTP/1.x */
+    METRICS_LIMIT_REQUEST_LINE,       /* 414: client.max_request_line */
+    METRICS_LIMIT_HEADER_SIZE,        /* 431: client.max_header_size */
+    METRICS_LIMIT_HEADER_FIELDS,      /* 431: client.max_header_fields */
+    METRICS_LIMIT_BODY_SIZE,          /* 413: the zone's max_request_body */
+    METRICS_LIMIT_HEADER_TIMEOUT,     /* 408: client.header_timeout */
+    METRICS_LIMIT_BODY_TIMEOUT,       /* 408: client.body_timeout */
+    METRICS_LIMIT_SEND_TIMEOUT,       /* closed: client.send_timeout */
+    METRICS_LIMIT_KEEPALIVE_TIMEOUT,  /* closed: client.keepalive_timeout */
+    METRICS_LIMIT_CONNECTIONS_TOTAL,  /* 503: client.max_connections */
+    METRICS_LIMIT_CONNECTIONS_CLIENT, /* 503: client.max_connections_per_client */
+    METRICS_LIMIT_COUNT
+};
+extern const char *const metrics_limit_names[METRICS_LIMIT_COUNT];
+
 /* Gauges and totals per worker. */
 struct worker_stats {
     uint64_t connections_active;
     uint64_t connections_total;
+    uint64_t limits[METRICS_LIMIT_COUNT]; /* verge_client_limit_total{limit} */
 };
 struct worker_stats *metrics_worker_stats(int worker_id);
 

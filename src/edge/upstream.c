@@ -9,13 +9,16 @@
 #include "edge/policy.h"
 #include "edge/story.h"
 
-#include <arpa/inet.h>
 #include "http/parser.h"
+#include "http/validate.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define UPSTREAM_READ_SIZE (64 * 1024)
-#define UPSTREAM_MAX_INFORMATIONAL 16
+#define UPSTREAM_MAX_INFORMATIONAL 16 /* interim responses before the final one, then 502 */
+#define UPSTREAM_HELD_SPANS 64        /* body pieces held back with an undelivered head */
 
 struct origin_conn {
     struct worker *w;
@@ -72,11 +75,18 @@ struct upstream {
     bool reused;
     bool body_ended;
     bool got_bytes;  /* any response byte on this attempt */
-    bool head_seen;
+    bool head_seen;    /* the owner has the response head */
+    bool head_pending; /* parsed, held back until the bytes read with it are parsed too */
+    bool no_reuse;     /* the response's framing leaves the connection unusable */
     bool complete;
     bool paused;
     bool above_high;
     int informational;
+    struct {
+        const char *at;
+        size_t len;
+    } held[UPSTREAM_HELD_SPANS]; /* body pieces read with a pending head (in the read buffer) */
+    int nheld;
     uint64_t start_ms, header_ms;
     struct loop_timer timer;
     struct loop_defer kick, free_defer;
@@ -125,15 +135,28 @@ pool_unlink(struct origin_conn *c)
     loop_timer_stop(c->w->loop, &c->idle_timer);
 }
 
+/* An idle connection is clean when the origin sent nothing after its last response: no
+ * stray bytes (they would be read as the next visitor's response), no close. */
+static bool
+conn_clean(const struct origin_conn *c)
+{
+    char b;
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static struct origin_conn *
 pool_take(struct worker *w, const struct config_addr *addr)
 {
     struct pool_bucket *b = bucket_find(w, &addr->sa, addr->salen, false);
-    if (b == NULL || b->idle == NULL)
-        return NULL;
-    struct origin_conn *c = b->idle;
-    pool_unlink(c);
-    return c;
+    while (b != NULL && b->idle != NULL) {
+        struct origin_conn *c = b->idle;
+        pool_unlink(c);
+        if (conn_clean(c))
+            return c;
+        conn_close(c); /* closed by the origin, or bytes nobody asked for */
+    }
+    return NULL;
 }
 
 static void
@@ -799,23 +822,23 @@ upstream_pending(const struct upstream *u)
 
 /* ---------------------------------------------------------------- reading */
 
+/* An interim (1xx) response: skipped, unless it is an unasked-for 101, announces a body, or
+ * is one too many. */
 static int
-on_resp_head(struct http_parser *p)
+on_interim(struct http_parser *p, struct upstream *u)
 {
-    struct origin_conn *c = p->owner;
-    struct upstream *u = c->up;
-    int status = p->msg.status;
-    if (u == NULL || u->owner == NULL)
-        return -1;
-    if (status >= 100 && status < 200) {
-        if (status == 101 || ++u->informational > UPSTREAM_MAX_INFORMATIONAL)
-            return -1;
-        return 0;
-    }
-    u->state = UP_READING_BODY;
-    u->head_seen = true;
-    u->header_ms = elapsed(u);
-    attempt_end(u, false, PROXY_PHASE_HEADER, "response header received");
+    if (p->msg.status == 101)
+        p->invalid = "101 Switching Protocols to a request that asked for no upgrade";
+    else if (!http_response_framing_reusable(&p->msg))
+        p->invalid = "interim (1xx) response with Content-Length or Transfer-Encoding";
+    else if (++u->informational > UPSTREAM_MAX_INFORMATIONAL)
+        p->invalid = "more than 16 interim (1xx) responses";
+    return p->invalid != NULL ? -1 : 1;
+}
+
+static void
+health_after_head(struct upstream *u, int status)
+{
     if (status >= 500 && u->req.zone->health_count_5xx && u->health != NULL) {
         struct proxy_error e = {0};
         proxy_error_set(&e, PROXY_ERR_NONE, PROXY_PHASE_HEADER, 0, u->addr, elapsed(u),
@@ -827,8 +850,46 @@ on_resp_head(struct http_parser *p)
     } else if (u->health != NULL) {
         health_success(u->health, u->req.zone, loop_wall(u->w->loop));
     }
-    u->ops->on_head(u->owner, &p->msg);
-    return u->req.head_method ? 1 : 0;
+}
+
+/* A response head: checked (http_response_check), then held back until the bytes read with
+ * it are parsed, so that an error in them still gets the visitor a 502 and not a cut
+ * response. Bodiless responses (HEAD, 204, 304) are told to the parser as such: a body
+ * they announce is never read. */
+static int
+on_resp_head(struct http_parser *p)
+{
+    struct origin_conn *c = p->owner;
+    struct upstream *u = c->up;
+    int status = p->msg.status;
+    if (u == NULL || u->owner == NULL)
+        return -1;
+    if ((p->invalid = http_response_check(&p->msg)) != NULL)
+        return -1;
+    if (status >= 100 && status < 200)
+        return on_interim(p, u);
+    u->state = UP_READING_BODY;
+    u->head_pending = true;
+    u->header_ms = elapsed(u);
+    attempt_end(u, false, PROXY_PHASE_HEADER, "response header received");
+    health_after_head(u, status);
+    bool bodiless = u->req.head_method || status == 204 || status == 304;
+    u->no_reuse = bodiless && !http_response_framing_reusable(&p->msg);
+    return bodiless ? 1 : 0;
+}
+
+/* Hand the owner the held head and body pieces. */
+static void
+deliver_head(struct upstream *u, const struct http_msg *m)
+{
+    if (!u->head_pending)
+        return;
+    u->head_pending = false;
+    u->head_seen = true;
+    u->ops->on_head(u->owner, m);
+    for (int i = 0; i < u->nheld && u->owner != NULL; i++)
+        u->ops->on_body(u->owner, u->held[i].at, u->held[i].len);
+    u->nheld = 0;
 }
 
 static int
@@ -838,8 +899,15 @@ on_resp_body(struct http_parser *p, const char *at, size_t len)
     struct upstream *u = c->up;
     if (u == NULL || u->owner == NULL)
         return -1;
-    u->ops->on_body(u->owner, at, len);
-    return 0;
+    if (u->head_pending && u->nheld < UPSTREAM_HELD_SPANS) {
+        u->held[u->nheld].at = at;
+        u->held[u->nheld++].len = len;
+        return 0;
+    }
+    deliver_head(u, &p->msg); /* too many pieces to hold: the head goes now */
+    if (u->owner != NULL)
+        u->ops->on_body(u->owner, at, len);
+    return u->owner != NULL ? 0 : -1;
 }
 
 static void
@@ -851,9 +919,12 @@ on_resp_complete(struct http_parser *p)
 static void
 parse_error(struct upstream *u, struct http_parser *p)
 {
-    if (p->head_too_large)
+    u->head_pending = false; /* never delivered: the visitor gets a 502 */
+    u->nheld = 0;
+    if (p->head_too_large || p->too_many_headers)
         fail(u, PROXY_ERR_HTTP_RESPONSE_HEADER_SECTION_SIZE, 0, "%s",
-             "response header section too large");
+             p->head_too_large ? "response header section too large"
+                               : "more than 128 response header fields");
     else
         fail(u, PROXY_ERR_HTTP_PROTOCOL_ERROR, 0, "invalid response: %s",
              http_parser_error_text(p));
@@ -875,12 +946,16 @@ feed(struct upstream *u, const char *data, size_t n)
             parse_error(u, p);
             return true;
         }
+        deliver_head(u, &p->msg);
+        if (u->owner == NULL)
+            return true;
         if (st == HTTP_PARSE_MORE)
             return false;
         http_parser_resume(p);
         if (p->msg.status >= 100 && p->msg.status < 200)
             continue; /* an interim response: the final one follows */
-        bool reusable = p->msg.keep_alive && off == n && pending(u) == 0 &&
+        /* Bytes after the response (off < n) are nobody's: the connection goes. */
+        bool reusable = p->msg.keep_alive && off == n && pending(u) == 0 && !u->no_reuse &&
                         (u->body_ended || !u->req.has_body);
         complete(u, reusable);
         return true;

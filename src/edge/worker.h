@@ -58,6 +58,8 @@ struct worker {
     struct worker_stats *stats;
 
     uint64_t rng[2]; /* request ids */
+    uint64_t refusal_logged_ms; /* last log line about connections refused (client.c) */
+    uint64_t refusals_unlogged; /* refused since that line */
 };
 
 /* Create a worker; fds are its already-bound listening sockets (one per cfg->listens). */

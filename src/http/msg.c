@@ -101,18 +101,23 @@ named_by_connection(const struct http_msg *m, const char *name, size_t len)
 }
 
 bool
-http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h)
+http_name_is_hop(const struct http_msg *m, const char *name, size_t len)
 {
     static const char *const hop[] = {"connection", "keep-alive",        "te",
                                       "trailer",    "transfer-encoding", "upgrade",
                                       "content-length"};
-    const char *name = http_str_ptr(m, h->name);
     for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
-        if (str_ieq(name, h->name.len, hop[i]))
+        if (str_ieq(name, len, hop[i]))
             return true;
-    if (h->name.len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
+    if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
         return true;
-    return named_by_connection(m, name, h->name.len);
+    return named_by_connection(m, name, len);
+}
+
+bool
+http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h)
+{
+    return http_name_is_hop(m, http_str_ptr(m, h->name), h->name.len);
 }
 
 const char *

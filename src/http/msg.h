@@ -54,6 +54,8 @@ bool http_list_has_token(const char *list, size_t len, const char *token);
  * Transfer-Encoding, Upgrade, Proxy-*, or one the message's Connection header names?
  * Content-Length and Transfer-Encoding are reframed by the proxy, so they count here. */
 bool http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h);
+/* The same for a field name given as bytes (not necessarily one of m's fields). */
+bool http_name_is_hop(const struct http_msg *m, const char *name, size_t len);
 
 /* Method name for an llhttp method number. */
 const char *http_method_name(int method);

@@ -1,5 +1,12 @@
-/* parser.c - llhttp callbacks that build struct http_msg and stream bodies to the owner. */
+/* parser.c - llhttp callbacks that build struct http_msg, check what llhttp lets by, and
+ * stream bodies to the owner. */
 #include "http/parser.h"
+
+#include "core/config.h"
+#include "http/validate.h"
+
+_Static_assert(CONFIG_MAX_HEADER_FIELDS == HTTP_MAX_HEADERS,
+               "client.max_header_fields is bounded by the parser's field array");
 
 static struct http_parser *
 self(llhttp_t *ll)
@@ -17,6 +24,10 @@ on_message_begin(llhttp_t *ll)
     p->headers_done = false;
     p->head_bytes = 0;
     p->last_cb = 0;
+    p->max_body = p->body_bytes = 0;
+    p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
+    p->crlf_owed = 0;
+    p->invalid = NULL;
     return 0;
 }
 
@@ -38,6 +49,10 @@ on_url(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
     int rc = append(p, &p->msg.url, at, len);
+    size_t line = strlen(llhttp_method_name((llhttp_method_t)ll->method)) + 1 +
+                  p->msg.url.len + sizeof(" HTTP/1.1") - 1;
+    if (rc == 0 && p->max_line > 0 && line > p->max_line)
+        rc = HPE_USER;
     if (rc != 0)
         p->url_too_long = true;
     return rc;
@@ -50,12 +65,26 @@ on_status(llhttp_t *ll, const char *at, size_t len)
     return append(p, &p->msg.reason, at, len);
 }
 
+/* Trailer fields are read within the head size limit and dropped: Verge never forwards
+ * them, so nothing downstream can read them another way. */
+static int
+on_trailer_bytes(struct http_parser *p, size_t len)
+{
+    p->trailer_bytes += len;
+    if (p->trailer_bytes <= p->max_head)
+        return 0;
+    p->head_too_large = true;
+    return HPE_USER;
+}
+
 static int
 on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
+    if (p->headers_done)
+        return on_trailer_bytes(p, len);
     if (p->last_cb != 1) {
-        if (p->msg.nheaders == HTTP_MAX_HEADERS) {
+        if (p->msg.nheaders == p->max_fields) {
             p->too_many_headers = true;
             return HPE_USER;
         }
@@ -69,6 +98,8 @@ static int
 on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
+    if (p->headers_done)
+        return on_trailer_bytes(p, len);
     struct http_header *h = &p->msg.headers[p->msg.nheaders - 1];
     if (p->last_cb != 2) {
         h->value.off = (uint32_t)p->msg.strings.len;
@@ -77,11 +108,28 @@ on_header_value(llhttp_t *ll, const char *at, size_t len)
     return append(p, &h->value, at, len);
 }
 
+/* OWS after a field value is not part of it (RFC 9110 5.5); llhttp keeps it. */
+static void
+trim_values(struct http_msg *m)
+{
+    for (size_t i = 0; i < m->nheaders; i++) {
+        struct http_str *v = &m->headers[i].value;
+        while (v->len > 0 && (m->strings.data[v->off + v->len - 1] == ' ' ||
+                              m->strings.data[v->off + v->len - 1] == '\t'))
+            v->len--;
+    }
+}
+
 static int
 on_headers_complete(llhttp_t *ll)
 {
     struct http_parser *p = self(ll);
     struct http_msg *m = &p->msg;
+    p->invalid = http_head_check(p->raw.data, buf_used(&p->raw), ll->type == HTTP_REQUEST, NULL);
+    if (p->invalid != NULL)
+        return HPE_USER;
+    trim_values(m);
+    ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
     m->method = ll->method;
     m->status = ll->status_code;
     m->major = ll->http_major;
@@ -96,11 +144,59 @@ on_headers_complete(llhttp_t *ll)
     return rc < 0 ? HPE_USER : rc;
 }
 
+/* Chunk data must be followed by CRLF (RFC 9112 7.1); llhttp 8.1 skips those two bytes
+ * without looking. Checks what is here now; the rest is owed to the next input. */
+static bool
+crlf_follows(struct http_parser *p, const char *from, int need)
+{
+    const char *want = "\r\n" + (2 - need);
+    int i = 0;
+    for (; i < need && from + i < p->input_end; i++)
+        if (from[i] != want[i])
+            return false;
+    p->crlf_owed = need - i;
+    return true;
+}
+
 static int
 on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
+    p->body_bytes += len;
+    if (p->max_body > 0 && p->body_bytes > p->max_body) {
+        p->body_too_large = true;
+        return HPE_USER;
+    }
+    if (p->msg.chunked && ll->content_length == 0 && !crlf_follows(p, at + len, 2)) {
+        p->invalid = "chunk data not followed by CRLF";
+        return HPE_USER;
+    }
     return p->ops->on_body(p, at, len) < 0 ? HPE_USER : 0;
+}
+
+/* A chunk size line is complete: its size cannot take the body past the limit. */
+static int
+on_chunk_header(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    p->chunk_ext = 0;
+    if (p->max_body > 0 && ll->content_length > p->max_body - p->body_bytes) {
+        p->body_too_large = true;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
+{
+    struct http_parser *p = self(ll);
+    p->chunk_ext += len;
+    p->chunk_ext_total += len;
+    if (p->chunk_ext <= HTTP_MAX_CHUNK_EXT && p->chunk_ext_total <= HTTP_MAX_CHUNK_EXT_TOTAL)
+        return 0;
+    p->invalid = "chunk extensions too large";
+    return HPE_USER;
 }
 
 static int
@@ -109,6 +205,7 @@ on_message_complete(llhttp_t *ll)
     struct http_parser *p = self(ll);
     p->in_message = false;
     p->head_bytes = 0; /* body bytes fed with the head counted there: the next head starts at 0 */
+    buf_reset(&p->raw);
     p->ops->on_complete(p);
     return HPE_PAUSED;
 }
@@ -122,34 +219,49 @@ static const llhttp_settings_t settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
 };
 
 void
 http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
                  const struct http_parser_ops *ops, void *owner)
 {
-    memset(p, 0, offsetof(struct http_parser, msg));
+    memset(p, 0, sizeof(*p));
     llhttp_init(&p->ll, type, &settings);
     p->ops = ops;
     p->owner = owner;
     p->max_head = max_head;
     http_msg_init(&p->msg, max_head);
-    p->head_too_large = p->url_too_long = p->too_many_headers = false;
-    p->in_head = p->in_message = p->headers_done = false;
-    p->head_bytes = 0;
-    p->last_cb = 0;
+    buf_init(&p->raw, 2 * max_head); /* a head, and the empty lines that may precede it */
+    p->max_fields = HTTP_MAX_HEADERS;
+}
+
+void
+http_parser_set_limits(struct http_parser *p, size_t max_fields, size_t max_line)
+{
+    p->max_fields = MAX(1, MIN(max_fields, (size_t)HTTP_MAX_HEADERS));
+    p->max_line = max_line;
 }
 
 void
 http_parser_free(struct http_parser *p)
 {
     http_msg_free(&p->msg);
+    buf_free(&p->raw);
 }
 
 /* One llhttp_execute call; maps its outcome and the bytes it used. */
 static enum http_parse_status
 execute(struct http_parser *p, const char *data, size_t len, size_t *used)
 {
+    p->input_end = data + len;
+    if (p->crlf_owed > 0 && !crlf_follows(p, data, p->crlf_owed)) {
+        p->invalid = "chunk data not followed by CRLF";
+        *used = 0;
+        return HTTP_PARSE_ERROR;
+    }
     llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
     if (e == HPE_OK) {
         *used = len;
@@ -175,6 +287,7 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
                 break;
             }
             chunk = MIN(chunk, p->max_head - p->head_bytes);
+            buf_append(&p->raw, data + done, chunk); /* fits: a head is at most max_head */
         }
         st = execute(p, data + done, chunk, &used);
         if (head)
@@ -205,10 +318,16 @@ http_parser_resume(struct http_parser *p)
 const char *
 http_parser_error_text(const struct http_parser *p)
 {
+    if (p->invalid != NULL)
+        return p->invalid;
     if (p->head_too_large)
         return "header section too large";
     if (p->too_many_headers)
         return "too many header fields";
+    if (p->url_too_long)
+        return "request line too long";
+    if (p->body_too_large)
+        return "body larger than the limit";
     const char *reason = llhttp_get_error_reason(&p->ll);
     return reason ? reason : llhttp_errno_name(llhttp_get_errno(&p->ll));
 }

@@ -552,6 +552,99 @@ def build_request(method="GET", target="/", host="a.test", headers=(), body=None
     return data
 
 
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") (/[\x21-\x7e]*|\*) HTTP/1\.1")
+_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([\x21-\x7e\x80-\xff](?:[\x20-\x7e\t\x80-\xff]*"
+                         rb"[\x21-\x7e\x80-\xff])?)?[ \t]*")
+# What the edge must never pass to an origin: hop-by-hop fields, fields it consumes, and
+# unkeyed fields (docs/proxying.md, docs/hardening.md).
+NEVER_FORWARDED = {"connection", "keep-alive", "upgrade", "te", "trailer", "expect",
+                   "proxy-connection", "proxy-authorization", "x-forwarded-host",
+                   "x-original-url", "x-rewrite-url", "x-http-method-override",
+                   "x-http-method", "x-method-override", "x-forwarded-server",
+                   "x-forwarded-scheme", "x-host", "x-original-host"}
+
+
+_REPLACED = NEVER_FORWARDED | {"host", "content-length", "transfer-encoding",
+                               "x-forwarded-for", "x-forwarded-proto", "x-request-id"}
+
+
+def _strict_chunked(raw, pos):
+    """A chunked body with no extensions and no trailers, as the edge writes it: (body, end)."""
+    body = b""
+    while True:
+        eol = raw.find(b"\r\n", pos)
+        assert eol > pos, f"chunk size line missing at {raw[pos:pos + 40]!r}"
+        size_text = raw[pos:eol]
+        assert re.fullmatch(rb"[0-9a-f]+", size_text), f"chunk size line {size_text!r}"
+        size = int(size_text, 16)
+        pos = eol + 2
+        if size == 0:
+            assert raw[pos:pos + 2] == b"\r\n", f"trailers or junk after the last chunk: " \
+                                                 f"{raw[pos:pos + 40]!r}"
+            return body, pos + 2
+        assert len(raw) >= pos + size + 2, "chunk cut short"
+        body += raw[pos:pos + size]
+        assert raw[pos + size:pos + size + 2] == b"\r\n", "chunk data not followed by CRLF"
+        pos += size + 2
+
+
+class StrictRequest:
+    def __init__(self, line, fields, body, head):
+        self.line, self.fields, self.body, self.head = line, fields, body, head
+
+    def values(self, name):
+        return [v for n, v in self.fields if n == name.lower()]
+
+    def names(self):
+        return [n for n, _ in self.fields]
+
+    def __repr__(self):
+        return f"<StrictRequest {self.head!r} body={self.body[:100]!r}>"
+
+
+def strict_requests(raw):
+    """Split the bytes an origin received into requests, asserting that each one can be read
+    one way only: CRLF lines, an origin-form target, HTTP/1.1, token names directly followed
+    by ':', clean values, one Host, at most one of Content-Length or Transfer-Encoding:
+    chunked, no field the edge must drop, a body exactly as framed. Returns StrictRequest
+    objects: .line, .fields [(lower-case name, value bytes)], .body, .head (raw)."""
+    out, pos = [], 0
+    while pos < len(raw):
+        start, end = pos, raw.find(b"\r\n\r\n", pos)
+        assert end >= 0, f"incomplete request head at the origin: {raw[pos:pos + 200]!r}"
+        lines = raw[pos:end].split(b"\r\n")
+        for line in lines:
+            assert b"\r" not in line and b"\n" not in line, f"bare CR or LF in {line!r}"
+        assert _REQUEST_LINE.fullmatch(lines[0]), f"request line {lines[0]!r}"
+        fields = []
+        for line in lines[1:]:
+            m = _FIELD_LINE.fullmatch(line)
+            assert m, f"field line {line!r}"
+            fields.append((m.group(1).decode().lower(), (m.group(2) or b"")))
+        names = [n for n, _ in fields]
+        assert names.count("host") == 1, f"Host fields: {fields!r}"
+        for n in names:
+            assert n not in NEVER_FORWARDED and not n.startswith("proxy-"), f"{n} forwarded"
+            assert "_" not in n or n.replace("_", "-") not in _REPLACED, f"{n} aliases {n!r}"
+        cl, te = names.count("content-length"), names.count("transfer-encoding")
+        assert cl <= 1 and te <= 1 and not (cl and te), f"framing fields: {fields!r}"
+        pos = end + 4
+        values = dict(fields)
+        if te:
+            assert values["transfer-encoding"] == b"chunked", values["transfer-encoding"]
+            body, pos = _strict_chunked(raw, pos)
+        elif cl:
+            assert re.fullmatch(rb"[0-9]+", values["content-length"])
+            n = int(values["content-length"])
+            assert len(raw) >= pos + n, "body cut short"
+            body, pos = raw[pos:pos + n], pos + n
+        else:
+            body = b""
+        out.append(StrictRequest(lines[0], fields, body, raw[start:end]))
+    return out
+
+
 def chunked(body, size=1000):
     """body encoded in chunks of size bytes, with the last chunk."""
     out = b""
@@ -564,13 +657,17 @@ def chunked(body, size=1000):
 class Client(Stream):
     """A visitor: one TCP connection to verge."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, rcvbuf=None):
+    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, rcvbuf=None, source=None):
+        """source: a local address to connect from (any of 127/8 works on loopback), so a
+        test can be several visitors as far as per-address limits go."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(timeout)
         try:
+            if source:
+                sock.bind((source, 0))
             sock.connect((host, port))
         except OSError:
             sock.close()

@@ -74,7 +74,7 @@ def test_unknown_host_gives_421_with_short_body_counted_under_dash(routed):
 def test_absolute_form_for_foreign_host_gives_421(routed):
     v = routed(catch_all=False)
     with Client(v.port) as c:
-        c.send(b"GET http://other.host/ HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        c.send(b"GET http://other.host/ HTTP/1.1\r\nHost: other.host\r\n\r\n")
         resp = c.read_response()
     assert resp.status == 421, resp
 
@@ -88,12 +88,23 @@ def test_absolute_form_for_served_host_routes_by_authority_and_sends_origin_form
     assert resp.headers.get("x-target") == "/abs/path?q=1"
 
 
-def test_absolute_form_authority_overrides_host_header(routed):
+def test_absolute_form_routes_by_its_authority(routed):
+    v = routed(catch_all=False)
+    with Client(v.port) as c:
+        c.send(b"GET http://x.b.test/ HTTP/1.1\r\nHost: X.B.test:80\r\n\r\n")
+        resp = c.read_response()
+    assert resp.body == b"wild", resp
+
+
+def test_host_contradicting_the_absolute_form_target_gives_400(routed):
+    """RFC 9112 3.2.2 lets a server ignore the Host; a proxy in front of other servers must
+    not, or the two could route the request differently (docs/hardening.md)."""
     v = routed(catch_all=False)
     with Client(v.port) as c:
         c.send(b"GET http://x.b.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n")
         resp = c.read_response()
-    assert resp.body == b"wild", resp
+        assert resp.status == 400, resp
+        assert c.peer_closed()
 
 
 def test_missing_host_on_http11_gives_400(routed):

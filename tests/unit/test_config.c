@@ -99,6 +99,10 @@ test_smallest_file_gets_documented_defaults(void **state)
     assert_int_equal(cfg->client_header_timeout, 10000);
     assert_int_equal(cfg->client_keepalive_timeout, 75000);
     assert_int_equal(cfg->client_max_header_size, 32 * 1024);
+    assert_int_equal(cfg->client_max_request_line, 8 * 1024);
+    assert_int_equal(cfg->client_max_header_fields, 100);
+    assert_int_equal(cfg->client_max_connections, 0); /* auto */
+    assert_int_equal(cfg->client_max_connections_per_client, 1000);
     assert_int_equal(cfg->upstream_max_idle, 64);
     const struct config_zone *z = &cfg->zones[0];
     assert_int_equal(z->connect_timeout, 5000);
@@ -137,6 +141,31 @@ test_bad_values_are_refused_with_their_position(void **state)
     assert_refused("listen: \"999.1.1.1:80\"\n" ZONE, "t.yaml:1:9: ", "an address such as");
     assert_refused("workers: 0\n" ZONE, "t.yaml:1:10: ", "from 1 to 256");
     assert_refused("client: { max_header_size: 10 }\n" ZONE, "t.yaml:1:28: ", "1KiB to 1MiB");
+}
+
+static void
+test_visitor_limits_are_set_and_refused_with_their_position(void **state)
+{
+    struct config *cfg = load_ok("client: { max_request_line: 2KiB, max_header_fields: 50,\n"
+                                 "          max_connections: 5000,\n"
+                                 "          max_connections_per_client: 0 }\n" ZONE);
+    assert_int_equal(cfg->client_max_request_line, 2048);
+    assert_int_equal(cfg->client_max_header_fields, 50);
+    assert_int_equal(cfg->client_max_connections, 5000);
+    assert_int_equal(cfg->client_max_connections_per_client, 0);
+    config_release(&cfg);
+    cfg = load_ok("client: { max_connections: auto }\n" ZONE);
+    assert_int_equal(cfg->client_max_connections, 0);
+    config_release(&cfg);
+    assert_refused("client: { max_request_line: 100 }\n" ZONE, "t.yaml:1:29: ",
+                   "from 256 to 1MiB");
+    assert_refused("client:\n  max_header_size: 4KiB\n  max_request_line: 8KiB\n" ZONE,
+                   "t.yaml:3:21: ", "larger than max_header_size");
+    assert_refused("client: { max_header_fields: 0 }\n" ZONE, "t.yaml:1:30: ", "from 1 to 128");
+    assert_refused("client: { max_header_fields: 500 }\n" ZONE, "t.yaml:1:30: ", "from 1 to 128");
+    assert_refused("client: { max_connections: 0 }\n" ZONE, "t.yaml:1:28: ", "\"auto\" or");
+    assert_refused("client: { max_connections_per_client: -1 }\n" ZONE, "t.yaml:1:39: ",
+                   "a non-negative integer");
 }
 
 static void
@@ -348,6 +377,7 @@ main(void)
         cmocka_unit_test(test_unknown_key_names_the_valid_ones),
         cmocka_unit_test(test_wrong_types_say_what_was_expected),
         cmocka_unit_test(test_bad_values_are_refused_with_their_position),
+        cmocka_unit_test(test_visitor_limits_are_set_and_refused_with_their_position),
         cmocka_unit_test(test_duplicate_keys_zones_and_hosts_are_refused),
         cmocka_unit_test(test_zone_mistakes),
         cmocka_unit_test(test_keys_of_later_features_say_not_supported_yet),

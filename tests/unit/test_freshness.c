@@ -109,6 +109,10 @@ test_what_a_shared_cache_may_store(void **state)
     assert_true(storable(GET, "HTTP/1.1 404 Not Found\r\nLast-Modified: " "Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_false(storable(GET, "HTTP/1.1 503 Busy\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_true(storable(GET, "HTTP/1.1 503 Busy\r\nCache-Control: max-age=5\r\n\r\n"));
+    /* a 304 is one conditional visitor's answer, never a stored response */
+    assert_false(storable("GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"x\"\r\n\r\n",
+                          "HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=60\r\n"
+                          "ETag: \"x\"\r\n\r\n"));
     assert_false(storable(GET, "HTTP/1.1 200 OK\r\n\r\n")); /* nothing to go on */
 }
 

@@ -1,5 +1,7 @@
 /* test_http.c - the llhttp glue and header handling: requests and responses fed whole and
- * byte by byte, pipelining, bodies in both framings, limits, hop-by-hop fields. */
+ * byte by byte, pipelining, bodies in both framings, limits, hop-by-hop fields, and what
+ * the glue checks that llhttp 8.1 lets by (raw head, CRLF after chunks, extensions,
+ * trailers, Upgrade). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@ struct seen {
     size_t body_len;
     char first_url[256];
     int no_body; /* on_head returns 1 (response to HEAD) */
+    uint64_t max_body; /* set on the parser in on_head, as an owner does */
 };
 
 static int
@@ -25,6 +28,7 @@ on_head(struct http_parser *p)
         memcpy(s->first_url, http_str_ptr(&p->msg, p->msg.url), p->msg.url.len);
         s->first_url[p->msg.url.len] = '\0';
     }
+    p->max_body = s->max_body;
     return s->no_body;
 }
 
@@ -249,11 +253,178 @@ test_list_token_matching_is_case_insensitive_and_exact(void **state)
     assert_false(http_list_has_token(v, strlen(v), "close"));
 }
 
+/* Parse req fed in steps of step bytes (0 = whole); the last status. */
+static enum http_parse_status
+parse_steps(const char *req, size_t len, size_t step, struct seen *s, struct http_parser *p)
+{
+    http_parser_init(p, HTTP_REQUEST, 8192, &ops, s);
+    return feed(p, req, len, step);
+}
+
+static void
+test_chunk_data_not_followed_by_crlf_is_refused(void **state)
+{
+    /* llhttp 8.1 skips the two bytes after chunk data unchecked: "XX" would pass. */
+    const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5\r\nhelloXX0\r\n\r\n";
+    const size_t steps[] = {0, 1, 2, 3, 5};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        assert_int_equal(parse_steps(req, sizeof(req) - 1, steps[i], &s, &p), HTTP_PARSE_ERROR);
+        assert_string_equal(http_parser_error_text(&p), "chunk data not followed by CRLF");
+        assert_int_equal(s.completes, 0);
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_obs_fold_is_refused_before_the_head_is_handed_over(void **state)
+{
+    const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n";
+    for (size_t step = 0; step < 3; step++) {
+        struct seen s = {0};
+        struct http_parser p;
+        assert_int_equal(parse_steps(req, sizeof(req) - 1, step, &s, &p), HTTP_PARSE_ERROR);
+        assert_string_equal(http_parser_error_text(&p),
+                            "obs-fold (a header line starting with whitespace)");
+        assert_int_equal(s.heads, 0);
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_chunk_extensions_are_bounded(void **state)
+{
+    static char req[65536];
+    struct seen s = {0};
+    struct http_parser p;
+    int n = snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                                       "chunked\r\n\r\n1;a=%01100d\r\nx\r\n0\r\n\r\n", 0);
+    assert_int_equal(parse_steps(req, (size_t)n, 0, &s, &p), HTTP_PARSE_ERROR);
+    assert_string_equal(http_parser_error_text(&p), "chunk extensions too large");
+    http_parser_free(&p);
+    /* Each chunk's are within the bound, all of them together are not. */
+    n = snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked"
+                                   "\r\n\r\n");
+    for (int i = 0; i < 20; i++)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "1;a=%0900d\r\nx\r\n", i);
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "0\r\n\r\n");
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(parse_steps(req, (size_t)n, 0, &s, &p), HTTP_PARSE_ERROR);
+    assert_string_equal(http_parser_error_text(&p), "chunk extensions too large");
+    assert_true(s.body_len > 0 && s.body_len < 20);
+    http_parser_free(&p);
+}
+
+static void
+test_a_chunk_past_the_body_limit_fails_before_its_data(void **state)
+{
+    const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "4\r\nabcd\r\nffffffffffffffff\r\nefgh";
+    struct seen s = {.max_body = 100};
+    struct http_parser p;
+    assert_int_equal(parse_steps(req, sizeof(req) - 1, 0, &s, &p), HTTP_PARSE_ERROR);
+    assert_true(p.body_too_large);
+    assert_int_equal(s.body_len, 4);
+    http_parser_free(&p);
+    memset(&s, 0, sizeof(s));
+    s.max_body = 6; /* small chunks that add up past the limit */
+    const char many[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n";
+    assert_int_equal(parse_steps(many, sizeof(many) - 1, 1, &s, &p), HTTP_PARSE_ERROR);
+    assert_true(p.body_too_large);
+    http_parser_free(&p);
+}
+
+static void
+test_trailers_are_read_and_dropped(void **state)
+{
+    const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n0\r\nHost: evil\r\nContent-Length: 7\r\n\r\n";
+    for (size_t step = 0; step < 2; step++) {
+        struct seen s = {0};
+        struct http_parser p;
+        assert_int_not_equal(parse_steps(req, sizeof(req) - 1, step, &s, &p), HTTP_PARSE_ERROR);
+        assert_int_equal(s.completes, 1);
+        assert_int_equal(p.msg.nheaders, 2);
+        assert_int_equal(http_msg_count(&p.msg, "Host"), 1);
+        assert_null(http_msg_find(&p.msg, "Content-Length"));
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_field_count_and_request_line_are_bounded(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char four[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    http_parser_set_limits(&p, 3, 0);
+    assert_int_equal(feed(&p, four, sizeof(four) - 1, 0), HTTP_PARSE_ERROR);
+    assert_true(p.too_many_headers);
+    http_parser_free(&p);
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "GET /%0400d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    memset(&s, 0, sizeof(s));
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    http_parser_set_limits(&p, 100, 300);
+    assert_int_equal(feed(&p, req, (size_t)n, 7), HTTP_PARSE_ERROR);
+    assert_true(p.url_too_long);
+    http_parser_free(&p);
+    n = snprintf(req, sizeof(req), "GET /%0200d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    memset(&s, 0, sizeof(s));
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    http_parser_set_limits(&p, 100, 300);
+    assert_int_not_equal(feed(&p, req, (size_t)n, 0), HTTP_PARSE_ERROR);
+    assert_int_equal(s.completes, 1);
+    http_parser_free(&p);
+}
+
+static void
+test_whitespace_after_a_value_is_not_part_of_it(void **state)
+{
+    const char req[] = "GET / HTTP/1.1\r\nHost: a.test \t \r\nX-A:  b c\t\r\n\r\n";
+    struct seen s = {0};
+    struct http_parser p;
+    parse_steps(req, sizeof(req) - 1, 0, &s, &p);
+    const struct http_header *h = http_msg_find(&p.msg, "Host");
+    assert_int_equal(h->value.len, 6);
+    h = http_msg_find(&p.msg, "X-A");
+    assert_int_equal(h->value.len, 3);
+    assert_memory_equal(http_str_ptr(&p.msg, h->value), "b c", 3);
+    http_parser_free(&p);
+}
+
+static void
+test_an_upgrade_request_is_followed_by_http_again(void **state)
+{
+    const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                       "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (size_t step = 0; step < 2; step++) {
+        struct seen s = {0};
+        struct http_parser p;
+        assert_int_not_equal(parse_steps(req, sizeof(req) - 1, step, &s, &p), HTTP_PARSE_ERROR);
+        assert_int_equal(s.heads, 2);
+        assert_int_equal(s.completes, 2);
+        http_parser_free(&p);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipelined_requests_whole_and_byte_by_byte_give_the_same_result),
+        cmocka_unit_test(test_chunk_data_not_followed_by_crlf_is_refused),
+        cmocka_unit_test(test_obs_fold_is_refused_before_the_head_is_handed_over),
+        cmocka_unit_test(test_chunk_extensions_are_bounded),
+        cmocka_unit_test(test_a_chunk_past_the_body_limit_fails_before_its_data),
+        cmocka_unit_test(test_trailers_are_read_and_dropped),
+        cmocka_unit_test(test_field_count_and_request_line_are_bounded),
+        cmocka_unit_test(test_whitespace_after_a_value_is_not_part_of_it),
+        cmocka_unit_test(test_an_upgrade_request_is_followed_by_http_again),
         cmocka_unit_test(test_parser_pauses_after_each_message),
         cmocka_unit_test(test_header_section_over_the_limit_fails_with_head_too_large),
         cmocka_unit_test(test_big_body_does_not_count_against_the_next_head),
