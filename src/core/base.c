@@ -57,12 +57,6 @@ xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
-bool
-str_ieq(const char *s, size_t len, const char *lit)
-{
-    return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
-}
-
 int
 str_to_u64(const char *s, size_t len, uint64_t *out)
 {

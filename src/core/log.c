@@ -15,6 +15,12 @@ static enum config_log_level min_level = CONFIG_LOG_INFO;
 static enum config_log_format access_format = CONFIG_LOG_COMBINED;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int thread_id;
+static int log_pid; /* set by log_configure, before the workers start */
+/* This thread's "YYYY/MM/DD HH:MM:SS" and the second it shows: a burst of lines within one
+ * second formats the time once. */
+static __thread time_t stamp_second = -1;
+static __thread char stamp_text[24];
+static __thread size_t stamp_len;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -93,6 +99,7 @@ log_configure(const struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     pthread_mutex_lock(&log_lock);
+    log_pid = (int)getpid();
     install_fd(&error_fd, efd);
     install_fd(&access_fd, afd);
     free(error_path);
@@ -134,18 +141,30 @@ log_level_enabled(enum config_log_level level)
     return level >= min_level;
 }
 
+/* "YYYY/MM/DD HH:MM:SS [level] pid#thread: " into line; its length. */
+static size_t
+line_prefix(enum config_log_level level, char *line, size_t size)
+{
+    time_t now = time(NULL);
+    if (now != stamp_second) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        stamp_len = strftime(stamp_text, sizeof(stamp_text), "%Y/%m/%d %H:%M:%S", &tm);
+        stamp_second = now;
+    }
+    memcpy(line, stamp_text, stamp_len);
+    int n = snprintf(line + stamp_len, size - stamp_len, " [%s] %d#%d: ", level_names[level],
+                     log_pid ? log_pid : (int)getpid(), thread_id);
+    return stamp_len + (n > 0 ? (size_t)n : 0);
+}
+
 void
 log_msg(enum config_log_level level, const char *fmt, ...)
 {
     if (level < min_level)
         return;
     char line[2048];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    size_t n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, " [%s] %d#%d: ", level_names[level],
-                          (int)getpid(), thread_id);
+    size_t n = line_prefix(level, line, sizeof(line));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);

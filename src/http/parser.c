@@ -129,6 +129,7 @@ on_headers_complete(llhttp_t *ll)
     if (p->invalid != NULL)
         return HPE_USER;
     trim_values(m);
+    http_msg_mark_hop(m);
     ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
     m->method = ll->method;
     m->status = ll->status_code;
