@@ -57,6 +57,14 @@ xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
+void
+str_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memmove(dst, src, n); /* src may overlap dst (a field copied onto itself) */
+    dst[n] = '\0';
+}
+
 int
 str_to_u64(const char *s, size_t len, uint64_t *out)
 {

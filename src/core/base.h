@@ -40,6 +40,10 @@ str_ieq(const char *s, size_t len, const char *lit)
     return strncasecmp(s, lit, len) == 0;
 }
 
+/* Copy src into dst[size] (size > 0), cut to fit and always NUL-terminated: what
+ * snprintf(dst, size, "%s", src) does, without the formatting machinery. */
+void str_copy(char *dst, size_t size, const char *src);
+
 /* Parse an unsigned decimal integer covering all of s[0..len); -1 on anything else. */
 int str_to_u64(const char *s, size_t len, uint64_t *out);
 

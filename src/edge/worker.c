@@ -81,6 +81,7 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     w->stats = metrics_worker_stats(id);
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
+    upstream_config_bind(w);
     char err[256];
     w->resolver = dns_resolver_new(w->loop, &cfg->resolver, err, sizeof(err));
     if (w->resolver == NULL)
@@ -165,6 +166,7 @@ on_wake(struct loop *loop, void *arg)
         config_release(&w->cfg);
         w->cfg = cfg; /* the reference taken in worker_set_config */
         bind_zone_stats(w);
+        upstream_config_bind(w);
         upstream_pool_close_all(w); /* origins may have changed: no stale connections */
         char err[256];
         if (w->resolver != NULL &&
@@ -243,6 +245,7 @@ worker_free(struct worker *w)
     }
     dns_resolver_free(&w->resolver);
     loop_free(&w->loop); /* runs deferred frees */
+    upstream_worker_free(w);
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
     pthread_mutex_destroy(&w->lock);

@@ -11,6 +11,8 @@
 
 struct client;
 struct origin_conn;
+struct upstream;
+struct zone_health;
 struct dns_resolver;
 struct prober;
 
@@ -52,6 +54,10 @@ struct worker {
     void *collapse;                /* misses being fetched, with their waiters (collapse.c) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
+    struct upstream *upstream_free;   /* finished fetches kept for the next (upstream.c) */
+    size_t nupstream_free;
+    struct zone_health *zone_health;  /* by zone_index of cfg (upstream.c) */
+    size_t nzone_health;
 
     struct zone_stats **zone_stats; /* by zone_index of cfg */
     struct zone_stats *unknown_zone_stats;
