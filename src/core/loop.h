@@ -59,7 +59,14 @@ loop_timer_armed(const struct loop_timer *t)
 }
 
 void loop_defer_init(struct loop_defer *d, loop_defer_cb cb);
+/* cb runs at the end of this iteration (work queued while deferred work runs runs too).
+ * Queuing a queued d does nothing. */
 void loop_defer(struct loop *loop, struct loop_defer *d);
+/* cb runs at the end of the next iteration, after its poll (which then does not wait):
+ * for work that gives the other connections their turn first. */
+void loop_yield(struct loop *loop, struct loop_defer *d);
+/* d does not run (before its owner goes away). Harmless when not queued. */
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 /* Monotonic milliseconds, read once per iteration. */
 uint64_t loop_now(const struct loop *loop);

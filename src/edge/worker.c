@@ -109,7 +109,7 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
 static void
 maybe_stop(struct worker *w)
 {
-    if (w->draining && w->nclients == 0)
+    if (w->draining && w->nvisitors == 0)
         loop_stop(w->loop);
 }
 
@@ -118,7 +118,7 @@ on_drain_deadline(struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, drain_timer);
     log_warn("worker %d: shutdown timeout; closing %zu connections still open", w->id,
-             w->nclients);
+             w->nvisitors);
     client_close_all(w);
     maybe_stop(w);
 }
@@ -245,6 +245,7 @@ worker_free(struct worker *w)
     }
     dns_resolver_free(&w->resolver);
     loop_free(&w->loop); /* runs deferred frees */
+    client_worker_free(w);
     upstream_worker_free(w);
     config_release(&w->pending_cfg);
     config_release(&w->cfg);

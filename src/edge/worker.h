@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 struct client;
+struct visitor;
 struct origin_conn;
 struct upstream;
 struct zone_health;
@@ -46,8 +47,11 @@ struct worker {
     struct worker_listener *listeners;
     size_t nlisteners;
 
-    struct client *clients; /* all open visitor connections (doubly linked) */
-    size_t nclients;
+    struct visitor *visitors; /* all open visitor connections (doubly linked, client.c) */
+    size_t nvisitors;
+    struct client *client_free; /* request states kept for the next requests (client.c) */
+    size_t nclient_free;
+    char *read_buf;             /* what every visitor connection reads into (client.c) */
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct prober *prober;         /* worker 1 only: active health probes */

@@ -240,6 +240,28 @@ http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
 }
 
 void
+http_parser_reset(struct http_parser *p, size_t max_head)
+{
+    llhttp_init(&p->ll, (llhttp_type_t)p->ll.type, &settings);
+    http_msg_reset(&p->msg);
+    buf_reset(&p->raw);
+    p->msg.strings.cap = max_head;
+    p->raw.cap = 2 * max_head;
+    p->max_head = max_head;
+    p->max_fields = HTTP_MAX_HEADERS;
+    p->max_line = 0;
+    p->max_body = p->body_bytes = 0;
+    p->head_bytes = p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
+    p->input_end = NULL;
+    p->crlf_owed = 0;
+    p->invalid = NULL;
+    p->in_head = p->in_message = false;
+    p->head_too_large = p->url_too_long = p->too_many_headers = p->body_too_large = false;
+    p->headers_done = false;
+    p->last_cb = 0;
+}
+
+void
 http_parser_set_limits(struct http_parser *p, size_t max_fields, size_t max_line)
 {
     p->max_fields = MAX(1, MIN(max_fields, (size_t)HTTP_MAX_HEADERS));
