@@ -1,6 +1,8 @@
 /* log.c - error and access log files shared by all threads. */
 #include "core/log.h"
 
+#include "core/loop.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -197,4 +199,125 @@ log_access_write(const char *line, size_t len)
     if (fd >= 0 && write(fd, line, len) < 0) {
         /* a full disk must not stop the edge */
     }
+}
+
+/* ---------------------------------------------------------------- repeated lines */
+
+#define LOG_REPEAT_SLOTS 16
+#define LOG_REPEAT_KEY 192
+
+struct repeat_slot {
+    bool used;
+    char key[LOG_REPEAT_KEY];
+    char summary[LOG_REPEAT_SUMMARY];
+    uint64_t since; /* monotonic ms the window opened */
+    uint64_t count; /* lines counted, not written */
+};
+
+struct log_repeats {
+    struct loop *loop;
+    struct loop_timer timer;
+    enum config_log_level level;
+    uint64_t window_ms;
+    struct repeat_slot slots[LOG_REPEAT_SLOTS];
+};
+
+/* The window of s is over: the count, if any, in one line; the slot is free again. */
+static void
+repeat_close(struct log_repeats *r, struct repeat_slot *s, uint64_t now)
+{
+    if (s->count > 0)
+        log_msg(r->level, "%s: and %llu more like it in the last %.1f s (each one is counted "
+                "in the metrics and the access log)", s->summary,
+                (unsigned long long)s->count, (double)(now - s->since) / 1000.0);
+    s->used = false;
+}
+
+/* Close the windows that are over; the timer for the next one to end. */
+static void
+repeats_sweep(struct log_repeats *r)
+{
+    uint64_t now = loop_now(r->loop), next = UINT64_MAX;
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct repeat_slot *s = &r->slots[i];
+        if (s->used && now >= s->since + r->window_ms)
+            repeat_close(r, s, now);
+        else if (s->used)
+            next = MIN(next, s->since + r->window_ms);
+    }
+    if (next != UINT64_MAX)
+        loop_timer_set(r->loop, &r->timer, next - now);
+}
+
+static void
+on_repeats_timer(struct loop_timer *t)
+{
+    repeats_sweep(container_of(t, struct log_repeats, timer));
+}
+
+struct log_repeats *
+log_repeats_new(struct loop *loop, enum config_log_level level, uint64_t window_ms)
+{
+    struct log_repeats *r = xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->level = level;
+    r->window_ms = window_ms;
+    loop_timer_init(&r->timer, on_repeats_timer);
+    return r;
+}
+
+void
+log_repeats_free(struct log_repeats **rp)
+{
+    struct log_repeats *r = *rp;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++)
+        if (r->slots[i].used)
+            repeat_close(r, &r->slots[i], loop_now(r->loop));
+    loop_timer_stop(r->loop, &r->timer);
+    free(r);
+    *rp = NULL;
+}
+
+/* A free slot, or the one whose window opened first (its count written now). */
+static struct repeat_slot *
+repeat_slot_for(struct log_repeats *r, uint64_t now)
+{
+    struct repeat_slot *oldest = &r->slots[0];
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        if (!r->slots[i].used)
+            return &r->slots[i];
+        if (r->slots[i].since < oldest->since)
+            oldest = &r->slots[i];
+    }
+    repeat_close(r, oldest, now);
+    return oldest;
+}
+
+bool
+log_repeat_first(struct log_repeats *r, const char *key, char **summary)
+{
+    uint64_t now = loop_now(r->loop);
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct repeat_slot *s = &r->slots[i];
+        if (!s->used || strcmp(s->key, key) != 0)
+            continue;
+        if (now < s->since + r->window_ms) {
+            s->count++;
+            return false;
+        }
+        repeat_close(r, s, now); /* over, and its timer has not run yet */
+        break;
+    }
+    struct repeat_slot *s = repeat_slot_for(r, now);
+    s->used = true;
+    str_copy(s->key, sizeof(s->key), key);
+    s->summary[0] = '\0';
+    s->since = now;
+    s->count = 0;
+    if (!loop_timer_armed(&r->timer))
+        loop_timer_set(r->loop, &r->timer, r->window_ms);
+    *summary = s->summary;
+    return true;
 }

@@ -9,7 +9,7 @@
 #include "core/net.h"
 #include "edge/collapse.h"
 #include "edge/connlimit.h"
-#include "edge/errpage.h"
+#include "edge/errcache.h"
 #include "edge/refresh.h"
 #include "edge/story.h"
 #include "edge/upstream.h"
@@ -94,6 +94,9 @@ struct request {
     time_t request_time;
     char origin[64];    /* origin address that answered (or failed) */
     uint64_t origin_ms; /* time to the origin's response head */
+    bool zone_down;     /* every origin is known down: err holds the answer, given when
+                         * the request message ends (answer_zone_down) */
+    struct story_attempt down_attempt;
 };
 
 /* A visitor connection: all that an idle keep-alive connection holds (a few hundred bytes:
@@ -163,6 +166,7 @@ static void serve_cached(struct client *c, struct cache_obj *obj, const struct p
 static uint32_t keep_string(struct request *r, const char *s, size_t len);
 static void on_wait_timeout(struct loop_timer *t);
 static void on_next_request(struct loop_defer *d);
+static void answer_zone_down(struct client *c);
 static void on_flush_due(struct loop_defer *d);
 static const struct http_parser_ops request_ops;
 
@@ -824,37 +828,21 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .now = loop_wall(c->w->loop),
         .html_template = zone_error_page(r->zone, status),
     };
-    struct buf body, head;
-    buf_init(&body, 64 * 1024);
-    buf_init(&head, 64 * 1024);
-    const char *type = errpage_render(&page, accept ? http_str_ptr(&c->parser.msg, accept->value)
-                                                    : NULL,
-                                      accept ? accept->value.len : 0, &body);
     if (c->w->draining || status == 400 || status == 408 || status == 413 || status == 414 ||
         status == 431 || status == 501 || status == 505 || c->v->refused)
         c->close_after = true; /* what follows on the connection cannot be trusted */
-    buf_printf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-               "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
-               status, http_status_reason(status), type, buf_used(&body), page.request_id);
-    if (err != NULL) {
-        char ps[512];
-        proxy_error_header(err, cfg->edge_name, page.details, ps, sizeof(ps));
-        buf_printf(&head, "Proxy-Status: %s\r\n", ps);
-        if (page.retry_after > 0)
-            buf_printf(&head, "Retry-After: %d\r\n", page.retry_after);
-    }
-    buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+    struct errcache_response resp;
+    errcache_respond(c->w->errcache, &page,
+                     accept ? http_str_ptr(&c->parser.msg, accept->value) : NULL,
+                     accept ? accept->value.len : 0, c->close_after, cfg == c->w->cfg, &resp);
     r->status = status;
     r->response_started = true;
     r->response_done = true;
-    r->body_sent = r->head_method ? 0 : buf_used(&body);
+    r->body_sent = r->head_method ? 0 : resp.body_len;
     c->state = CLIENT_FORWARDING;
     count_response(c);
-    struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
-    int rc = send_iov(c, iov, 2);
-    buf_free(&head);
-    buf_free(&body);
-    if (rc == 0 && buf_used(&c->out) == 0)
+    struct iovec iov[2] = {{(void *)resp.head, resp.head_len}, {(void *)resp.body, r->body_sent}};
+    if (send_iov(c, iov, 2) == 0 && buf_used(&c->out) == 0)
         finish_request(c);
 }
 
@@ -972,8 +960,13 @@ keep_origin_host(struct client *c)
     const char *host = req_string(c, r->host_off);
     if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
         return; /* refused as an invalid host */
-    snprintf(text, sizeof(text), strchr(name, ':') ? "[%s]" : "%s", name);
-    r->origin_host_off = keep_string(r, text, strlen(text));
+    size_t n = strlen(name);
+    bool v6 = memchr(name, ':', n) != NULL;
+    text[0] = '[';
+    memcpy(text + v6, name, n);
+    if (v6)
+        text[++n] = ']';
+    r->origin_host_off = keep_string(r, text, n + v6);
 }
 
 /* Which zone serves this request; sets r->host_off. NULL means 421. */
@@ -1005,6 +998,23 @@ host_valid(const struct client *c)
 
 /* ---------------------------------------------------------------- the origin request */
 
+/* "Name: value\r\n", name given with its colon and space. */
+static void
+append_field(struct buf *head, const char *name, const char *value)
+{
+    buf_append_str(head, name);
+    buf_append_str(head, value);
+    buf_append(head, "\r\n", 2);
+}
+
+static void
+append_field_u64(struct buf *head, const char *name, uint64_t value)
+{
+    buf_append_str(head, name);
+    buf_append_u64(head, value);
+    buf_append(head, "\r\n", 2);
+}
+
 static void
 append_forwarded_for(struct client *c, struct buf *head)
 {
@@ -1017,7 +1027,8 @@ append_forwarded_for(struct client *c, struct buf *head)
         buf_append(head, http_str_ptr(m, h->value), h->value.len);
         buf_append_str(head, ", ");
     }
-    buf_printf(head, "%s\r\n", c->ip);
+    buf_append_str(head, c->ip);
+    buf_append(head, "\r\n", 2);
 }
 
 /* Fields an origin may act on although no cache key holds them (cache poisoning): not
@@ -1098,7 +1109,8 @@ build_origin_head(struct client *c, struct buf *head)
         url = plen ? path : "/";
         ulen = plen ? plen : 1;
     }
-    buf_printf(head, "%s %s", http_method_name(m->method), url[0] == '?' ? "/" : "");
+    buf_append_str(head, http_method_name(m->method));
+    buf_append_str(head, url[0] == '?' ? " /" : " ");
     buf_append(head, url, ulen);
     buf_append_str(head, " HTTP/1.1\r\n");
     for (size_t i = 0; i < m->nheaders; i++) {
@@ -1115,15 +1127,16 @@ build_origin_head(struct client *c, struct buf *head)
     if (m->chunked)
         buf_append_str(head, "Transfer-Encoding: chunked\r\n");
     else if (m->has_content_length)
-        buf_printf(head, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+        append_field_u64(head, "Content-Length: ", m->content_length);
     if (z->add_x_forwarded_for)
         append_forwarded_for(c, head);
     if (z->add_x_forwarded_proto)
         buf_append_str(head, "X-Forwarded-Proto: http\r\n");
     if (z->add_via)
-        buf_printf(head, "Via: 1.1 %s\r\n", c->req.cfg->edge_name);
+        append_field(head, "Via: 1.1 ", c->req.cfg->edge_name);
     add_validators(c, head);
-    buf_printf(head, "X-Request-Id: %s\r\n\r\n", req_string(c, c->req.rid_off));
+    append_field(head, "X-Request-Id: ", req_string(c, c->req.rid_off));
+    buf_append(head, "\r\n", 2);
 }
 
 static const struct upstream_ops upstream_ops;
@@ -1157,6 +1170,12 @@ start_fetch(struct client *c)
         .body_chunked = m->chunked,
         .host = origin_host_for(c),
     };
+    if (!ur.has_body && upstream_zone_down(c->w, &ur, &r->err, &r->down_attempt)) {
+        r->zone_down = true; /* no fetch: answered at once, or when the message ends */
+        if (!c->v->feeding)
+            answer_zone_down(c);
+        return;
+    }
     buf_reset(&c->origin_head);
     build_origin_head(c, &c->origin_head);
     r->up = upstream_start(c->w, &ur, &c->origin_head, &upstream_ops, c);
@@ -1645,7 +1664,7 @@ append_framing(struct client *c, const struct http_msg *resp, struct buf *head)
     bool no_body = r->head_method || resp->status == 204 || resp->status == 304 ||
                    (resp->status >= 100 && resp->status < 200);
     if (resp->has_content_length && !resp->chunked && resp->status != 204) {
-        buf_printf(head, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
+        append_field_u64(head, "Content-Length: ", resp->content_length);
     } else if (!no_body) {
         if (c->parser.msg.minor >= 1) {
             r->chunked = true;
@@ -1661,16 +1680,10 @@ static void
 append_edge_fields(struct client *c, const struct http_msg *resp, struct buf *head)
 {
     struct request *r = &c->req;
-    if (r->zone->add_via) {
-        buf_append_str(head, "Via: 1.1 ");
-        buf_append_str(head, r->cfg->edge_name);
-        buf_append(head, "\r\n", 2);
-    }
-    if (http_msg_find(resp, "X-Request-Id") == NULL) {
-        buf_append_str(head, "X-Request-Id: ");
-        buf_append_str(head, req_string(c, r->rid_off));
-        buf_append(head, "\r\n", 2);
-    }
+    if (r->zone->add_via)
+        append_field(head, "Via: 1.1 ", r->cfg->edge_name);
+    if (http_msg_find(resp, "X-Request-Id") == NULL)
+        append_field(head, "X-Request-Id: ", req_string(c, r->rid_off));
     if (c->close_after)
         buf_append_str(head, "Connection: close\r\n");
     else if (c->parser.msg.minor == 0)
@@ -1760,13 +1773,29 @@ on_origin_complete(void *owner)
         finish_request(c);
 }
 
+/* One error-log line per failure, but per zone, cause and origin address only the first
+ * of each second in full: the others are counted into one line at the second's end (they
+ * all are in the metrics, the access log and the stories). */
 static void
 log_origin_failure(struct client *c, const struct proxy_error *e)
 {
     const struct http_msg *m = &c->parser.msg;
+    const char *addr = e->addr[0] ? e->addr : "-";
+    char key[192], *summary;
+    size_t n = strnlen(c->req.zone->name, 100);
+    memcpy(key, c->req.zone->name, n); /* zone \n type \n address */
+    key[n++] = '\n';
+    key[n++] = (char)('A' + (int)e->type);
+    key[n++] = '\n';
+    str_copy(key + n, sizeof(key) - n, addr);
+    if (!log_repeat_first(c->w->origin_failures, key, &summary))
+        return;
+    snprintf(summary, LOG_REPEAT_SUMMARY, "origin %s failed: %s (%s) in phase %s, zone \"%s\"",
+             addr, e->detail, proxy_error_name(e->type), proxy_phase_name(e->phase),
+             c->req.zone->name);
     log_error("origin %s failed: %s (%s) in phase %s after %llu ms, while proxying \"%s %.*s\" "
               "for client %s, zone \"%s\", host \"%s\", request %s",
-              e->addr[0] ? e->addr : "-", e->detail, proxy_error_name(e->type),
+              addr, e->detail, proxy_error_name(e->type),
               proxy_phase_name(e->phase), (unsigned long long)e->elapsed_ms,
               http_method_name(m->method), (int)MIN(m->url.len, 512u), http_str_ptr(m, m->url),
               c->ip, c->req.zone->name, req_string(c, c->req.host_off),
@@ -1775,34 +1804,38 @@ log_origin_failure(struct client *c, const struct proxy_error *e)
 
 /* Keep what was tried for the owner's /requests/<id>. */
 static void
-record_story(struct client *c, const struct proxy_error *e, int status)
+record_story(struct client *c, const struct proxy_error *e, int status,
+             const struct story_attempt *tried, int n)
 {
     const struct http_msg *m = &c->parser.msg;
     struct request *r = &c->req;
     struct story st = {.time = loop_wall(c->w->loop), .status = status, .error = *e};
-    int n = 0;
-    const struct story_attempt *tried = upstream_attempts(r->up, &n);
-    snprintf(st.request_id, sizeof(st.request_id), "%s", req_string(c, r->rid_off));
-    snprintf(st.zone, sizeof(st.zone), "%s", r->zone->name);
-    snprintf(st.host, sizeof(st.host), "%s", req_string(c, r->host_off));
-    snprintf(st.method, sizeof(st.method), "%s", http_method_name(m->method));
-    snprintf(st.target, sizeof(st.target), "%.*s", (int)MIN(m->url.len, 255u),
-             http_str_ptr(m, m->url));
+    str_copy(st.request_id, sizeof(st.request_id), req_string(c, r->rid_off));
+    str_copy(st.zone, sizeof(st.zone), r->zone->name);
+    str_copy(st.host, sizeof(st.host), req_string(c, r->host_off));
+    str_copy(st.method, sizeof(st.method), http_method_name(m->method));
+    size_t tlen = MIN(m->url.len, sizeof(st.target) - 1);
+    memcpy(st.target, http_str_ptr(m, m->url), tlen);
+    st.target[tlen] = '\0';
     st.nattempts = MIN(n, STORY_MAX_ATTEMPTS);
     memcpy(st.attempts, tried, sizeof(*tried) * (size_t)st.nattempts);
-    story_record(&st);
+    story_record(&st, c->w->id);
 }
 
+/* The request failed at the origin (e), after the attempts tried: its story and log line,
+ * then a stale copy, the edge's error response, or (the head is gone already) the end of
+ * the connection. */
 static void
-on_origin_error(void *owner, const struct proxy_error *e)
+origin_failed(struct client *c, const struct proxy_error *e, const struct story_attempt *tried,
+              int ntried)
 {
-    struct client *c = owner;
     struct request *r = &c->req;
-    record_story(c, e, r->response_started ? r->status : proxy_error_status(e->type));
-    r->up = NULL; /* the upstream is gone after this callback */
+    record_story(c, e, r->response_started ? r->status : proxy_error_status(e->type), tried,
+                 ntried);
     r->failed = true;
-    r->err = *e;
-    snprintf(r->origin, sizeof(r->origin), "%s", e->addr);
+    if (e != &r->err)
+        r->err = *e;
+    str_copy(r->origin, sizeof(r->origin), e->addr);
     log_origin_failure(c, e);
     cache_fill_abort(&r->fill);
     collapse_stop(c);
@@ -1822,6 +1855,25 @@ on_origin_error(void *owner, const struct proxy_error *e)
     r->stats = NULL;
     access_log(c);
     client_close(c);
+}
+
+static void
+on_origin_error(void *owner, const struct proxy_error *e)
+{
+    struct client *c = owner;
+    int n = 0;
+    const struct story_attempt *tried = upstream_attempts(c->req.up, &n);
+    c->req.up = NULL; /* the upstream is gone after this callback */
+    origin_failed(c, e, tried, n);
+}
+
+/* Every origin of the zone is known down: the answer a fetch would have got, at once. */
+static void
+answer_zone_down(struct client *c)
+{
+    struct request *r = &c->req;
+    r->zone_down = false;
+    origin_failed(c, &r->err, &r->down_attempt, 1);
 }
 
 static void
@@ -1921,6 +1973,8 @@ answer_parsed(struct client *c)
         respond_rejected(c);
     else if (c->req.hit != NULL)
         serve_cached(c, c->req.hit, NULL, c->req.cache_status);
+    else if (c->req.zone_down)
+        answer_zone_down(c);
 }
 
 /* A request starts on v: its state, and the header timeout from its first byte (the first

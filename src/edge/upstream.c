@@ -260,7 +260,7 @@ conn_new(struct worker *w, int fd, const struct config_addr *addr, const struct 
     c->w = w;
     memcpy(&c->sa, &addr->sa, addr->salen);
     c->salen = addr->salen;
-    snprintf(c->addr, sizeof(c->addr), "%s", addr->text);
+    str_copy(c->addr, sizeof(c->addr), addr->text);
     loop_timer_init(&c->idle_timer, on_pool_idle_timeout);
     loop_defer_init(&c->free_defer, on_conn_free);
     http_parser_init(&c->parser, HTTP_RESPONSE, cfg->upstream_max_header_size, &resp_ops, c);
@@ -497,7 +497,7 @@ attempt_end(struct upstream *u, bool failed, enum proxy_phase phase, const char 
     struct story_attempt *a = &u->tried[u->nattempts - 1];
     a->result = failed ? u->err.type : PROXY_ERR_NONE;
     a->phase = failed ? u->err.phase : phase;
-    snprintf(a->detail, sizeof(a->detail), "%s", failed ? u->err.detail : detail);
+    str_copy(a->detail, sizeof(a->detail), failed ? u->err.detail : detail);
     a->took_ms = elapsed(u) - a->start_ms;
 }
 
@@ -515,7 +515,7 @@ tell_error(struct upstream *u)
     if (u->owner == NULL)
         return;
     if (u->origin != NULL && u->err.type != PROXY_ERR_DESTINATION_UNAVAILABLE)
-        snprintf(u->err.origin, sizeof(u->err.origin), "%s", u->origin->url);
+        str_copy(u->err.origin, sizeof(u->err.origin), u->origin->url);
     u->ops->on_error(u->owner, &u->err);
 }
 
@@ -668,7 +668,7 @@ static bool
 try_address(struct upstream *u, const struct config_origin *o, const struct config_addr *a)
 {
     char why[160];
-    snprintf(u->addr, sizeof(u->addr), "%s", a->text);
+    str_copy(u->addr, sizeof(u->addr), a->text);
     attempt_begin(u, a->text, PROXY_PHASE_CONNECT, elapsed(u));
     enum proxy_error_type refused =
         policy_check_addr(u->req.cfg, u->req.zone, (const struct sockaddr *)&a->sa, why,
@@ -717,7 +717,7 @@ take_answer(struct upstream *u, const struct config_origin *o, const struct dns_
     if (ans->status != DNS_OK && !ans->stale) {
         enum proxy_error_type type =
             ans->status == DNS_TIMEOUT ? PROXY_ERR_DNS_TIMEOUT : PROXY_ERR_DNS_ERROR;
-        snprintf(u->addr, sizeof(u->addr), "%s", o->hostport);
+        str_copy(u->addr, sizeof(u->addr), o->hostport);
         proxy_error_set(&u->err, type, PROXY_PHASE_RESOLVE, 0, u->addr, elapsed(u), "%s",
                         ans->detail);
         STAT_INC(u->req.stats->origin_errors[type]);

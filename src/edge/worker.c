@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "dns/resolver.h"
 #include "edge/client.h"
+#include "edge/errcache.h"
 #include "edge/prober.h"
 #include "edge/upstream.h"
 
@@ -82,6 +83,8 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
     upstream_config_bind(w);
+    w->errcache = errcache_new();
+    w->origin_failures = log_repeats_new(w->loop, CONFIG_LOG_ERROR, 1000);
     char err[256];
     w->resolver = dns_resolver_new(w->loop, &cfg->resolver, err, sizeof(err));
     if (w->resolver == NULL)
@@ -167,6 +170,7 @@ on_wake(struct loop *loop, void *arg)
         w->cfg = cfg; /* the reference taken in worker_set_config */
         bind_zone_stats(w);
         upstream_config_bind(w);
+        errcache_clear(w->errcache);
         upstream_pool_close_all(w); /* origins may have changed: no stale connections */
         char err[256];
         if (w->resolver != NULL &&
@@ -244,9 +248,11 @@ worker_free(struct worker *w)
         }
     }
     dns_resolver_free(&w->resolver);
+    log_repeats_free(&w->origin_failures); /* writes the counts still pending */
     loop_free(&w->loop); /* runs deferred frees */
     client_worker_free(w);
     upstream_worker_free(w);
+    errcache_free(&w->errcache);
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
     pthread_mutex_destroy(&w->lock);

@@ -14,6 +14,8 @@ struct visitor;
 struct origin_conn;
 struct upstream;
 struct zone_health;
+struct errcache;
+struct log_repeats;
 struct dns_resolver;
 struct prober;
 
@@ -61,6 +63,8 @@ struct worker {
     struct upstream *upstream_free;   /* finished fetches kept for the next (upstream.c) */
     size_t nupstream_free;
     struct zone_health *zone_health;  /* by zone_index of cfg (upstream.c) */
+    struct errcache *errcache;        /* error responses rendered for cfg (client.c) */
+    struct log_repeats *origin_failures; /* the error-log lines of origin failures */
     size_t nzone_health;
 
     struct zone_stats **zone_stats; /* by zone_index of cfg */
