@@ -277,6 +277,29 @@ test_hop_marks_agree_with_names_for_every_field(void **state)
     http_parser_free(&p);
 }
 
+/* A parser kept for the next visitor after a failed message starts clean: no error, no
+ * limit hit, no field of the last head. */
+static void
+test_reset_parser_parses_the_next_request_cleanly(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789012345678901234567890123"
+                       "4567890123456789\r\n\r\n";
+    const char good[] = "GET /next HTTP/1.1\r\nHost: b\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 48, &ops, &s);
+    assert_int_equal(feed(&p, bad, sizeof(bad) - 1, 0), HTTP_PARSE_ERROR);
+    assert_true(p.head_too_large);
+    http_parser_reset(&p, 4096);
+    assert_false(p.head_too_large);
+    assert_false(http_parser_in_message(&p));
+    assert_int_equal(feed(&p, good, sizeof(good) - 1, 0), HTTP_PARSE_PAUSED);
+    assert_int_equal(p.msg.nheaders, 1);
+    assert_memory_equal(http_str_ptr(&p.msg, p.msg.url), "/next", 5);
+    assert_non_null(http_msg_find(&p.msg, "Host"));
+    http_parser_free(&p);
+}
+
 static void
 test_list_token_matching_is_case_insensitive_and_exact(void **state)
 {
@@ -469,6 +492,7 @@ main(void)
         cmocka_unit_test(test_conflicting_content_length_and_chunked_is_refused),
         cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
         cmocka_unit_test(test_hop_marks_agree_with_names_for_every_field),
+        cmocka_unit_test(test_reset_parser_parses_the_next_request_cleanly),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
