@@ -505,7 +505,8 @@ keep_rest(struct client *c, const struct iovec *iov, int n, size_t done)
 {
     for (int i = 0; i < n; i++) {
         size_t skip = MIN(done, iov[i].iov_len);
-        buf_append(&c->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+        if (skip < iov[i].iov_len)
+            buf_append(&c->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
         done -= skip;
     }
 }
@@ -689,30 +690,46 @@ access_log_fields(struct client *c, struct buf *line, bool json)
                zone, rt, (double)ot / 1000.0, origin, req_string(c, c->req.rid_off), err, cache);
 }
 
+/* The access log's time for this second, formatted once per second per thread. */
+static const char *
+access_stamp(double wall, bool json)
+{
+    static __thread time_t second = -1;
+    static __thread bool second_json;
+    static __thread char stamp[64];
+    time_t now = (time_t)wall;
+    if (now != second || json != second_json) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), json ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z",
+                 &tm);
+        second = now;
+        second_json = json;
+    }
+    return stamp;
+}
+
 static void
 access_log(struct client *c)
 {
     if (!log_access_enabled())
         return;
-    char stamp[64];
-    time_t now = (time_t)loop_wall(c->w->loop);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    struct buf line;
-    buf_init(&line, 64 * 1024);
-    if (log_access_format() == CONFIG_LOG_JSON) {
-        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", &tm);
-        buf_printf(&line, "{\"time\":\"%s\",\"client\":\"%s\",", stamp, c->ip);
-        access_log_fields(c, &line, true);
+    struct buf *line = &c->w->access_line; /* the worker's, its memory kept */
+    bool json = log_access_format() == CONFIG_LOG_JSON;
+    const char *stamp = access_stamp(loop_wall(c->w->loop), json);
+    buf_reset(line);
+    if (json) {
+        buf_printf(line, "{\"time\":\"%s\",\"client\":\"%s\",", stamp, c->ip);
+        access_log_fields(c, line, true);
     } else {
-        strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S %z", &tm);
-        buf_printf(&line, "%s - - [%s] ", c->ip, stamp);
-        access_log_fields(c, &line, false);
+        buf_printf(line, "%s - - [%s] ", c->ip, stamp);
+        access_log_fields(c, line, false);
     }
-    if (buf_used(&line) > 0 && line.data[line.len - 1] != '\n')
-        buf_append(&line, "\n", 1); /* cut at the cap: still one line */
-    log_access_write(buf_head(&line), buf_used(&line));
-    buf_free(&line);
+    if (buf_used(line) > 0 && line->data[line->len - 1] != '\n')
+        buf_append(line, "\n", 1); /* cut at the cap: still one line */
+    log_access_write(buf_head(line), buf_used(line));
+    if (line->size > CLIENT_KEEP_BUF)
+        buf_free(line); /* a rare long line: not kept */
 }
 
 /* ---------------------------------------------------------------- request completion */
@@ -2220,8 +2237,10 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
 {
     struct visitor *v = xcalloc(1, sizeof(*v));
     const struct config *cfg = w->cfg;
-    if (w->read_buf == NULL)
+    if (w->read_buf == NULL) {
         w->read_buf = xmalloc(CLIENT_READ_SIZE);
+        buf_init(&w->access_line, 64 * 1024);
+    }
     v->w = w;
     memcpy(&v->peer, peer, MIN((size_t)peerlen, sizeof(v->peer)));
     /* A response head can go out ahead of its body (the body is not there yet): without
@@ -2283,4 +2302,5 @@ client_worker_free(struct worker *w)
     w->nclient_free = 0;
     free(w->read_buf);
     w->read_buf = NULL;
+    buf_free(&w->access_line);
 }

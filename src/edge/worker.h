@@ -54,6 +54,7 @@ struct worker {
     struct client *client_free; /* request states kept for the next requests (client.c) */
     size_t nclient_free;
     char *read_buf;             /* what every visitor connection reads into (client.c) */
+    struct buf access_line;     /* the access-log line being written (client.c) */
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct prober *prober;         /* worker 1 only: active health probes */
