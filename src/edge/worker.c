@@ -7,6 +7,7 @@
 #include "dns/resolver.h"
 #include "edge/client.h"
 #include "edge/prober.h"
+#include "edge/refresh.h"
 #include "edge/upstream.h"
 
 #include <sys/random.h>
@@ -78,6 +79,10 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     pthread_mutex_init(&w->lock, NULL);
     loop_timer_init(&w->accept_timer, on_accept_pause_end);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
+    cache_notifier_init(&w->notifier, w->loop);
+    buf_init(&w->cache_key, 1 << 20);
+    buf_init(&w->cache_scratch, 1 << 20);
+    buf_init(&w->log_line, 64 * 1024);
     w->stats = metrics_worker_stats(id);
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
@@ -177,6 +182,7 @@ on_wake(struct loop *loop, void *arg)
     }
     if (drain)
         start_drain(w);
+    cache_notifier_run(&w->notifier);
 }
 
 void
@@ -211,6 +217,7 @@ worker_main(void *arg)
         w->prober = prober_new(w);
     loop_run(w->loop);
     prober_free(&w->prober);
+    refresh_abort_all(w);
     upstream_pool_close_all(w);
     return NULL;
 }
@@ -234,6 +241,7 @@ void
 worker_free(struct worker *w)
 {
     prober_free(&w->prober);
+    refresh_abort_all(w);
     upstream_pool_close_all(w);
     for (size_t i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i].io.fd >= 0) {
@@ -246,6 +254,10 @@ worker_free(struct worker *w)
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
     pthread_mutex_destroy(&w->lock);
+    cache_notifier_destroy(&w->notifier);
+    buf_free(&w->cache_key);
+    buf_free(&w->cache_scratch);
+    buf_free(&w->log_line);
     free(w->listeners);
     free(w->zone_stats);
     free(w);
