@@ -1307,6 +1307,7 @@ static const struct field cache_fields[] = {
     {"eviction", field_eviction, 0, NULL},
     {"max_object", field_size, CFG_FIELD(cache_max_object), NULL},
     {"heuristic_cap", field_duration, CFG_FIELD(cache_heuristic_cap), NULL},
+    {"lock_timeout", field_duration, CFG_FIELD(cache_lock_timeout), NULL},
 };
 static const struct field_table cache_table = {"in cache", cache_fields,
                                                ARRAY_SIZE(cache_fields)};
@@ -1359,6 +1360,7 @@ config_new_defaults(void)
     cfg->cache_memory = 256 * MIB;
     cfg->cache_max_object = 64 * MIB;
     cfg->cache_heuristic_cap = 86400000;
+    cfg->cache_lock_timeout = 5000;
     cfg->resolver.min_ttl = 5000;
     cfg->resolver.max_ttl = 3600000;
     cfg->resolver.serve_stale = 3600000;

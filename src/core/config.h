@@ -146,6 +146,8 @@ struct config {
     uint64_t cache_max_object;    /* bytes, default 64 MiB: larger responses stream uncached */
     uint64_t cache_heuristic_cap; /* ms, default 1 day: cap of heuristic freshness; 0 = off */
     enum config_eviction cache_eviction; /* default s3fifo */
+    uint64_t cache_lock_timeout;  /* ms, default 5000: longest wait for another visitor's fetch
+                                   * of the same object; 0 = never wait */
 
     struct config_zone *zones;
     size_t nzones;

@@ -25,7 +25,6 @@
 #define CLIENT_OUT_LOW (64 * 1024)
 #define CLIENT_LINGER_MS 5000        /* read and discard after our last response */
 #define CLIENT_MAX_REQUEST_ID 200
-#define CLIENT_COLLAPSE_WAIT_MS 5000 /* a slow leader cannot hold its followers longer */
 
 /* The connection's states; names appear in debug logs. */
 enum client_state {
@@ -994,9 +993,10 @@ cache_wait(struct client *c)
 {
     struct cached_visit *v = &c->req.cache;
     struct cache_obj *o = v->busy;
-    if (cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_PENDING, 0)) {
+    uint64_t lock_timeout = c->req.cfg->cache_lock_timeout;
+    if (lock_timeout > 0 && cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_PENDING, 0)) {
         if (!loop_timer_armed(&c->wait_timer))
-            loop_timer_set(c->w->loop, &c->wait_timer, CLIENT_COLLAPSE_WAIT_MS);
+            loop_timer_set(c->w->loop, &c->wait_timer, lock_timeout); /* cache.lock_timeout */
         return;
     }
     v->waiting = false;
@@ -1044,8 +1044,10 @@ on_wait_timeout(struct loop_timer *t)
 {
     struct client *c = container_of(t, struct client, wait_timer);
     struct cached_visit *v = &c->req.cache;
-    log_info("client %s: waited %d ms for another visitor's fetch of the same object; "
-             "fetching", c->ip, CLIENT_COLLAPSE_WAIT_MS);
+    log_info("client %s: waited %llu ms (cache.lock_timeout) for another visitor's fetch of "
+             "the same object; fetching on its own (request %s)", c->ip,
+             (unsigned long long)c->req.cfg->cache_lock_timeout,
+             req_string(c, c->req.rid_off));
     cache_obj_unsubscribe(v->busy, &v->waiter);
     fetch_on_own(c);
 }

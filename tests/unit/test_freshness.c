@@ -109,6 +109,16 @@ test_what_a_shared_cache_may_store(void **state)
     assert_true(storable(GET, "HTTP/1.1 404 Not Found\r\nLast-Modified: " "Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_false(storable(GET, "HTTP/1.1 503 Busy\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_true(storable(GET, "HTTP/1.1 503 Busy\r\nCache-Control: max-age=5\r\n\r\n"));
+    /* negative caching: 404/410 per their headers; a 5xx never on public alone */
+    assert_true(storable(GET, "HTTP/1.1 410 Gone\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 404 Not Found\r\nExpires: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                              "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 404 Not Found\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 500 Oops\r\nCache-Control: public\r\n"
+                               "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 502 Bad\r\nCache-Control: public, s-maxage=5\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 403 Forbidden\r\nCache-Control: public\r\n"
+                              "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_false(storable(GET, "HTTP/1.1 200 OK\r\n\r\n")); /* nothing to go on */
 }
 
