@@ -76,7 +76,8 @@ cached_key(struct worker *w, const struct config_zone *z, const struct http_msg 
         return false;
     struct buf *key = &w->cache_key;
     buf_reset(key);
-    return buf_printf(key, "%s\n%s\n", z->name, name) == 0 &&
+    return buf_append_str(key, z->name) == 0 && buf_append(key, "\n", 1) == 0 &&
+           buf_append_str(key, name) == 0 && buf_append(key, "\n", 1) == 0 &&
            cache_key_target(key, target, tlen, z->cache_key_query) == 0;
 }
 
@@ -330,22 +331,64 @@ ttl_of(const struct cache_obj *o, time_t now)
     return cache_obj_lifetime(o) - cache_obj_age(o, now);
 }
 
-/* Cache-Status (RFC 9211) for this answer. */
-static int
-cache_status(char *out, size_t len, const struct cached_reply *r, const struct cache_obj *o)
+/* Per-request fields are formatted by hand: printf's format parsing would be most of the
+ * cost of a hit. Writes stop at the end of the buffer (which is sized for the longest). */
+struct out {
+    char *p, *end;
+};
+
+static void
+put(struct out *o, const char *s, size_t n)
 {
-    long long ttl = (long long)ttl_of(o, r->now);
-    const char *l = r->label, *e = r->edge_name;
-    if (strcmp(l, "MISS") == 0 || strcmp(l, "EXPIRED") == 0)
-        return snprintf(out, len, "%s; fwd=%s; fwd-status=%d; stored", e,
-                        l[0] == 'M' ? "uri-miss" : "stale", r->fwd_status);
-    if (strcmp(l, "REVALIDATED") == 0)
-        return snprintf(out, len, "%s; fwd=stale; fwd-status=304; ttl=%lld; stored", e, ttl);
-    return snprintf(out, len, "%s; hit; ttl=%lld%s", e, ttl,
-                    strcmp(l, "STALE") == 0      ? "; detail=stale-if-error"
-                    : strcmp(l, "UPDATING") == 0 ? "; detail=stale-while-revalidate"
-                    : r->collapsed               ? "; collapsed"
-                                                 : "");
+    n = MIN(n, (size_t)(o->end - o->p));
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+static void
+put_str(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void
+put_u64(struct out *o, uint64_t v)
+{
+    char digits[20];
+    size_t i = sizeof(digits);
+    do
+        digits[--i] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    put(o, digits + i, sizeof(digits) - i);
+}
+
+static void
+put_i64(struct out *o, int64_t v)
+{
+    if (v < 0)
+        put(o, "-", 1);
+    put_u64(o, v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v);
+}
+
+/* Cache-Status (RFC 9211) for this answer. */
+static void
+put_cache_status(struct out *o, const struct cached_reply *r, const struct cache_obj *obj)
+{
+    const char *l = r->label;
+    put_str(o, r->edge_name);
+    if (strcmp(l, "MISS") == 0 || strcmp(l, "EXPIRED") == 0) {
+        put_str(o, l[0] == 'M' ? "; fwd=uri-miss; fwd-status=" : "; fwd=stale; fwd-status=");
+        put_u64(o, (uint64_t)r->fwd_status);
+        put_str(o, "; stored");
+        return;
+    }
+    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; fwd=stale; fwd-status=304; ttl=" : "; hit; ttl=");
+    put_i64(o, ttl_of(obj, r->now));
+    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; stored"
+               : strcmp(l, "STALE") == 0      ? "; detail=stale-if-error"
+               : strcmp(l, "UPDATING") == 0   ? "; detail=stale-while-revalidate"
+               : r->collapsed                 ? "; collapsed"
+                                              : "");
 }
 
 struct answer {
@@ -379,36 +422,62 @@ plan(struct answer *a, const struct cache_obj *o, const struct cached_reply *r)
     return 0;
 }
 
-/* The per-request fields, after the stored ones. */
+static void
+put_framing(struct out *o, const struct answer *a, const struct cached_send *s)
+{
+    if (a->status == 206 && a->nranges == 1) {
+        put_str(o, "Content-Range: bytes ");
+        put_u64(o, a->range[0].first);
+        put(o, "-", 1);
+        put_u64(o, a->range[0].last);
+        put(o, "/", 1);
+        put_u64(o, a->total);
+        put(o, "\r\n", 2);
+    } else if (a->status == 416) {
+        put_str(o, "Content-Range: bytes */");
+        put_u64(o, a->total);
+        put(o, "\r\n", 2);
+    }
+    if (s->parts != NULL) {
+        put_str(o, "Content-Type: multipart/byteranges; boundary=");
+        put_str(o, s->parts->boundary);
+        put(o, "\r\n", 2);
+    }
+    if (a->known && a->status != 204 && a->status != 304) {
+        put_str(o, "Content-Length: ");
+        put_u64(o, a->length);
+        put(o, "\r\n", 2);
+    } else if (a->chunked) {
+        put_str(o, "Transfer-Encoding: chunked\r\n");
+    }
+}
+
+/* The per-request fields, after the stored ones; returns their length. */
 static size_t
 request_fields(char *buf, size_t len, const struct answer *a, const struct cached_send *s,
-               const struct cache_obj *o, const struct cached_reply *r)
+               const struct cache_obj *obj, const struct cached_reply *r)
 {
-    size_t n = 0;
-#define ADD(...) n += (size_t)snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__)
-    if (a->status == 206 && a->nranges == 1)
-        ADD("Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)a->range[0].first,
-            (unsigned long long)a->range[0].last, (unsigned long long)a->total);
-    else if (a->status == 416)
-        ADD("Content-Range: bytes */%llu\r\n", (unsigned long long)a->total);
-    if (s->parts != NULL)
-        ADD("Content-Type: multipart/byteranges; boundary=%s\r\n", s->parts->boundary);
-    if (a->known && a->status != 204 && a->status != 304)
-        ADD("Content-Length: %llu\r\n", (unsigned long long)a->length);
-    else if (a->chunked)
-        ADD("Transfer-Encoding: chunked\r\n");
-    ADD("Age: %lld\r\nCache-Status: ", (long long)cache_obj_age(o, r->now));
-    n += (size_t)cache_status(buf + n, n < len ? len - n : 0, r, o);
-    ADD("\r\nX-Cache: %s\r\n", r->label);
-    if (r->proxy_status != NULL)
-        ADD("Proxy-Status: %s\r\n", r->proxy_status);
-    if (r->via)
-        ADD("Via: 1.1 %s\r\n", r->edge_name);
-    ADD("X-Request-Id: %s\r\n", r->request_id);
-    ADD("%s", a->close ? "Connection: close\r\n\r\n"
-              : r->req->minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
-#undef ADD
-    return MIN(n, len);
+    struct out o = {buf, buf + len};
+    put_framing(&o, a, s);
+    put_str(&o, "Age: ");
+    put_i64(&o, cache_obj_age(obj, r->now));
+    put_str(&o, "\r\nCache-Status: ");
+    put_cache_status(&o, r, obj);
+    put_str(&o, "\r\nX-Cache: ");
+    put_str(&o, r->label);
+    if (r->proxy_status != NULL) {
+        put_str(&o, "\r\nProxy-Status: ");
+        put_str(&o, r->proxy_status);
+    }
+    if (r->via) {
+        put_str(&o, "\r\nVia: 1.1 ");
+        put_str(&o, r->edge_name);
+    }
+    put_str(&o, "\r\nX-Request-Id: ");
+    put_str(&o, r->request_id);
+    put_str(&o, a->close ? "\r\nConnection: close\r\n\r\n"
+                : r->req->minor == 0 ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\n\r\n");
+    return (size_t)(o.p - buf);
 }
 
 /* Where the body comes from: the object, from where to where, framed how. */

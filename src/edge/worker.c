@@ -272,6 +272,9 @@ worker_request_id(struct worker *w, char out[33])
         w->rng[0] = y;
         x ^= x << 23;
         w->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
-        snprintf(out + half * 16, 17, "%016llx", (unsigned long long)(w->rng[1] + y));
+        uint64_t v = w->rng[1] + y;
+        for (int i = 15; i >= 0; i--, v >>= 4) /* no printf: this runs for every request */
+            out[half * 16 + i] = "0123456789abcdef"[v & 15];
     }
+    out[32] = '\0';
 }
