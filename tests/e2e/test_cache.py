@@ -173,8 +173,10 @@ def test_stale_copy_when_the_origin_name_stops_resolving(verge, scripted_origin,
     resp = v.get("/d")
     assert resp.status == 200 and resp.body == b"cached body\n"
     assert resp.headers.get("x-cache") == "STALE"
+    assert resp.headers.get("cache-status").endswith("; detail=stale-if-error")
     assert resp.headers.get("proxy-status").startswith("testedge; error=dns_error")
     assert "rcode=NXDOMAIN" in resp.headers.get("proxy-status")
+    assert v.metrics().value("verge_origin_errors_total", zone="z1", error="dns_error") >= 1
 
 
 def test_visitor_conditional_request_gets_304_from_the_cache(verge, scripted_origin):

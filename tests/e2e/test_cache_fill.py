@@ -263,3 +263,23 @@ def test_one_slow_fetch_holds_others_only_for_the_lock_timeout(verge, scripted_o
         t.join(timeout=20)
     assert [r.status for r in results] == [200, 200]
     assert all(r.body == BIG for r in results)
+
+
+def test_a_stalled_reader_does_not_slow_the_fetching_visitor(verge, scripted_origin):
+    gate = threading.Event()
+    big = bytes(range(256)) * 16384  # 4 MiB: far more than a stalled socket takes
+    origin = gated_origin(scripted_origin, gate, body=big, first=1000)
+    v = verge([zone("z1", [origin.url], cache=True)], workers=2)
+    first, _, f1 = start_request(v, "/wide")
+    stalled = Client(v.port, rcvbuf=4096)  # reads nothing until the end
+    stalled.send(build_request("GET", "/wide"))
+    wait_until(lambda: v.metrics().value("verge_connections_active") >= 2,
+               what="the stalled visitor connected")
+    gate.set()
+    resp = rest_of_body(first, f1)
+    assert resp.complete and resp.body == big  # while the other has read almost nothing
+    first.close()
+    late = stalled.read_response()
+    assert late.status == 200 and late.body == big
+    stalled.close()
+    assert len(origin.requests) == 1
