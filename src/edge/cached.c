@@ -751,6 +751,56 @@ cached_fill_params(const struct config *cfg, const struct config_zone *z, time_t
     };
 }
 
+enum cached_head
+cached_take_head(struct cache_obj *o, const struct cached_origin_head *h)
+{
+    char why[64];
+    struct cache_fill_params p;
+    cached_fill_params(h->cfg, h->zone, h->request_time, h->now, &p);
+    if (h->revalidating && h->stale != NULL && h->resp->status == 304) {
+        cache_fill_revalidated(o, h->stale, h->resp, &p);
+        return CACHED_HEAD_REVALIDATED;
+    }
+    if (cache_fill_head(o, h->req, h->resp, &p, h->scratch, why, sizeof(why)))
+        return CACHED_HEAD_STORED;
+    cache_obj_fail(o, CACHE_FAIL_NOT_STORED, NULL, 0);
+    return CACHED_HEAD_NOT_STORED;
+}
+
+bool
+cached_stale_for_5xx(const struct cached_visit *v, int status, time_t now)
+{
+    return v->stale != NULL && status >= 500 && status <= 504 && status != 501 &&
+           cached_stale_allowed(v->stale, now);
+}
+
+const struct proxy_error *
+cached_wait_error(const struct cache_obj *o)
+{
+    return o->fail == CACHE_FAIL_ERROR && o->fail_info_len == sizeof(struct proxy_error)
+               ? o->fail_info
+               : NULL;
+}
+
+enum cached_wake
+cached_wait_next(struct cached_visit *v, struct worker *w, const struct http_msg *req,
+                 uint64_t lock_timeout, time_t now)
+{
+    struct cache_obj *o = v->busy;
+    if (lock_timeout > 0 && cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_PENDING, 0))
+        return CACHED_WAKE_WAIT;
+    v->waiting = false;
+    enum cache_obj_state st = cache_obj_state(o);
+    bool stale_ok = v->stale != NULL && cached_stale_allowed(v->stale, now);
+    if (st == CACHE_OBJ_FILLING || st == CACHE_OBJ_COMPLETE)
+        return cached_fill_answers(o, w, req) ? CACHED_WAKE_READ : CACHED_WAKE_FETCH;
+    if (st == CACHE_OBJ_PENDING || (o->fail == CACHE_FAIL_5XX && !stale_ok))
+        return CACHED_WAKE_FETCH; /* the lock timeout is 0, or the 5xx is not covered */
+    if (o->fail == CACHE_FAIL_5XX || (stale_ok && cached_wait_error(o) != NULL))
+        return CACHED_WAKE_STALE;
+    return cached_wait_error(o) != NULL ? CACHED_WAKE_ERROR : CACHED_WAKE_FETCH;
+}
+
 /* ---------------------------------------------------------------- passed responses */
 
 void

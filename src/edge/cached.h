@@ -139,6 +139,43 @@ void cached_send_clear(struct cached_send *s);
 void cached_fill_params(const struct config *cfg, const struct config_zone *z,
                         time_t request_time, time_t now, struct cache_fill_params *p);
 
+/* An origin's response head, for a fetch that may fill an object. */
+struct cached_origin_head {
+    const struct config *cfg;
+    const struct config_zone *zone;
+    const struct http_msg *req, *resp;
+    struct cache_obj *stale; /* the expired copy whose validators went, or NULL */
+    bool revalidating;       /* they went */
+    time_t request_time, now;
+    struct buf *scratch;
+};
+
+enum cached_head {
+    CACHED_HEAD_STORED,      /* o has the response's head; its body follows */
+    CACHED_HEAD_REVALIDATED, /* o is the stale copy refreshed by a 304, complete */
+    CACHED_HEAD_NOT_STORED,  /* o failed (its waiters fetch on their own) */
+};
+
+/* What the head does to o, the fill of the fetch (the entry it leads, or its own). */
+enum cached_head cached_take_head(struct cache_obj *o, const struct cached_origin_head *h);
+
+/* The origin answered status: may the stale copy be served instead (RFC 5861 lets
+ * stale-if-error cover 500, 502, 503 and 504)? */
+bool cached_stale_for_5xx(const struct cached_visit *v, int status, time_t now);
+
+/* What a visitor waiting for busy does next. */
+enum cached_wake {
+    CACHED_WAKE_WAIT,  /* no head yet: subscribed again (arm the lock timeout) */
+    CACHED_WAKE_READ,  /* answer from busy, whose head is here */
+    CACHED_WAKE_STALE, /* answer the stale copy (cached_wait_error: the failure, or NULL) */
+    CACHED_WAKE_ERROR, /* answer the origin's error (cached_wait_error) */
+    CACHED_WAKE_FETCH, /* fetch on its own */
+};
+enum cached_wake cached_wait_next(struct cached_visit *v, struct worker *w,
+                                  const struct http_msg *req, uint64_t lock_timeout, time_t now);
+/* The origin's error a failed fill left for its waiters, or NULL. */
+const struct proxy_error *cached_wait_error(const struct cache_obj *o);
+
 /* Cache-Status and X-Cache for a response passed from the origin (not from an object). */
 void cached_pass_fields(const struct cached_visit *v, const char *edge_name, int status,
                         struct buf *head);

@@ -962,56 +962,47 @@ serve_stale(struct client *c, const struct proxy_error *e)
     cache_answer(c, c->req.cache.stale, "STALE", e);
 }
 
-/* The fill this visitor waited for failed before a head: the same error (or a stale copy)
- * when the origin failed, a fetch of its own otherwise. true when answered. */
-static bool
-cache_wait_failed(struct client *c, const struct cache_obj *o)
+/* The fill it waited for failed before a head: the origin's error is this visitor's too. */
+static const struct proxy_error *
+take_wait_error(struct client *c)
 {
     struct request *r = &c->req;
-    struct cache_obj *stale = r->cache.stale;
-    bool stale_ok = stale != NULL && cached_stale_allowed(stale, (time_t)loop_wall(c->w->loop));
-    if (o->fail == CACHE_FAIL_5XX && stale_ok) {
-        serve_stale(c, NULL);
-        return true;
+    const struct proxy_error *e = cached_wait_error(r->cache.busy);
+    if (e != NULL) {
+        r->err = *e;
+        r->failed = true;
+        snprintf(r->origin, sizeof(r->origin), "%s", r->err.addr);
     }
-    if (o->fail != CACHE_FAIL_ERROR || o->fail_info_len != sizeof(r->err))
-        return false;
-    memcpy(&r->err, o->fail_info, sizeof(r->err));
-    r->failed = true;
-    snprintf(r->origin, sizeof(r->origin), "%s", r->err.addr);
-    if (stale_ok)
-        serve_stale(c, &r->err);
-    else
-        respond_error(c, proxy_error_status(r->err.type), ORIGIN_FAILED_MESSAGE, &r->err);
-    return true;
+    return e ? &r->err : NULL;
 }
 
-/* Waiting for another visitor's fill: wait on (bounded by the lock timeout), or act on its
- * head or failure. */
+/* Waiting for another visitor's fill: wait on (bounded by cache.lock_timeout), or act on
+ * its head or failure. */
 static void
 cache_wait(struct client *c)
 {
-    struct cached_visit *v = &c->req.cache;
-    struct cache_obj *o = v->busy;
-    uint64_t lock_timeout = c->req.cfg->cache_lock_timeout;
-    if (lock_timeout > 0 && cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_PENDING, 0)) {
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    time_t now = (time_t)loop_wall(c->w->loop);
+    enum cached_wake next = cached_wait_next(v, c->w, &c->parser.msg, r->cfg->cache_lock_timeout,
+                                             now);
+    if (next == CACHED_WAKE_WAIT) {
         if (!loop_timer_armed(&c->wait_timer))
-            loop_timer_set(c->w->loop, &c->wait_timer, lock_timeout); /* cache.lock_timeout */
+            loop_timer_set(c->w->loop, &c->wait_timer, r->cfg->cache_lock_timeout);
         return;
     }
-    v->waiting = false;
     loop_timer_stop(c->w->loop, &c->wait_timer);
-    enum cache_obj_state st = cache_obj_state(o);
-    if (st == CACHE_OBJ_FILLING || st == CACHE_OBJ_COMPLETE) {
-        if (cached_fill_answers(o, c->w, &c->parser.msg)) {
-            v->collapsed = true;
-            cache_answer(c, o, "HIT", NULL);
-            return;
-        }
-    } else if (cache_wait_failed(c, o)) {
-        return;
+    if (next == CACHED_WAKE_READ) {
+        v->collapsed = true;
+        cache_answer(c, v->busy, "HIT", NULL);
+    } else if (next == CACHED_WAKE_STALE) {
+        serve_stale(c, take_wait_error(c));
+    } else if (next == CACHED_WAKE_ERROR) {
+        respond_error(c, proxy_error_status(take_wait_error(c)->type), ORIGIN_FAILED_MESSAGE,
+                      &r->err);
+    } else {
+        fetch_on_own(c);
     }
-    fetch_on_own(c);
 }
 
 /* An object this visitor waits on moved: its head came, bytes arrived, or it ended. */
@@ -1122,23 +1113,20 @@ cache_take_head(struct client *c, const struct http_msg *resp)
 {
     struct request *r = &c->req;
     struct cached_visit *v = &r->cache;
-    char why[64];
-    struct cache_fill_params p;
     if (!v->eligible || c->parser.msg.method != HTTP_GET)
         return false;
     struct cache_obj *o = v->busy ? cache_obj_acquire(v->busy) : anonymous_fill(c);
     if (o == NULL)
         return false;
-    cached_fill_params(r->cfg, r->zone, v->request_time, (time_t)loop_wall(c->w->loop), &p);
-    if (v->revalidating && resp->status == 304) {
-        cache_fill_revalidated(o, v->stale, resp, &p);
-        v->revalidated = true;
-    } else if (!cache_fill_head(o, &c->parser.msg, resp, &p, &c->w->cache_scratch, why,
-                                sizeof(why))) {
-        cache_obj_fail(o, CACHE_FAIL_NOT_STORED, NULL, 0); /* its waiters fetch on their own */
-        cache_obj_release(&o);
+    struct cached_origin_head h = {r->cfg, r->zone, &c->parser.msg, resp, v->stale,
+                                   v->revalidating, v->request_time,
+                                   (time_t)loop_wall(c->w->loop), &c->w->cache_scratch};
+    enum cached_head use = cached_take_head(o, &h);
+    if (use == CACHED_HEAD_NOT_STORED) {
+        cache_obj_release(&o); /* failed: its waiters fetch on their own */
         return false;
     }
+    v->revalidated = use == CACHED_HEAD_REVALIDATED;
     v->fill = o;
     v->fwd_status = resp->status;
     r->status = resp->status;
@@ -1212,8 +1200,7 @@ stale_for_5xx(struct client *c, const struct http_msg *resp)
 {
     struct request *r = &c->req;
     struct cached_visit *v = &r->cache;
-    if (v->stale == NULL || resp->status > 504 || resp->status == 501 ||
-        !cached_stale_allowed(v->stale, (time_t)loop_wall(c->w->loop)))
+    if (!cached_stale_for_5xx(v, resp->status, (time_t)loop_wall(c->w->loop)))
         return false;
     log_warn("origin %s answered %d for \"%s\" (zone \"%s\", request %s); serving the stored "
              "copy (stale-if-error)", upstream_addr(r->up), resp->status,
@@ -1382,7 +1369,7 @@ on_origin_head(void *owner, const struct http_msg *resp)
     struct client *c = owner;
     struct request *r = &c->req;
     struct buf head;
-    if (resp->status >= 500 && stale_for_5xx(c, resp))
+    if (stale_for_5xx(c, resp))
         return;
     snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
     r->origin_ms = upstream_header_ms(r->up);

@@ -45,22 +45,17 @@ static void
 on_head(void *owner, const struct http_msg *resp)
 {
     struct refresh *r = owner;
-    char why[64];
-    struct cache_fill_params p;
-    cached_fill_params(r->cfg, r->zone, r->request_time, (time_t)loop_wall(r->w->loop), &p);
-    if (r->revalidating && resp->status == 304 && r->busy != NULL) {
-        cache_fill_revalidated(r->busy, r->stale, resp, &p);
+    struct cached_origin_head h = {r->cfg, r->zone, &r->visitor, resp, r->stale,
+                                   r->revalidating, r->request_time,
+                                   (time_t)loop_wall(r->w->loop), &r->w->cache_scratch};
+    enum cached_head use = r->busy ? cached_take_head(r->busy, &h) : CACHED_HEAD_NOT_STORED;
+    if (use != CACHED_HEAD_NOT_STORED) {
         r->fill = cache_obj_acquire(r->busy);
-        r->revalidated = true;
+        r->revalidated = use == CACHED_HEAD_REVALIDATED;
         return;
     }
-    if (r->busy != NULL && cache_fill_head(r->busy, &r->visitor, resp, &p, &r->w->cache_scratch,
-                                           why, sizeof(why))) {
-        r->fill = cache_obj_acquire(r->busy);
-        return;
-    }
-    log_debug("zone \"%s\": a background fetch got a response not to store (%s)",
-              r->zone->name, why);
+    log_debug("zone \"%s\": a fetch of the cache's own got %d, not to store", r->zone->name,
+              resp->status);
     done(r); /* the body is not wanted: waiters fetch on their own */
 }
 

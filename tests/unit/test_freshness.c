@@ -7,38 +7,17 @@
 #include <cmocka.h>
 
 #include "cache/freshness.h"
-#include "http/parser.h"
+#include "parse_head.h"
 
 struct parsed {
     struct http_parser p;
 };
 
-static int
-on_head(struct http_parser *p)
-{
-    return 1;
-}
-static int
-on_body(struct http_parser *p, const char *at, size_t len)
-{
-    return 0;
-}
-static void
-on_complete(struct http_parser *p)
-{
-}
-static const struct http_parser_ops ops = {on_head, on_body, on_complete};
-
-/* Parse a message head (request or response) into p. */
+/* Parse a message head (request or response) into m. */
 static const struct http_msg *
 parse(struct parsed *m, llhttp_type_t type, const char *text)
 {
-    size_t used;
-    http_parser_init(&m->p, type, 65536, &ops, NULL);
-    enum http_parse_status st = http_parser_feed(&m->p, text, strlen(text), &used);
-    if (st == HTTP_PARSE_ERROR)
-        fail_msg("cannot parse: %s", http_parser_error_text(&m->p));
-    return &m->p.msg;
+    return parse_head(&m->p, type, text);
 }
 
 #define GET "GET / HTTP/1.1\r\nHost: a\r\n\r\n"

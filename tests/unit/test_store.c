@@ -8,35 +8,16 @@
 #include <cmocka.h>
 
 #include "cache/store.h"
-#include "http/parser.h"
+#include "parse_head.h"
 
 #include <pthread.h>
 
 static struct buf scratch;
 
-static int
-on_head(struct http_parser *p)
-{
-    return 1;
-}
-static int
-on_body(struct http_parser *p, const char *at, size_t len)
-{
-    return 0;
-}
-static void
-on_complete(struct http_parser *p)
-{
-}
-static const struct http_parser_ops ops = {on_head, on_body, on_complete};
-
 static const struct http_msg *
 parse_request(struct http_parser *p, const char *text)
 {
-    size_t used;
-    http_parser_init(p, HTTP_REQUEST, 65536, &ops, NULL);
-    assert_int_not_equal(http_parser_feed(p, text, strlen(text), &used), HTTP_PARSE_ERROR);
-    return &p->msg;
+    return parse_head(p, HTTP_REQUEST, text);
 }
 
 static struct cache_lookup
