@@ -31,6 +31,14 @@ static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cache_evict policy = {.policy = CACHE_EVICT_S3FIFO, .limit = 256ull << 20};
 static uint64_t limit_bytes = 256ull << 20, max_object = 64ull << 20;
 static uint64_t used_bytes, nobjects; /* also read atomically by cache_store_stats */
+
+/* Change the totals (policy lock held); stores are atomic for the stats' readers. */
+static void
+totals_add(int64_t bytes, int64_t objects)
+{
+    __atomic_store_n(&used_bytes, used_bytes + (uint64_t)bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&nobjects, nobjects + (uint64_t)objects, __ATOMIC_RELAXED);
+}
 static uint64_t nfills;               /* atomic */
 static uint64_t purge_gen;            /* atomic: bumped by every purge */
 
@@ -447,8 +455,7 @@ static void
 drop_stored(struct shard *s, struct cache_obj *o)
 {
     cache_evict_remove(&policy, o);
-    used_bytes -= o->charge;
-    nobjects--;
+    totals_add(-(int64_t)o->charge, -1);
     table_unlink(s, o);
 }
 
@@ -481,8 +488,7 @@ evict_until(uint64_t room, struct shard *held)
         struct shard *vs = shard_of(v->hash);
         if (vs != held)
             pthread_mutex_lock(&vs->lock); /* policy lock held: no other multi-shard locker */
-        used_bytes -= v->charge;
-        nobjects--;
+        totals_add(-(int64_t)v->charge, -1);
         table_unlink(vs, v);
         if (vs != held)
             pthread_mutex_unlock(&vs->lock);
@@ -518,8 +524,7 @@ cache_obj_finish(struct cache_obj *o)
         drop_replaced(s, o);
         evict_until(o->charge, s);
         cache_evict_insert(&policy, o);
-        used_bytes += o->charge;
-        nobjects++;
+        totals_add((int64_t)o->charge, 1);
     }
     __atomic_store_n(&o->state, CACHE_OBJ_COMPLETE, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&s->lock);
