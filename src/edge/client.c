@@ -58,6 +58,7 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
+    bool counted;      /* its status and cache result are in the counters */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
     struct cached_visit cache; /* zones with cache: true (cached.h) */
@@ -425,16 +426,20 @@ access_log(struct client *c)
 
 /* ---------------------------------------------------------------- request completion */
 
+/* Count the response once, when its status is final and before its bytes go out: a
+ * visitor that has its answer finds it in /metrics. */
 static void
 count_request(struct client *c)
 {
     struct request *r = &c->req;
     int cache_result = metrics_cache_result(r->cache.label);
-    if (r->stats != NULL && r->status > 0 && r->status < 600)
+    if (r->counted || r->stats == NULL)
+        return;
+    r->counted = true;
+    if (r->status > 0 && r->status < 600)
         STAT_INC(r->stats->status[r->status]);
-    if (r->stats != NULL && cache_result >= 0)
+    if (cache_result >= 0)
         STAT_INC(r->stats->cache[cache_result]);
-    r->stats = NULL;
 }
 
 /* The head is gone: the visitor must see the body cut short, never a clean end. */
@@ -546,6 +551,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     r->response_done = true;
     r->body_sent = r->head_method ? 0 : buf_used(&body);
     c->state = CLIENT_FORWARDING;
+    count_request(c);
     struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
     int rc = send_iov(c, iov, 2);
     buf_free(&head);
@@ -883,6 +889,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
     c->close_after |= close;
     r->status = status;
     r->response_started = true;
+    count_request(c);
     client_pump(c, iov, niov);
 }
 
@@ -1398,6 +1405,7 @@ on_origin_head(void *owner, const struct http_msg *resp)
     else if (c->parser.msg.minor == 0)
         buf_append_str(&head, "Connection: keep-alive\r\n");
     buf_append_str(&head, "\r\n");
+    count_request(c);
     send_bytes(c, head.data, buf_used(&head));
     buf_free(&head);
 }
