@@ -277,11 +277,11 @@ def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(verge, scri
                 return
             body = bodies[min(len(sent), 1)]
             sent.append(body)
-            conn.respond(200, body, {"Cache-Control": "max-age=1, stale-while-revalidate=60"})
+            conn.respond(200, body, {"Cache-Control": "max-age=2, stale-while-revalidate=60"})
     origin = scripted_origin(handler)
     v = cached_edge(verge, origin)
     assert v.get("/w").body == b"version 1\n"
-    time.sleep(1.2)
+    time.sleep(2.2)  # max-age=2: the refreshed copy stays fresh while the test looks
     resp = v.get("/w")
     assert resp.body == b"version 1\n" and resp.headers.get("x-cache") == "UPDATING"
     assert resp.headers.get("cache-status").endswith("detail=stale-while-revalidate")
