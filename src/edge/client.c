@@ -937,6 +937,7 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
             arm_forwarding_timer(c);
             return;
         case CACHED_WAIT:
+            arm_forwarding_timer(c); /* the fill, not the visitor, is the holdup now */
             if (r->up != NULL ||
                 cache_obj_subscribe(s->obj, &r->cache.waiter, CACHE_OBJ_FILLING, s->pos))
                 return;
