@@ -5,6 +5,7 @@ cache.lock_timeout. Each origin below is gated by the test (never by timing), so
 second visitor received bytes before the fill ended" is a fact, not a race."""
 
 import threading
+import time
 
 from harness import Client, build_request, wait_until, zone
 
@@ -54,9 +55,9 @@ def read_until(client, n):
     return True
 
 
-def start_request(v, target, headers=()):
+def start_request(v, target, headers=(), rcvbuf=None):
     """A visitor whose request is sent and head read; its body is left in the socket."""
-    c = Client(v.port)
+    c = Client(v.port, rcvbuf=rcvbuf)
     c.send(build_request("GET", target, headers=headers))
     from harness import parse_head
     head = c.read_head()
@@ -283,3 +284,22 @@ def test_a_stalled_reader_does_not_slow_the_fetching_visitor(verge, scripted_ori
     assert late.status == 200 and late.body == big
     stalled.close()
     assert len(origin.requests) == 1
+
+
+def test_a_reader_waiting_for_a_slow_fill_is_not_taken_for_a_stalled_visitor(verge,
+                                                                            scripted_origin):
+    gate = threading.Event()
+    big = bytes(range(256)) * 49152  # 12 MiB arrive first: more than any socket holds
+    origin = gated_origin(scripted_origin, gate, body=big + b"tail", first=len(big))
+    v = verge([zone("z1", [origin.url], cache=True)], client={"send_timeout": "1s"})
+    first, _, f1 = start_request(v, "/pause")
+    reader, _, f2 = start_request(v, "/pause", rcvbuf=4096)
+    time.sleep(0.5)  # blocked on its socket for a while: the send timeout is armed
+    assert read_until(reader, len(big))  # it catches up; now only the fill is behind
+    assert read_until(first, len(big))
+    time.sleep(2.5)  # longer than client.send_timeout, waiting for the origin
+    gate.set()
+    for c, f in ((first, f1), (reader, f2)):
+        resp = rest_of_body(c, f)
+        assert resp.complete and resp.body == big + b"tail"
+        c.close()
