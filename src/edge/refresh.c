@@ -38,7 +38,9 @@ done(struct refresh *r)
     http_msg_free(&r->visitor);
     config_release(&r->cfg);
     free(r->host);
+    struct worker *w = r->w;
     free(r);
+    worker_fetch_ended(w);
 }
 
 static void

@@ -110,10 +110,12 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
 
 /* ---------------------------------------------------------------- drain */
 
+/* Drained when no visitor and none of the cache's own fetches (fills other workers' visitors
+ * may be reading) is left; the shutdown deadline bounds both. */
 static void
 maybe_stop(struct worker *w)
 {
-    if (w->draining && w->nclients == 0)
+    if (w->draining && w->nclients == 0 && w->refreshes == NULL)
         loop_stop(w->loop);
 }
 
@@ -124,6 +126,7 @@ on_drain_deadline(struct loop_timer *t)
     log_warn("worker %d: shutdown timeout; closing %zu connections still open", w->id,
              w->nclients);
     client_close_all(w);
+    refresh_abort_all(w); /* their fills fail: readers elsewhere see them cut */
     maybe_stop(w);
 }
 
@@ -151,6 +154,12 @@ start_drain(struct worker *w)
 
 void
 worker_client_closed(struct worker *w)
+{
+    maybe_stop(w);
+}
+
+void
+worker_fetch_ended(struct worker *w)
 {
     maybe_stop(w);
 }

@@ -81,5 +81,7 @@ void worker_request_id(struct worker *w, char out[33]);
 
 /* Called by the client module when a connection closes (bookkeeping, drain completion). */
 void worker_client_closed(struct worker *w);
+/* Called by refresh.c when one of the cache's own fetches ends (drain completion). */
+void worker_fetch_ended(struct worker *w);
 
 #endif
