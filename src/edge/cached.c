@@ -289,7 +289,7 @@ part_frame(const struct cached_parts *p, int i, char *out, size_t outlen)
                      i == 0 ? "" : "\r\n", p->boundary, p->ctype[0] ? "Content-Type: " : "",
                      p->ctype, p->ctype[0] ? "\r\n" : "", (unsigned long long)p->r[i].first,
                      (unsigned long long)p->r[i].last, (unsigned long long)p->total);
-    return (size_t)n;
+    return MIN((size_t)n, outlen - 1); /* fits: the Content-Type in it is bounded */
 }
 
 /* multipart/byteranges (RFC 9110 14.6): the parts, their framing, and the stored fields
