@@ -138,22 +138,6 @@ ghost_take(struct cache_evict *e, uint64_t key)
 /* ---------------------------------------------------------------- the policies */
 
 void
-cache_evict_init(struct cache_evict *e, enum cache_eviction policy, uint64_t limit)
-{
-    memset(e, 0, sizeof(*e));
-    e->policy = policy;
-    e->limit = limit;
-}
-
-void
-cache_evict_free(struct cache_evict *e)
-{
-    free(e->ghost.keys);
-    free(e->ghost.stamps);
-    e->ghost = (struct cache_ghost){0};
-}
-
-void
 cache_evict_touch(struct cache_obj *o)
 {
     uint8_t f = __atomic_load_n(&o->freq, __ATOMIC_RELAXED);

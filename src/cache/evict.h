@@ -29,8 +29,10 @@ struct cache_queue {
     uint64_t bytes, count;
 };
 
-/* The ghost queue: hashes of objects recently evicted from the small queue, at most as
- * many as main holds, in an open-addressing table where an entry expires by age. */
+/* The ghost queue: hashes of objects recently evicted from the small queue, as many as
+ * main can hold objects (its share of the bytes over the mean object), in an
+ * open-addressing table where an entry expires by age. A static zeroed struct cache_evict
+ * is a valid empty S3-FIFO policy; the store owns the only one. */
 struct cache_ghost {
     uint64_t *keys, *stamps; /* stamp 0: empty slot */
     size_t size;             /* power of two */
@@ -44,9 +46,6 @@ struct cache_evict {
     struct cache_ghost ghost;
     uint64_t evictions;
 };
-
-void cache_evict_init(struct cache_evict *e, enum cache_eviction policy, uint64_t limit);
-void cache_evict_free(struct cache_evict *e);
 
 /* Change the policy: every object is queued again, oldest first, under the new one. */
 void cache_evict_switch(struct cache_evict *e, enum cache_eviction policy);
