@@ -124,6 +124,15 @@ load_config(const struct options *o, struct config **out, char *err, size_t errl
     return 0;
 }
 
+/* The shared cache's size and eviction policy, from cfg (at start and on reload). */
+static void
+configure_cache(const struct config *cfg)
+{
+    cache_store_configure(cfg->cache_memory, cfg->cache_max_object,
+                          cfg->cache_eviction == CONFIG_EVICT_LRU ? CACHE_EVICT_LRU
+                                                                  : CACHE_EVICT_S3FIFO);
+}
+
 /* ---------------------------------------------------------------- signals */
 
 static void
@@ -150,7 +159,7 @@ reload(struct server *s)
         worker_set_config(s->workers[i], cfg);
     if (s->admin != NULL)
         admin_set_token(s->admin, cfg->admin_token);
-    cache_store_configure(cfg->cache_memory, cfg->cache_max_object);
+    configure_cache(cfg);
     config_release(&s->cfg);
     s->cfg = cfg;
     log_info("configuration reloaded from %s (%zu zones)", cfg->file, cfg->nzones);
@@ -310,11 +319,11 @@ serve(const struct options *o)
     }
     if (s.admin != NULL)
         admin_set_token(s.admin, s.cfg->admin_token);
+    configure_cache(s.cfg); /* before the workers serve */
     if (start_workers(&s, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
     }
-    cache_store_configure(s.cfg->cache_memory, s.cfg->cache_max_object);
     diag_auto_install();
     log_started(&s);
     loop_run(s.loop);

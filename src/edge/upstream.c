@@ -1068,6 +1068,15 @@ upstream_abort(struct upstream **up)
     release(u);
 }
 
+void
+upstream_set_owner(struct upstream *u, const struct upstream_ops *ops, void *owner,
+                   const char *host)
+{
+    u->ops = ops;
+    u->owner = owner;
+    u->req.host = host;
+}
+
 const char *
 upstream_addr(const struct upstream *u)
 {

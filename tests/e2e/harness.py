@@ -434,7 +434,10 @@ class Stream:
                     return msg
                 if not self._read_exact(size, msg, sink, deadline):
                     return msg
-                if self._read_line() != b"":
+                end = self._read_line()
+                if end is None:
+                    return msg  # the peer closed right after a chunk: incomplete
+                if end != b"":
                     raise AssertionError("chunk not followed by CRLF")
         if kind == "eof":
             while True:
