@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "diag/auto.h"
 #include "diag/check.h"
+#include "diag/job.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
@@ -290,7 +291,7 @@ serve(const struct options *o)
     rc = 0;
 out:
     stop_workers(&s);
-    diag_auto_shutdown(5000);
+    diag_jobs_wait(5000);
     admin_stop(&s.admin);
     if (s.loop != NULL) {
         loop_io_stop(s.loop, &s.signals);

@@ -229,7 +229,7 @@ finish(struct httpcheck *h)
     if (h->finished)
         return;
     h->finished = true;
-    h->out->total_ms = since(h);
+    h->out->total_ms = MAX(since(h), h->out->header_ms);
     loop_timer_stop(h->w->loop, &h->timer);
     judge_waf(h);
     loop_defer(h->w->loop, &h->done);
@@ -300,10 +300,11 @@ on_up_head(void *owner, const struct http_msg *resp)
     struct httpcheck *h = owner;
     uint64_t connect_ms, first_byte_ms;
     upstream_timings(h->up, &connect_ms, &first_byte_ms);
-    h->out->connect_ms = connect_ms;
-    h->out->first_byte_ms = first_byte_ms;
     snprintf(h->out->address, sizeof(h->out->address), "%s", upstream_addr(h->up));
     take_head(h, resp);
+    h->out->connect_ms = connect_ms; /* the edge's own clock for its own phases */
+    h->out->first_byte_ms = first_byte_ms;
+    h->out->header_ms = upstream_header_ms(h->up);
 }
 
 static void

@@ -41,8 +41,8 @@ icmp_kind_name(enum icmp_kind k)
     return (size_t)k < ARRAY_SIZE(names) ? names[k] : "other";
 }
 
-static const char *
-words(enum icmp_kind k)
+const char *
+icmp_kind_words(enum icmp_kind k)
 {
     static const char *const w[] = {"error", "time exceeded", "port unreachable",
                                     "administratively prohibited", "host unreachable",
@@ -65,6 +65,6 @@ icmp_describe(const struct net_icmp *e, char *out, size_t len)
     char from[64];
     icmp_from_text(e, from, sizeof(from));
     snprintf(out, len, "%s %s (type %u, code %u)%s%s", e->family == AF_INET6 ? "ICMPv6" : "ICMP",
-             words(icmp_kind_of(e)), e->type, e->code, from[0] ? " from " : "", from);
+             icmp_kind_words(icmp_kind_of(e)), e->type, e->code, from[0] ? " from " : "", from);
     return out;
 }

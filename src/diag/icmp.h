@@ -22,6 +22,9 @@ enum icmp_kind icmp_kind_of(const struct net_icmp *e);
 /* "time_exceeded", "port_unreachable", "admin_prohibited", ... (JSON, stable). */
 const char *icmp_kind_name(enum icmp_kind k);
 
+/* "port unreachable", "administratively prohibited", ... (for people). */
+const char *icmp_kind_words(enum icmp_kind k);
+
 /* "ICMP port unreachable (type 3, code 3) from 198.18.0.9" into out; returns out. */
 const char *icmp_describe(const struct net_icmp *e, char *out, size_t len);
 

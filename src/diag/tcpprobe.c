@@ -43,8 +43,7 @@ tcpprobe_try_text(const struct tcpprobe_try *t, char *out, size_t len)
         snprintf(out, len, "open");
         break;
     case TCPPROBE_REFUSED:
-        snprintf(out, len, "refused (a TCP reset: origin down, port closed, or a firewall "
-                           "rejecting with tcp-reset)");
+        snprintf(out, len, "refused (origin down or port closed: a TCP reset)");
         break;
     case TCPPROBE_NO_ANSWER:
         snprintf(out, len, "no answer (a firewall is probably dropping the packets)");

@@ -64,9 +64,8 @@ hop_icmp(struct trace *t, struct trace_hop *h, int ttl, const struct net_icmp *e
         snprintf(h->what, sizeof(h->what), "time exceeded");
         return;
     }
-    char text[160];
-    icmp_describe(e, text, sizeof(text));
-    snprintf(h->what, sizeof(h->what), "%.63s", text + (e->family == AF_INET6 ? 7 : 5));
+    snprintf(h->what, sizeof(h->what), "%s (type %u, code %u)", icmp_kind_words(k), e->type,
+             e->code);
     if (k == ICMP_KIND_PORT_UNREACHABLE && t->proto == TRACE_UDP && from_dst) {
         h->reached = true; /* the expected answer of a closed UDP port */
         return;
@@ -158,6 +157,8 @@ on_next_wave(struct loop_defer *d)
         start_wave(t, t->wave_to + 1, MIN(t->wave_to + TRACE_NEXT_WAVE, r->max_hops));
         return;
     }
+    if (r->reached) /* later TTLs reached it too: the path ends where it first did */
+        r->last_ttl = r->reached_ttl;
     r->done = true;
     loop_defer(t->loop, &t->done);
 }
