@@ -229,6 +229,7 @@ finish(struct httpcheck *h)
     if (h->finished)
         return;
     h->finished = true;
+    h->out->finished = true;
     h->out->total_ms = MAX(since(h), h->out->header_ms);
     loop_timer_stop(h->w->loop, &h->timer);
     judge_waf(h);
@@ -515,6 +516,12 @@ httpcheck_free(struct httpcheck **hp)
     if (h == NULL)
         return;
     *hp = NULL;
+    if (!h->finished) {
+        h->out->total_ms = since(h);
+        snprintf(h->out->detail, sizeof(h->out->detail), "stopped after %llu ms, %s",
+                 (unsigned long long)h->out->total_ms,
+                 h->out->head_ok ? "while reading the body" : "before a response header");
+    }
     upstream_abort(&h->up);
     tls_conn_free(&h->tls);
     loop_timer_stop(h->w->loop, &h->timer);

@@ -24,6 +24,7 @@ struct httpcheck_field {
 
 struct httpcheck_result {
     bool attempted;
+    bool finished;               /* false: stopped (Ctrl-C) before the response was judged */
     char path[512];
     char host[256];              /* the Host sent */
     char address[64];            /* the origin address that answered */

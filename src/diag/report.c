@@ -229,6 +229,10 @@ text_http(struct buf *b, const struct evidence_origin *e)
         buf_printf(b, "  http   not tried: %s\n", e->http_skipped[0] ? e->http_skipped : "stopped");
         return;
     }
+    if (!h->finished && !h->head_ok) {
+        buf_printf(b, "  http   GET %s: %s\n", h->path, h->detail);
+        return;
+    }
     if (h->error != PROXY_ERR_NONE)
         buf_printf(b, "  http   GET %s: FAILED, %s: %s (%s) after %llu ms\n", h->path, h->address,
                    h->detail, proxy_error_name(h->error), (unsigned long long)h->total_ms);
@@ -608,6 +612,7 @@ json_http(struct buf *b, const struct evidence_origin *e)
     }
     bool failed = h->error != PROXY_ERR_NONE;
     jopen(b, "http", '{');
+    jbool(b, "finished", h->finished);
     jstr(b, "path", h->path);
     jstr(b, "host", h->host);
     jstr(b, "address", h->address);
@@ -616,10 +621,10 @@ json_http(struct buf *b, const struct evidence_origin *e)
     else
         jnull(b, "status");
     jstr(b, "reason", h->head_ok ? h->reason : NULL);
-    jbool(b, "accepted", !failed);
+    jbool(b, "accepted", !failed && h->head_ok);
     jbool(b, "complete", h->complete);
     jstr(b, "error", failed ? proxy_error_name(h->error) : NULL);
-    jstr(b, "detail", failed ? h->detail : NULL);
+    jstr(b, "detail", failed || !h->finished ? h->detail : NULL);
     jint(b, "ms", (long long)(failed ? h->total_ms : h->header_ms));
     jopen(b, "phases", '{');
     jint(b, "dns", (long long)e->dns_ms);

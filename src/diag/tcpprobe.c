@@ -43,7 +43,7 @@ tcpprobe_try_text(const struct tcpprobe_try *t, char *out, size_t len)
         snprintf(out, len, "open");
         break;
     case TCPPROBE_REFUSED:
-        snprintf(out, len, "refused (origin down or port closed: a TCP reset)");
+        snprintf(out, len, "refused (origin down or port closed)");
         break;
     case TCPPROBE_NO_ANSWER:
         snprintf(out, len, "no answer (a firewall is probably dropping the packets)");

@@ -199,7 +199,7 @@ verdict_judge(struct evidence_origin *e)
     firewall_fingerprint(e);
     if (judge_dns(e) || judge_policy(e) || judge_tcp(e) || judge_tls(e) || judge_http(e))
         return;
-    if (e->http.attempted)
+    if (e->http.attempted && e->http.finished)
         snprintf(e->evidence, sizeof(e->evidence), "resolves, accepts connections and answers "
                  "(HTTP %d)", e->http.status);
 }

@@ -1099,15 +1099,29 @@ def sh(*args, ns=None, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, timeout=10)
 
 
+_netns_lock_depth = 0  # fixtures of one test run nest (a module's chain, a test's host)
+
+
 @contextlib.contextmanager
 def netns_lock():
-    """Exclusive, machine-wide: one namespace fixture at a time, whoever runs it (other
-    worktrees' test runs included), so routes and addresses never collide."""
-    with open(NETNS_LOCK, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    """Exclusive, machine-wide: namespace fixtures of one test run at a time, whoever runs
+    it (other worktrees' test runs included), so routes and addresses never collide.
+    Re-entrant within this process: its own fixtures use disjoint addresses."""
+    global _netns_lock_depth
+    if _netns_lock_depth > 0:
+        _netns_lock_depth += 1
         try:
             yield
         finally:
+            _netns_lock_depth -= 1
+        return
+    with open(NETNS_LOCK, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _netns_lock_depth = 1
+        try:
+            yield
+        finally:
+            _netns_lock_depth = 0
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
@@ -1200,8 +1214,9 @@ class RouterChain:
             raise
 
     def _ips(self, link):
-        return (f"{self.V4}.{4 * link + 1}", f"{self.V4}.{4 * link + 2}",
-                f"{self.V6}:{link}::1", f"{self.V6}:{link}::2")
+        import ipaddress
+        v6 = [str(ipaddress.IPv6Address(f"{self.V6}:{link}::{n}")) for n in (1, 2)]
+        return f"{self.V4}.{4 * link + 1}", f"{self.V4}.{4 * link + 2}", v6[0], v6[1]
 
     def _build(self, routers):
         for i in range(routers):
@@ -1269,3 +1284,94 @@ class RouterChain:
     def close(self):
         for ns in self.spaces:  # their veth pairs go with them, and the routes through them
             ns.delete()
+
+
+# --------------------------------------------------------------------------- TLS
+
+class CertAuthority:
+    """A certificate authority made with the openssl command line, issuing leaf
+    certificates with chosen names and validity (backdated ones for expiry tests)."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        (self.dir / "db").mkdir(parents=True, exist_ok=True)
+        (self.dir / "db" / "index").write_text("")
+        (self.dir / "db" / "serial").write_text("01\n")
+        self.cert, self.key = self.dir / "ca.pem", self.dir / "ca.key"
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+                      "-out", self.cert, "-days", "30", "-subj", "/CN=Verge Test CA")
+        self.count = 0
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *[str(a) for a in args]], check=True, capture_output=True,
+                       timeout=30, cwd=self.dir)
+
+    def issue(self, cn, sans="DNS:localhost,IP:127.0.0.1", start=None, end=None):
+        """(cert, key) for cn; start/end as YYYYMMDDHHMMSSZ (default: now, 30 days)."""
+        self.count += 1
+        base = self.dir / f"leaf{self.count}"
+        cnf = base.with_suffix(".cnf")
+        cnf.write_text("[ca]\ndefault_ca = test\n[test]\ndatabase = db/index\n"
+                       "new_certs_dir = db\nserial = db/serial\ndefault_md = sha256\n"
+                       "policy = any\nunique_subject = no\ndefault_days = 30\n"
+                       f"[any]\ncommonName = supplied\n[ext]\nsubjectAltName = {sans}\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{base}.key",
+                      "-out", f"{base}.csr", "-subj", f"/CN={cn}")
+        dates = (["-startdate", start] if start else []) + (["-enddate", end] if end else [])
+        self._openssl("ca", "-batch", "-config", cnf, "-cert", self.cert, "-keyfile", self.key,
+                      "-in", f"{base}.csr", "-out", f"{base}.pem", "-extensions", "ext", *dates)
+        return Path(f"{base}.pem"), Path(f"{base}.key")
+
+
+def self_signed_cert(directory, cn="localhost"):
+    """A self-signed (cert, key) for cn, valid for 30 days."""
+    d = Path(directory)
+    cert, key = d / f"self-{cn}.pem", d / f"self-{cn}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName=DNS:{cn}"],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+class TLSOrigin:
+    """An HTTPS origin (Python's ssl module) on 127.0.0.1 with the given certificate:
+    answers 200 with a short body and Cache-Control: max-age=60."""
+
+    def __init__(self, cert, key, body=b"secure\n"):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+
+        class Handler(http_server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(handler):
+                handler.send_response(200)
+                handler.send_header("Content-Length", str(len(body)))
+                handler.send_header("Cache-Control", "max-age=60")
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http_server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                sock, peer = self.socket.accept()
+                sock.settimeout(IO_TIMEOUT)
+                return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), peer
+
+            def handle_error(self, request, client_address):
+                pass  # a client that gives up during the handshake is part of the tests
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

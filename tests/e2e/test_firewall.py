@@ -5,27 +5,12 @@ is connection_refused (502)."""
 
 import pytest
 
-from harness import FirewalledHost, NetnsUnavailable, netns_lock, netns_tools_missing, zone
+from harness import FirewalledHost, netns_tools_missing, zone
 
 NS_IP = FirewalledHost.NS_IP
 
 pytestmark = pytest.mark.skipif(netns_tools_missing() is not None,
                                 reason=netns_tools_missing() or "")
-
-
-@pytest.fixture
-def firewalled_host():
-    """A namespace at NS_IP with an nftables input chain (see FirewalledHost); the
-    machine-wide namespace lock is held for its life."""
-    with netns_lock():
-        try:
-            host = FirewalledHost()
-        except NetnsUnavailable as e:  # a machine that cannot make namespaces at all
-            pytest.skip(str(e))
-        try:
-            yield host
-        finally:
-            host.close()
 
 
 def check(v, status, error):
