@@ -21,6 +21,14 @@ struct config_addr {
 enum config_log_format { CONFIG_LOG_COMBINED = 0, CONFIG_LOG_JSON = 1 };
 enum config_log_level { CONFIG_LOG_DEBUG = 0, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
 
+/* What a reload (and verge -t --preflight) does with origins that fail verge check's
+ * pre-flight (do not resolve, do not accept connections, answer invalidly). */
+enum config_preflight {
+    CONFIG_PREFLIGHT_WARN = 0, /* default: check on every reload, log, reload anyway */
+    CONFIG_PREFLIGHT_REFUSE,   /* check, log, and keep the running configuration */
+    CONFIG_PREFLIGHT_OFF,      /* no check on reload */
+};
+
 /* Which Host header the edge sends to an origin. */
 enum config_origin_host {
     CONFIG_HOST_ORIGIN = 0,  /* the origin URL's host[:port] (default) */
@@ -135,6 +143,8 @@ struct config {
     uint64_t upstream_max_header_size;   /* bytes, default 64 KiB */
 
     struct config_resolver resolver;
+
+    enum config_preflight preflight; /* default warn */
 
     /* The shared memory cache (src/cache). */
     uint64_t cache_memory;        /* bytes, default 256 MiB */

@@ -43,11 +43,13 @@ struct check {
     enum check_step step;
     int pending; /* probes of the current step still running */
     struct probe_ref refs[REF_KINDS][CONFIG_MAX_ADDRS];
+    struct zone_stats *stats; /* the check's own counters: the edge's count visitors only */
     char resolver_names[CHECK_MAX_RESOLVERS][80];
     const char *resolvers[CHECK_MAX_RESOLVERS];
     int nresolvers;
     /* the current origin's running probes */
     struct dns_request *dns;
+    struct loop_timer dns_timer; /* bounds the edge's own lookup by the probe timeout */
     uint64_t dns_start;
     struct dnsprobe *dnsp[CHECK_MAX_RESOLVERS];
     struct tcpprobe *tcpp[CONFIG_MAX_ADDRS];
@@ -147,12 +149,25 @@ on_edge_dns(void *arg, const struct dns_answer *ans)
     struct check *ck = arg;
     struct evidence_origin *e = current(ck);
     ck->dns = NULL;
+    loop_timer_stop(ck->w->loop, &ck->dns_timer);
     e->answer = *ans;
     e->dns_done = true;
     e->dns_ms = loop_now(ck->w->loop) - ck->dns_start;
     take_addresses(ck, e, ans);
     progress(ck, "dns %s: %s", e->origin->host, ans->detail);
     step_done(ck);
+}
+
+static void
+on_dns_timeout(struct loop_timer *t)
+{
+    struct check *ck = container_of(t, struct check, dns_timer);
+    struct dns_answer ans = {.status = DNS_TIMEOUT};
+    dns_request_cancel(&ck->dns);
+    snprintf(ans.detail, sizeof(ans.detail), "%.64s: no answer within %llu ms from %.60s",
+             current(ck)->origin->host, (unsigned long long)ck->o->timeout,
+             dns_resolver_servers_text(ck->w->resolver));
+    on_edge_dns(ck, &ans);
 }
 
 /* What an answered address says about the name: loopback, private, this machine. */
@@ -227,6 +242,8 @@ start_dns(struct check *ck, struct evidence_origin *e)
     } else if (dns_resolve(ck->w->resolver, o->host, &ck->cfg->resolver, &ans, on_edge_dns, ck,
                            &ck->dns) == 1) {
         on_edge_dns(ck, &ans); /* /etc/hosts, or the cache */
+    } else {
+        loop_timer_set(ck->w->loop, &ck->dns_timer, ck->o->timeout);
     }
     e->nresolvers = ck->nresolvers;
     for (int i = 0; i < ck->nresolvers; i++) {
@@ -393,6 +410,7 @@ static void
 stop_all(struct check *ck)
 {
     dns_request_cancel(&ck->dns);
+    loop_timer_stop(ck->w->loop, &ck->dns_timer);
     for (int i = 0; i < CHECK_MAX_RESOLVERS; i++)
         dnsprobe_free(&ck->dnsp[i]);
     for (int i = 0; i < CONFIG_MAX_ADDRS; i++) {
@@ -513,7 +531,11 @@ check_init(struct check *ck, struct config *cfg, const struct config_zone *zone,
             ck->refs[k][i] = (struct probe_ref){ck, (enum ref_kind)k, i};
     plan_resolvers(ck);
     loop_defer_init(&ck->stop, on_stop);
+    loop_timer_init(&ck->dns_timer, on_dns_timeout);
     ck->w = worker_new(0, cfg, NULL, 0);
+    ck->stats = xcalloc(cfg->nzones, sizeof(*ck->stats));
+    for (size_t i = 0; i < cfg->nzones; i++)
+        ck->w->zone_stats[i] = &ck->stats[i];
     if (o->interrupt_fd >= 0)
         loop_io_start(ck->w->loop, &ck->intr, o->interrupt_fd, EPOLLIN, on_interrupt);
 }
@@ -538,6 +560,7 @@ check_run(struct config *cfg, const struct config_zone *zone, int origin_index,
     else
         report_text(ck.origins, ck.norigins, &ri, report);
     worker_free(ck.w);
+    free(ck.stats);
     free(ck.origins);
     return ri.verdict;
 }

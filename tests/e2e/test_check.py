@@ -1,7 +1,7 @@
 """verge check: the verdict (first line and exit status) names the culprit, from the edge's
 own position and with its own resolver, connect path and parser."""
 
-from harness import free_port, run_verge
+from harness import free_port, run_verge, zone
 
 
 def check(*args, timeout=30):
@@ -429,3 +429,71 @@ def test_ctrl_c_before_any_failure_is_exit_130(scripted_origin):
     assert proc.returncode == 130, text
     assert text.startswith("verdict: interrupted: stopped (Ctrl-C) before any failure was found")
     assert "open" in text  # what was found is still reported
+
+
+# ----------------------------------------------------------------------------- admin /check
+
+ADMIN_TOKEN = "check-token-for-tests-0123456789abcdef"
+
+
+def admin_get(v, target, token=ADMIN_TOKEN):
+    from harness import http
+    headers = [("Connection", "close")] + ([("Authorization", f"Bearer {token}")] if token else [])
+    return http(v.admin_port, "GET", target, host=f"127.0.0.1:{v.admin_port}", headers=headers,
+                timeout=60)
+
+
+def test_admin_check_runs_the_same_check_for_a_zone(verge, tmp_path, nginx_origin):
+    import json
+    dead = free_port()
+    (tmp_path / "admin.token").write_text(ADMIN_TOKEN + "\n")
+    v = verge.prepare()
+    cfg = v.build_config([zone("up", [nginx_origin.url], hosts=["up.test"]),
+                          zone("down", [f"http://127.0.0.1:{dead}"], hosts=["down.test"])])
+    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
+    v.write_config(cfg)
+    v.start()
+    resp = admin_get(v, "/check?zone=down&timeout=1s&trace=0")
+    assert resp.status == 200 and resp.headers.get("content-type") == "application/json"
+    doc = json.loads(resp.body)
+    assert doc["verdict"] == "origin down" and doc["exit"] == 3
+    assert doc["origins"][0]["tcp"][0]["result"] == "refused"
+    assert doc["origins"][0]["ping"] and doc["origins"][0]["trace"] == []
+    resp = admin_get(v, "/check?zone=up&path=/small.txt&timeout=1s")
+    doc = json.loads(resp.body)
+    assert doc["verdict"] == "OK" and doc["origins"][0]["http"]["path"] == "/small.txt"
+    assert doc["origins"][0]["trace"][0]["tcp"]["reached"]
+    # the workers kept serving meanwhile, and the admin endpoint still answers
+    assert v.get("/small.txt", host="up.test").status == 200
+    assert admin_get(v, "/check?zone=nope").status == 404
+    assert admin_get(v, "/check").status == 400
+    assert admin_get(v, "/check?zone=down", token="wrong").status == 401
+    assert admin_get(v, "/check?zone=down", token=None).status == 401
+
+
+def test_admin_check_is_closed_without_a_token_file(verge):
+    v = verge([zone("z1", ["http://127.0.0.1:1"])])
+    resp = admin_get(v, "/check?zone=z1")
+    assert resp.status == 403 and b"/check is closed: set admin.token_file" in resp.body
+
+
+def test_admin_check_given_up_by_its_client_is_harmless(verge, tmp_path, scripted_origin):
+    from harness import Client, build_request
+
+    def silent(conn):
+        conn.read_request()
+        conn.sleep(5)
+    slow = scripted_origin(silent)
+    (tmp_path / "admin.token").write_text(ADMIN_TOKEN + "\n")
+    v = verge.prepare()
+    cfg = v.build_config([zone("z1", [slow.url])])
+    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
+    v.write_config(cfg)
+    v.start()
+    c = Client(v.admin_port)
+    c.send(build_request("GET", "/check?zone=z1&timeout=3s&trace=0", host="admin",
+                         headers=[("Authorization", f"Bearer {ADMIN_TOKEN}")]))
+    slow.wait_requests(1, timeout=10)
+    c.close()  # gone before the answer
+    assert admin_get(v, "/healthz").status == 200
+    assert v.stop() == 0
