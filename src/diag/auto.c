@@ -64,8 +64,7 @@ run(void *arg)
     o.trace = false; /* quick and bounded; verge check --zone traces the path */
     check_run(job->cfg, z, (int)job->origin, &o, &report);
     one_line(&report, line, sizeof(line));
-    log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url,
-             line);
+    log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url, line);
     health_incident_note(job->health, line);
     buf_free(&report);
     config_release(&job->cfg);

@@ -13,5 +13,4 @@
 /* Install the hook in the health module. */
 void diag_auto_install(void);
 
-
 #endif

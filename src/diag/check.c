@@ -22,8 +22,16 @@ enum check_step { STEP_BEGIN, STEP_DNS, STEP_PROBE, STEP_TLS, STEP_HTTP };
 
 static const char *const step_names[] = {"start", "dns", "reachability", "tls", "http"};
 
-enum ref_kind { REF_DNSPROBE, REF_TCP, REF_PING, REF_UDP_TRACE, REF_TCP_TRACE, REF_TLS,
-                REF_HTTP, REF_KINDS };
+enum ref_kind {
+    REF_DNSPROBE,
+    REF_TCP,
+    REF_PING,
+    REF_UDP_TRACE,
+    REF_TCP_TRACE,
+    REF_TLS,
+    REF_HTTP,
+    REF_KINDS
+};
 
 /* A probe's callback argument: which probe of which check finished. */
 struct probe_ref {
@@ -72,8 +80,8 @@ current(struct check *ck)
     return &ck->origins[ck->cur];
 }
 
-static void
-progress(const struct check *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(const struct check *ck, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 progress(const struct check *ck, const char *fmt, ...)
@@ -175,8 +183,7 @@ static unsigned
 addr_flags(const struct check *ck, const struct sockaddr *sa)
 {
     char why[160];
-    if (policy_check_addr(ck->cfg, ck->zone, sa, why, sizeof(why)) ==
-        PROXY_ERR_PROXY_LOOP_DETECTED)
+    if (policy_check_addr(ck->cfg, ck->zone, sa, why, sizeof(why)) == PROXY_ERR_PROXY_LOOP_DETECTED)
         return DNS_FLAG_EDGE_ITSELF;
     if (policy_addr_is_loopback(sa))
         return DNS_FLAG_LOOPBACK;
@@ -189,12 +196,18 @@ static unsigned
 status_flags(enum dns_status s)
 {
     switch (s) {
-    case DNS_NXDOMAIN: return DNS_FLAG_NXDOMAIN;
-    case DNS_SERVFAIL: return DNS_FLAG_SERVFAIL;
-    case DNS_REFUSED: return DNS_FLAG_REFUSED;
-    case DNS_TIMEOUT: return DNS_FLAG_TIMEOUT;
-    case DNS_NODATA: return DNS_FLAG_NO_ADDRESS;
-    default: return 0;
+    case DNS_NXDOMAIN:
+        return DNS_FLAG_NXDOMAIN;
+    case DNS_SERVFAIL:
+        return DNS_FLAG_SERVFAIL;
+    case DNS_REFUSED:
+        return DNS_FLAG_REFUSED;
+    case DNS_TIMEOUT:
+        return DNS_FLAG_TIMEOUT;
+    case DNS_NODATA:
+        return DNS_FLAG_NO_ADDRESS;
+    default:
+        return 0;
     }
 }
 
@@ -215,9 +228,8 @@ analyze_dns(struct check *ck, struct evidence_origin *e)
                 e->dns_flags |= addr_flags(ck, (const struct sockaddr *)&a.sa);
         }
     }
-    if (e->nresolvers > 1 &&
-        dnsprobe_disagree(e->resolvers, e->nresolvers, e->disagree, sizeof(e->disagree),
-                          &e->settle_s))
+    if (e->nresolvers > 1 && dnsprobe_disagree(e->resolvers, e->nresolvers, e->disagree,
+                                               sizeof(e->disagree), &e->settle_s))
         e->dns_flags |= DNS_FLAG_DISAGREE;
 }
 
@@ -248,9 +260,9 @@ start_dns(struct check *ck, struct evidence_origin *e)
     e->nresolvers = ck->nresolvers;
     for (int i = 0; i < ck->nresolvers; i++) {
         ck->pending++;
-        ck->dnsp[i] = dnsprobe_start(ck->w->loop, o->host, ck->resolvers[i], &ck->cfg->resolver,
-                                     ck->o->timeout, &e->resolvers[i], on_probe,
-                                     &ck->refs[REF_DNSPROBE][i]);
+        ck->dnsp[i] =
+            dnsprobe_start(ck->w->loop, o->host, ck->resolvers[i], &ck->cfg->resolver,
+                           ck->o->timeout, &e->resolvers[i], on_probe, &ck->refs[REF_DNSPROBE][i]);
     }
 }
 
@@ -264,8 +276,7 @@ start_probes(struct check *ck, struct evidence_origin *e)
     for (int i = 0; i < e->naddrs; i++) {
         struct evidence_addr *a = &e->addrs[i];
         const struct sockaddr *sa = (const struct sockaddr *)&a->addr.sa;
-        a->policy = policy_check_addr(ck->cfg, ck->zone, sa, a->policy_why,
-                                      sizeof(a->policy_why));
+        a->policy = policy_check_addr(ck->cfg, ck->zone, sa, a->policy_why, sizeof(a->policy_why));
         if (a->policy != PROXY_ERR_NONE)
             continue;
         progress(ck, "probing %s", a->addr.text);
@@ -297,9 +308,9 @@ start_tcp_trace(struct check *ck, int i)
     int wave = u->reached ? u->reached_ttl : u->last_ttl > 0 ? u->last_ttl + 2 : ck->o->max_hops;
     a->ran_tcp_trace = true;
     ck->pending++;
-    ck->tcptp[i] = trace_start(ck->w->loop, TRACE_TCP, (const struct sockaddr *)&a->addr.sa,
-                               ck->o->max_hops, wave, ck->o->timeout, &a->tcp_trace, on_probe,
-                               &ck->refs[REF_TCP_TRACE][i]);
+    ck->tcptp[i] =
+        trace_start(ck->w->loop, TRACE_TCP, (const struct sockaddr *)&a->addr.sa, ck->o->max_hops,
+                    wave, ck->o->timeout, &a->tcp_trace, on_probe, &ck->refs[REF_TCP_TRACE][i]);
 }
 
 /* ---------------------------------------------------------------- TLS and HTTP */
@@ -363,17 +374,16 @@ report_progress(struct check *ck, enum ref_kind kind, int i)
         progress(ck, "tcp %s: %s", e->addrs[i].addr.text,
                  tcpprobe_try_text(&e->addrs[i].tcp.tries[0], text, sizeof(text)));
     else if (kind == REF_PING)
-        progress(ck, "ping %s: %d/%d replies", e->addrs[i].ping.address,
-                 e->addrs[i].ping.received, e->addrs[i].ping.sent);
+        progress(ck, "ping %s: %d/%d replies", e->addrs[i].ping.address, e->addrs[i].ping.received,
+                 e->addrs[i].ping.sent);
     else if (kind == REF_UDP_TRACE || kind == REF_TCP_TRACE)
-        progress(ck, "trace %s %s: %s", kind == REF_UDP_TRACE ? "udp" : "tcp",
-                 e->addrs[i].addr.text,
-                 trace_summary(kind == REF_UDP_TRACE ? &e->addrs[i].udp_trace
-                                                     : &e->addrs[i].tcp_trace,
-                               text, sizeof(text)));
+        progress(
+            ck, "trace %s %s: %s", kind == REF_UDP_TRACE ? "udp" : "tcp", e->addrs[i].addr.text,
+            trace_summary(kind == REF_UDP_TRACE ? &e->addrs[i].udp_trace : &e->addrs[i].tcp_trace,
+                          text, sizeof(text)));
     else if (kind == REF_TLS)
-        progress(ck, "tls %s: %s", e->tls.address, e->tls.handshake_ok ? e->tls.protocol
-                                                                      : e->tls.error);
+        progress(ck, "tls %s: %s", e->tls.address,
+                 e->tls.handshake_ok ? e->tls.protocol : e->tls.error);
     else if (kind == REF_HTTP)
         progress(ck, "http: %d %s", e->http.status, proxy_error_name(e->http.error));
 }
@@ -387,20 +397,31 @@ on_probe(void *arg)
     int i = ref->i;
     report_progress(ck, ref->kind, i);
     switch (ref->kind) {
-    case REF_DNSPROBE: dnsprobe_free(&ck->dnsp[i]); break;
-    case REF_TCP: tcpprobe_free(&ck->tcpp[i]); break;
-    case REF_PING: ping_free(&ck->pingp[i]); break;
+    case REF_DNSPROBE:
+        dnsprobe_free(&ck->dnsp[i]);
+        break;
+    case REF_TCP:
+        tcpprobe_free(&ck->tcpp[i]);
+        break;
+    case REF_PING:
+        ping_free(&ck->pingp[i]);
+        break;
     case REF_UDP_TRACE:
         trace_free(&ck->udpp[i]);
         start_tcp_trace(ck, i);
         break;
-    case REF_TCP_TRACE: trace_free(&ck->tcptp[i]); break;
+    case REF_TCP_TRACE:
+        trace_free(&ck->tcptp[i]);
+        break;
     case REF_TLS:
         if (!current(ck)->tls.handshake_ok)
             tls_conn_free(&ck->tlsc);
         break;
-    case REF_HTTP: httpcheck_free(&ck->httpp); break;
-    default: break;
+    case REF_HTTP:
+        httpcheck_free(&ck->httpp);
+        break;
+    default:
+        break;
     }
     step_done(ck);
 }
@@ -506,14 +527,19 @@ on_interrupt(struct loop_io *io, uint32_t events)
 void
 check_opts_default(struct check_opts *o)
 {
-    *o = (struct check_opts){.path = "/", .timeout = 5000, .count = 3, .interval = 200,
-                             .max_hops = TRACE_MAX_HOPS, .ping = true, .trace = true,
+    *o = (struct check_opts){.path = "/",
+                             .timeout = 5000,
+                             .count = 3,
+                             .interval = 200,
+                             .max_hops = TRACE_MAX_HOPS,
+                             .ping = true,
+                             .trace = true,
                              .interrupt_fd = -1};
 }
 
 static void
-check_init(struct check *ck, struct config *cfg, const struct config_zone *zone,
-           int origin_index, const struct check_opts *o)
+check_init(struct check *ck, struct config *cfg, const struct config_zone *zone, int origin_index,
+           const struct check_opts *o)
 {
     ck->cfg = cfg;
     ck->zone = zone;
@@ -552,8 +578,8 @@ check_run(struct config *cfg, const struct config_zone *zone, int origin_index,
     stop_all(&ck);
     loop_io_stop(ck.w->loop, &ck.intr);
     loop_defer_cancel(ck.w->loop, &ck.stop);
-    struct report_info ri = {.interrupted = ck.interrupted, .colour = o->colour,
-                             .timeout = o->timeout};
+    struct report_info ri = {
+        .interrupted = ck.interrupted, .colour = o->colour, .timeout = o->timeout};
     ri.verdict = verdict_overall(ck.origins, ck.norigins, ck.interrupted, &ri.culprit);
     if (o->json)
         report_json(ck.origins, ck.norigins, &ri, report);
@@ -650,8 +676,8 @@ parse_valued(struct cli *c, const char *a, const char *v)
 static int
 parse_args(int argc, char **argv, struct cli *c)
 {
-    static const char *const flags[] = {"--json", "--no-ping", "--no-trace", "--no-colour",
-                                        "--no-color", "--progress"};
+    static const char *const flags[] = {"--json",      "--no-ping",  "--no-trace",
+                                        "--no-colour", "--no-color", "--progress"};
     check_opts_default(&c->o);
     c->o.path = NULL; /* the URL's, unless --path says */
     for (int i = 2; i < argc; i++) {

@@ -76,8 +76,7 @@ summarize(struct dnsprobe_result *r)
         /* NXDOMAIN or SERVFAIL on either query is the one to show */
         if (r->rcode[1 - i] > 0 && r->answered[1 - i])
             i = 1 - i;
-        snprintf(r->rcode_text, sizeof(r->rcode_text), "%s",
-                 dns_wire_rcode_name(r->rcode[i], tmp));
+        snprintf(r->rcode_text, sizeof(r->rcode_text), "%s", dns_wire_rcode_name(r->rcode[i], tmp));
     } else {
         bool timeout = r->ares_status[0] == ARES_ETIMEOUT || r->ares_status[1] == ARES_ETIMEOUT;
         snprintf(r->rcode_text, sizeof(r->rcode_text), "%s", timeout ? "TIMEOUT" : "ERROR");
@@ -134,8 +133,8 @@ on_done(struct loop_defer *d)
 
 struct dnsprobe *
 dnsprobe_start(struct loop *loop, const char *name, const char *server,
-               const struct config_resolver *rc, uint64_t timeout_ms,
-               struct dnsprobe_result *out, probe_done_cb cb, void *arg)
+               const struct config_resolver *rc, uint64_t timeout_ms, struct dnsprobe_result *out,
+               probe_done_cb cb, void *arg)
 {
     static const int types[] = {T_A, T_AAAA};
     struct dnsprobe *p = xcalloc(1, sizeof(*p));
@@ -196,8 +195,8 @@ answer_key(const struct dnsprobe_result *r, char *out, size_t len, uint32_t *ttl
     for (int family = AF_INET; family != 0; family = family == AF_INET ? AF_INET6 : 0)
         for (int i = 0; i < r->naddrs; i++)
             if (r->addrs[i].family == family && off < len) {
-                off += (size_t)snprintf(out + off, len - off, "%s%s", off ? " " : "",
-                                        r->addrs[i].ip);
+                off +=
+                    (size_t)snprintf(out + off, len - off, "%s%s", off ? " " : "", r->addrs[i].ip);
                 *ttl = MAX(*ttl, r->addrs[i].ttl);
             }
     return out;

@@ -26,19 +26,19 @@ struct dnsprobe_addr {
 };
 
 struct dnsprobe_result {
-    char server[80];           /* "127.0.0.1:5353", or "system" (/etc/resolv.conf) */
-    bool answered[2];          /* a response arrived to the A / the AAAA query */
-    int rcode[2];              /* their rcodes (-1 without a response) */
+    char server[80];  /* "127.0.0.1:5353", or "system" (/etc/resolv.conf) */
+    bool answered[2]; /* a response arrived to the A / the AAAA query */
+    int rcode[2];     /* their rcodes (-1 without a response) */
     int ares_status[2];
-    enum dns_status status;    /* both judged together as the edge judges them */
-    char rcode_text[16];       /* NOERROR, NXDOMAIN, SERVFAIL, REFUSED, TIMEOUT, ERROR */
-    uint64_t us;               /* until the slower of the two answers */
+    enum dns_status status; /* both judged together as the edge judges them */
+    char rcode_text[16];    /* NOERROR, NXDOMAIN, SERVFAIL, REFUSED, TIMEOUT, ERROR */
+    uint64_t us;            /* until the slower of the two answers */
     struct dnsprobe_cname cnames[DNSPROBE_MAX_CNAMES];
     int ncnames;
     struct dnsprobe_addr addrs[CONFIG_MAX_ADDRS];
     int naddrs;
-    uint32_t neg_ttl;          /* SOA minimum of a negative answer, 0 if none */
-    char error[128];           /* what went wrong, "" when it answered */
+    uint32_t neg_ttl; /* SOA minimum of a negative answer, 0 if none */
+    char error[128];  /* what went wrong, "" when it answered */
 };
 
 struct dnsprobe;

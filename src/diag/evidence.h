@@ -46,7 +46,7 @@ struct evidence_addr {
     struct config_addr addr;
     enum proxy_error_type policy; /* PROXY_ERR_NONE: the edge may connect to it */
     char policy_why[160];
-    bool this_machine;            /* one of this machine's own addresses */
+    bool this_machine; /* one of this machine's own addresses */
     bool ran_tcp, ran_ping, ran_udp_trace, ran_tcp_trace;
     struct tcpprobe_result tcp;
     struct ping_result ping;
@@ -56,12 +56,12 @@ struct evidence_addr {
 /* Where a firewall is, and what to allow, when one is the likely culprit. */
 struct firewall_finding {
     bool found;
-    const char *kind;  /* "drop", "reject_admin_prohibited", "reject_port_unreachable",
-                        * "reject_host_unreachable", "no_route", "tls_reset", "waf",
-                        * "rate_limit" */
-    char where[400];   /* "198.18.0.9 (hop 3, the last to answer)" */
-    char likely[480];  /* the kind of rule or device */
-    char allow[480];   /* "allow the edge's address 198.18.0.1 to port 80 on ..." */
+    const char *kind; /* "drop", "reject_admin_prohibited", "reject_port_unreachable",
+                       * "reject_host_unreachable", "no_route", "tls_reset", "waf",
+                       * "rate_limit" */
+    char where[400];  /* "198.18.0.9 (hop 3, the last to answer)" */
+    char likely[480]; /* the kind of rule or device */
+    char allow[480];  /* "allow the edge's address 198.18.0.1 to port 80 on ..." */
 };
 
 struct evidence_origin {

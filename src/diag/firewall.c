@@ -39,24 +39,31 @@ silent_drop(struct evidence_origin *e, const struct evidence_addr *a)
     fw->kind = "drop";
     snprintf(fw->likely, sizeof(fw->likely),
              "a DROP rule (iptables -j DROP, nftables drop, a cloud security group or network "
-             "ACL) silently discards the edge's SYN packets to port %u", port);
+             "ACL) silently discards the edge's SYN packets to port %u",
+             port);
     if (a->ran_udp_trace && a->udp_trace.reached)
-        snprintf(extra, sizeof(extra), "; UDP probes reach %s at hop %d, so the rule is about "
-                 "TCP port %u", a->udp_trace.target, a->udp_trace.reached_ttl, port);
+        snprintf(extra, sizeof(extra),
+                 "; UDP probes reach %s at hop %d, so the rule is about "
+                 "TCP port %u",
+                 a->udp_trace.target, a->udp_trace.reached_ttl, port);
     if (a->ran_tcp_trace && t->last_ttl > 0 && !t->reached) {
         const char *x = t->hops[t->last_ttl - 1].address;
-        snprintf(fw->where, sizeof(fw->where), "%s (hop %d, the last to answer the TCP probes "
-                 "to port %u)%s", x, t->last_ttl, port, extra);
-        snprintf(fw->allow, sizeof(fw->allow), "allow the edge's address %s to port %u on %s "
+        snprintf(fw->where, sizeof(fw->where),
+                 "%s (hop %d, the last to answer the TCP probes "
+                 "to port %u)%s",
+                 x, t->last_ttl, port, extra);
+        snprintf(fw->allow, sizeof(fw->allow),
+                 "allow the edge's address %s to port %u on %s "
                  "in the firewall at %s (hop %d) or right after it, on the origin host",
                  edge_address(e), port, ip, x, t->last_ttl);
         return;
     }
     snprintf(fw->where, sizeof(fw->where), "between this edge and %s%s%s", a->tcp.address,
              a->ran_tcp_trace ? " (no hop answered the TCP probes)" : "", extra);
-    snprintf(fw->allow, sizeof(fw->allow), "allow the edge's address %s to port %u on %s in "
-             "the firewalls in between (origin host, cloud security group)", edge_address(e),
-             port, ip);
+    snprintf(fw->allow, sizeof(fw->allow),
+             "allow the edge's address %s to port %u on %s in "
+             "the firewalls in between (origin host, cloud security group)",
+             edge_address(e), port, ip);
 }
 
 static void
@@ -71,33 +78,42 @@ icmp_reject(struct evidence_origin *e, const struct evidence_addr *a, const stru
     switch (icmp_kind_of(m)) {
     case ICMP_KIND_ADMIN_PROHIBITED:
         fw->kind = "reject_admin_prohibited";
-        snprintf(fw->likely, sizeof(fw->likely), "a REJECT rule answering %s (iptables "
+        snprintf(fw->likely, sizeof(fw->likely),
+                 "a REJECT rule answering %s (iptables "
                  "--reject-with icmp-admin-prohibited, nftables reject with icmpx "
-                 "admin-prohibited, a router ACL)", desc);
+                 "admin-prohibited, a router ACL)",
+                 desc);
         break;
     case ICMP_KIND_PORT_UNREACHABLE:
         fw->kind = "reject_port_unreachable";
-        snprintf(fw->likely, sizeof(fw->likely), "a REJECT rule with its default answer, %s "
-                 "(iptables -j REJECT); a closed TCP port answers with a reset, not ICMP", desc);
+        snprintf(fw->likely, sizeof(fw->likely),
+                 "a REJECT rule with its default answer, %s "
+                 "(iptables -j REJECT); a closed TCP port answers with a reset, not ICMP",
+                 desc);
         break;
     case ICMP_KIND_NET_UNREACHABLE:
         fw->kind = "no_route";
-        snprintf(fw->likely, sizeof(fw->likely), "no route to %s's network (%s), or a REJECT "
-                 "rule answering so", a->tcp.address, desc);
+        snprintf(fw->likely, sizeof(fw->likely),
+                 "no route to %s's network (%s), or a REJECT "
+                 "rule answering so",
+                 a->tcp.address, desc);
         break;
     default:
         fw->kind = "reject_host_unreachable";
-        snprintf(fw->likely, sizeof(fw->likely), "a REJECT rule answering %s, or the host is "
-                 "down or unknown to that router (no ARP/ND answer)", desc);
+        snprintf(fw->likely, sizeof(fw->likely),
+                 "a REJECT rule answering %s, or the host is "
+                 "down or unknown to that router (no ARP/ND answer)",
+                 desc);
     }
     char ip[64];
     net_ip_text((const struct sockaddr *)&a->addr.sa, ip, sizeof(ip));
     bool self = strcmp(ip, from) == 0;
     snprintf(fw->where, sizeof(fw->where), "%s%s%s", from[0] ? from : "a router", hop,
              self ? ", the origin host itself" : "");
-    snprintf(fw->allow, sizeof(fw->allow), "allow the edge's address %s to port %u on %s in "
-             "the firewall at %s%s", edge_address(e), port, ip,
-             from[0] ? from : "the rejecting router", hop);
+    snprintf(fw->allow, sizeof(fw->allow),
+             "allow the edge's address %s to port %u on %s in "
+             "the firewall at %s%s",
+             edge_address(e), port, ip, from[0] ? from : "the rejecting router", hop);
 }
 
 static void
@@ -105,12 +121,15 @@ no_route(struct evidence_origin *e, const struct evidence_addr *a)
 {
     struct firewall_finding *fw = &e->fw;
     fw->kind = "no_route";
-    snprintf(fw->likely, sizeof(fw->likely), "this machine has no route to %s, or its "
-             "neighbour does not answer ARP/ND (%s)", a->tcp.address,
-             strerror(a->tcp.tries[0].err));
+    snprintf(fw->likely, sizeof(fw->likely),
+             "this machine has no route to %s, or its "
+             "neighbour does not answer ARP/ND (%s)",
+             a->tcp.address, strerror(a->tcp.tries[0].err));
     snprintf(fw->where, sizeof(fw->where), "on this machine or its first hop");
-    snprintf(fw->allow, sizeof(fw->allow), "check this machine's routes (ip route get %s) "
-             "and that the origin host is up", a->tcp.address);
+    snprintf(fw->allow, sizeof(fw->allow),
+             "check this machine's routes (ip route get %s) "
+             "and that the origin host is up",
+             a->tcp.address);
 }
 
 /* The first address whose connection attempts all failed, other than by a reset. */
@@ -119,8 +138,7 @@ blocked_address(const struct evidence_origin *e)
 {
     for (int i = 0; i < e->naddrs; i++) {
         const struct evidence_addr *a = &e->addrs[i];
-        if (a->ran_tcp && a->tcp.done > 0 && a->tcp.open == 0 &&
-            a->tcp.refused < a->tcp.done)
+        if (a->ran_tcp && a->tcp.done > 0 && a->tcp.open == 0 && a->tcp.refused < a->tcp.done)
             return a;
     }
     return NULL;
@@ -152,15 +170,18 @@ tls_finding(struct evidence_origin *e)
     if (!t->attempted || !t->connected || !t->reset_after_hello)
         return false;
     fw->kind = "tls_reset";
-    snprintf(fw->where, sizeof(fw->where), "between this edge and %s: the TCP connection "
-             "opened, then was reset as soon as our TLS ClientHello%s%.200s went out", t->address,
-             t->sni[0] ? " with SNI " : "", t->sni);
-    snprintf(fw->likely, sizeof(fw->likely), "a middlebox (an IPS, a TLS or SNI filter, a "
-             "transparent proxy) that resets TLS connections%s%s", t->sni[0] ? " for " : "",
-             t->sni);
-    snprintf(fw->allow, sizeof(fw->allow), "allow the edge's address %s to reach %s with TLS "
-             "(SNI %s) in that middlebox", edge_address(e), t->address,
-             t->sni[0] ? t->sni : "none");
+    snprintf(fw->where, sizeof(fw->where),
+             "between this edge and %s: the TCP connection "
+             "opened, then was reset as soon as our TLS ClientHello%s%.200s went out",
+             t->address, t->sni[0] ? " with SNI " : "", t->sni);
+    snprintf(fw->likely, sizeof(fw->likely),
+             "a middlebox (an IPS, a TLS or SNI filter, a "
+             "transparent proxy) that resets TLS connections%s%s",
+             t->sni[0] ? " for " : "", t->sni);
+    snprintf(fw->allow, sizeof(fw->allow),
+             "allow the edge's address %s to reach %s with TLS "
+             "(SNI %s) in that middlebox",
+             edge_address(e), t->address, t->sni[0] ? t->sni : "none");
     return true;
 }
 
@@ -177,15 +198,20 @@ http_finding(struct evidence_origin *e)
     if (h->waf[0] != '\0') {
         snprintf(fw->likely, sizeof(fw->likely), "%s answers %d to the edge (%s)", h->waf,
                  h->status, h->waf_evidence);
-        snprintf(fw->allow, sizeof(fw->allow), "allow the edge's address %s in %s's rules (an "
+        snprintf(fw->allow, sizeof(fw->allow),
+                 "allow the edge's address %s in %s's rules (an "
                  "IP allowlist or trusted-proxy entry), or exempt it from the rule that blocks "
-                 "it", edge_address(e), h->waf);
+                 "it",
+                 edge_address(e), h->waf);
     } else {
-        snprintf(fw->likely, sizeof(fw->likely), "the origin rate-limits the edge's address %s "
+        snprintf(fw->likely, sizeof(fw->likely),
+                 "the origin rate-limits the edge's address %s "
                  "(HTTP 429): every visitor of the zone reaches the origin from it",
                  edge_address(e));
-        snprintf(fw->allow, sizeof(fw->allow), "exempt the edge's address %s from the origin's "
-                 "rate limit", edge_address(e));
+        snprintf(fw->allow, sizeof(fw->allow),
+                 "exempt the edge's address %s from the origin's "
+                 "rate limit",
+                 edge_address(e));
     }
     return true;
 }

@@ -19,13 +19,13 @@ struct httpcheck {
     int origin_index;
     struct httpcheck_result *out;
     uint64_t timeout, start_us;
-    uint64_t tls_base_ms;     /* https: connect and handshake, before this request */
+    uint64_t tls_base_ms; /* https: connect and handshake, before this request */
     time_t request_time;
-    struct http_msg req;      /* the request as the edge's parser reads it, for the cache */
-    struct http_msg resp;     /* the response head, copied */
+    struct http_msg req;  /* the request as the edge's parser reads it, for the cache */
+    struct http_msg resp; /* the response head, copied */
     bool have_resp;
-    struct upstream *up;      /* http */
-    struct tls_conn *tls;     /* https */
+    struct upstream *up;  /* http */
+    struct tls_conn *tls; /* https */
     struct http_parser parser;
     bool parser_ready;
     char sniff[SNIFF_BYTES];
@@ -90,8 +90,7 @@ build_request(struct httpcheck *h, struct buf *head)
     struct http_parser p;
     struct buf full;
     size_t used;
-    buf_printf(head, "GET %s HTTP/1.1\r\nUser-Agent: verge-check\r\nAccept: */*\r\n",
-               h->out->path);
+    buf_printf(head, "GET %s HTTP/1.1\r\nUser-Agent: verge-check\r\nAccept: */*\r\n", h->out->path);
     if (h->zone->add_via)
         buf_printf(head, "Via: 1.1 %s\r\n", h->cfg->edge_name);
     buf_append_str(head, "\r\n");
@@ -114,10 +113,20 @@ build_request(struct httpcheck *h, struct buf *head)
 static void
 keep_fields(struct httpcheck_result *r, const struct http_msg *m)
 {
-    static const char *const names[] = {"Server", "Content-Type", "Content-Length",
-                                        "Transfer-Encoding", "Cache-Control", "Expires", "Age",
-                                        "Last-Modified", "ETag", "Vary", "Set-Cookie",
-                                        "Location", "Retry-After", "Via"};
+    static const char *const names[] = {"Server",
+                                        "Content-Type",
+                                        "Content-Length",
+                                        "Transfer-Encoding",
+                                        "Cache-Control",
+                                        "Expires",
+                                        "Age",
+                                        "Last-Modified",
+                                        "ETag",
+                                        "Vary",
+                                        "Set-Cookie",
+                                        "Location",
+                                        "Retry-After",
+                                        "Via"};
     r->nfields = 0;
     for (size_t i = 0; i < ARRAY_SIZE(names) && r->nfields < HTTPCHECK_FIELDS; i++) {
         const struct http_header *f = http_msg_find(m, names[i]);
@@ -190,7 +199,8 @@ judge_waf(struct httpcheck *h)
     } bodies[] = {
         {"Attention Required! | Cloudflare", "Cloudflare"},
         {"Incapsula incident", "Imperva"},
-        {"The requested URL was rejected. Please consult with your administrator.", "F5 BIG-IP ASM"},
+        {"The requested URL was rejected. Please consult with your administrator.",
+         "F5 BIG-IP ASM"},
         {"Sucuri Website Firewall", "Sucuri"},
         {"ModSecurity", "ModSecurity"},
         {"Web Application Firewall", "a web application firewall"},
@@ -252,8 +262,7 @@ take_head(struct httpcheck *h, const struct http_msg *m)
     r->head_ok = true;
     r->status = m->status;
     r->header_ms = since(h);
-    snprintf(r->reason, sizeof(r->reason), "%.*s", (int)m->reason.len,
-             http_str_ptr(m, m->reason));
+    snprintf(r->reason, sizeof(r->reason), "%.*s", (int)m->reason.len, http_str_ptr(m, m->reason));
     http_msg_copy(&h->resp, m);
     h->have_resp = true;
     keep_fields(r, m);
@@ -342,8 +351,8 @@ on_up_drained(void *owner)
 {
 }
 
-static const struct upstream_ops up_ops = {on_up_head, on_up_body, on_up_complete,
-                                           on_up_error, on_up_drained};
+static const struct upstream_ops up_ops = {on_up_head, on_up_body, on_up_complete, on_up_error,
+                                           on_up_drained};
 
 static void
 start_upstream(struct httpcheck *h, struct buf *head)
@@ -434,9 +443,10 @@ on_tls_end(void *arg, int err)
         enum proxy_phase phase = head ? PROXY_PHASE_BODY : PROXY_PHASE_HEADER;
         snprintf(detail, sizeof(detail), "reading the response failed: %s",
                  err == EPROTO ? "TLS error" : strerror(err));
-        fail(h, err == ETIMEDOUT ? (head ? PROXY_ERR_CONNECTION_READ_TIMEOUT
-                                         : PROXY_ERR_HTTP_RESPONSE_TIMEOUT)
-                                 : proxy_error_from_errno(phase, err),
+        fail(h,
+             err == ETIMEDOUT
+                 ? (head ? PROXY_ERR_CONNECTION_READ_TIMEOUT : PROXY_ERR_HTTP_RESPONSE_TIMEOUT)
+                 : proxy_error_from_errno(phase, err),
              phase, detail);
     }
 }
@@ -453,8 +463,7 @@ start_tls(struct httpcheck *h, struct buf *head, const struct tls_result *tr)
     buf_append(&wire, buf_head(head), line);
     buf_printf(&wire, "Host: %s\r\n", h->out->host);
     buf_append(&wire, buf_head(head) + line, buf_used(head) - line);
-    http_parser_init(&h->parser, HTTP_RESPONSE, h->cfg->upstream_max_header_size, &parsed_ops,
-                     h);
+    http_parser_init(&h->parser, HTTP_RESPONSE, h->cfg->upstream_max_header_size, &parsed_ops, h);
     h->parser_ready = true;
     snprintf(h->out->address, sizeof(h->out->address), "%s", tr->address);
     h->tls_base_ms = tr->handshake_us / 1000;

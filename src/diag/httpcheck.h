@@ -24,10 +24,10 @@ struct httpcheck_field {
 
 struct httpcheck_result {
     bool attempted;
-    bool finished;               /* false: stopped (Ctrl-C) before the response was judged */
+    bool finished; /* false: stopped (Ctrl-C) before the response was judged */
     char path[512];
-    char host[256];              /* the Host sent */
-    char address[64];            /* the origin address that answered */
+    char host[256];   /* the Host sent */
+    char address[64]; /* the origin address that answered */
     int status;
     char reason[64];
     bool head_ok;                /* a response header the edge accepts */
@@ -44,13 +44,13 @@ struct httpcheck_result {
     struct httpcheck_field fields[HTTPCHECK_FIELDS]; /* the response fields that matter */
     int nfields;
     /* the edge's cache */
-    bool zone_caches;            /* the zone has cache: true */
-    bool storable;               /* a shared cache may store it */
-    char cache_why[160];         /* why not, or where its lifetime comes from */
+    bool zone_caches;    /* the zone has cache: true */
+    bool storable;       /* a shared cache may store it */
+    char cache_why[160]; /* why not, or where its lifetime comes from */
     int64_t lifetime_s, age_s, stale_if_error_s, stale_while_revalidate_s;
     /* someone in front of the origin refusing the edge */
-    bool rate_limited;           /* 429 */
-    char waf[64];                /* "Cloudflare", ...; "" when none recognised */
+    bool rate_limited; /* 429 */
+    char waf[64];      /* "Cloudflare", ...; "" when none recognised */
     char waf_evidence[160];
 };
 

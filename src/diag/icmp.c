@@ -12,11 +12,18 @@ icmp_kind_of(const struct net_icmp *e)
         if (e->type != 1)
             return ICMP_KIND_OTHER;
         switch (e->code) {
-        case 0: return ICMP_KIND_NET_UNREACHABLE;
-        case 1: case 5: case 6: return ICMP_KIND_ADMIN_PROHIBITED;
-        case 3: return ICMP_KIND_HOST_UNREACHABLE;
-        case 4: return ICMP_KIND_PORT_UNREACHABLE;
-        default: return ICMP_KIND_OTHER;
+        case 0:
+            return ICMP_KIND_NET_UNREACHABLE;
+        case 1:
+        case 5:
+        case 6:
+            return ICMP_KIND_ADMIN_PROHIBITED;
+        case 3:
+            return ICMP_KIND_HOST_UNREACHABLE;
+        case 4:
+            return ICMP_KIND_PORT_UNREACHABLE;
+        default:
+            return ICMP_KIND_OTHER;
         }
     }
     if (e->type == 11)
@@ -24,29 +31,48 @@ icmp_kind_of(const struct net_icmp *e)
     if (e->type != 3)
         return ICMP_KIND_OTHER;
     switch (e->code) {
-    case 0: case 6: case 11: return ICMP_KIND_NET_UNREACHABLE;
-    case 1: case 7: case 12: return ICMP_KIND_HOST_UNREACHABLE;
-    case 3: return ICMP_KIND_PORT_UNREACHABLE;
-    case 9: case 10: case 13: return ICMP_KIND_ADMIN_PROHIBITED;
-    default: return ICMP_KIND_OTHER;
+    case 0:
+    case 6:
+    case 11:
+        return ICMP_KIND_NET_UNREACHABLE;
+    case 1:
+    case 7:
+    case 12:
+        return ICMP_KIND_HOST_UNREACHABLE;
+    case 3:
+        return ICMP_KIND_PORT_UNREACHABLE;
+    case 9:
+    case 10:
+    case 13:
+        return ICMP_KIND_ADMIN_PROHIBITED;
+    default:
+        return ICMP_KIND_OTHER;
     }
 }
 
 const char *
 icmp_kind_name(enum icmp_kind k)
 {
-    static const char *const names[] = {"none", "time_exceeded", "port_unreachable",
-                                        "admin_prohibited", "host_unreachable",
-                                        "net_unreachable", "other"};
+    static const char *const names[] = {"none",
+                                        "time_exceeded",
+                                        "port_unreachable",
+                                        "admin_prohibited",
+                                        "host_unreachable",
+                                        "net_unreachable",
+                                        "other"};
     return (size_t)k < ARRAY_SIZE(names) ? names[k] : "other";
 }
 
 const char *
 icmp_kind_words(enum icmp_kind k)
 {
-    static const char *const w[] = {"error", "time exceeded", "port unreachable",
-                                    "administratively prohibited", "host unreachable",
-                                    "network unreachable", "error"};
+    static const char *const w[] = {"error",
+                                    "time exceeded",
+                                    "port unreachable",
+                                    "administratively prohibited",
+                                    "host unreachable",
+                                    "network unreachable",
+                                    "error"};
     return (size_t)k < ARRAY_SIZE(w) ? w[k] : "error";
 }
 

@@ -16,8 +16,8 @@ typedef void (*diag_job_done)(void *arg); /* on the owner's loop, after fn retur
 /* Run fn(arg) on a new thread, then done(arg) on loop (loop NULL: nothing after fn, and
  * NULL is returned on success as there is nothing to hold). Returns the job, or NULL with
  * errno set when no thread could be started (fn is not run). From a loop's own thread. */
-struct diag_job *diag_job_start(struct loop *loop, diag_job_fn fn, diag_job_done done,
-                                void *arg, int *err);
+struct diag_job *diag_job_start(struct loop *loop, diag_job_fn fn, diag_job_done done, void *arg,
+                                int *err);
 
 /* The owner stops waiting (its connection closed): done is never called, and free_arg(arg)
  * runs once fn has returned (at once if it already has). NULLs *job. */

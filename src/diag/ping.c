@@ -188,8 +188,8 @@ ping_start(struct loop *loop, const struct sockaddr *sa, int count, uint64_t int
 {
     struct ping *p = xcalloc(1, sizeof(*p));
     p->loop = loop;
-    p->dstlen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                          : sizeof(struct sockaddr_in);
+    p->dstlen =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     memcpy(&p->dst, sa, p->dstlen);
     ((struct sockaddr_in *)&p->dst)->sin_port = 0; /* same offset in sockaddr_in6 */
     p->out = out;

@@ -12,11 +12,11 @@
 #define PING_MAX 10
 
 struct ping_result {
-    char address[64];     /* "10.0.0.5" */
-    bool skipped;         /* the machine does not let us send ICMP echo */
-    char detail[240];     /* why it was skipped, or the socket used */
+    char address[64]; /* "10.0.0.5" */
+    bool skipped;     /* the machine does not let us send ICMP echo */
+    char detail[240]; /* why it was skipped, or the socket used */
     int count, sent, received;
-    int errors;           /* ICMP errors about our echoes */
+    int errors; /* ICMP errors about our echoes */
     bool has_icmp;
     struct net_icmp icmp; /* the first of them */
     uint64_t min_us, avg_us, max_us;

@@ -26,8 +26,8 @@ summary(const struct buf *report, char *out, size_t len)
 static bool
 refusable(enum check_verdict v)
 {
-    return v == CHECK_DNS || v == CHECK_ORIGIN_DOWN || v == CHECK_FIREWALL ||
-           v == CHECK_INVALID || v == CHECK_REFUSED_BY_POLICY;
+    return v == CHECK_DNS || v == CHECK_ORIGIN_DOWN || v == CHECK_FIREWALL || v == CHECK_INVALID ||
+           v == CHECK_REFUSED_BY_POLICY;
 }
 
 void

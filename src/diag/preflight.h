@@ -19,7 +19,7 @@ struct preflight_line {
 struct preflight {
     struct preflight_line *lines; /* one per origin, in the configuration's order */
     size_t nlines;
-    int failing;                  /* origins the refuse setting refuses for */
+    int failing; /* origins the refuse setting refuses for */
 };
 
 /* Check every origin of cfg. Fills *out (free it with preflight_free). */

@@ -11,8 +11,8 @@
 #define INDENT "           " /* continuation lines under a step */
 
 static const char *const flag_names[DNS_FLAG_COUNT] = {
-    "nxdomain", "servfail", "refused", "timeout", "no_address",
-    "loopback", "private", "edge_itself", "disagree",
+    "nxdomain", "servfail", "refused",     "timeout",  "no_address",
+    "loopback", "private",  "edge_itself", "disagree",
 };
 
 void
@@ -30,11 +30,11 @@ report_dns_flags(unsigned flags, char *out, size_t len)
 static void
 text_dns_resolver(struct buf *b, const struct dnsprobe_result *r)
 {
-    buf_printf(b, "  dns    via %s: %s in %.1f ms%s%s\n", r->server, r->rcode_text,
-               probe_ms(r->us), r->error[0] ? ", " : "", r->error);
+    buf_printf(b, "  dns    via %s: %s in %.1f ms%s%s\n", r->server, r->rcode_text, probe_ms(r->us),
+               r->error[0] ? ", " : "", r->error);
     for (int i = 0; i < r->ncnames; i++)
-        buf_printf(b, INDENT "CNAME %s -> %s (ttl %u s)\n", r->cnames[i].name,
-                   r->cnames[i].target, r->cnames[i].ttl);
+        buf_printf(b, INDENT "CNAME %s -> %s (ttl %u s)\n", r->cnames[i].name, r->cnames[i].target,
+                   r->cnames[i].ttl);
     for (int i = 0; i < r->naddrs; i++)
         buf_printf(b, INDENT "%s %s (ttl %u s)\n", r->addrs[i].family == AF_INET6 ? "AAAA" : "A",
                    r->addrs[i].ip, r->addrs[i].ttl);
@@ -50,18 +50,25 @@ static void
 text_dns_warnings(struct buf *b, const struct evidence_origin *e)
 {
     if (e->dns_flags & DNS_FLAG_LOOPBACK)
-        buf_printf(b, "  dns    warning: %s points at loopback: the origin must run on this "
-                   "machine\n", e->origin->host);
+        buf_printf(b,
+                   "  dns    warning: %s points at loopback: the origin must run on this "
+                   "machine\n",
+                   e->origin->host);
     if (e->dns_flags & DNS_FLAG_PRIVATE)
-        buf_printf(b, "  dns    warning: %s points into private address space: only reachable "
-                   "from inside that network\n", e->origin->host);
+        buf_printf(b,
+                   "  dns    warning: %s points into private address space: only reachable "
+                   "from inside that network\n",
+                   e->origin->host);
     if (e->dns_flags & DNS_FLAG_EDGE_ITSELF)
-        buf_printf(b, "  dns    warning: %s points at this machine itself: if the edge "
-                   "listens there, it would call itself\n", e->origin->host);
+        buf_printf(b,
+                   "  dns    warning: %s points at this machine itself: if the edge "
+                   "listens there, it would call itself\n",
+                   e->origin->host);
     if (e->dns_flags & DNS_FLAG_DISAGREE)
-        buf_printf(b, "  dns    resolvers disagree: %s; a change may still be propagating: "
-                   "every cached copy of these answers expires within %u s\n", e->disagree,
-                   e->settle_s);
+        buf_printf(b,
+                   "  dns    resolvers disagree: %s; a change may still be propagating: "
+                   "every cached copy of these answers expires within %u s\n",
+                   e->disagree, e->settle_s);
 }
 
 static void
@@ -108,8 +115,8 @@ text_tcp(struct buf *b, const struct evidence_addr *a, uint64_t timeout)
     tcpprobe_try_text(first, what, sizeof(what));
     buf_printf(b, "  tcp    %-24s %s, %d/%d answered", a->addr.text, what, t->answered, t->done);
     if (t->answered > 0)
-        buf_printf(b, ", min/avg/max %.2f/%.2f/%.2f ms", probe_ms(t->min_us),
-                   probe_ms(t->avg_us), probe_ms(t->max_us));
+        buf_printf(b, ", min/avg/max %.2f/%.2f/%.2f ms", probe_ms(t->min_us), probe_ms(t->avg_us),
+                   probe_ms(t->max_us));
     if (t->silent > 0)
         buf_printf(b, ", %d unanswered after %llu ms", t->silent, (unsigned long long)timeout);
     buf_append_str(b, "\n");
@@ -128,8 +135,8 @@ text_ping(struct buf *b, const struct evidence_addr *a)
     }
     buf_printf(b, "  ping   %-24s %d/%d replies", p->address, p->received, p->sent);
     if (p->received > 0)
-        buf_printf(b, ", min/avg/max %.2f/%.2f/%.2f ms", probe_ms(p->min_us),
-                   probe_ms(p->avg_us), probe_ms(p->max_us));
+        buf_printf(b, ", min/avg/max %.2f/%.2f/%.2f ms", probe_ms(p->min_us), probe_ms(p->avg_us),
+                   probe_ms(p->max_us));
     if (p->has_icmp)
         buf_printf(b, ", %s", icmp_describe(&p->icmp, icmp, sizeof(icmp)));
     else if (p->received == 0)
@@ -212,9 +219,10 @@ text_cache(struct buf *b, const struct httpcheck_result *h)
         buf_printf(b, INDENT "cache: the edge stores it, fresh for %lld s (%s; age %lld s)",
                    (long long)fresh, h->cache_why, (long long)h->age_s);
     else
-        buf_printf(b, INDENT "cache: this zone does not cache (cache: false); with cache: true "
-                   "the edge would keep it fresh for %lld s (%s; age %lld s)", (long long)fresh,
-                   h->cache_why, (long long)h->age_s);
+        buf_printf(b,
+                   INDENT "cache: this zone does not cache (cache: false); with cache: true "
+                          "the edge would keep it fresh for %lld s (%s; age %lld s)",
+                   (long long)fresh, h->cache_why, (long long)h->age_s);
     if (h->stale_if_error_s > 0)
         buf_printf(b, ", then serve it stale up to %lld s while the origin fails",
                    (long long)h->stale_if_error_s);
@@ -240,8 +248,9 @@ text_http(struct buf *b, const struct evidence_origin *e)
         buf_printf(b, "  http   GET %s: %d %s, from %s (Host: %s); the edge accepts it%s\n",
                    h->path, h->status, h->reason, h->address, h->host,
                    h->body_truncated ? " (stopped reading the body after 8 MiB)"
-                   : h->complete ? "" : " (body not read to its end)");
-    buf_printf(b, INDENT "phases (ms, cumulative): dns %llu, connect %llu, ", 
+                   : h->complete     ? ""
+                                     : " (body not read to its end)");
+    buf_printf(b, INDENT "phases (ms, cumulative): dns %llu, connect %llu, ",
                (unsigned long long)e->dns_ms, (unsigned long long)h->connect_ms);
     if (e->tls.attempted)
         buf_printf(b, "tls %llu, ", (unsigned long long)h->tls_ms);
@@ -258,8 +267,7 @@ text_http(struct buf *b, const struct evidence_origin *e)
 /* ---------------------------------------------------------------- text: the whole */
 
 static void
-text_verdict(struct buf *b, const struct evidence_origin *o, size_t n,
-             const struct report_info *ri)
+text_verdict(struct buf *b, const struct evidence_origin *o, size_t n, const struct report_info *ri)
 {
     bool ok = ri->verdict == CHECK_OK || ri->verdict == CHECK_INTERRUPTED;
     const struct evidence_origin *c = ri->culprit;
@@ -428,10 +436,11 @@ json_dns(struct buf *b, const struct evidence_origin *e)
 {
     jopen(b, "dns", '{');
     jstr(b, "name", e->origin->host);
-    jstr(b, "status", e->origin->literal ? "literal"
-                      : !e->dns_done      ? "unfinished"
-                      : e->answer.stale   ? "STALE"
-                                          : dns_status_name(e->answer.status));
+    jstr(b, "status",
+         e->origin->literal ? "literal"
+         : !e->dns_done     ? "unfinished"
+         : e->answer.stale  ? "STALE"
+                            : dns_status_name(e->answer.status));
     jstr(b, "detail", e->origin->literal ? "an IP address: no lookup" : e->answer.detail);
     jint(b, "ms", (long long)e->dns_ms);
     jopen(b, "addresses", '[');

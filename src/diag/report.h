@@ -11,8 +11,8 @@ struct report_info {
     enum check_verdict verdict;
     const struct evidence_origin *culprit; /* the origin that decided it, or NULL */
     bool interrupted;
-    bool colour;                           /* text only: ANSI colours */
-    uint64_t timeout;                      /* ms, the probes' bound */
+    bool colour;      /* text only: ANSI colours */
+    uint64_t timeout; /* ms, the probes' bound */
 };
 
 void report_text(const struct evidence_origin *origins, size_t n, const struct report_info *ri,

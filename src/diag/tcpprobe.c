@@ -29,8 +29,8 @@ static void start_try(struct tcpprobe *p);
 const char *
 tcpprobe_outcome_name(enum tcpprobe_outcome o)
 {
-    static const char *const names[] = {"stopped", "open", "refused", "no_answer",
-                                        "unreachable", "error"};
+    static const char *const names[] = {"stopped",   "open",        "refused",
+                                        "no_answer", "unreachable", "error"};
     return (size_t)o < ARRAY_SIZE(names) ? names[o] : "error";
 }
 
@@ -70,8 +70,7 @@ classify(struct tcpprobe_try *t, int fd, int err)
 {
     t->err = err;
     t->type = err == 0 ? PROXY_ERR_NONE : proxy_error_from_errno(PROXY_PHASE_CONNECT, err);
-    t->has_icmp = fd >= 0 && err != 0 && net_icmp_read(fd, &t->icmp) == 1 &&
-                  t->icmp.origin_icmp;
+    t->has_icmp = fd >= 0 && err != 0 && net_icmp_read(fd, &t->icmp) == 1 && t->icmp.origin_icmp;
     if (err == 0)
         t->outcome = TCPPROBE_OPEN;
     else if (t->has_icmp)

@@ -32,14 +32,14 @@ struct tcpprobe_try {
 };
 
 struct tcpprobe_result {
-    char address[64];    /* "10.0.0.5:8000" */
-    char local[64];      /* the edge's own address for it: what the origin's firewall sees */
-    int count;           /* attempts planned */
-    int done;            /* attempts finished */
+    char address[64]; /* "10.0.0.5:8000" */
+    char local[64];   /* the edge's own address for it: what the origin's firewall sees */
+    int count;        /* attempts planned */
+    int done;         /* attempts finished */
     struct tcpprobe_try tries[TCPPROBE_MAX];
     enum tcpprobe_outcome outcome; /* open if any attempt was; else the first's */
     int open, refused, silent, unreachable, errors;
-    int answered;        /* attempts that got any answer (open, reset, ICMP) */
+    int answered;                    /* attempts that got any answer (open, reset, ICMP) */
     uint64_t min_us, avg_us, max_us; /* over answered attempts */
 };
 

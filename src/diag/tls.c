@@ -221,8 +221,8 @@ new_ctx(const char *ca_file, struct tls_result *r)
 
 struct tls_conn *
 tls_conn_start(struct loop *loop, const struct config_addr *a, const char *host,
-               const char *ca_file, uint64_t timeout_ms, struct tls_result *out,
-               probe_done_cb cb, void *arg)
+               const char *ca_file, uint64_t timeout_ms, struct tls_result *out, probe_done_cb cb,
+               void *arg)
 {
     struct tls_conn *c = xcalloc(1, sizeof(*c));
     c->loop = loop;

@@ -15,19 +15,19 @@
 struct tls_result {
     bool attempted;
     char address[64];
-    char sni[256];           /* "" for an IP address: no SNI is sent for those */
-    bool connected;          /* TCP handshake done */
+    char sni[256];  /* "" for an IP address: no SNI is sent for those */
+    bool connected; /* TCP handshake done */
     bool handshake_ok;
-    char protocol[32];       /* "TLSv1.3" */
-    char cipher[64];         /* "TLS_AES_256_GCM_SHA384" */
-    bool chain_ok;           /* verified against the trust store */
-    char chain_error[160];   /* "self-signed certificate", "certificate has expired", ... */
-    bool name_ok;            /* the certificate is valid for the host */
+    char protocol[32];     /* "TLSv1.3" */
+    char cipher[64];       /* "TLS_AES_256_GCM_SHA384" */
+    bool chain_ok;         /* verified against the trust store */
+    char chain_error[160]; /* "self-signed certificate", "certificate has expired", ... */
+    bool name_ok;          /* the certificate is valid for the host */
     char subject[256], issuer[256];
-    char not_after[32];      /* "2026-03-01" */
-    int days_left;           /* negative once expired */
-    bool reset_after_hello;  /* reset (or closed) after our ClientHello, nothing received */
-    char error[240];         /* why the handshake (or connect) failed */
+    char not_after[32];     /* "2026-03-01" */
+    int days_left;          /* negative once expired */
+    bool reset_after_hello; /* reset (or closed) after our ClientHello, nothing received */
+    char error[240];        /* why the handshake (or connect) failed */
     uint64_t connect_us, handshake_us;
 };
 
@@ -36,9 +36,9 @@ struct tls_conn;
 /* Connect to a and handshake; host is the name to check the certificate against (and the
  * SNI unless it is an IP address); ca_file NULL uses the system store. Everything bounded
  * by timeout_ms. cb fires when the handshake is done or failed (see out). */
-struct tls_conn *tls_conn_start(struct loop *loop, const struct config_addr *a,
-                                const char *host, const char *ca_file, uint64_t timeout_ms,
-                                struct tls_result *out, probe_done_cb cb, void *arg);
+struct tls_conn *tls_conn_start(struct loop *loop, const struct config_addr *a, const char *host,
+                                const char *ca_file, uint64_t timeout_ms, struct tls_result *out,
+                                probe_done_cb cb, void *arg);
 
 /* Callbacks of one exchange over an established connection. */
 struct tls_exchange_ops {

@@ -83,8 +83,9 @@ hop_tcp(struct trace *t, struct trace_hop *h, int err)
     net_ip_text((const struct sockaddr *)&t->dst, h->address, sizeof(h->address));
     h->reached = err == 0 || err == ECONNREFUSED;
     snprintf(h->what, sizeof(h->what), "%s",
-             err == 0 ? "SYN-ACK (port open)"
-             : err == ECONNREFUSED ? "reset (port closed)" : strerror(err));
+             err == 0              ? "SYN-ACK (port open)"
+             : err == ECONNREFUSED ? "reset (port closed)"
+                                   : strerror(err));
 }
 
 static bool wave_over(const struct trace *t);
@@ -131,8 +132,8 @@ wave_over(const struct trace *t)
     int end = t->wave_to;
     for (int ttl = t->wave_from; ttl <= t->wave_to; ttl++) {
         const struct trace_hop *h = &t->out->hops[ttl - 1];
-        if (h->answered && (h->reached || (h->has_icmp &&
-                                           icmp_kind_of(&h->icmp) != ICMP_KIND_TIME_EXCEEDED))) {
+        if (h->answered &&
+            (h->reached || (h->has_icmp && icmp_kind_of(&h->icmp) != ICMP_KIND_TIME_EXCEEDED))) {
             end = ttl;
             break;
         }
@@ -238,8 +239,8 @@ trace_start(struct loop *loop, enum trace_proto proto, const struct sockaddr *ds
     struct trace *t = xcalloc(1, sizeof(*t));
     t->loop = loop;
     t->proto = proto;
-    t->dstlen = dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                           : sizeof(struct sockaddr_in);
+    t->dstlen =
+        dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     memcpy(&t->dst, dst, t->dstlen);
     t->out = out;
     t->timeout = timeout_ms;

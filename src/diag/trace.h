@@ -20,26 +20,26 @@ enum trace_proto { TRACE_UDP = 0, TRACE_TCP = 1 };
 
 struct trace_hop {
     bool answered;
-    char address[64];     /* who answered: a router, or the destination */
+    char address[64]; /* who answered: a router, or the destination */
     uint64_t us;
-    bool reached;         /* the destination itself answered */
+    bool reached; /* the destination itself answered */
     bool has_icmp;
     struct net_icmp icmp;
-    char what[64];        /* "time exceeded", "port unreachable", "SYN-ACK (port open)", ... */
+    char what[64]; /* "time exceeded", "port unreachable", "SYN-ACK (port open)", ... */
 };
 
 struct trace_result {
     enum trace_proto proto;
-    char target[64];      /* "10.0.0.5" (UDP) or "10.0.0.5:443" (TCP) */
+    char target[64]; /* "10.0.0.5" (UDP) or "10.0.0.5:443" (TCP) */
     int max_hops;
     struct trace_hop hops[TRACE_MAX_HOPS]; /* hops[ttl - 1] */
-    int sent_up_to;       /* highest TTL probed */
+    int sent_up_to;                        /* highest TTL probed */
     bool reached;
     int reached_ttl;
-    int last_ttl;         /* highest TTL that answered (0: none) */
-    bool blocked;         /* an ICMP unreachable (not the destination's port) ended it */
-    int blocked_ttl;      /* at this hop */
-    bool done;            /* finished (not stopped early) */
+    int last_ttl;    /* highest TTL that answered (0: none) */
+    bool blocked;    /* an ICMP unreachable (not the destination's port) ended it */
+    int blocked_ttl; /* at this hop */
+    bool done;       /* finished (not stopped early) */
 };
 
 struct trace;

@@ -10,16 +10,26 @@ const char *
 verdict_name(enum check_verdict v)
 {
     switch (v) {
-    case CHECK_OK: return "OK";
-    case CHECK_USAGE: return "usage";
-    case CHECK_DNS: return "DNS does not resolve";
-    case CHECK_ORIGIN_DOWN: return "origin down";
-    case CHECK_FIREWALL: return "firewall blocking";
-    case CHECK_INVALID: return "invalid response";
-    case CHECK_SLOW: return "origin too slow";
-    case CHECK_REFUSED_BY_POLICY: return "origin address refused by the edge";
-    case CHECK_TLS: return "TLS problem";
-    case CHECK_INTERRUPTED: return "interrupted";
+    case CHECK_OK:
+        return "OK";
+    case CHECK_USAGE:
+        return "usage";
+    case CHECK_DNS:
+        return "DNS does not resolve";
+    case CHECK_ORIGIN_DOWN:
+        return "origin down";
+    case CHECK_FIREWALL:
+        return "firewall blocking";
+    case CHECK_INVALID:
+        return "invalid response";
+    case CHECK_SLOW:
+        return "origin too slow";
+    case CHECK_REFUSED_BY_POLICY:
+        return "origin address refused by the edge";
+    case CHECK_TLS:
+        return "TLS problem";
+    case CHECK_INTERRUPTED:
+        return "interrupted";
     }
     return "unknown";
 }
@@ -52,9 +62,8 @@ next_step(enum check_verdict v)
     }
 }
 
-static bool
-conclude(struct evidence_origin *e, enum check_verdict v, const char *next, const char *fmt,
-         ...) __attribute__((format(printf, 4, 5)));
+static bool conclude(struct evidence_origin *e, enum check_verdict v, const char *next,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static bool
 conclude(struct evidence_origin *e, enum check_verdict v, const char *next, const char *fmt, ...)
@@ -112,12 +121,14 @@ judge_tcp(struct evidence_origin *e)
     if (tried == 0)
         return false;
     if (refused == tried)
-        return conclude(e, CHECK_ORIGIN_DOWN, NULL, "every address of %s refuses connections on "
-                        "port %u", o->host, o->port);
+        return conclude(e, CHECK_ORIGIN_DOWN, NULL,
+                        "every address of %s refuses connections on "
+                        "port %u",
+                        o->host, o->port);
     return conclude(e, CHECK_FIREWALL, e->fw.found ? e->fw.allow : NULL,
                     "%d of %d addresses of %s do not answer on port %u (%d silent, %d "
-                    "unreachable)", silent + unreachable, tried, o->host, o->port, silent,
-                    unreachable);
+                    "unreachable)",
+                    silent + unreachable, tried, o->host, o->port, silent, unreachable);
 }
 
 static bool
@@ -132,9 +143,10 @@ judge_tls(struct evidence_origin *e)
                         "%s: the connection is reset right after the TLS ClientHello", t->address);
     if (!t->handshake_ok) {
         char next[300];
-        snprintf(next, sizeof(next), "check that port %u speaks TLS, and the origin's TLS "
-                 "setup: openssl s_client -connect %s -servername %s", e->origin->port,
-                 t->address, host);
+        snprintf(next, sizeof(next),
+                 "check that port %u speaks TLS, and the origin's TLS "
+                 "setup: openssl s_client -connect %s -servername %s",
+                 e->origin->port, t->address, host);
         return conclude(e, CHECK_TLS, next, "%s: %s", t->address, t->error);
     }
     if (t->days_left < 0)
@@ -142,13 +154,16 @@ judge_tls(struct evidence_origin *e)
                         "the certificate of %s expired on %s (%d days ago)", host, t->not_after,
                         -t->days_left);
     if (!t->name_ok)
-        return conclude(e, CHECK_TLS, "install a certificate whose names (subjectAltName) "
+        return conclude(e, CHECK_TLS,
+                        "install a certificate whose names (subjectAltName) "
                         "include this host, or point the origin URL at a name it covers",
                         "the certificate of %s is not valid for that name (subject %s)", host,
                         t->subject);
     if (!t->chain_ok)
-        return conclude(e, CHECK_TLS, NULL, "the certificate of %s does not verify: %s (issuer "
-                        "%s)", host, t->chain_error, t->issuer);
+        return conclude(e, CHECK_TLS, NULL,
+                        "the certificate of %s does not verify: %s (issuer "
+                        "%s)",
+                        host, t->chain_error, t->issuer);
     return false;
 }
 
@@ -200,8 +215,10 @@ verdict_judge(struct evidence_origin *e)
     if (judge_dns(e) || judge_policy(e) || judge_tcp(e) || judge_tls(e) || judge_http(e))
         return;
     if (e->http.attempted && e->http.finished)
-        snprintf(e->evidence, sizeof(e->evidence), "resolves, accepts connections and answers "
-                 "(HTTP %d)", e->http.status);
+        snprintf(e->evidence, sizeof(e->evidence),
+                 "resolves, accepts connections and answers "
+                 "(HTTP %d)",
+                 e->http.status);
 }
 
 enum check_verdict

@@ -25,8 +25,8 @@ dns_wire_rcode(const unsigned char *msg, int len)
 const char *
 dns_wire_rcode_name(int rcode, char out[16])
 {
-    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                        "NOTIMP", "REFUSED"};
+    static const char *const names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+                                        "NXDOMAIN", "NOTIMP",  "REFUSED"};
     if (rcode >= 0 && (size_t)rcode < ARRAY_SIZE(names))
         return names[rcode];
     snprintf(out, 16, "RCODE%d", rcode);
@@ -34,8 +34,7 @@ dns_wire_rcode_name(int rcode, char out[16])
 }
 
 int
-dns_wire_name(const unsigned char *msg, int len, const unsigned char *at, char *out,
-              size_t outlen)
+dns_wire_name(const unsigned char *msg, int len, const unsigned char *at, char *out, size_t outlen)
 {
     char *name;
     long used;
@@ -70,8 +69,9 @@ dns_wire_walk(const unsigned char *msg, int len, dns_rr_cb cb, void *arg)
                 ares_free_string(name);
                 return -1;
             }
-            struct dns_rr rr = {(enum dns_section)section, name, (int)get16(p), get32(p + 4),
-                                p + RRFIXEDSZ, (int)get16(p + 8)};
+            struct dns_rr rr = {
+                (enum dns_section)section, name, (int)get16(p), get32(p + 4), p + RRFIXEDSZ,
+                (int)get16(p + 8)};
             int stop = cb(arg, &rr, msg, len);
             ares_free_string(name);
             if (stop)

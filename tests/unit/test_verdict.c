@@ -16,8 +16,10 @@ static int
 setup(void **state)
 {
     char err[256];
-    if (config_load_string("t.yaml", "zones: [ { name: z, hosts: [a.test], origins: "
-                           "[\"http://origin.test:8080\"] } ]\n", &cfg, err, sizeof(err)) < 0)
+    if (config_load_string("t.yaml",
+                           "zones: [ { name: z, hosts: [a.test], origins: "
+                           "[\"http://origin.test:8080\"] } ]\n",
+                           &cfg, err, sizeof(err)) < 0)
         fail_msg("%s", err);
     return 0;
 }
@@ -81,7 +83,8 @@ test_resets_everywhere_are_origin_down_not_a_firewall(void **state)
     e.addrs[0].tcp.refused = 1;
     verdict_judge(&e);
     assert_int_equal(e.verdict, CHECK_ORIGIN_DOWN);
-    assert_string_equal(e.evidence, "every address of origin.test refuses connections on port 8080");
+    assert_string_equal(e.evidence,
+                        "every address of origin.test refuses connections on port 8080");
     assert_false(e.fw.found);
 }
 
@@ -114,8 +117,10 @@ test_icmp_rejects_are_told_apart(void **state)
     static const struct {
         uint8_t code;
         const char *kind;
-    } cases[] = {{13, "reject_admin_prohibited"}, {3, "reject_port_unreachable"},
-                 {1, "reject_host_unreachable"}, {0, "no_route"}};
+    } cases[] = {{13, "reject_admin_prohibited"},
+                 {3, "reject_port_unreachable"},
+                 {1, "reject_host_unreachable"},
+                 {0, "no_route"}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct evidence_origin e;
         evidence(&e, "10.0.0.5:8080");

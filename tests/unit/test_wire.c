@@ -11,13 +11,14 @@
 /* www.test CNAME cdn.test (ttl 300), cdn.test A 10.0.0.5 (ttl 60), then an SOA in the
  * authority section (ttl 30, minimum 45). */
 static const unsigned char answer[] = {
-    0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 1, 0, 0,
-    3, 'w', 'w', 'w', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1,        /* question at 12 */
-    0xc0, 12, 0, 5, 0, 1, 0, 0, 0x01, 0x2c, 0, 6,                   /* CNAME, ttl 300 */
-    3, 'c', 'd', 'n', 0xc0, 16,                                     /* cdn.test at 38 */
-    0xc0, 38, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 5,           /* A 10.0.0.5 */
-    0xc0, 16, 0, 6, 0, 1, 0, 0, 0, 30, 0, 27,                       /* SOA for test */
-    2, 'n', 's', 0xc0, 16, 0xc0, 16, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 45,
+    0x12, 0x34, 0x81, 0x80, 0,    1,    0,  2, 0,    1,    0,  0,  3,  'w', 'w', 'w',
+    4,    't',  'e',  's',  't',  0,    0,  1, 0,    1,           /* question at 12 */
+    0xc0, 12,   0,    5,    0,    1,    0,  0, 0x01, 0x2c, 0,  6, /* CNAME, ttl 300 */
+    3,    'c',  'd',  'n',  0xc0, 16,                             /* cdn.test at 38 */
+    0xc0, 38,   0,    1,    0,    1,    0,  0, 0,    60,   0,  4,  10, 0,   0,   5, /* A 10.0.0.5 */
+    0xc0, 16,   0,    6,    0,    1,    0,  0, 0,    30,   0,  27, /* SOA for test */
+    2,    'n',  's',  0xc0, 16,   0xc0, 16, 0, 0,    0,    1,  0,  0,  0,   2,   0,
+    0,    0,    3,    0,    0,    0,    4,  0, 0,    0,    45,
 };
 
 struct seen {
@@ -36,8 +37,8 @@ collect(void *arg, const struct dns_rr *rr, const unsigned char *msg, int len)
     s->ttls[i] = rr->ttl;
     snprintf(s->names[i], sizeof(s->names[i]), "%s", rr->name);
     if (rr->type == 5)
-        assert_int_equal(dns_wire_name(msg, len, rr->rdata, s->targets[i],
-                                       sizeof(s->targets[i])), 0);
+        assert_int_equal(dns_wire_name(msg, len, rr->rdata, s->targets[i], sizeof(s->targets[i])),
+                         0);
     return 0;
 }
 
