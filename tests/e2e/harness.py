@@ -1041,9 +1041,11 @@ def nginx_available():
 # --------------------------------------------------------------------------- tiny origin
 
 class TinyOrigin:
-    """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
+    """An HTTP origin on a chosen port that can start late: answers 200 "up". With tls (an
+    ssl.SSLContext) it speaks HTTPS; port 0 picks a free one (self.port)."""
 
-    def __init__(self, port, host="127.0.0.1", body=b"up\n", status=200):
+    def __init__(self, port, host="127.0.0.1", body=b"up\n", status=200, headers=(),
+                 tls=None):
         self.paths = []
         self.status = status
         origin = self
@@ -1055,6 +1057,8 @@ class TinyOrigin:
                 origin.paths.append(handler.path)
                 handler.send_response(origin.status)
                 handler.send_header("Content-Length", str(len(body)))
+                for name, value in headers:
+                    handler.send_header(name, value)
                 handler.end_headers()
                 handler.wfile.write(body)
 
@@ -1065,7 +1069,19 @@ class TinyOrigin:
             allow_reuse_address = True
             daemon_threads = True
 
+            def get_request(self):
+                sock, peer = self.socket.accept()
+                if tls is None:
+                    return sock, peer
+                sock.settimeout(IO_TIMEOUT)  # the handshake happens in the handler's thread
+                return tls.wrap_socket(sock, server_side=True,
+                                       do_handshake_on_connect=False), peer
+
+            def handle_error(self, request, client_address):
+                pass  # a client that gives up (during a handshake) is part of the tests
+
         self.server = Server((host, port), Handler)
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -1334,44 +1350,9 @@ def self_signed_cert(directory, cn="localhost"):
     return cert, key
 
 
-class TLSOrigin:
-    """An HTTPS origin (Python's ssl module) on 127.0.0.1 with the given certificate:
-    answers 200 with a short body and Cache-Control: max-age=60."""
-
-    def __init__(self, cert, key, body=b"secure\n"):
-        import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-
-        class Handler(http_server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(handler):
-                handler.send_response(200)
-                handler.send_header("Content-Length", str(len(body)))
-                handler.send_header("Cache-Control", "max-age=60")
-                handler.end_headers()
-                handler.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        class Server(http_server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                sock, peer = self.socket.accept()
-                sock.settimeout(IO_TIMEOUT)
-                return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), peer
-
-            def handle_error(self, request, client_address):
-                pass  # a client that gives up during the handshake is part of the tests
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+def tls_origin(cert, key, body=b"secure\n"):
+    """An HTTPS TinyOrigin on 127.0.0.1 with this certificate: 200, Cache-Control: max-age=60."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    return TinyOrigin(0, body=body, headers=[("Cache-Control", "max-age=60")], tls=ctx)

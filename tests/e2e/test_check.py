@@ -10,6 +10,21 @@ def check(*args, timeout=30):
     return out.returncode, text.splitlines()[0] if text else "", text
 
 
+def silent(conn):
+    """An origin that takes the request and never answers."""
+    conn.read_request()
+    conn.sleep(30)
+
+
+def zone_file(tmp_path, origins, top="", zone_extra=""):
+    """A configuration with one zone "www" in front of these origin URLs."""
+    cfg = tmp_path / "v.yaml"
+    urls = ", ".join(f'"{u}"' for u in origins)
+    cfg.write_text(f"{top}zones:\n  - name: www\n    hosts: [a.test]\n{zone_extra}"
+                   f"    origins: [{urls}]\n")
+    return cfg
+
+
 def test_healthy_origin_is_ok(nginx_origin):
     code, verdict, text = check(f"{nginx_origin.url}/small.txt")
     assert code == 0, text
@@ -54,9 +69,6 @@ def test_garbage_answer_is_invalid_response(scripted_origin):
 
 
 def test_origin_without_header_in_time_is_too_slow(scripted_origin):
-    def silent(conn):
-        conn.read_request()
-        conn.sleep(3)
     origin = scripted_origin(silent)
     code, verdict, text = check(origin.url + "/", "--timeout", "500ms")
     assert code == 6, text
@@ -64,9 +76,7 @@ def test_origin_without_header_in_time_is_too_slow(scripted_origin):
 
 
 def test_zone_from_a_configuration_file(tmp_path, nginx_origin):
-    cfg = tmp_path / "v.yaml"
-    cfg.write_text("zones:\n  - name: www\n    hosts: [a.test]\n"
-                   f"    origins: [\"{nginx_origin.url}\", \"http://127.0.0.1:{free_port()}\"]\n")
+    cfg = zone_file(tmp_path, [nginx_origin.url, f"http://127.0.0.1:{free_port()}"])
     code, verdict, text = check("--zone", "www", "-c", str(cfg))
     assert code == 3, text  # the second origin is down
     assert text.count("origin http://127.0.0.1:") == 2
@@ -106,14 +116,8 @@ def test_json_report_of_a_name_that_does_not_resolve(dns_server):
 
 
 def test_json_report_of_a_zone_with_a_dead_and_a_slow_origin(tmp_path, scripted_origin):
-    def silent(conn):
-        conn.read_request()
-        conn.sleep(3)
     slow = scripted_origin(silent)
-    dead = free_port()
-    cfg = tmp_path / "v.yaml"
-    cfg.write_text("zones:\n  - name: www\n    hosts: [a.test]\n"
-                   f"    origins: [\"{slow.url}\", \"http://127.0.0.1:{dead}\"]\n")
+    cfg = zone_file(tmp_path, [slow.url, f"http://127.0.0.1:{free_port()}"])
     code, doc = check_json("--zone", "www", "-c", str(cfg), "--timeout", "500ms")
     assert code == 6  # the first failure found decides: the slow one
     slow_o, dead_o = doc["origins"]
@@ -277,9 +281,7 @@ def test_http_phases_and_what_the_cache_would_do(tmp_path, scripted_origin):
             conn.respond(200, b"hello", headers=[("Cache-Control", "max-age=120"),
                                                  ("Server", "test-origin")])
     o = scripted_origin(cacheable)
-    cfg = tmp_path / "v.yaml"
-    cfg.write_text("admin: off\nzones:\n  - name: www\n    hosts: [a.test]\n    cache: true\n"
-                   f"    origins: [\"{o.url}\"]\n")
+    cfg = zone_file(tmp_path, [o.url], top="admin: off\n", zone_extra="    cache: true\n")
     code, doc = check_json("--zone", "www", "-c", str(cfg), *QUICK)
     assert code == 0, doc
     http = doc["origins"][0]["http"]
@@ -367,36 +369,33 @@ def test_plain_403_without_a_waf_signature_is_the_origins_answer(scripted_origin
 
 # ----------------------------------------------------------------------------- Ctrl-C
 
-def test_ctrl_c_reports_what_was_found_and_judges_it(tmp_path, scripted_origin):
+def interrupted(args, waiting_origin):
+    """Run verge check, Ctrl-C it once waiting_origin has the request: (exit, out, err)."""
     import signal
     import subprocess
-    import time
     from harness import VERGE_BIN
-
-    def silent(conn):
-        conn.read_request()
-        conn.sleep(30)
-    slow = scripted_origin(silent)
-    dead = free_port()
-    cfg = tmp_path / "v.yaml"
-    cfg.write_text("admin: off\nzones:\n  - name: www\n    hosts: [a.test]\n"
-                   f"    origins: [\"http://127.0.0.1:{dead}\", \"{slow.url}\"]\n")
-    proc = subprocess.Popen([str(VERGE_BIN), "check", "--zone", "www", "-c", str(cfg),
-                             "--json", "--progress", "--timeout", "30s", "--no-trace",
-                             "--count", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(VERGE_BIN), "check", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
-        slow.wait_requests(1, timeout=10)  # the second origin's HTTP step is waiting
-        time.sleep(0.2)
+        waiting_origin.wait_requests(1, timeout=10)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_reports_what_was_found_and_judges_it(tmp_path, scripted_origin):
     import json
+    slow = scripted_origin(silent)
+    dead = free_port()
+    cfg = zone_file(tmp_path, [f"http://127.0.0.1:{dead}", slow.url], top="admin: off\n")
+    code, out, err = interrupted(["--zone", "www", "-c", str(cfg), "--json", "--progress",
+                                  "--timeout", "30s", "--no-trace", "--count", "1"], slow)
     doc = json.loads(out)
-    assert proc.returncode == 3 and doc["verdict"] == "origin down", doc  # the first origin
+    assert code == 3 and doc["verdict"] == "origin down", doc  # the first origin's
     assert doc["interrupted"] is True
     dead_o, slow_o = doc["origins"]
     assert dead_o["tcp"][0]["result"] == "refused"
@@ -406,27 +405,11 @@ def test_ctrl_c_reports_what_was_found_and_judges_it(tmp_path, scripted_origin):
 
 
 def test_ctrl_c_before_any_failure_is_exit_130(scripted_origin):
-    import signal
-    import subprocess
-    from harness import VERGE_BIN
-
-    def silent(conn):
-        conn.read_request()
-        conn.sleep(30)
     slow = scripted_origin(silent)
-    proc = subprocess.Popen([str(VERGE_BIN), "check", slow.url + "/", "--timeout", "30s",
-                             "--no-trace", "--count", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        slow.wait_requests(1, timeout=10)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, out, _ = interrupted([slow.url + "/", "--timeout", "30s", "--no-trace", "--count",
+                                "1"], slow)
     text = out.decode()
-    assert proc.returncode == 130, text
+    assert code == 130, text
     assert text.startswith("verdict: interrupted: stopped (Ctrl-C) before any failure was found")
     assert "open" in text  # what was found is still reported
 
@@ -479,10 +462,6 @@ def test_admin_check_is_closed_without_a_token_file(verge):
 
 def test_admin_check_given_up_by_its_client_is_harmless(verge, tmp_path, scripted_origin):
     from harness import Client, build_request
-
-    def silent(conn):
-        conn.read_request()
-        conn.sleep(5)
     slow = scripted_origin(silent)
     (tmp_path / "admin.token").write_text(ADMIN_TOKEN + "\n")
     v = verge.prepare()

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from harness import TLSOrigin, CertAuthority, run_verge, self_signed_cert
+from harness import CertAuthority, run_verge, self_signed_cert, tls_origin as make_tls_origin
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command line (Debian package openssl)")
@@ -29,7 +29,7 @@ def tls_origin():
     started = []
 
     def start(cert, key):
-        o = TLSOrigin(cert, key)
+        o = make_tls_origin(cert, key)
         started.append(o)
         return o
     yield start
