@@ -16,6 +16,14 @@ def silent(conn):
     conn.sleep(30)
 
 
+def answering(status, body, headers=()):
+    """A scripted origin's handler: one request, one response."""
+    def handler(conn):
+        if conn.read_request() is not None:
+            conn.respond(status, body, headers=list(headers))
+    return handler
+
+
 def zone_file(tmp_path, origins, top="", zone_extra=""):
     """A configuration with one zone "www" in front of these origin URLs."""
     cfg = tmp_path / "v.yaml"
@@ -276,11 +284,8 @@ def test_traceroute_to_loopback_reaches_it_at_the_first_hop(nginx_origin):
 # ----------------------------------------------------------------------------- HTTP
 
 def test_http_phases_and_what_the_cache_would_do(tmp_path, scripted_origin):
-    def cacheable(conn):
-        if conn.read_request() is not None:
-            conn.respond(200, b"hello", headers=[("Cache-Control", "max-age=120"),
-                                                 ("Server", "test-origin")])
-    o = scripted_origin(cacheable)
+    o = scripted_origin(answering(200, b"hello", [("Cache-Control", "max-age=120"),
+                                                 ("Server", "test-origin")]))
     cfg = zone_file(tmp_path, [o.url], top="admin: off\n", zone_extra="    cache: true\n")
     code, doc = check_json("--zone", "www", "-c", str(cfg), *QUICK)
     assert code == 0, doc
@@ -300,10 +305,7 @@ def test_http_phases_and_what_the_cache_would_do(tmp_path, scripted_origin):
 
 
 def test_uncacheable_response_says_why(scripted_origin):
-    def private(conn):
-        if conn.read_request() is not None:
-            conn.respond(200, b"mine", headers=[("Cache-Control", "private, max-age=60")])
-    o = scripted_origin(private)
+    o = scripted_origin(answering(200, b"mine", [("Cache-Control", "private, max-age=60")]))
     code, doc = check_json(o.url + "/", *QUICK)
     assert code == 0
     cache = doc["origins"][0]["http"]["cache"]
@@ -334,11 +336,8 @@ def test_header_section_past_the_edges_limit(scripted_origin):
 
 
 def test_waf_block_page_is_a_firewall_refusing_the_edge(scripted_origin):
-    def waf(conn):
-        if conn.read_request() is not None:
-            conn.respond(403, b"<title>Attention Required! | Cloudflare</title>",
-                         headers=[("Server", "cloudflare"), ("CF-RAY", "8a1b2c3d4e5f-AMS")])
-    o = scripted_origin(waf)
+    o = scripted_origin(answering(403, b"<title>Attention Required! | Cloudflare</title>",
+                                  [("Server", "cloudflare"), ("CF-RAY", "8a1b2c3d4e5f-AMS")]))
     code, doc = check_json(o.url + "/", *QUICK)
     assert code == 4 and doc["verdict"] == "firewall blocking", doc
     assert doc["firewall"]["kind"] == "waf"
@@ -348,20 +347,14 @@ def test_waf_block_page_is_a_firewall_refusing_the_edge(scripted_origin):
 
 
 def test_rate_limit_of_the_edges_address(scripted_origin):
-    def limited(conn):
-        if conn.read_request() is not None:
-            conn.respond(429, b"slow down", headers=[("Retry-After", "30")])
-    o = scripted_origin(limited)
+    o = scripted_origin(answering(429, b"slow down", [("Retry-After", "30")]))
     code, doc = check_json(o.url + "/", *QUICK)
     assert code == 4 and doc["firewall"]["kind"] == "rate_limit"
     assert doc["next"] == "exempt the edge's address 127.0.0.1 from the origin's rate limit"
 
 
 def test_plain_403_without_a_waf_signature_is_the_origins_answer(scripted_origin):
-    def forbidden(conn):
-        if conn.read_request() is not None:
-            conn.respond(403, b"no directory listing")
-    o = scripted_origin(forbidden)
+    o = scripted_origin(answering(403, b"no directory listing"))
     code, doc = check_json(o.url + "/", *QUICK)
     assert code == 0 and doc["firewall"] is None
     assert doc["origins"][0]["http"]["status"] == 403
