@@ -13,7 +13,7 @@
 struct preflight_line {
     bool failing; /* does not resolve, accept connections, or answer validly */
     bool warning; /* another finding (too slow, a TLS problem) */
-    char text[600];
+    char text[720];
 };
 
 struct preflight {
