@@ -734,6 +734,13 @@ url_config(struct cli *c, char *err, size_t len)
     cfg->nlistens = 0; /* no listener of ours to loop back to */
     cfg->admin_enabled = false;
     struct config_origin *o = &cfg->zones[0].origins[0];
+    if (tls) { /* the report shows the URL as given: https */
+        size_t ul = strlen(o->url) + 2;
+        char *https = xmalloc(ul);
+        snprintf(https, ul, "https%s", o->url + 4);
+        free(o->url);
+        o->url = https;
+    }
     if (tls && o->port == 443) { /* Host without the default port, as for http's 80 */
         size_t hl = strlen(o->host) + 3;
         free(o->hostport);

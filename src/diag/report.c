@@ -30,7 +30,9 @@ report_dns_flags(unsigned flags, char *out, size_t len)
 static void
 text_dns_resolver(struct buf *b, const struct dnsprobe_result *r)
 {
-    buf_printf(b, "  dns    via %s: %s in %.1f ms%s%s\n", r->server, r->rcode_text, probe_ms(r->us),
+    bool system = strcmp(r->server, "system") == 0;
+    buf_printf(b, "  dns    via %s: %s in %.1f ms%s%s\n",
+               system ? "the system's resolvers (/etc/resolv.conf)" : r->server, r->rcode_text, probe_ms(r->us),
                r->error[0] ? ", " : "", r->error);
     for (int i = 0; i < r->ncnames; i++)
         buf_printf(b, INDENT "CNAME %s -> %s (ttl %u s)\n", r->cnames[i].name, r->cnames[i].target,

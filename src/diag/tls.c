@@ -248,6 +248,7 @@ tls_conn_start(struct loop *loop, const struct config_addr *a, const char *host,
     }
     if (out->sni[0] != '\0')
         SSL_set_tlsext_host_name(c->ssl, out->sni);
+    c->start_us = probe_now_us(); /* the phases start at the connect, as curl's do */
     int fd = net_connect((const struct sockaddr *)&a->sa, a->salen);
     if (fd < 0 || loop_io_start(loop, &c->io, fd, EPOLLOUT, on_io) < 0) {
         snprintf(out->error, sizeof(out->error), "connect() failed: %s",
