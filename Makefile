@@ -8,7 +8,7 @@ LLHTTP_INCLUDE ?= /usr/share/include/llhttp
 
 CFLAGS   += $(OPT) -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -D_GNU_SOURCE -pthread -Isrc -I$(LLHTTP_INCLUDE) -MMD -MP
-LDLIBS   += -pthread -lyaml -lcares
+LDLIBS   += -pthread -lyaml -lcares -lssl -lcrypto
 
 SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/dns/*.c src/cache/*.c src/edge/*.c src/diag/*.c src/admin/*.c))
 OBJ      := $(SRC:%.c=$(B)/%.o)

@@ -629,6 +629,18 @@ field_log_format(struct parse *p, const yaml_node_t *v, const char *label, void 
 }
 
 static int
+field_preflight(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                const struct field *f)
+{
+    static const char *const names[] = {"warn", "refuse", "off"};
+    int i;
+    if (parse_choice(p, v, label, names, ARRAY_SIZE(names), &i) < 0)
+        return -1;
+    ((struct config *)obj)->preflight = (enum config_preflight)i;
+    return 0;
+}
+
+static int
 field_log_level(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
                 const struct field *f)
 {
@@ -1377,6 +1389,7 @@ static const struct field top_fields[] = {
     {"zones", field_zones, 0, NULL},
     {"resolver", field_section, 0, &resolver_table},
     {"cache", field_section, 0, &cache_table},
+    {"preflight", field_preflight, 0, NULL},
 };
 static const struct field_table top_table = {"at the top level", top_fields,
                                              ARRAY_SIZE(top_fields)};

@@ -26,6 +26,14 @@ enum config_eviction { CONFIG_EVICT_S3FIFO = 0, CONFIG_EVICT_LRU = 1 };
 /* cache_key.query of a zone: how the query string enters the cache key */
 enum config_cache_query { CONFIG_QUERY_KEEP = 0, CONFIG_QUERY_IGNORE = 1, CONFIG_QUERY_SORT = 2 };
 
+/* What a reload (and verge -t --preflight) does with origins that fail verge check's
+ * pre-flight (do not resolve, do not accept connections, answer invalidly). */
+enum config_preflight {
+    CONFIG_PREFLIGHT_WARN = 0, /* default: check on every reload, log, reload anyway */
+    CONFIG_PREFLIGHT_REFUSE,   /* check, log, and keep the running configuration */
+    CONFIG_PREFLIGHT_OFF,      /* no check on reload */
+};
+
 /* Which Host header the edge sends to an origin. */
 enum config_origin_host {
     CONFIG_HOST_ORIGIN = 0,  /* the origin URL's host[:port] (default) */
@@ -147,6 +155,8 @@ struct config {
     uint64_t upstream_max_header_size;   /* bytes, default 64 KiB */
 
     struct config_resolver resolver;
+
+    enum config_preflight preflight; /* default warn */
 
     /* The shared memory cache (src/cache). */
     uint64_t cache_memory;        /* bytes, default 256 MiB */

@@ -250,6 +250,22 @@ loop_defer(struct loop *loop, struct loop_defer *d)
     loop->defer_tail = &d->next;
 }
 
+void
+loop_defer_cancel(struct loop *loop, struct loop_defer *d)
+{
+    if (!d->queued)
+        return;
+    for (struct loop_defer **pp = &loop->defer_head; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            if (loop->defer_tail == &d->next)
+                loop->defer_tail = pp;
+            break;
+        }
+    d->queued = false;
+    d->next = NULL;
+}
+
 static void
 run_deferred(struct loop *loop)
 {

@@ -60,6 +60,8 @@ loop_timer_armed(const struct loop_timer *t)
 
 void loop_defer_init(struct loop_defer *d, loop_defer_cb cb);
 void loop_defer(struct loop *loop, struct loop_defer *d);
+/* Unqueue d if it is queued (its owner is going away). */
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 /* Monotonic milliseconds, read once per iteration. */
 uint64_t loop_now(const struct loop *loop);

@@ -79,6 +79,9 @@ void upstream_set_owner(struct upstream *u, const struct upstream_ops *ops, void
 const char *upstream_addr(const struct upstream *u);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t upstream_header_ms(const struct upstream *u);
+/* Milliseconds from start until the connection in use was established (0 for a pooled
+ * one) and until the first response byte (0 if none yet), for verge check's phases. */
+void upstream_timings(const struct upstream *u, uint64_t *connect_ms, uint64_t *first_byte_ms);
 
 /* What this fetch tried so far (names resolved, addresses connected to), for the story of
  * a failed request. Valid until the upstream is gone (callable from on_error). */
