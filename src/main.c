@@ -6,6 +6,8 @@
 #include "core/config.h"
 #include "diag/auto.h"
 #include "diag/check.h"
+#include "diag/job.h"
+#include "diag/preflight.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
@@ -27,7 +29,10 @@ struct options {
     const char *admin;
     int workers; /* 0 = from the configuration */
     bool test_only;
+    bool preflight; /* -t --preflight: check the origins too */
 };
+
+struct reload_check;
 
 struct server {
     struct loop *loop;
@@ -38,6 +43,15 @@ struct server {
     struct loop_io signals;
     const struct options *opt;
     bool stopping;
+    struct diag_job *preflight; /* a reload whose origins are being checked */
+    bool reload_again;          /* a SIGHUP came meanwhile */
+};
+
+/* A new configuration waiting for its pre-flight before it goes live. */
+struct reload_check {
+    struct server *s;
+    struct config *cfg;
+    struct preflight result;
 };
 
 static int
@@ -47,7 +61,8 @@ usage(FILE *out)
             "usage: verge serve -c FILE            run the edge with a configuration file\n"
             "       verge serve --origin URL [--listen ADDR] [--admin ADDR|off] [--workers N]\n"
             "                                      zero-config: one catch-all zone\n"
-            "       verge -t -c FILE               test the configuration and exit\n"
+            "       verge -t -c FILE [--preflight]  test the configuration (and check its\n"
+            "                                      origins) and exit\n"
             "       verge check URL | --zone NAME -c FILE   diagnose an origin: dns, tcp, http\n"
             "       verge version\n");
     return out == stderr ? 2 : 0;
@@ -70,6 +85,8 @@ parse_options(int argc, char **argv, struct options *o)
             continue;
         else if (strcmp(a, "-t") == 0 || strcmp(a, "--test") == 0)
             o->test_only = true;
+        else if (strcmp(a, "--preflight") == 0)
+            o->preflight = true;
         else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
             o->config_file = argv[++i];
         else if (strcmp(a, "--origin") == 0)
@@ -94,6 +111,11 @@ parse_options(int argc, char **argv, struct options *o)
     }
     if ((o->config_file == NULL) == (o->origin == NULL)) {
         fprintf(stderr, "verge: give either -c FILE or --origin URL\n");
+        return -1;
+    }
+    if (o->preflight && !o->test_only) {
+        fprintf(stderr, "verge: --preflight goes with -t (reloads check origins as the "
+                        "preflight setting says)\n");
         return -1;
     }
     return 0;
@@ -124,21 +146,22 @@ load_config(const struct options *o, struct config **out, char *err, size_t errl
     return 0;
 }
 
+/* The shared cache's size and eviction policy, from cfg (at start and on reload). */
+static void
+configure_cache(const struct config *cfg)
+{
+    cache_store_configure(cfg->cache_memory, cfg->cache_max_object,
+                          cfg->cache_eviction == CONFIG_EVICT_LRU ? CACHE_EVICT_LRU
+                                                                  : CACHE_EVICT_S3FIFO);
+}
+
 /* ---------------------------------------------------------------- signals */
 
+/* The new configuration goes live: workers, admin, cache, logs. */
 static void
-reload(struct server *s)
+apply(struct server *s, struct config *cfg)
 {
     char err[1024];
-    struct config *cfg;
-    if (s->opt->config_file == NULL) {
-        log_info("SIGHUP: zero-config mode has no file to reload; nothing to do");
-        return;
-    }
-    if (load_config(s->opt, &cfg, err, sizeof(err)) < 0) {
-        log_error("reload failed: %s; keeping the running configuration", err);
-        return;
-    }
     if (log_configure(cfg, err, sizeof(err)) < 0) {
         log_error("reload failed: %s; keeping the running configuration", err);
         config_release(&cfg);
@@ -148,12 +171,105 @@ reload(struct server *s)
         log_warn("reload: listen addresses changed; they take effect after a restart");
     for (int i = 0; i < s->nworkers; i++)
         worker_set_config(s->workers[i], cfg);
-    if (s->admin != NULL)
+    if (s->admin != NULL) {
         admin_set_token(s->admin, cfg->admin_token);
-    cache_store_configure(cfg->cache_memory, cfg->cache_max_object);
+        admin_set_config(s->admin, cfg);
+    }
+    configure_cache(cfg);
     config_release(&s->cfg);
     s->cfg = cfg;
     log_info("configuration reloaded from %s (%zu zones)", cfg->file, cfg->nzones);
+}
+
+static void reload(struct server *s);
+
+static void
+log_preflight(const struct preflight *p)
+{
+    for (size_t i = 0; i < p->nlines; i++) {
+        const struct preflight_line *l = &p->lines[i];
+        if (l->failing || l->warning)
+            log_warn("pre-flight: %s", l->text);
+        else
+            log_info("pre-flight: %s", l->text);
+    }
+}
+
+static void
+run_preflight(void *arg)
+{
+    struct reload_check *rc = arg;
+    preflight_run(rc->cfg, PREFLIGHT_TIMEOUT_MS, &rc->result);
+}
+
+static void
+free_preflight(void *arg)
+{
+    struct reload_check *rc = arg;
+    preflight_free(&rc->result);
+    config_release(&rc->cfg);
+    free(rc);
+}
+
+/* Back on the main loop: the verdicts decide whether the new configuration goes live. */
+static void
+preflight_done(void *arg)
+{
+    struct reload_check *rc = arg;
+    struct server *s = rc->s;
+    s->preflight = NULL;
+    log_preflight(&rc->result);
+    if (rc->result.failing > 0 && rc->cfg->preflight == CONFIG_PREFLIGHT_REFUSE) {
+        log_error("reload refused: %d origin(s) of %s fail the pre-flight check (preflight: "
+                  "refuse); keeping the running configuration", rc->result.failing,
+                  rc->cfg->file);
+    } else {
+        apply(s, config_acquire(rc->cfg));
+    }
+    free_preflight(rc);
+    if (s->reload_again && !s->stopping) {
+        s->reload_again = false;
+        reload(s);
+    }
+}
+
+/* SIGHUP: load the file; check its origins off the loop (preflight: warn|refuse), then
+ * apply. Workers keep serving the running configuration meanwhile. */
+static void
+reload(struct server *s)
+{
+    char err[1024];
+    struct config *cfg;
+    if (s->opt->config_file == NULL) {
+        log_info("SIGHUP: zero-config mode has no file to reload; nothing to do");
+        return;
+    }
+    if (s->preflight != NULL) {
+        log_info("SIGHUP: a reload is checking its origins; reloading again after it");
+        s->reload_again = true;
+        return;
+    }
+    if (load_config(s->opt, &cfg, err, sizeof(err)) < 0) {
+        log_error("reload failed: %s; keeping the running configuration", err);
+        return;
+    }
+    if (cfg->preflight == CONFIG_PREFLIGHT_OFF) {
+        apply(s, cfg);
+        return;
+    }
+    struct reload_check *rc = xcalloc(1, sizeof(*rc));
+    int e;
+    rc->s = s;
+    rc->cfg = cfg;
+    log_info("reload: checking the origins of %s before it goes live (preflight: %s)",
+             cfg->file, cfg->preflight == CONFIG_PREFLIGHT_REFUSE ? "refuse" : "warn");
+    s->preflight = diag_job_start(s->loop, run_preflight, preflight_done, rc, &e);
+    if (s->preflight == NULL) {
+        log_warn("reload: cannot check the origins (%s); reloading without the pre-flight",
+                 strerror(e));
+        free(rc);
+        apply(s, cfg);
+    }
 }
 
 static void
@@ -308,20 +424,23 @@ serve(const struct options *o)
         log_error("%s", err);
         goto out;
     }
-    if (s.admin != NULL)
+    if (s.admin != NULL) {
         admin_set_token(s.admin, s.cfg->admin_token);
+        admin_set_config(s.admin, s.cfg);
+    }
+    configure_cache(s.cfg); /* before the workers serve */
     if (start_workers(&s, err, sizeof(err)) < 0) {
         log_error("%s", err);
         goto out;
     }
-    cache_store_configure(s.cfg->cache_memory, s.cfg->cache_max_object);
     diag_auto_install();
     log_started(&s);
     loop_run(s.loop);
     rc = 0;
 out:
+    diag_job_abandon(&s.preflight, free_preflight);
     stop_workers(&s);
-    diag_auto_shutdown(5000);
+    diag_jobs_wait(5000);
     admin_stop(&s.admin);
     if (s.loop != NULL) {
         loop_io_stop(s.loop, &s.signals);
@@ -340,13 +459,35 @@ test_config(const struct options *o)
 {
     char err[1024];
     struct config *cfg;
+    struct preflight p;
     if (load_config(o, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     fprintf(stderr, "configuration %s is valid\n", o->config_file ? o->config_file : o->origin);
+    bool check = o->preflight || cfg->preflight == CONFIG_PREFLIGHT_REFUSE;
+    int rc = 0;
+    if (check) {
+        free(cfg->error_log);
+        cfg->error_log = NULL; /* the fetch path's log lines stay quiet: the lines say it */
+        log_configure(cfg, err, sizeof(err));
+        preflight_run(cfg, PREFLIGHT_TIMEOUT_MS, &p);
+        for (size_t i = 0; i < p.nlines; i++)
+            fprintf(stderr, "pre-flight: %s%s\n", p.lines[i].failing ? "FAILS: " : "",
+                    p.lines[i].text);
+        if (p.failing > 0 && cfg->preflight == CONFIG_PREFLIGHT_REFUSE) {
+            fprintf(stderr, "%d origin(s) fail the pre-flight check and preflight is refuse: "
+                    "a reload with this file would be refused\n", p.failing);
+            rc = 1;
+        } else if (p.failing > 0) {
+            fprintf(stderr, "%d origin(s) fail the pre-flight check (preflight: %s: a reload "
+                    "would go ahead)\n", p.failing,
+                    cfg->preflight == CONFIG_PREFLIGHT_OFF ? "off" : "warn");
+        }
+        preflight_free(&p);
+    }
     config_release(&cfg);
-    return 0;
+    return rc;
 }
 
 int

@@ -4,6 +4,8 @@
 #include "core/buf.h"
 #include "core/net.h"
 #include "cache/store.h"
+#include "diag/check.h"
+#include "diag/job.h"
 #include "edge/health.h"
 #include "edge/metrics.h"
 #include "edge/story.h"
@@ -15,6 +17,9 @@
 
 #define ADMIN_MAX_HEAD 8192
 #define ADMIN_TIMEOUT_MS 5000
+#define ADMIN_CHECK_TIMEOUT_MS 120000 /* a /check of a zone with several origins */
+#define ADMIN_MAX_CHECKS 2            /* at once: each is a thread with its probes */
+#define ADMIN_CHECK_PROBE_MS 3000     /* default per-probe bound of /check */
 
 struct admin_conn {
     struct admin *admin;
@@ -25,6 +30,7 @@ struct admin_conn {
     struct http_parser parser;
     struct buf out;
     bool answered;
+    struct diag_job *job; /* a /check running for this connection */
 };
 
 struct admin {
@@ -32,7 +38,27 @@ struct admin {
     struct loop_io io;
     struct admin_conn *conns;
     char *token;
+    struct config *cfg; /* for /check; one reference */
+    int checks;         /* /check jobs running */
 };
+
+/* One /check: filled on the main thread, run on the job's thread, answered back here. */
+struct admin_check {
+    struct admin *admin;
+    struct admin_conn *conn;
+    struct config *cfg;
+    const struct config_zone *zone;
+    char path[1024];
+    struct check_opts opts;
+    struct buf report;
+};
+
+void
+admin_set_config(struct admin *a, struct config *cfg)
+{
+    config_release(&a->cfg);
+    a->cfg = config_acquire(cfg);
+}
 
 void
 admin_set_token(struct admin *a, const char *token)
@@ -90,6 +116,21 @@ query_param(const char *q, size_t qlen, const char *name, char *out, size_t outl
     return false;
 }
 
+/* The admin token, or the answer to a request without it (true: answered). */
+static bool
+refuse_without_token(struct admin_conn *c, const struct http_msg *m, struct buf *body,
+                     const char *what)
+{
+    if (c->admin->token != NULL && token_ok(c->admin, m))
+        return false;
+    if (c->admin->token == NULL)
+        buf_printf(body, "%s is closed: set admin.token_file\n", what);
+    else
+        buf_append_str(body, "send the admin token: Authorization: Bearer <token>\n");
+    respond(c, c->admin->token ? 401 : 403, "text/plain", body);
+    return true;
+}
+
 /* POST /purge?zone=Z[&host=H][&path=P | &prefix=P | &tag=T][&mode=soft]: answers when the
  * purge has taken effect. */
 static void
@@ -98,13 +139,8 @@ serve_purge(struct admin_conn *c, const struct http_msg *m, const char *q, size_
 {
     char zone[128], host[256], path[1024], prefix[1024], tag[256], mode[16];
     struct cache_purge p = {.zone = zone};
-    if (c->admin->token == NULL || !token_ok(c->admin, m)) {
-        buf_append_str(body, c->admin->token ? "send the admin token: Authorization: Bearer "
-                                               "<token>\n"
-                                             : "purge is closed: set admin.token_file\n");
-        respond(c, c->admin->token ? 401 : 403, "text/plain", body);
+    if (refuse_without_token(c, m, body, "purge"))
         return;
-    }
     if (m->method != HTTP_POST || !query_param(q, qlen, "zone", zone, sizeof(zone))) {
         buf_append_str(body, "use POST /purge?zone=NAME[&host=H][&path=/p | &prefix=/p | "
                              "&tag=T][&mode=soft]\n");
@@ -119,6 +155,88 @@ serve_purge(struct admin_conn *c, const struct http_msg *m, const char *q, size_
     size_t n = cache_store_purge(&p);
     buf_printf(body, "{\"purged\":%zu,\"mode\":\"%s\"}\n", n, p.soft ? "soft" : "hard");
     respond(c, 200, "application/json", body);
+}
+
+static void
+run_check(void *arg)
+{
+    struct admin_check *k = arg;
+    check_run(k->cfg, k->zone, -1, &k->opts, &k->report);
+}
+
+static void
+check_free(void *arg)
+{
+    struct admin_check *k = arg;
+    config_release(&k->cfg);
+    buf_free(&k->report);
+    free(k);
+}
+
+static void
+check_done(void *arg)
+{
+    struct admin_check *k = arg;
+    k->admin->checks--;
+    k->conn->job = NULL;
+    respond(k->conn, 200, "application/json", &k->report);
+    check_free(k);
+}
+
+/* GET /check?zone=Z[&path=/p][&timeout=3s][&trace=0]: verge check --zone Z --json, run on
+ * a thread; the answer comes when it is done. */
+static void
+serve_check(struct admin_conn *c, const struct http_msg *m, const char *q, size_t qlen,
+            struct buf *body)
+{
+    struct admin *a = c->admin;
+    char zone[128], timeout[32], trace[8];
+    if (refuse_without_token(c, m, body, "/check"))
+        return;
+    const struct config_zone *z = NULL;
+    bool named = query_param(q, qlen, "zone", zone, sizeof(zone));
+    for (size_t i = 0; named && a->cfg != NULL && i < a->cfg->nzones && z == NULL; i++)
+        if (strcmp(a->cfg->zones[i].name, zone) == 0)
+            z = &a->cfg->zones[i];
+    if (z == NULL) {
+        buf_printf(body, "%s; use GET /check?zone=NAME[&path=/p][&timeout=3s][&trace=0]\n",
+                   named ? "no zone by that name" : "which zone?");
+        respond(c, named ? 404 : 400, "text/plain", body);
+        return;
+    }
+    if (a->checks >= ADMIN_MAX_CHECKS) {
+        buf_printf(body, "%d checks are running; try again when they are done\n", a->checks);
+        respond(c, 503, "text/plain", body);
+        return;
+    }
+    struct admin_check *k = xcalloc(1, sizeof(*k));
+    k->admin = a;
+    k->conn = c;
+    k->cfg = config_acquire(a->cfg);
+    k->zone = z;
+    buf_init(&k->report, SIZE_MAX);
+    check_opts_default(&k->opts);
+    k->opts.json = true;
+    k->opts.timeout = ADMIN_CHECK_PROBE_MS;
+    if (query_param(q, qlen, "timeout", timeout, sizeof(timeout)) &&
+        (config_duration_parse(timeout, &k->opts.timeout) < 0 || k->opts.timeout == 0 ||
+         k->opts.timeout > 10000))
+        k->opts.timeout = ADMIN_CHECK_PROBE_MS;
+    k->opts.trace = !(query_param(q, qlen, "trace", trace, sizeof(trace)) && trace[0] == '0');
+    k->opts.path = query_param(q, qlen, "path", k->path, sizeof(k->path)) && k->path[0] == '/'
+                       ? k->path
+                       : z->active_path ? z->active_path : "/";
+    int err;
+    c->job = diag_job_start(a->loop, run_check, check_done, k, &err);
+    if (c->job == NULL) {
+        check_free(k);
+        buf_printf(body, "cannot start the check: %s\n", strerror(err));
+        respond(c, 503, "text/plain", body);
+        return;
+    }
+    a->checks++;
+    loop_io_set(a->loop, &c->io, 0); /* nothing more to read; the answer comes later */
+    loop_timer_set(a->loop, &c->timer, ADMIN_CHECK_TIMEOUT_MS);
 }
 
 /* /requests/<id>: the story of one failed request, for the owner holding the token. */
@@ -156,6 +274,10 @@ static void
 conn_close(struct admin_conn *c)
 {
     struct admin *a = c->admin;
+    if (c->job != NULL) {
+        a->checks--;
+        diag_job_abandon(&c->job, check_free); /* the thread frees what it works on */
+    }
     loop_timer_stop(a->loop, &c->timer);
     loop_io_stop(a->loop, &c->io);
     close(c->io.fd);
@@ -206,11 +328,14 @@ on_head(struct http_parser *p)
         respond(c, 200, "text/plain; version=0.0.4", &body);
     } else if (len > 10 && memcmp(url, "/requests/", 10) == 0) {
         serve_story(c, m, url + 10, len - 10, &body);
+    } else if (len == 6 && memcmp(url, "/check", 6) == 0) {
+        serve_check(c, m, q ? q + 1 : "", q ? m->url.len - len - 1 : 0, &body);
     } else if (len == 10 && memcmp(url, "/incidents", 10) == 0) {
         health_incidents_json(&body);
         respond(c, 200, "application/json", &body);
     } else {
-        buf_append_str(&body, "not found; try /healthz, /metrics or /incidents\n");
+        buf_append_str(&body, "not found; try /healthz, /metrics, /incidents or "
+                              "/check?zone=NAME\n");
         respond(c, 404, "text/plain", &body);
     }
     buf_free(&body);
@@ -330,5 +455,6 @@ admin_stop(struct admin **ap)
     loop_io_stop(a->loop, &a->io);
     close(a->io.fd);
     free(a->token);
+    config_release(&a->cfg);
     free(a);
 }

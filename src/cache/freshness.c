@@ -145,11 +145,19 @@ heuristically_cacheable(int status)
     return false;
 }
 
+/* max-age, s-maxage or Expires: a lifetime the origin gave. */
+static bool
+has_explicit_lifetime(const struct http_msg *resp, const struct cache_control *cc)
+{
+    return cc->max_age != CC_UNSET || cc->s_maxage != CC_UNSET ||
+           http_msg_find(resp, "Expires") != NULL;
+}
+
+/* An explicit lifetime, or public (which allows heuristic freshness for any status). */
 static bool
 has_explicit_freshness(const struct http_msg *resp, const struct cache_control *cc)
 {
-    return cc->max_age != CC_UNSET || cc->s_maxage != CC_UNSET ||
-           http_msg_find(resp, "Expires") != NULL || cc->public_;
+    return has_explicit_lifetime(resp, cc) || cc->public_;
 }
 
 static bool
@@ -186,6 +194,8 @@ cache_storable(const struct http_msg *req, const struct http_msg *resp, char *wh
         return refuse(why, whylen, "status");
     if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
         return refuse(why, whylen, "status");
+    if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
+        return refuse(why, whylen, "5xx without explicit freshness"); /* not even public */
     if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
         http_msg_find(resp, "Last-Modified") == NULL && http_msg_find(resp, "ETag") == NULL)
         return refuse(why, whylen, "no-freshness");

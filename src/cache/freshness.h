@@ -30,7 +30,10 @@ time_t http_date_parse(const char *s, size_t len);
 void http_date_format(time_t t, char out[30]);
 
 /* May a shared cache store this response to this request (RFC 9111 section 3)? Only GET
- * responses are considered; why gets a short reason when the answer is no. */
+ * responses are considered; why gets a short reason when the answer is no. Negative
+ * answers follow the same rules (404 and 410 with explicit or heuristic freshness); a 5xx
+ * is stored only with an explicit lifetime (max-age, s-maxage or Expires), never on
+ * public alone. */
 bool cache_storable(const struct http_msg *req, const struct http_msg *resp, char *why,
                     size_t whylen);
 

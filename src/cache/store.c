@@ -1,43 +1,66 @@
-/* store.c - a chained hash table plus an LRU list under one mutex; objects are reference
- * counted so eviction never frees bytes a worker is still writing. */
+/* store.c - a sharded chained hash table of reference-counted objects, the policy's queues
+ * under one lock taken only to insert, evict and purge, and per-object wake-ups. */
 #include "cache/store.h"
+
+#include "cache/vary.h"
 
 #include <pthread.h>
 
-#define STORE_BUCKETS 65536
-#define STORE_OVERHEAD 256 /* per-object bookkeeping charged against cache.memory */
+#define STORE_OVERHEAD (sizeof(struct cache_obj) + 64) /* charged per object */
+#define STORE_FIRST_BUCKETS 256
+#define CHUNK_MIN (16 * 1024)
+#define CHUNK_MAX (1024 * 1024)
+#define SUB_LOCKS 64
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cache_obj **buckets;
-static struct cache_obj *lru_head, *lru_tail; /* most recent first */
-static uint64_t limit_bytes = 256ull << 20, max_object = 64ull << 20;
-static uint64_t used_bytes, nobjects;
+struct shard {
+    pthread_mutex_t lock;
+    struct cache_obj **buckets;
+    size_t nbuckets; /* power of two, or 0 before the first object */
+    size_t count;
+} __attribute__((aligned(64)));
 
-/* Vary names per base key: small records, never more than the objects that use them. */
-struct vary_rec {
-    struct vary_rec *next;
-    char *base, *names;
+static struct shard shards[CACHE_SHARDS] = {
+    [0 ... CACHE_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
-static struct vary_rec *varies;
+static pthread_mutex_t sub_locks[SUB_LOCKS] = {
+    [0 ... SUB_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER,
+};
 
-static uint64_t
-hash(const char *s)
+/* Under policy_lock: the queues, the limits, the totals. */
+static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_evict policy = {.policy = CACHE_EVICT_S3FIFO, .limit = 256ull << 20};
+static uint64_t limit_bytes = 256ull << 20, max_object = 64ull << 20;
+static uint64_t used_bytes, nobjects; /* also read atomically by cache_store_stats */
+
+/* Change the totals (policy lock held); stores are atomic for the stats' readers. */
+static void
+totals_add(int64_t bytes, int64_t objects)
+{
+    __atomic_store_n(&used_bytes, used_bytes + (uint64_t)bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&nobjects, nobjects + (uint64_t)objects, __ATOMIC_RELAXED);
+}
+static uint64_t nfills;               /* atomic */
+static uint64_t purge_gen;            /* atomic: bumped by every purge */
+
+uint64_t
+cache_key_hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ^ (h >> 29); /* the top bits pick the shard: mix the low ones in */
 }
 
-void
-cache_store_configure(uint64_t memory, uint64_t max_obj)
+static struct shard *
+shard_of(uint64_t hash)
 {
-    pthread_mutex_lock(&lock);
-    if (buckets == NULL)
-        buckets = xcalloc(STORE_BUCKETS, sizeof(*buckets));
-    limit_bytes = memory;
-    max_object = max_obj;
-    pthread_mutex_unlock(&lock);
+    return &shards[hash >> 58];
+}
+
+static pthread_mutex_t *
+sub_lock(const struct cache_obj *o)
+{
+    return &sub_locks[((uintptr_t)o >> 6) % SUB_LOCKS];
 }
 
 uint64_t
@@ -46,14 +69,22 @@ cache_store_max_object(void)
     return __atomic_load_n(&max_object, __ATOMIC_RELAXED);
 }
 
+/* ---------------------------------------------------------------- objects */
+
 static void
 obj_free(struct cache_obj *o)
 {
+    struct cache_chunk *c = o->body_of ? NULL : o->first, *next;
+    for (; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    cache_obj_release(&o->body_of);
     free(o->key);
-    free(o->fields);
-    free(o->body);
+    free(o->head);
     free(o->vary);
     free(o->tags);
+    free(o->fail_info);
     free(o);
 }
 
@@ -91,142 +122,483 @@ cache_obj_fresh(const struct cache_obj *o, time_t now)
     return cache_obj_lifetime(o) > cache_obj_age(o, now);
 }
 
-/* ---------------------------------------------------------------- under the lock */
-
-static void
-lru_unlink(struct cache_obj *o)
+static struct cache_obj *
+obj_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant, size_t vlen)
 {
-    if (o->lru_prev)
-        o->lru_prev->lru_next = o->lru_next;
-    else
-        lru_head = o->lru_next;
-    if (o->lru_next)
-        o->lru_next->lru_prev = o->lru_prev;
-    else
-        lru_tail = o->lru_prev;
-    o->lru_prev = o->lru_next = NULL;
-}
-
-static void
-lru_push(struct cache_obj *o)
-{
-    o->lru_next = lru_head;
-    if (lru_head)
-        lru_head->lru_prev = o;
-    lru_head = o;
-    if (lru_tail == NULL)
-        lru_tail = o;
-}
-
-static struct cache_obj **
-slot(const char *key)
-{
-    struct cache_obj **pp = &buckets[hash(key) % STORE_BUCKETS];
-    while (*pp != NULL && strcmp((*pp)->key, key) != 0)
-        pp = &(*pp)->hash_next;
-    return pp;
-}
-
-/* Take o out of the table; the table's reference goes. */
-static void
-unlink_obj(struct cache_obj **pp)
-{
-    struct cache_obj *o = *pp;
-    *pp = o->hash_next;
-    lru_unlink(o);
-    used_bytes -= o->charge;
-    nobjects--;
-    cache_obj_release(&o);
-}
-
-static void
-evict_until(uint64_t room)
-{
-    while (lru_tail != NULL && used_bytes + room > limit_bytes)
-        unlink_obj(slot(lru_tail->key));
-}
-
-static void
-remember_vary(const char *key, const char *names)
-{
-    const char *nl = strchr(key, CACHE_VARIANT_SEP);
-    size_t blen = nl ? (size_t)(nl - key) : strlen(key);
-    struct vary_rec *v = varies;
-    while (v != NULL && (strlen(v->base) != blen || strncmp(v->base, key, blen) != 0))
-        v = v->next;
-    if (v == NULL) {
-        v = xcalloc(1, sizeof(*v));
-        v->base = xstrndup(key, blen);
-        v->next = varies;
-        varies = v;
-    }
-    free(v->names);
-    v->names = xstrdup(names ? names : "");
-}
-
-/* ---------------------------------------------------------------- API */
-
-bool
-cache_store_vary(const char *base_key, char *out, size_t outlen)
-{
-    bool found = false;
-    pthread_mutex_lock(&lock);
-    for (struct vary_rec *v = varies; v != NULL && !found; v = v->next)
-        if (strcmp(v->base, base_key) == 0) {
-            snprintf(out, outlen, "%s", v->names);
-            found = true;
-        }
-    pthread_mutex_unlock(&lock);
-    return found;
-}
-
-struct cache_obj *
-cache_store_get(const char *key)
-{
-    struct cache_obj *o = NULL;
-    pthread_mutex_lock(&lock);
-    if (buckets != NULL && (o = *slot(key)) != NULL) {
-        __atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
-        lru_unlink(o);
-        lru_push(o);
-    }
-    pthread_mutex_unlock(&lock);
+    struct cache_obj *o = xcalloc(1, sizeof(*o));
+    o->refs = 1;
+    o->hash = hash;
+    o->base_len = base_len;
+    o->key = xmalloc(base_len + vlen + 2);
+    memcpy(o->key, base, base_len);
+    o->key[base_len] = CACHE_VARIANT_SEP;
+    memcpy(o->key + base_len + 1, variant, vlen);
+    o->key[base_len + 1 + vlen] = '\0';
+    o->total_len = -1;
+    o->state = CACHE_OBJ_PENDING;
+    __atomic_add_fetch(&nfills, 1, __ATOMIC_RELAXED);
     return o;
 }
 
-void
-cache_store_put(struct cache_obj *o)
+struct cache_obj *
+cache_obj_new(const char *base, size_t base_len)
 {
-    o->charge = o->body_len + o->fields_len + strlen(o->key) + STORE_OVERHEAD;
-    pthread_mutex_lock(&lock);
-    if (buckets == NULL || o->body_len > max_object || o->charge > limit_bytes) {
-        pthread_mutex_unlock(&lock);
-        cache_obj_release(&o);
-        return;
+    struct cache_obj *o = obj_alloc(base, base_len, cache_key_hash(base, base_len), "", 0);
+    o->insert_on_finish = true;
+    o->purge_gen = __atomic_load_n(&purge_gen, __ATOMIC_ACQUIRE);
+    return o;
+}
+
+/* ---------------------------------------------------------------- the table (shard locked) */
+
+static void
+table_grow(struct shard *s)
+{
+    size_t n = s->nbuckets ? s->nbuckets * 2 : STORE_FIRST_BUCKETS;
+    struct cache_obj **b = xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        struct cache_obj *o = s->buckets[i], *next;
+        for (; o != NULL; o = next) {
+            next = o->hash_next;
+            o->hash_next = b[o->hash & (n - 1)];
+            b[o->hash & (n - 1)] = o;
+        }
     }
-    struct cache_obj **pp = slot(o->key);
-    if (*pp != NULL)
-        unlink_obj(pp);
-    evict_until(o->charge);
-    pp = slot(o->key);
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = n;
+}
+
+/* Link o; the table takes a reference. */
+static void
+table_link(struct shard *s, struct cache_obj *o)
+{
+    if (s->count >= s->nbuckets)
+        table_grow(s);
+    struct cache_obj **head = &s->buckets[o->hash & (s->nbuckets - 1)];
+    o->hash_next = *head;
+    *head = cache_obj_acquire(o);
+    o->hashed = true;
+    s->count++;
+}
+
+/* Unlink o and drop the table's reference. */
+static void
+table_unlink(struct shard *s, struct cache_obj *o)
+{
+    struct cache_obj **pp = &s->buckets[o->hash & (s->nbuckets - 1)];
+    while (*pp != o)
+        pp = &(*pp)->hash_next;
+    *pp = o->hash_next;
     o->hash_next = NULL;
-    *pp = o;
-    lru_push(o);
-    used_bytes += o->charge;
-    nobjects++;
-    remember_vary(o->key, o->vary);
-    pthread_mutex_unlock(&lock);
+    o->hashed = false;
+    s->count--;
+    cache_obj_release(&o);
+}
+
+static bool
+same_base(const struct cache_obj *o, const struct cache_lookup *l)
+{
+    return o->hash == l->hash && o->base_len == l->base_len &&
+           memcmp(o->key, l->base, l->base_len) == 0;
+}
+
+/* Does o's variant equal the request's for o's Vary names? names/computed cache the last
+ * variant built in scratch, as every variant of a key usually has the same names. */
+static bool
+variant_matches(const struct cache_obj *o, struct cache_lookup *l, const char **names,
+                bool *computed)
+{
+    if (!o->vary_known)
+        return true; /* a pending fill that will learn its Vary: wait, then check */
+    if (!*computed || (*names == NULL) != (o->vary == NULL) ||
+        (o->vary != NULL && strcmp(*names, o->vary) != 0)) {
+        buf_reset(l->scratch);
+        if (o->vary != NULL)
+            cache_variant(l->req, o->vary, l->scratch);
+        *names = o->vary;
+        *computed = true;
+    }
+    const char *v = o->key + o->base_len + 1;
+    size_t vlen = strlen(v);
+    return vlen == buf_used(l->scratch) && memcmp(v, buf_head(l->scratch), vlen) == 0;
+}
+
+/* A pending entry for the request's variant of the Vary names last seen (known), so that
+ * every worker's visitors of it wait for this fill. */
+static struct cache_obj *
+pending_new(struct shard *s, struct cache_lookup *l, const struct cache_obj *known)
+{
+    buf_reset(l->scratch);
+    if (known != NULL && known->vary != NULL)
+        cache_variant(l->req, known->vary, l->scratch);
+    struct cache_obj *o = obj_alloc(l->base, l->base_len, l->hash, buf_head(l->scratch),
+                                    buf_used(l->scratch));
+    o->vary_known = known != NULL;
+    o->vary = known && known->vary ? xstrdup(known->vary) : NULL;
+    o->purge_gen = __atomic_load_n(&purge_gen, __ATOMIC_ACQUIRE);
+    table_link(s, o);
+    return o;
+}
+
+static void
+lookup_locked(struct shard *s, struct cache_lookup *l)
+{
+    const char *names = NULL;
+    bool computed = false;
+    const struct cache_obj *known = NULL;
+    struct cache_obj *o = s->nbuckets ? s->buckets[l->hash & (s->nbuckets - 1)] : NULL;
+    for (; o != NULL; o = o->hash_next) {
+        if (!same_base(o, l))
+            continue;
+        enum cache_obj_state st = cache_obj_state(o);
+        if (o->vary_known && known == NULL)
+            known = o;
+        if (!variant_matches(o, l, &names, &computed))
+            continue;
+        if (st == CACHE_OBJ_COMPLETE && l->stored == NULL)
+            l->stored = o;
+        else if (st != CACHE_OBJ_COMPLETE && l->busy == NULL)
+            l->busy = o;
+    }
+    if (l->stored != NULL)
+        cache_obj_acquire(l->stored);
+    if (l->busy != NULL)
+        cache_obj_acquire(l->busy);
+    else if (l->lead) {
+        l->busy = pending_new(s, l, known); /* with the caller's reference */
+        l->leading = true;
+    }
 }
 
 void
-cache_store_remove(const char *key)
+cache_store_lookup(struct cache_lookup *l)
 {
-    pthread_mutex_lock(&lock);
-    struct cache_obj **pp = buckets ? slot(key) : NULL;
-    if (pp != NULL && *pp != NULL)
-        unlink_obj(pp);
-    pthread_mutex_unlock(&lock);
+    struct shard *s = shard_of(l->hash);
+    l->stored = l->busy = NULL;
+    l->leading = false;
+    pthread_mutex_lock(&s->lock);
+    lookup_locked(s, l);
+    pthread_mutex_unlock(&s->lock);
+    if (l->stored == NULL)
+        return;
+    if (__atomic_load_n(&policy.policy, __ATOMIC_RELAXED) == CACHE_EVICT_S3FIFO) {
+        cache_evict_touch(l->stored);
+        return;
+    }
+    pthread_mutex_lock(&policy_lock);
+    if (l->stored->queue != 0)
+        cache_evict_hit_lru(&policy, l->stored);
+    pthread_mutex_unlock(&policy_lock);
 }
+
+/* ---------------------------------------------------------------- wake-ups */
+
+static void
+notify(struct cache_obj *o)
+{
+    pthread_mutex_t *m = sub_lock(o);
+    pthread_mutex_lock(m);
+    struct cache_waiter *w = o->subs, *next;
+    o->subs = NULL;
+    for (; w != NULL; w = next) {
+        next = w->next;
+        w->subscribed = false;
+        cache_waiter_post(w); /* under the object's lock: an unsubscribe cannot miss it */
+    }
+    pthread_mutex_unlock(m);
+}
+
+bool
+cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_state seen,
+                    uint64_t have)
+{
+    pthread_mutex_t *m = sub_lock(o);
+    bool subscribed = false;
+    pthread_mutex_lock(m);
+    if (!w->subscribed && cache_obj_state(o) == seen && cache_obj_available(o) <= have) {
+        w->next = o->subs;
+        o->subs = w;
+        w->subscribed = subscribed = true;
+    }
+    pthread_mutex_unlock(m);
+    return subscribed || w->subscribed;
+}
+
+void
+cache_obj_unsubscribe(struct cache_obj *o, struct cache_waiter *w)
+{
+    if (o != NULL) {
+        pthread_mutex_t *m = sub_lock(o);
+        pthread_mutex_lock(m);
+        struct cache_waiter **pp = &o->subs;
+        while (w->subscribed && *pp != NULL && *pp != w)
+            pp = &(*pp)->next;
+        if (w->subscribed && *pp == w) { /* subscribed to o, not to another object */
+            *pp = w->next;
+            w->subscribed = false;
+        }
+        pthread_mutex_unlock(m);
+    }
+    cache_waiter_cancel(w);
+}
+
+/* ---------------------------------------------------------------- the writer */
+
+void
+cache_obj_set_head(struct cache_obj *o, const struct cache_head *h)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", h->status,
+                     http_status_reason(h->status));
+    o->status = h->status;
+    o->line_len = (size_t)n;
+    o->head_len = (size_t)n + h->fields_len;
+    o->head = xmalloc(o->head_len + 1);
+    memcpy(o->head, line, (size_t)n);
+    memcpy(o->head + n, h->fields, h->fields_len);
+    o->head[o->head_len] = '\0';
+    o->total_len = h->total_len;
+    o->tags = h->tags ? xstrdup(h->tags) : NULL;
+    o->auth_shared = h->auth_shared;
+    o->response_time = h->response_time;
+    o->initial_age = h->initial_age;
+    o->lifetime = h->lifetime;
+    o->stale_if_error = h->stale_if_error;
+    o->stale_while_revalidate = h->stale_while_revalidate;
+    /* The variant may change (the response names its Vary): under the shard lock, which
+     * lookups hold while they compare keys. */
+    size_t vlen = strlen(h->variant);
+    char *key = xmalloc(o->base_len + vlen + 2), *old_key, *old_vary;
+    memcpy(key, o->key, o->base_len + 1);
+    memcpy(key + o->base_len + 1, h->variant, vlen + 1);
+    struct shard *s = shard_of(o->hash);
+    pthread_mutex_lock(&s->lock);
+    old_key = o->key;
+    old_vary = o->vary;
+    o->key = key;
+    o->vary = h->vary ? xstrdup(h->vary) : NULL;
+    o->vary_known = true;
+    __atomic_store_n(&o->state, CACHE_OBJ_FILLING, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->lock);
+    free(old_key);
+    free(old_vary);
+    if (o->total_len >= 0 && cache_obj_available(o) == (uint64_t)o->total_len)
+        cache_obj_finish(o); /* nothing more to come: an empty body, or a shared one */
+    else
+        notify(o);
+}
+
+static struct cache_chunk *
+chunk_new(const struct cache_obj *o, size_t need)
+{
+    size_t size;
+    if (o->first == NULL && o->total_len > 0)
+        size = (size_t)o->total_len; /* the length is known: the body is one piece */
+    else
+        size = MIN(MAX(o->last ? o->last->size * 2 : CHUNK_MIN, need), (size_t)CHUNK_MAX);
+    struct cache_chunk *c = malloc(sizeof(*c) + size); /* no memory: not stored, no abort */
+    if (c != NULL) {
+        c->next = NULL;
+        c->size = size;
+    }
+    return c;
+}
+
+bool
+cache_obj_append(struct cache_obj *o, const char *data, size_t len)
+{
+    uint64_t have = o->body_len; /* the writer's own: no atomic needed */
+    size_t filled = (size_t)(have - o->last_off); /* bytes in the last piece */
+    if (have + len > cache_store_max_object())
+        return false;
+    while (len > 0) {
+        if (o->last == NULL || filled == o->last->size) {
+            struct cache_chunk *c = chunk_new(o, len);
+            if (c == NULL)
+                return false;
+            if (o->last != NULL)
+                o->last->next = c;
+            else
+                o->first = c;
+            o->last = c;
+            o->last_off = have;
+            filled = 0;
+        }
+        size_t n = MIN(len, o->last->size - filled);
+        memcpy(o->last->data + filled, data, n);
+        filled += n;
+        data += n;
+        len -= n;
+        have += n;
+    }
+    __atomic_store_n(&o->body_len, have, __ATOMIC_RELEASE);
+    if (o->total_len >= 0 && have == (uint64_t)o->total_len)
+        cache_obj_finish(o);
+    else
+        notify(o);
+    return true;
+}
+
+void
+cache_obj_share_body(struct cache_obj *o, struct cache_obj *old)
+{
+    o->body_of = cache_obj_acquire(old->body_of ? old->body_of : old);
+    o->total_len = (int64_t)cache_obj_available(old);
+    __atomic_store_n(&o->body_len, cache_obj_available(old), __ATOMIC_RELEASE);
+}
+
+/* ---------------------------------------------------------------- storing (policy locked) */
+
+/* Take a stored object out: queue, table, totals. */
+static void
+drop_stored(struct shard *s, struct cache_obj *o)
+{
+    cache_evict_remove(&policy, o);
+    totals_add(-(int64_t)o->charge, -1);
+    table_unlink(s, o);
+}
+
+/* Objects o replaces: the stored one of its variant, and stored variants made under other
+ * Vary names (the origin changed its Vary). */
+static void
+drop_replaced(struct shard *s, const struct cache_obj *o)
+{
+    struct cache_obj *x = s->buckets[o->hash & (s->nbuckets - 1)], *next;
+    for (; x != NULL; x = next) {
+        next = x->hash_next;
+        if (x == o || x->hash != o->hash || x->base_len != o->base_len ||
+            memcmp(x->key, o->key, o->base_len) != 0 || cache_obj_state(x) != CACHE_OBJ_COMPLETE)
+            continue;
+        bool same_names = (x->vary == NULL) == (o->vary == NULL) &&
+                          (x->vary == NULL || strcmp(x->vary, o->vary) == 0);
+        if (!same_names || strcmp(x->key, o->key) == 0)
+            drop_stored(s, x);
+    }
+}
+
+/* Evict until room more bytes fit. held is the shard whose lock the caller has. */
+static void
+evict_until(uint64_t room, struct shard *held)
+{
+    while (used_bytes + room > limit_bytes) {
+        struct cache_obj *v = cache_evict_victim(&policy);
+        if (v == NULL)
+            return;
+        struct shard *vs = shard_of(v->hash);
+        if (vs != held)
+            pthread_mutex_lock(&vs->lock); /* policy lock held: no other multi-shard locker */
+        totals_add(-(int64_t)v->charge, -1);
+        table_unlink(vs, v);
+        if (vs != held)
+            pthread_mutex_unlock(&vs->lock);
+    }
+}
+
+static bool
+may_store(const struct cache_obj *o)
+{
+    if (o->hashed)
+        return !o->purged;
+    return o->insert_on_finish && o->purge_gen == __atomic_load_n(&purge_gen, __ATOMIC_ACQUIRE);
+}
+
+void
+cache_obj_finish(struct cache_obj *o)
+{
+    uint64_t len = cache_obj_available(o);
+    struct shard *s = shard_of(o->hash);
+    if (cache_obj_state(o) >= CACHE_OBJ_COMPLETE)
+        return; /* finished already (cache_obj_append, at the known length) */
+    size_t klen = strlen(o->key);
+    o->charge = (size_t)len + o->head_len + klen + STORE_OVERHEAD;
+    o->full_hash = cache_key_hash(o->key, klen) | 1; /* the ghost queue's key; never 0 */
+    pthread_mutex_lock(&policy_lock);
+    pthread_mutex_lock(&s->lock);
+    if (!may_store(o) || len > max_object || o->charge > limit_bytes) {
+        if (o->hashed)
+            table_unlink(s, o);
+    } else {
+        if (!o->hashed)
+            table_link(s, o);
+        drop_replaced(s, o);
+        evict_until(o->charge, s);
+        cache_evict_insert(&policy, o);
+        totals_add((int64_t)o->charge, 1);
+    }
+    __atomic_store_n(&o->state, CACHE_OBJ_COMPLETE, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&policy_lock);
+    __atomic_sub_fetch(&nfills, 1, __ATOMIC_RELAXED);
+    notify(o);
+}
+
+void
+cache_obj_fail(struct cache_obj *o, enum cache_fail why, const void *info, size_t len)
+{
+    if (cache_obj_state(o) >= CACHE_OBJ_COMPLETE)
+        return;
+    if (info != NULL && len > 0) {
+        o->fail_info = xmalloc(len);
+        memcpy(o->fail_info, info, len);
+        o->fail_info_len = len;
+    }
+    o->fail = why;
+    struct shard *s = shard_of(o->hash);
+    pthread_mutex_lock(&s->lock);
+    if (o->hashed)
+        table_unlink(s, o);
+    __atomic_store_n(&o->state, CACHE_OBJ_FAILED, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->lock);
+    __atomic_sub_fetch(&nfills, 1, __ATOMIC_RELAXED);
+    notify(o);
+}
+
+/* ---------------------------------------------------------------- readers */
+
+int
+cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iovec *iov, int max)
+{
+    uint64_t avail = cache_obj_available(o), off = 0;
+    const struct cache_obj *b = o->body_of ? o->body_of : o;
+    int n = 0;
+    to = MIN(to, avail);
+    if (from >= to)
+        return 0;
+    /* A piece's next is read only once bytes past the piece are published (acquire above). */
+    for (const struct cache_chunk *c = b->first; c != NULL && n < max;) {
+        uint64_t end = off + c->size;
+        if (end > from) {
+            uint64_t a = MAX(from, off) - off, z = MIN(to, end) - off;
+            iov[n].iov_base = (char *)c->data + a;
+            iov[n++].iov_len = (size_t)(z - a);
+        }
+        off = end;
+        if (off >= to)
+            break;
+        c = c->next;
+    }
+    return n;
+}
+
+size_t
+cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen)
+{
+    struct iovec iov[64];
+    size_t done = 0;
+    while (done < outlen) {
+        int n = cache_obj_iov(o, from + done, from + outlen, iov, (int)ARRAY_SIZE(iov));
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            memcpy(out + done, iov[i].iov_base, iov[i].iov_len);
+            done += iov[i].iov_len;
+        }
+    }
+    return done;
+}
+
+/* ---------------------------------------------------------------- purge */
 
 static bool
 has_tag(const char *tags, const char *tag)
@@ -263,36 +635,82 @@ purge_matches(const struct cache_purge *p, const struct cache_obj *o)
     return true;
 }
 
+/* One object under a purge; true when it counts (a stored object). */
+static bool
+purge_one(struct shard *s, struct cache_obj *o, bool soft)
+{
+    if (cache_obj_state(o) != CACHE_OBJ_COMPLETE) {
+        o->purged = true; /* a fill that began before the purge: not stored */
+        if (!soft)
+            table_unlink(s, o);
+        return false;
+    }
+    if (soft)
+        __atomic_store_n(&o->lifetime, 0, __ATOMIC_RELAXED);
+    else
+        drop_stored(s, o);
+    return true;
+}
+
+static size_t
+purge_shard(struct shard *s, const struct cache_purge *p)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < s->nbuckets; b++) {
+        struct cache_obj *o = s->buckets[b], *next;
+        for (; o != NULL; o = next) {
+            next = o->hash_next;
+            if (p == NULL || purge_matches(p, o))
+                n += purge_one(s, o, p != NULL && p->soft);
+        }
+    }
+    return n;
+}
+
 size_t
 cache_store_purge(const struct cache_purge *p)
 {
     size_t n = 0;
-    pthread_mutex_lock(&lock);
-    for (size_t b = 0; buckets != NULL && b < STORE_BUCKETS; b++) {
-        struct cache_obj **pp = &buckets[b];
-        while (*pp != NULL) {
-            if (!purge_matches(p, *pp)) {
-                pp = &(*pp)->hash_next;
-                continue;
-            }
-            n++;
-            if (p->soft) {
-                __atomic_store_n(&(*pp)->lifetime, 0, __ATOMIC_RELAXED);
-                pp = &(*pp)->hash_next;
-            } else {
-                unlink_obj(pp);
-            }
-        }
+    pthread_mutex_lock(&policy_lock);
+    __atomic_add_fetch(&purge_gen, 1, __ATOMIC_ACQ_REL);
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        n += purge_shard(&shards[i], p);
+        pthread_mutex_unlock(&shards[i].lock);
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&policy_lock);
     return n;
 }
 
 void
-cache_store_stats(uint64_t *objects, uint64_t *bytes)
+cache_store_clear(void)
 {
-    pthread_mutex_lock(&lock);
-    *objects = nobjects;
-    *bytes = used_bytes;
-    pthread_mutex_unlock(&lock);
+    cache_store_purge(NULL);
+    pthread_mutex_lock(&policy_lock);
+    policy.evictions = 0;
+    pthread_mutex_unlock(&policy_lock);
+}
+
+/* ---------------------------------------------------------------- configuration, stats */
+
+void
+cache_store_configure(uint64_t memory, uint64_t max_obj, enum cache_eviction which)
+{
+    pthread_mutex_lock(&policy_lock);
+    limit_bytes = memory;
+    __atomic_store_n(&max_object, max_obj, __ATOMIC_RELAXED);
+    policy.limit = memory;
+    if (policy.policy != which)
+        cache_evict_switch(&policy, which);
+    evict_until(0, NULL);
+    pthread_mutex_unlock(&policy_lock);
+}
+
+void
+cache_store_stats(struct cache_store_stats *st)
+{
+    st->objects = __atomic_load_n(&nobjects, __ATOMIC_RELAXED);
+    st->bytes = __atomic_load_n(&used_bytes, __ATOMIC_RELAXED);
+    st->evictions = __atomic_load_n(&policy.evictions, __ATOMIC_RELAXED);
+    st->fills = __atomic_load_n(&nfills, __ATOMIC_RELAXED);
 }

@@ -1,54 +1,183 @@
-/* store.h - the memory store shared by all workers: objects by key (and Vary variant),
- * bounded by cache.memory with least-recently-used eviction, reference counted so a
- * worker can send an object while another replaces or evicts it. Thread-safe. */
+/* store.h - the memory store shared by all workers: objects by key and Vary variant,
+ * bounded by cache.memory with S3-FIFO or LRU eviction (evict.h), reference counted so a
+ * worker can send an object while another replaces or evicts it.
+ *
+ * Concurrency: the table is split into CACHE_SHARDS shards, each with its own lock held
+ * only for a chain walk; a hit takes one shard lock and no other (under LRU also the policy
+ * lock, to move the object). Inserting, evicting and purging take the policy lock first,
+ * then shard locks. Body bytes are never read under a lock: a writer appends, then
+ * publishes the new length with a release store; readers load it with acquire.
+ *
+ * An object is in the store from the moment its fetch starts ("pending"), so that every
+ * worker's visitors of it find the fetch in flight and wait for it instead of asking the
+ * origin again; then "filling" (the response head is known, the body arriving: visitors
+ * read what is there and follow); then "complete" (counted against cache.memory and
+ * queued for eviction) or "failed" (taken out; the reason says what waiters should do). */
 #ifndef VERGE_CACHE_STORE_H
 #define VERGE_CACHE_STORE_H
 
+#include "cache/evict.h"
+#include "cache/notify.h"
 #include "core/buf.h"
 #include "http/msg.h"
 
+#include <sys/uio.h>
 #include <time.h>
 
-/* Between the base key (which may hold newlines) and the variant. */
+/* Between the base key (which holds newlines) and the variant. */
 #define CACHE_VARIANT_SEP '\x01'
+#define CACHE_SHARDS 64
 
-/* A stored response. Immutable once inserted; released with cache_obj_release. */
-struct cache_obj {
-    int refs;
-    char *key;          /* base key + CACHE_VARIANT_SEP + variant (the request's Vary values) */
-    int status;
-    char *fields;       /* header fields to send ("Name: value\r\n"...), no framing fields */
-    size_t fields_len;
-    char *body;
-    size_t body_len;
-    char *vary;         /* the response's Vary field names, lower case, "," separated; or NULL */
-    char *tags;         /* Cache-Tag / Surrogate-Key values, space separated; or NULL */
-    time_t response_time;
-    int64_t initial_age; /* corrected initial age (RFC 9111 4.2.3) when it arrived */
-    int64_t lifetime;    /* freshness lifetime, seconds */
-    int64_t stale_if_error;
-    int64_t stale_while_revalidate;
-    struct cache_obj *lru_prev, *lru_next, *hash_next;
-    size_t charge;      /* bytes counted against cache.memory */
+enum cache_obj_state {
+    CACHE_OBJ_PENDING,  /* in the store, no response head yet */
+    CACHE_OBJ_FILLING,  /* head known (fields below are set), body arriving */
+    CACHE_OBJ_COMPLETE, /* the whole response is here (stored, or too big to keep) */
+    CACHE_OBJ_FAILED,   /* the fill ended without a whole response: see fail */
 };
 
-/* Size the store (first call wins; later calls update the limits). */
-void cache_store_configure(uint64_t memory, uint64_t max_object);
+/* Why a fill failed, so each waiter knows what to do. */
+enum cache_fail {
+    CACHE_FAIL_NONE,
+    CACHE_FAIL_NOT_STORED, /* the response may not be stored: fetch on your own */
+    CACHE_FAIL_ERROR,      /* the origin failed before a head: fail_info holds the error */
+    CACHE_FAIL_5XX,        /* the origin answered 500/502/503/504 and its visitor got a stale
+                            * copy instead: use yours, or fetch on your own */
+    CACHE_FAIL_INCOMPLETE, /* the body was cut (origin, cache.max_object, memory) */
+};
+
+/* A piece of a body; pieces never move once written. */
+struct cache_chunk {
+    struct cache_chunk *next;
+    size_t size; /* bytes of data[] */
+    char data[];
+};
+
+struct cache_obj {
+    int refs;
+    int state;     /* enum cache_obj_state; cache_obj_state() reads it with acquire */
+    uint64_t hash; /* of the base key: the shard and the chain */
+    char *key;     /* base key + CACHE_VARIANT_SEP + variant (the request's Vary values) */
+    size_t base_len;
+    char *vary;       /* the response's Vary names, lower case, "," separated; or NULL */
+    bool vary_known;  /* false while pending with no stored variant to learn names from */
+    bool auth_shared; /* may answer requests with Authorization (public, s-maxage, ...) */
+    /* Set before the state becomes FILLING, immutable after. */
+    int status;
+    char *head;       /* "HTTP/1.1 200 OK\r\n" + the header fields a hit sends */
+    size_t head_len;  /* the whole block */
+    size_t line_len;  /* the status line: fields start at head + line_len */
+    int64_t total_len; /* the body's length when known at head time (Content-Length), or -1 */
+    char *tags;       /* Cache-Tag / Surrogate-Key values, space separated; or NULL */
+    time_t response_time;
+    int64_t initial_age; /* corrected initial age (RFC 9111 4.2.3) when it arrived */
+    int64_t lifetime;    /* freshness lifetime, seconds (a soft purge sets it to 0) */
+    int64_t stale_if_error;
+    int64_t stale_while_revalidate;
+    /* The body: appended by the one writer, read by anyone up to body_len. */
+    uint64_t body_len;           /* bytes readable; cache_obj_available() loads it */
+    struct cache_chunk *first, *last;
+    uint64_t last_off;           /* the writer's: where the last piece starts */
+    struct cache_obj *body_of;   /* a revalidated copy shares this object's body */
+    /* Failure (state FAILED). */
+    int fail;        /* enum cache_fail */
+    void *fail_info; /* what the filler left for waiters (CACHE_FAIL_ERROR); owned */
+    size_t fail_info_len;
+    /* The store's bookkeeping. */
+    struct cache_obj *hash_next, *q_prev, *q_next;
+    uint8_t queue, freq; /* evict.c */
+    bool hashed;         /* reachable through the table */
+    bool purged;         /* a purge selected this fill while in progress: not stored */
+    bool insert_on_finish; /* a fill nobody could find (no entry was made): stored at the end */
+    uint64_t purge_gen;  /* the purge generation when the fill began */
+    uint64_t full_hash;  /* of key, for the ghost queue */
+    size_t charge;       /* bytes counted against cache.memory */
+    struct cache_waiter *subs; /* waiting for progress (under the object's lock) */
+};
+
+/* Size the store and pick the policy (every call updates them; objects above a smaller
+ * limit are evicted on the next insert). */
+void cache_store_configure(uint64_t memory, uint64_t max_object, enum cache_eviction policy);
 uint64_t cache_store_max_object(void);
+/* Drop every object (tests and benchmarks). */
+void cache_store_clear(void);
 
-/* The Vary field names last stored for base_key (to build the variant), copied into out
- * ("" when none). false when nothing is stored under base_key. */
-bool cache_store_vary(const char *base_key, char *out, size_t outlen);
+/* The 64-bit hash used for keys (FNV-1a). */
+uint64_t cache_key_hash(const char *s, size_t len);
 
-/* The object for the full key (base + "\n" + variant), with a reference, or NULL. */
-struct cache_obj *cache_store_get(const char *key);
+/* A lookup: the stored object and the fill in progress for this request's variant. */
+struct cache_lookup {
+    const char *base; /* base key (zone \n host \n target), base_len bytes */
+    size_t base_len;
+    uint64_t hash;               /* cache_key_hash(base) */
+    const struct http_msg *req;  /* its Vary values choose the variant */
+    struct buf *scratch;         /* for the variant; reused, so no allocation once grown */
+    bool lead;                   /* when no fill is in progress, make one: the caller leads */
+    /* Results, each with a reference (or NULL). */
+    struct cache_obj *stored;    /* complete */
+    struct cache_obj *busy;      /* pending or filling */
+    bool leading;                /* busy was made by this call: fill it or fail it */
+};
+void cache_store_lookup(struct cache_lookup *l);
 
-/* Insert obj (taking the caller's reference), replacing an object with the same key.
- * Objects larger than max_object or that cannot fit are dropped. */
-void cache_store_put(struct cache_obj *obj);
+/* A fill that is not in the table (its visitor could not wait for, or join, another): it
+ * is stored when it finishes. */
+struct cache_obj *cache_obj_new(const char *base, size_t base_len);
 
-/* Remove the object with this key, if any. */
-void cache_store_remove(const char *key);
+/* The response head of a fill, as fill.c derives it. Strings are copied. */
+struct cache_head {
+    int status;
+    const char *fields; /* "Name: value\r\n"..., no framing fields */
+    size_t fields_len;
+    int64_t total_len;  /* -1 if unknown */
+    const char *vary;   /* or NULL */
+    const char *variant; /* the filler's request's values for vary ("" without) */
+    const char *tags;   /* or NULL */
+    bool auth_shared;
+    time_t response_time;
+    int64_t initial_age, lifetime, stale_if_error, stale_while_revalidate;
+};
+/* The writer sets the head: waiters are woken and may start reading. */
+void cache_obj_set_head(struct cache_obj *o, const struct cache_head *h);
+/* Append body bytes; false when the object may not grow (cache.max_object, or memory):
+ * the caller then fails it. Wakes waiters. Once the length the head announced is reached,
+ * the object is finished here (before anyone can have read its last byte, so a visitor
+ * that saw the whole response finds it stored). */
+bool cache_obj_append(struct cache_obj *o, const char *data, size_t len);
+/* A revalidated copy: o takes old's body (shared, not copied) as complete. */
+void cache_obj_share_body(struct cache_obj *o, struct cache_obj *old);
+/* The body is complete: store o (a no-op when it is complete already) (replacing the object of its variant and variants of other
+ * Vary names; evicting as needed; unless it is too big or a purge came since it began),
+ * mark it complete and wake waiters. The writer keeps its reference. */
+void cache_obj_finish(struct cache_obj *o);
+/* The fill ended without a whole response: o leaves the table, waiters are woken. info
+ * (len bytes, may be NULL) is copied for them. */
+void cache_obj_fail(struct cache_obj *o, enum cache_fail why, const void *info, size_t len);
+
+/* Readers. State with acquire; bytes readable now. */
+static inline enum cache_obj_state
+cache_obj_state(const struct cache_obj *o)
+{
+    return (enum cache_obj_state)__atomic_load_n(&o->state, __ATOMIC_ACQUIRE);
+}
+static inline uint64_t
+cache_obj_available(const struct cache_obj *o)
+{
+    return __atomic_load_n(&o->body_len, __ATOMIC_ACQUIRE);
+}
+/* Pieces of the body from byte from up to byte to (exclusive, at most what is readable)
+ * into iov (at most max); returns how many, 0 when there is nothing to read yet. */
+int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iovec *iov,
+                  int max);
+/* The readable body as one contiguous copy (tests, small objects): up to outlen bytes. */
+size_t cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen);
+
+/* Call w's callback (in w's worker) once o's state differs from seen_state or more than
+ * have bytes are readable. false when that is already so: read now, nothing subscribed. */
+bool cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_state seen,
+                         uint64_t have);
+/* Stop waiting (the visitor left, or its lock timeout passed); also cancels a callback
+ * already queued. Owner thread; harmless when not subscribed. */
+void cache_obj_unsubscribe(struct cache_obj *o, struct cache_waiter *w);
 
 /* What a purge selects: every object of zone (host NULL: any host) whose path equals path,
  * or starts with prefix, or carries tag; nothing set beyond zone: the whole zone. */
@@ -56,7 +185,8 @@ struct cache_purge {
     const char *zone, *host, *path, *prefix, *tag;
     bool soft; /* mark stale (stale-if-error still protects) instead of removing */
 };
-/* Apply it; returns how many objects it touched. It has taken effect when it returns. */
+/* Apply it; returns how many objects it touched. It has taken effect when it returns:
+ * fills in progress then are not stored (they finish for their visitors). */
 size_t cache_store_purge(const struct cache_purge *p);
 
 struct cache_obj *cache_obj_acquire(struct cache_obj *obj);
@@ -67,8 +197,18 @@ void cache_obj_release(struct cache_obj **obj);
 int64_t cache_obj_age(const struct cache_obj *obj, time_t now);
 int64_t cache_obj_lifetime(const struct cache_obj *obj);
 bool cache_obj_fresh(const struct cache_obj *obj, time_t now);
+/* The stored header fields (after the status line). */
+static inline const char *
+cache_obj_fields(const struct cache_obj *o, size_t *len)
+{
+    *len = o->head_len - o->line_len;
+    return o->head + o->line_len;
+}
 
 /* Counters for /metrics. */
-void cache_store_stats(uint64_t *objects, uint64_t *bytes);
+struct cache_store_stats {
+    uint64_t objects, bytes, evictions, fills;
+};
+void cache_store_stats(struct cache_store_stats *s);
 
 #endif

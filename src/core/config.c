@@ -629,6 +629,18 @@ field_log_format(struct parse *p, const yaml_node_t *v, const char *label, void 
 }
 
 static int
+field_preflight(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                const struct field *f)
+{
+    static const char *const names[] = {"warn", "refuse", "off"};
+    int i;
+    if (parse_choice(p, v, label, names, ARRAY_SIZE(names), &i) < 0)
+        return -1;
+    ((struct config *)obj)->preflight = (enum config_preflight)i;
+    return 0;
+}
+
+static int
 field_log_level(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
                 const struct field *f)
 {
@@ -1040,6 +1052,24 @@ field_error_pages(struct parse *p, const yaml_node_t *v, const char *label, void
     return 0;
 }
 
+static int
+field_key_query(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+                const struct field *f)
+{
+    static const char *const names[] = {"keep", "ignore", "sort"};
+    int i;
+    if (parse_choice(p, v, label, names, ARRAY_SIZE(names), &i) < 0)
+        return -1;
+    ((struct config_zone *)obj)->cache_key_query = (enum config_cache_query)i;
+    return 0;
+}
+
+static const struct field cache_key_fields[] = {
+    {"query", field_key_query, 0, NULL},
+};
+static const struct field_table cache_key_table = {"in cache_key", cache_key_fields,
+                                                   ARRAY_SIZE(cache_key_fields)};
+
 static const struct field timeout_fields[] = {
     {"connect", field_timeout, ZONE_FIELD(connect_timeout), NULL},
     {"send", field_timeout, ZONE_FIELD(send_timeout), NULL},
@@ -1105,6 +1135,7 @@ static const struct field zone_fields[] = {
     {"error_pages", field_error_pages, 0, NULL},
     {"pass_headers", field_pass_headers, 0, NULL},
     {"cache", field_bool, ZONE_FIELD(cache_enabled), NULL},
+    {"cache_key", field_section, 0, &cache_key_table},
 };
 static const struct field_table zone_table = {"in a zone", zone_fields,
                                               ARRAY_SIZE(zone_fields)};
@@ -1324,10 +1355,24 @@ static const struct field resolver_fields[] = {
 static const struct field_table resolver_table = {"in resolver", resolver_fields,
                                                   ARRAY_SIZE(resolver_fields)};
 
+static int
+field_eviction(struct parse *p, const yaml_node_t *v, const char *label, void *obj,
+               const struct field *f)
+{
+    static const char *const names[] = {"s3fifo", "lru"};
+    int i;
+    if (parse_choice(p, v, label, names, ARRAY_SIZE(names), &i) < 0)
+        return -1;
+    ((struct config *)obj)->cache_eviction = (enum config_eviction)i;
+    return 0;
+}
+
 static const struct field cache_fields[] = {
     {"memory", field_size, CFG_FIELD(cache_memory), NULL},
+    {"eviction", field_eviction, 0, NULL},
     {"max_object", field_size, CFG_FIELD(cache_max_object), NULL},
     {"heuristic_cap", field_duration, CFG_FIELD(cache_heuristic_cap), NULL},
+    {"lock_timeout", field_duration, CFG_FIELD(cache_lock_timeout), NULL},
 };
 static const struct field_table cache_table = {"in cache", cache_fields,
                                                ARRAY_SIZE(cache_fields)};
@@ -1344,6 +1389,7 @@ static const struct field top_fields[] = {
     {"zones", field_zones, 0, NULL},
     {"resolver", field_section, 0, &resolver_table},
     {"cache", field_section, 0, &cache_table},
+    {"preflight", field_preflight, 0, NULL},
 };
 static const struct field_table top_table = {"at the top level", top_fields,
                                              ARRAY_SIZE(top_fields)};
@@ -1384,6 +1430,7 @@ config_new_defaults(void)
     cfg->cache_memory = 256 * MIB;
     cfg->cache_max_object = 64 * MIB;
     cfg->cache_heuristic_cap = 86400000;
+    cfg->cache_lock_timeout = 5000;
     cfg->resolver.min_ttl = 5000;
     cfg->resolver.max_ttl = 3600000;
     cfg->resolver.serve_stale = 3600000;

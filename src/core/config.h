@@ -21,6 +21,18 @@ struct config_addr {
 
 enum config_log_format { CONFIG_LOG_COMBINED = 0, CONFIG_LOG_JSON = 1 };
 enum config_log_level { CONFIG_LOG_DEBUG = 0, CONFIG_LOG_INFO, CONFIG_LOG_WARN, CONFIG_LOG_ERROR };
+/* cache.eviction */
+enum config_eviction { CONFIG_EVICT_S3FIFO = 0, CONFIG_EVICT_LRU = 1 };
+/* cache_key.query of a zone: how the query string enters the cache key */
+enum config_cache_query { CONFIG_QUERY_KEEP = 0, CONFIG_QUERY_IGNORE = 1, CONFIG_QUERY_SORT = 2 };
+
+/* What a reload (and verge -t --preflight) does with origins that fail verge check's
+ * pre-flight (do not resolve, do not accept connections, answer invalidly). */
+enum config_preflight {
+    CONFIG_PREFLIGHT_WARN = 0, /* default: check on every reload, log, reload anyway */
+    CONFIG_PREFLIGHT_REFUSE,   /* check, log, and keep the running configuration */
+    CONFIG_PREFLIGHT_OFF,      /* no check on reload */
+};
 
 /* Which Host header the edge sends to an origin. */
 enum config_origin_host {
@@ -84,6 +96,7 @@ struct config_zone {
     bool health_count_5xx;     /* default false: an origin's own 5xx counts as a failure */
     uint32_t retries;          /* default 2: further attempts (addresses, origins) per request */
     bool cache_enabled;        /* default false: store and serve this zone's responses */
+    enum config_cache_query cache_key_query; /* default keep */
     uint64_t stale_if_error;   /* ms, default 0: serve stale this long past freshness when the
                                 * origin fails and the response did not say otherwise */
     uint64_t stale_while_revalidate; /* ms, default 0: serve stale this long past freshness
@@ -143,10 +156,15 @@ struct config {
 
     struct config_resolver resolver;
 
+    enum config_preflight preflight; /* default warn */
+
     /* The shared memory cache (src/cache). */
     uint64_t cache_memory;        /* bytes, default 256 MiB */
     uint64_t cache_max_object;    /* bytes, default 64 MiB: larger responses stream uncached */
     uint64_t cache_heuristic_cap; /* ms, default 1 day: cap of heuristic freshness; 0 = off */
+    enum config_eviction cache_eviction; /* default s3fifo */
+    uint64_t cache_lock_timeout;  /* ms, default 5000: longest wait for another visitor's fetch
+                                   * of the same object; 0 = never wait */
 
     struct config_zone *zones;
     size_t nzones;

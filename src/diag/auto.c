@@ -1,13 +1,13 @@
-/* auto.c - each diagnosis runs on a short-lived detached thread with its own loop and
- * resolver (check_run), so no worker ever waits on it. */
+/* auto.c - each diagnosis is a job (diag/job.h): a short-lived thread with its own loop
+ * and resolver (check_run), so no worker ever waits on it. */
 #include "diag/auto.h"
 
 #include "core/log.h"
 #include "core/loop.h"
 #include "diag/check.h"
+#include "diag/job.h"
 
 #include <pthread.h>
-#include <time.h>
 
 #define DIAG_TIMEOUT_MS 3000
 
@@ -47,20 +47,24 @@ one_line(const struct buf *report, char *out, size_t len)
     out[n] = '\0';
 }
 
-static void *
+static void
 run(void *arg)
 {
     struct job *job = arg;
     struct buf report;
+    struct check_opts o;
     char line[600];
     const struct config_zone *z = job->zone;
     log_set_thread_id(0);
     buf_init(&report, 1 << 16);
-    check_run(job->cfg, z, (int)job->origin, z->active_path ? z->active_path : "/",
-              DIAG_TIMEOUT_MS, false, &report);
+    check_opts_default(&o);
+    o.path = z->active_path ? z->active_path : "/";
+    o.timeout = DIAG_TIMEOUT_MS;
+    o.count = 1;
+    o.trace = false; /* quick and bounded; verge check --zone traces the path */
+    check_run(job->cfg, z, (int)job->origin, &o, &report);
     one_line(&report, line, sizeof(line));
-    log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url,
-             line);
+    log_warn("zone \"%s\": diagnosis of origin %s: %s", z->name, z->origins[job->origin].url, line);
     health_incident_note(job->health, line);
     buf_free(&report);
     config_release(&job->cfg);
@@ -68,15 +72,13 @@ run(void *arg)
     pthread_mutex_lock(&lock);
     running--;
     pthread_mutex_unlock(&lock);
-    return NULL;
 }
 
 static void
 on_origin_down(const struct config *cfg, const struct config_zone *z, size_t origin,
                struct origin_health *h)
 {
-    pthread_t t;
-    pthread_attr_t attr;
+    int err;
     pthread_mutex_lock(&lock);
     bool room = running < DIAG_MAX_RUNNING;
     running += room;
@@ -91,34 +93,20 @@ on_origin_down(const struct config *cfg, const struct config_zone *z, size_t ori
     job->zone = z;
     job->origin = origin;
     job->health = h;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, run, job) != 0) {
+    diag_job_start(NULL, run, NULL, job, &err);
+    if (err != 0) {
+        log_warn("zone \"%s\": no diagnosis of %s: cannot start a thread: %s", z->name,
+                 z->origins[origin].url, strerror(err));
         config_release(&job->cfg);
         free(job);
         pthread_mutex_lock(&lock);
         running--;
         pthread_mutex_unlock(&lock);
     }
-    pthread_attr_destroy(&attr);
 }
 
 void
 diag_auto_install(void)
 {
     health_set_down_hook(on_origin_down);
-}
-
-void
-diag_auto_shutdown(uint64_t timeout_ms)
-{
-    uint64_t deadline = loop_clock_ms() + timeout_ms;
-    for (;;) {
-        pthread_mutex_lock(&lock);
-        int n = running;
-        pthread_mutex_unlock(&lock);
-        if (n == 0 || loop_clock_ms() >= deadline)
-            return;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-    }
 }

@@ -3,6 +3,8 @@
  * waiting fetches at the end of the loop iteration. */
 #include "dns/resolver.h"
 
+#include "dns/wire.h"
+
 #include <ares.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -10,12 +12,6 @@
 #include <pthread.h>
 
 #define DNS_MAX_SOCKETS 16
-
-static unsigned
-get16(const unsigned char *p)
-{
-    return (unsigned)p[0] << 8 | p[1];
-}
 
 static uint32_t
 get32(const unsigned char *p)
@@ -124,39 +120,24 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 
 /* ---------------------------------------------------------------- answers */
 
+static int
+on_soa(void *arg, const struct dns_rr *rr, const unsigned char *msg, int len)
+{
+    uint32_t *minimum = arg;
+    if (rr->section != DNS_SECTION_AUTHORITY || rr->type != T_SOA || rr->rdlen < 20)
+        return 0;
+    *minimum = MIN(get32(rr->rdata + rr->rdlen - 4), rr->ttl);
+    return 1;
+}
+
 /* The SOA MINIMUM of a negative answer's authority section (RFC 2308), or 0. */
 static uint32_t
 soa_minimum(const unsigned char *abuf, int alen)
 {
-    if (abuf == NULL || alen < HFIXEDSZ)
+    uint32_t minimum = 0;
+    if (dns_wire_walk(abuf, alen, on_soa, &minimum) < 0)
         return 0;
-    int qd = (int)get16(abuf + 4), an = (int)get16(abuf + 6), ns = (int)get16(abuf + 8);
-    const unsigned char *p = abuf + HFIXEDSZ, *end = abuf + alen;
-    char *name;
-    long len;
-    for (int i = 0; i < qd + an + ns; i++) {
-        if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
-            return 0;
-        ares_free_string(name);
-        p += len;
-        if (i < qd) {
-            p += QFIXEDSZ;
-            continue;
-        }
-        if (p + RRFIXEDSZ > end)
-            return 0;
-        int type = (int)get16(p), rdlen = (int)get16(p + 8);
-        uint32_t ttl = get32(p + 4);
-        const unsigned char *rd = p + RRFIXEDSZ;
-        if (rd + rdlen > end)
-            return 0;
-        if (i >= qd + an && type == T_SOA && rdlen >= 20) {
-            uint32_t minimum = get32(rd + rdlen - 4);
-            return MIN(minimum, ttl);
-        }
-        p = rd + rdlen;
-    }
-    return 0;
+    return minimum;
 }
 
 static void
@@ -205,9 +186,8 @@ parse_addresses(struct pending *q, int type, const unsigned char *abuf, int alen
     }
 }
 
-/* The two queries' outcomes as one status: addresses win, then the most telling failure. */
-static enum dns_status
-combine(const struct pending *q)
+enum dns_status
+dns_status_from_ares(int a_status, int aaaa_status, int naddrs)
 {
     static const struct {
         int ares;
@@ -215,14 +195,20 @@ combine(const struct pending *q)
     } order[] = {{ARES_ENOTFOUND, DNS_NXDOMAIN}, {ARES_ETIMEOUT, DNS_TIMEOUT},
                  {ARES_ESERVFAIL, DNS_SERVFAIL}, {ARES_EREFUSED, DNS_REFUSED},
                  {ARES_ECONNREFUSED, DNS_FAILED}};
-    if (q->answer.naddrs > 0)
+    if (naddrs > 0)
         return DNS_OK;
     for (size_t i = 0; i < ARRAY_SIZE(order); i++)
-        if (q->status[0] == order[i].ares || q->status[1] == order[i].ares)
+        if (a_status == order[i].ares || aaaa_status == order[i].ares)
             return order[i].status;
-    if (q->status[0] == ARES_ENODATA && q->status[1] == ARES_ENODATA)
+    if (a_status == ARES_ENODATA && aaaa_status == ARES_ENODATA)
         return DNS_NODATA;
     return DNS_FAILED;
+}
+
+static enum dns_status
+combine(const struct pending *q)
+{
+    return dns_status_from_ares(q->status[0], q->status[1], q->answer.naddrs);
 }
 
 static void
@@ -386,6 +372,32 @@ dns_request_cancel(struct dns_request **req)
     if (*req != NULL)
         (*req)->cb = NULL;
     *req = NULL;
+}
+
+struct raw_query {
+    struct dns_resolver *r;
+    dns_query_cb cb;
+    void *arg;
+};
+
+static void
+on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct raw_query *q = arg;
+    if (!q->r->destroying)
+        q->cb(q->arg, status, abuf, alen);
+    free(q);
+}
+
+void
+dns_query(struct dns_resolver *r, const char *name, int type, dns_query_cb cb, void *arg)
+{
+    struct raw_query *q = xcalloc(1, sizeof(*q));
+    q->r = r;
+    q->cb = cb;
+    q->arg = arg;
+    ares_query(r->channel, name, C_IN, type, on_raw, q);
+    rearm(r);
 }
 
 /* ---------------------------------------------------------------- setup */

@@ -32,6 +32,19 @@ int dns_resolve(struct dns_resolver *r, const char *name, const struct config_re
 /* The caller is no longer interested: cb will not be called. NULLs *req. */
 void dns_request_cancel(struct dns_request **req);
 
+/* Diagnosis (verge check): one query of type (1 = A, 28 = AAAA, ...) for name, past the
+ * cache and /etc/hosts, nothing stored. cb runs from the event loop with c-ares' status
+ * (ARES_SUCCESS, ARES_ENOTFOUND, ARES_ESERVFAIL, ARES_ETIMEOUT, ...) and the response as
+ * received (abuf NULL when none arrived), only valid during the call. Not called when the
+ * resolver is freed first; called inside dns_query when c-ares fails at once (a bad
+ * name). */
+typedef void (*dns_query_cb)(void *arg, int ares_status, const unsigned char *abuf, int alen);
+void dns_query(struct dns_resolver *r, const char *name, int type, dns_query_cb cb, void *arg);
+
+/* The outcome of an A and an AAAA query (c-ares statuses) as one status, the way the edge
+ * judges it: addresses win, then the most telling failure. */
+enum dns_status dns_status_from_ares(int a_status, int aaaa_status, int naddrs);
+
 /* Resolver servers in words, for messages ("127.0.0.1:5353", "the resolvers in
  * /etc/resolv.conf"). */
 const char *dns_resolver_servers_text(const struct dns_resolver *r);

@@ -3,11 +3,9 @@
  * back-pressure, the edge's own responses, and the access log line of each request. */
 #include "edge/client.h"
 
-#include "cache/fill.h"
-#include "cache/freshness.h"
 #include "core/log.h"
 #include "core/net.h"
-#include "edge/collapse.h"
+#include "edge/cached.h"
 #include "edge/connlimit.h"
 #include "edge/errcache.h"
 #include "edge/refresh.h"
@@ -31,10 +29,10 @@
 #define CLIENT_REFUSED_LINGER_MS 1000 /* the same after a 503 at accept: less, under a flood */
 #define CLIENT_REFUSAL_LOG_MS 1000    /* at most one log line a second about refusals */
 #define CLIENT_MAX_REQUEST_ID 200
-#define CLIENT_COLLAPSE_WAIT_MS 5000 /* a slow leader cannot hold its followers longer */
 #define CLIENT_BATCH_MAX 64          /* pipelined requests answered per loop iteration */
 #define CLIENT_FREE_MAX 64           /* request states a worker keeps for the next requests */
 #define CLIENT_KEEP_BUF (16 * 1024)  /* buffer memory a kept request state may hold on to */
+#define CLIENT_BATCH_COPY (16 * 1024) /* a pipelined answer's body copied to leave with others */
 
 /* A visitor connection's states; names appear in debug logs. */
 enum visitor_state {
@@ -76,22 +74,11 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
-    bool response_counted; /* in verge_requests_total (and the cache results) already */
+    bool counted;      /* its status and cache result are in the counters */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
     char refusal_text[200];
-    /* The cache (zones with cache: true). */
-    char *cache_base;        /* zone + host + target; NULL when the request bypasses it */
-    struct cache_obj *hit;   /* fresh object, served when the request message ends */
-    struct cache_obj *stale; /* expired object kept for stale-if-error */
-    struct cache_fill *fill; /* the response being stored */
-    const char *cache_status; /* X-Cache word: HIT, MISS, EXPIRED, STALE, REVALIDATED */
-    bool revalidating;       /* validators of the stale object went to the origin */
-    bool leading;            /* this fetch is the one other visitors of the object wait for */
-    bool waiting;            /* waiting for another visitor's fetch of the object */
-    struct collapse_waiter waiter;
-    struct cache_obj *refreshed; /* the origin said 304: serve this when it completes */
-    time_t request_time;
+    struct cached_visit cache; /* zones with cache: true (cached.h) */
     char origin[64];    /* origin address that answered (or failed) */
     uint64_t origin_ms; /* time to the origin's response head */
     bool zone_down;     /* every origin is known down: err holds the answer, given when
@@ -138,7 +125,7 @@ struct client {
     struct loop_defer next_defer;    /* go on with pipelined input */
     struct loop_defer flush_defer;   /* write queued bytes at the end of the iteration */
     struct loop_defer release_defer; /* back to the free list at the end of the iteration */
-    struct loop_timer wait_timer;    /* request collapsing: how long to wait for the leader */
+    struct loop_timer wait_timer;    /* how long to wait for another visitor's fetch */
     enum client_state state;
     struct http_parser parser;
     struct buf out;         /* response bytes not written yet */
@@ -147,6 +134,7 @@ struct client {
     bool close_after; /* close once the current response is written */
     bool rejected;    /* on_head refused the request: the parse error is ours */
     bool batching;    /* more pipelined requests follow: queue this response, write later */
+    bool blocked;     /* an answer from an object waits for the socket to be writable */
     bool closed;      /* the visitor connection closed (this state goes at the end of the
                        * loop iteration) */
 };
@@ -158,11 +146,13 @@ static void visitor_close(struct visitor *v);
 static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
-static void collapse_stop(struct client *c);
-static void on_collapse_resume(struct collapse_waiter *waiter);
 static bool cache_consider(struct client *c);
-static void serve_cached(struct client *c, struct cache_obj *obj, const struct proxy_error *err,
-                         const char *label);
+static void cache_answer(struct client *c, struct cache_obj *o, const char *label,
+                         const struct proxy_error *err);
+static void cache_wait(struct client *c);
+static void cache_leave(struct client *c);
+static void client_pump(struct client *c, const struct iovec *head, int nhead);
+static void access_log(struct client *c);
 static uint32_t keep_string(struct request *r, const char *s, size_t len);
 static void on_wait_timeout(struct loop_timer *t);
 static void on_next_request(struct loop_defer *d);
@@ -187,34 +177,12 @@ request_clear(struct client *c)
 {
     struct request *r = &c->req;
     struct buf strings = r->strings;
-    collapse_stop(c);
+    cache_leave(c); /* first: a fill it fetches may go on without it */
     upstream_abort(&r->up);
     config_release(&r->cfg);
-    cache_obj_release(&r->hit);
-    cache_obj_release(&r->stale);
-    cache_obj_release(&r->refreshed);
-    cache_fill_abort(&r->fill);
-    free(r->cache_base);
     buf_reset(&strings);
     memset(r, 0, sizeof(*r));
     r->strings = strings;
-}
-
-/* Leave request collapsing: as a waiter, stop waiting; as the leader, release the waiters
- * (they look the cache up again, or fetch on their own). */
-static void
-collapse_stop(struct client *c)
-{
-    struct request *r = &c->req;
-    if (r->waiting) {
-        collapse_leave(c->w, &r->waiter);
-        loop_timer_stop(c->w->loop, &c->wait_timer);
-        r->waiting = false;
-    }
-    if (r->leading) {
-        r->leading = false;
-        collapse_end(c->w, r->cache_base);
-    }
 }
 
 static void
@@ -278,7 +246,7 @@ client_take(struct visitor *v)
     c->w = w;
     c->ip = v->ip;
     c->state = CLIENT_IDLE;
-    c->close_after = c->rejected = c->batching = c->closed = false;
+    c->close_after = c->rejected = c->batching = c->blocked = c->closed = false;
     v->busy = c;
     v->state = VISITOR_BUSY;
     return c;
@@ -345,7 +313,7 @@ client_close(struct client *c)
 
 /* Writes wait for EPOLLOUT: the socket's buffer was full. */
 static bool
-blocked(const struct visitor *v)
+writes_blocked(const struct visitor *v)
 {
     return (v->io.events & EPOLLOUT) != 0;
 }
@@ -370,7 +338,7 @@ arm_forwarding_timer(struct client *c)
     struct loop_timer *t = &c->v->timer;
     if (c->state != CLIENT_FORWARDING || c->closed || c->v->busy != c)
         return;
-    if (buf_used(&c->out) > 0)
+    if (buf_used(&c->out) > 0 || c->blocked)
         loop_timer_set(c->w->loop, t, cfg->client_send_timeout);
     else if (!c->req.request_done && !c->req.body_blocked)
         loop_timer_set(c->w->loop, t, cfg->client_body_timeout);
@@ -490,7 +458,7 @@ static void
 out_queued(struct client *c)
 {
     struct request *r = &c->req;
-    if (!blocked(c->v))
+    if (!writes_blocked(c->v))
         set_interest(c->v, true);
     if (buf_used(&c->out) >= CLIENT_OUT_HIGH && r->up != NULL && !r->origin_paused) {
         r->origin_paused = true;
@@ -522,9 +490,9 @@ send_iov(struct client *c, struct iovec *iov, int n)
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     STAT_ADD(c->req.stats->bytes_sent, total);
-    if (c->batching || blocked(c->v) || n >= (int)ARRAY_SIZE(all)) {
+    if (c->batching || writes_blocked(c->v) || n >= (int)ARRAY_SIZE(all)) {
         keep_rest(c, iov, n, 0);
-        if (blocked(c->v))
+        if (writes_blocked(c->v))
             out_queued(c);
         else if (!c->batching)
             flush(c);
@@ -564,7 +532,7 @@ static void
 out_appended(struct client *c, size_t len)
 {
     STAT_ADD(c->req.stats->bytes_sent, len);
-    if (!blocked(c->v))
+    if (!writes_blocked(c->v))
         loop_defer(c->w->loop, &c->flush_defer);
 }
 
@@ -572,7 +540,7 @@ static void
 on_flush_due(struct loop_defer *d)
 {
     struct client *c = container_of(d, struct client, flush_defer);
-    if (!c->closed && c->v->busy == c && !c->batching && !blocked(c->v) && buf_used(&c->out) > 0)
+    if (!c->closed && c->v->busy == c && !c->batching && !writes_blocked(c->v) && buf_used(&c->out) > 0)
         flush(c);
 }
 
@@ -664,7 +632,7 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *origin = c->req.origin;
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
-    const char *cache = c->req.cache_status ? c->req.cache_status : "-";
+    const char *cache = c->req.cache.label ? c->req.cache.label : "-";
     bool parsed = c->parser.headers_done; /* else refused before a request line was read */
     if (!json) {
         log_request_line(c, line);
@@ -714,7 +682,7 @@ access_log(struct client *c)
 {
     if (!log_access_enabled())
         return;
-    struct buf *line = &c->w->access_line; /* the worker's, its memory kept */
+    struct buf *line = &c->w->log_line; /* the worker's, its memory kept */
     bool json = log_access_format() == CONFIG_LOG_JSON;
     const char *stamp = access_stamp(loop_wall(c->w->loop), json);
     buf_reset(line);
@@ -734,21 +702,31 @@ access_log(struct client *c)
 
 /* ---------------------------------------------------------------- request completion */
 
-/* Count the response (status, cache result) once. The edge's own responses and proxied
- * heads are counted before they are written, so a visitor that has read one finds it in
- * /metrics already. */
+/* Count the response once, when its status is final and before its bytes go out: a
+ * visitor that has its answer finds it in /metrics. */
 static void
-count_response(struct client *c)
+count_request(struct client *c)
 {
     struct request *r = &c->req;
-    if (r->response_counted || r->stats == NULL)
+    int cache_result = metrics_cache_result(r->cache.label);
+    if (r->counted || r->stats == NULL)
         return;
-    r->response_counted = true;
+    r->counted = true;
     if (r->status > 0 && r->status < 600)
         STAT_INC(r->stats->status[r->status]);
-    int cache_result = metrics_cache_result(r->cache_status);
     if (cache_result >= 0)
         STAT_INC(r->stats->cache[cache_result]);
+}
+
+/* The head is gone: the visitor must see the body cut short, never a clean end. */
+static void
+abort_response(struct client *c)
+{
+    c->req.response_done = true;
+    c->close_after = true;
+    count_request(c);
+    access_log(c);
+    client_close(c);
 }
 
 /* The connection has no request in progress: wait for the next one (keep-alive). */
@@ -770,7 +748,7 @@ finish_request(struct client *c)
     struct visitor *v = c->v;
     struct request *r = &c->req;
     bool body_pending = !r->request_done;
-    count_response(c);
+    count_request(c);
     access_log(c);
     request_clear(c);
     v->requests++;
@@ -857,7 +835,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     r->response_done = true;
     r->body_sent = r->head_method ? 0 : resp.body_len;
     c->state = CLIENT_FORWARDING;
-    count_response(c);
+    count_request(c);
     struct iovec iov[2] = {{(void *)resp.head, resp.head_len}, {(void *)resp.body, r->body_sent}};
     if (send_iov(c, iov, 2) == 0 && buf_used(&c->out) == 0)
         finish_request(c);
@@ -1093,30 +1071,37 @@ underscore_alias(const struct http_msg *m, const struct config_zone *z, const ch
     return http_name_is_hop(m, dashed, len) || replaced_request_field(z, dashed, len);
 }
 
-/* Revalidate an expired object (RFC 9111 4.3.1) with its validators, unless the visitor's
- * own request is conditional (its validators then go to the origin as they are). */
-static void
-add_validators(struct client *c, struct buf *head)
+/* Revalidate an expired object (RFC 9111 4.3.1) with its validators. true when sent. */
+static bool
+add_validators(struct buf *head, const struct cache_obj *o)
 {
-    struct request *r = &c->req;
-    const struct http_msg *m = &c->parser.msg;
     char v[256];
-    if (r->stale == NULL || m->method != HTTP_GET || http_msg_find(m, "If-None-Match") ||
-        http_msg_find(m, "If-Modified-Since"))
-        return;
-    if (cache_obj_field(r->stale, "ETag", v, sizeof(v))) {
+    bool sent = false;
+    if (o != NULL && cache_obj_field(o, "ETag", v, sizeof(v))) {
         buf_printf(head, "If-None-Match: %s\r\n", v);
-        r->revalidating = true;
+        sent = true;
     }
-    if (cache_obj_field(r->stale, "Last-Modified", v, sizeof(v))) {
+    if (o != NULL && cache_obj_field(o, "Last-Modified", v, sizeof(v))) {
         buf_printf(head, "If-Modified-Since: %s\r\n", v);
-        r->revalidating = true;
+        sent = true;
     }
+    return sent;
 }
 
-/* The request line and fields for the origin (the upstream adds Host). */
-static void
-build_origin_head(struct client *c, struct buf *head)
+/* A fetch that may fill the cache asks for the whole object: the visitor's range and
+ * conditionals are answered by the edge, from the object, as for every other visitor. */
+static bool
+answered_by_edge(const struct client *c, const char *name, size_t len)
+{
+    return c->req.cache.eligible && c->parser.msg.method == HTTP_GET &&
+           (str_ieq(name, len, "Range") || str_ieq(name, len, "If-Range") ||
+            str_ieq(name, len, "If-None-Match") || str_ieq(name, len, "If-Modified-Since"));
+}
+
+/* The request line and fields for the origin (the upstream adds Host), with the validators
+ * of validate (an expired object) for a GET that may fill the cache. true when sent. */
+static bool
+build_origin_head(struct client *c, struct buf *head, const struct cache_obj *validate)
 {
     const struct http_msg *m = &c->parser.msg;
     const struct config_zone *z = c->req.zone;
@@ -1134,7 +1119,7 @@ build_origin_head(struct client *c, struct buf *head)
         const struct http_header *h = &m->headers[i];
         const char *name = http_str_ptr(m, h->name);
         if (http_msg_is_hop_header(m, h) || replaced_request_field(z, name, h->name.len) ||
-            underscore_alias(m, z, name, h->name.len))
+            underscore_alias(m, z, name, h->name.len) || answered_by_edge(c, name, h->name.len))
             continue;
         buf_append(head, name, h->name.len);
         buf_append_str(head, ": ");
@@ -1151,9 +1136,11 @@ build_origin_head(struct client *c, struct buf *head)
         buf_append_str(head, "X-Forwarded-Proto: http\r\n");
     if (z->add_via)
         append_field(head, "Via: 1.1 ", c->req.cfg->edge_name);
-    add_validators(c, head);
+    bool validating = c->req.cache.eligible && m->method == HTTP_GET &&
+                      add_validators(head, validate);
     append_field(head, "X-Request-Id: ", req_string(c, c->req.rid_off));
     buf_append(head, "\r\n", 2);
+    return validating;
 }
 
 static const struct upstream_ops upstream_ops;
@@ -1194,325 +1181,400 @@ start_fetch(struct client *c)
         return;
     }
     buf_reset(&c->origin_head);
-    build_origin_head(c, &c->origin_head);
+    r->cache.revalidating = build_origin_head(c, &c->origin_head, r->cache.stale);
     r->up = upstream_start(c->w, &ur, &c->origin_head, &upstream_ops, c);
 }
 
 /* ---------------------------------------------------------------- the cache */
 
-/* zone \n host \n origin-form target: the base key (the variant is appended to it). */
-static char *
-cache_base_key(struct client *c)
-{
-    const struct http_msg *m = &c->parser.msg;
-    const char *host = req_string(c, c->req.host_off), *url = http_str_ptr(m, m->url), *path;
-    char name[256];
-    size_t ulen = m->url.len, alen, plen;
-    if (absolute_authority(url, ulen, &alen, &path, &plen) != NULL) {
-        url = plen ? path : "/";
-        ulen = plen ? plen : 1;
-    }
-    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
-        return NULL;
-    struct buf key;
-    buf_init(&key, SIZE_MAX);
-    buf_printf(&key, "%s\n%s\n", c->req.zone->name, name);
-    buf_append(&key, url, ulen);
-    char *out = xstrndup(buf_head(&key), buf_used(&key));
-    buf_free(&key);
-    return out;
-}
+#define ORIGIN_FAILED_MESSAGE \
+    "The edge server could not get a valid response from the website's origin server."
 
-/* base + CACHE_VARIANT_SEP + the request's variant for Vary names. */
-static char *
-cache_full_key(struct client *c, const char *names)
-{
-    struct buf key;
-    buf_init(&key, SIZE_MAX);
-    buf_printf(&key, "%s%c", c->req.cache_base, CACHE_VARIANT_SEP);
-    if (names != NULL && names[0] != '\0')
-        cache_variant(&c->parser.msg, names, &key);
-    char *out = xstrndup(buf_head(&key), buf_used(&key));
-    buf_free(&key);
-    return out;
-}
+static void client_pump(struct client *c, const struct iovec *head, int nhead);
 
-/* May the stored object answer this request now (RFC 9111 4.2 and the request's own
- * Cache-Control)? */
-static bool
-cache_usable(const struct cache_obj *o, const struct cache_control *rq, time_t now)
-{
-    int64_t age = cache_obj_age(o, now), left = cache_obj_lifetime(o) - age;
-    if (rq->no_cache || left <= 0)
-        return false;
-    if (rq->max_age != CC_UNSET && age > rq->max_age)
-        return false;
-    return rq->min_fresh == CC_UNSET || left >= rq->min_fresh;
-}
-
-static bool
-within_swr(const struct cache_obj *o, time_t now)
-{
-    return o->stale_while_revalidate > 0 &&
-           cache_obj_age(o, now) <= cache_obj_lifetime(o) + o->stale_while_revalidate;
-}
-
-static void build_origin_head(struct client *c, struct buf *head);
-
-/* Refresh the stored object in the background (stale-while-revalidate). */
-static bool
-start_refresh(struct client *c)
-{
-    struct request *r = &c->req;
-    struct buf head;
-    buf_init(&head, SIZE_MAX);
-    build_origin_head(c, &head);
-    struct refresh_request rr = {.cfg = r->cfg, .zone = r->zone, .visitor = &c->parser.msg,
-                                 .cache_base = r->cache_base, .origin_head = &head,
-                                 .host = origin_host_for(c)};
-    bool started = refresh_start(c->w, &rr);
-    buf_free(&head);
-    return started;
-}
-
-/* Look the request up. true: a fresh hit will be served (no fetch). Otherwise the fetch
- * goes ahead, keeping an expired object for stale-if-error. */
-static bool
-cache_consider(struct client *c)
-{
-    struct request *r = &c->req;
-    const struct http_msg *m = &c->parser.msg;
-    if (!r->zone->cache_enabled || (m->method != HTTP_GET && m->method != HTTP_HEAD))
-        return false;
-    if ((r->cache_base = cache_base_key(c)) == NULL)
-        return false;
-    char names[512] = "";
-    cache_store_vary(r->cache_base, names, sizeof(names));
-    char *key = cache_full_key(c, names);
-    struct cache_obj *o = cache_store_get(key);
-    free(key);
-    struct cache_control rq;
-    cache_control_parse(m, &rq);
-    r->request_time = (time_t)loop_wall(c->w->loop);
-    r->cache_status = o ? "EXPIRED" : "MISS";
-    if (o != NULL && cache_usable(o, &rq, r->request_time)) {
-        r->hit = o;
-        r->cache_status = "HIT";
-        return true;
-    }
-    if (o != NULL && m->method == HTTP_GET && !rq.no_cache && within_swr(o, r->request_time) &&
-        start_refresh(c)) {
-        r->hit = o; /* served stale now; the refresh stores the new answer */
-        r->cache_status = "UPDATING";
-        return true;
-    }
-    r->stale = o;
-    if (m->method != HTTP_GET)
-        return false;
-    r->waiter.resume = on_collapse_resume;
-    if (collapse_join(c->w, r->cache_base, &r->waiter)) {
-        r->waiting = true; /* another visitor's fetch of this object is in flight */
-        loop_timer_set(c->w->loop, &c->wait_timer, CLIENT_COLLAPSE_WAIT_MS);
-        return true;
-    }
-    r->leading = true;
-    return false;
-}
-
-static void start_fetch(struct client *c);
-
-/* The fetch this visitor waited for ended: a hit now, or a fetch of its own. */
+/* Answer from object o with the X-Cache word label; err set: a stale copy instead of an
+ * error. The head goes out with the first body bytes, from the object's own memory. */
 static void
-on_collapse_resume(struct collapse_waiter *waiter)
+cache_answer(struct client *c, struct cache_obj *o, const char *label,
+             const struct proxy_error *err)
 {
-    struct client *c = container_of(waiter, struct client, req.waiter);
     struct request *r = &c->req;
-    char names[512] = "";
-    r->waiting = false;
-    loop_timer_stop(c->w->loop, &c->wait_timer);
-    cache_store_vary(r->cache_base, names, sizeof(names));
-    char *key = cache_full_key(c, names);
-    struct cache_obj *o = cache_store_get(key);
-    free(key);
-    if (o != NULL && cache_obj_fresh(o, (time_t)loop_wall(c->w->loop))) {
-        r->hit = o;
-        serve_cached(c, o, NULL, "HIT");
+    struct cached_visit *v = &r->cache;
+    char buf[CACHED_FIELDS_SIZE], ps[512];
+    struct iovec iov[CACHED_HEAD_IOV];
+    int niov, status;
+    bool close;
+    if (err != NULL)
+        proxy_error_header(err, r->cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
+    if (c->w->draining)
+        c->close_after = true;
+    struct cached_reply rep = {
+        .req = &c->parser.msg,
+        .edge_name = r->cfg->edge_name,
+        .request_id = req_string(c, r->rid_off),
+        .label = label,
+        .proxy_status = err ? ps : NULL,
+        .fwd_status = v->fwd_status,
+        .collapsed = v->collapsed,
+        .via = r->zone->add_via,
+        .head_method = r->head_method,
+        .close = c->close_after,
+        .now = (time_t)loop_wall(c->w->loop),
+    };
+    v->label = label;
+    c->state = CLIENT_FORWARDING;
+    if (cached_reply_prepare(&v->send, o, &rep, buf, sizeof(buf), iov, &niov, &status, &close) < 0) {
+        /* A range of a fill of unknown length: answered when the fill completes. */
+        v->awaiting_length = true;
+        v->send.obj = cache_obj_acquire(o);
+        if (r->up == NULL && !cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_FILLING, UINT64_MAX)) {
+            v->awaiting_length = false; /* it completed meanwhile */
+            cache_answer(c, o, label, err);
+        }
         return;
     }
-    cache_obj_release(&o);
+    c->close_after |= close;
+    r->status = status;
+    r->response_started = true;
+    count_request(c);
+    client_pump(c, iov, niov);
+}
+
+static void
+pump_sent(struct client *c)
+{
+    cached_send_clear(&c->req.cache.send);
+    c->req.response_done = true;
+    finish_request(c);
+}
+
+/* The fill this visitor reads was cut (origin, cache.max_object, memory). */
+static void
+pump_cut(struct client *c)
+{
+    struct request *r = &c->req;
+    log_info("client %s: the stored response it was reading while it was fetched was cut "
+             "short; closing (request %s)", c->ip, req_string(c, r->rid_off));
+    r->failed = true;
+    r->err.type = PROXY_ERR_HTTP_RESPONSE_INCOMPLETE;
+    abort_response(c);
+}
+
+/* In a pass of pipelined answers, a small answer from a complete object is queued (its
+ * body copied once into c->out) so that the whole pass leaves in one write. false: it is
+ * to be written now (with what is queued before it): a big body, a range, a fill. */
+static bool
+queue_answer(struct client *c, const struct iovec *head, int nhead)
+{
+    struct request *r = &c->req;
+    struct cached_send *s = &r->cache.send;
+    struct cached_count moved = {0};
+    bool chunked;
+    if (!c->batching || c->close_after || writes_blocked(c->v))
+        return false;
+    if (s->obj != NULL && (!s->whole || cache_obj_state(s->obj) != CACHE_OBJ_COMPLETE ||
+                           cache_obj_available(s->obj) - s->pos > CLIENT_BATCH_COPY))
+        return false;
+    size_t before = buf_used(&c->out);
+    for (int i = 0; i < nhead; i++)
+        buf_append(&c->out, head[i].iov_base, head[i].iov_len);
+    if (s->obj != NULL)
+        cached_send_detach(s, &c->out, &chunked, &moved);
+    STAT_ADD(r->stats->bytes_sent, buf_used(&c->out) - before);
+    r->body_sent += moved.body;
+    return true;
+}
+
+/* Send what can be sent of the answer from the object; then wait for the socket, for the
+ * fill (the fetching visitor is driven by its origin's bytes instead), or finish. */
+static void
+client_pump(struct client *c, const struct iovec *head, int nhead)
+{
+    struct request *r = &c->req;
+    struct cached_send *s = &r->cache.send;
+    if (head != NULL && queue_answer(c, head, nhead)) {
+        pump_sent(c);
+        return;
+    }
+    for (;;) {
+        struct cached_count n = {0};
+        enum cached_pump st = cached_pump(s, c->v->io.fd, &c->out, head, nhead, &n);
+        head = NULL;
+        nhead = 0;
+        STAT_ADD(r->stats->bytes_sent, n.wire);
+        r->body_sent += n.body;
+        c->blocked = st == CACHED_BLOCKED;
+        set_interest(c->v, c->blocked);
+        switch (st) {
+        case CACHED_SENT:
+            pump_sent(c);
+            return;
+        case CACHED_BLOCKED:
+            arm_forwarding_timer(c);
+            return;
+        case CACHED_WAIT:
+            arm_forwarding_timer(c); /* the fill, not the visitor, is the holdup now */
+            if (r->up != NULL ||
+                cache_obj_subscribe(s->obj, &r->cache.waiter, CACHE_OBJ_FILLING, s->pos))
+                return;
+            continue; /* it moved on meanwhile */
+        case CACHED_CUT:
+            pump_cut(c);
+            return;
+        case CACHED_ERROR:
+            log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
+            client_close(c);
+            return;
+        }
+    }
+}
+
+/* A request's own fetch, not waiting for anyone's: one that may still fill the cache. */
+static void
+fetch_on_own(struct client *c)
+{
+    struct cached_visit *v = &c->req.cache;
+    v->waiting = false;
+    loop_timer_stop(c->w->loop, &c->wait_timer);
+    cache_obj_release(&v->busy);
     start_fetch(c);
+}
+
+static void
+serve_stale(struct client *c, const struct proxy_error *e)
+{
+    cache_answer(c, c->req.cache.stale, "STALE", e);
+}
+
+/* The fill it waited for failed before a head: the origin's error is this visitor's too. */
+static const struct proxy_error *
+take_wait_error(struct client *c)
+{
+    struct request *r = &c->req;
+    const struct proxy_error *e = cached_wait_error(r->cache.busy);
+    if (e != NULL) {
+        r->err = *e;
+        r->failed = true;
+        snprintf(r->origin, sizeof(r->origin), "%s", r->err.addr);
+    }
+    return e ? &r->err : NULL;
+}
+
+/* Waiting for another visitor's fill: wait on (bounded by cache.lock_timeout), or act on
+ * its head or failure. */
+static void
+cache_wait(struct client *c)
+{
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    time_t now = (time_t)loop_wall(c->w->loop);
+    enum cached_wake next = cached_wait_next(v, c->w, &c->parser.msg, r->cfg->cache_lock_timeout,
+                                             now);
+    if (next == CACHED_WAKE_WAIT) {
+        if (!loop_timer_armed(&c->wait_timer))
+            loop_timer_set(c->w->loop, &c->wait_timer, r->cfg->cache_lock_timeout);
+        return;
+    }
+    loop_timer_stop(c->w->loop, &c->wait_timer);
+    if (next == CACHED_WAKE_READ) {
+        v->collapsed = true;
+        cache_answer(c, v->busy, "HIT", NULL);
+    } else if (next == CACHED_WAKE_STALE) {
+        serve_stale(c, take_wait_error(c));
+    } else if (next == CACHED_WAKE_ERROR) {
+        respond_error(c, proxy_error_status(take_wait_error(c)->type), ORIGIN_FAILED_MESSAGE,
+                      &r->err);
+    } else {
+        fetch_on_own(c);
+    }
+}
+
+/* An object this visitor waits on moved: its head came, bytes arrived, or it ended. */
+static void
+on_cache_progress(struct client *c)
+{
+    struct cached_visit *v = &c->req.cache;
+    if (c->closed)
+        return;
+    if (v->waiting) {
+        cache_wait(c);
+    } else if (v->awaiting_length) {
+        struct cache_obj *o = cache_obj_acquire(v->send.obj);
+        v->awaiting_length = false;
+        cache_answer(c, o, v->label, NULL);
+        cache_obj_release(&o);
+    } else if (cached_send_active(&v->send) && !c->blocked) {
+        client_pump(c, NULL, 0);
+    }
+}
+
+static void
+on_cache_wake(struct cache_waiter *waiter)
+{
+    on_cache_progress(container_of(waiter, struct client, req.cache.waiter));
 }
 
 static void
 on_wait_timeout(struct loop_timer *t)
 {
     struct client *c = container_of(t, struct client, wait_timer);
-    log_info("client %s: waited %d ms for another fetch of the same object; fetching",
-             c->ip, CLIENT_COLLAPSE_WAIT_MS);
-    collapse_stop(c);
-    start_fetch(c);
+    struct cached_visit *v = &c->req.cache;
+    log_info("client %s: waited %llu ms (cache.lock_timeout) for another visitor's fetch of "
+             "the same object; fetching on its own (request %s)", c->ip,
+             (unsigned long long)c->req.cfg->cache_lock_timeout,
+             req_string(c, c->req.rid_off));
+    cache_obj_unsubscribe(v->busy, &v->waiter);
+    fetch_on_own(c);
 }
 
-/* Start storing the origin's response when it may be stored. */
+/* Refresh the stored object in the background (stale-while-revalidate), as busy's filler. */
 static void
-cache_start_fill(struct client *c, const struct http_msg *resp)
+start_refresh(struct client *c)
 {
     struct request *r = &c->req;
-    char why[64];
-    if (r->cache_base == NULL || c->parser.msg.method != HTTP_GET)
-        return;
-    char *names = cache_vary_names(resp);
-    char *key = cache_full_key(c, names);
-    struct cache_fill_params p = {
-        .key = key,
-        .vary = names,
-        .request_time = r->request_time,
-        .response_time = (time_t)loop_wall(c->w->loop),
-        .heuristic_cap = (int64_t)(r->cfg->cache_heuristic_cap / 1000),
-        .stale_if_error = (int64_t)(r->zone->stale_if_error / 1000),
-    };
-    r->fill = cache_fill_start(&c->parser.msg, resp, &p, why, sizeof(why));
-    free(key);
-    free(names);
-}
-
-/* Cache-Status (RFC 9211) and X-Cache for a response fetched from the origin. */
-static void
-append_cache_fields(struct client *c, const struct http_msg *resp, struct buf *head)
-{
-    struct request *r = &c->req;
-    if (r->cache_base == NULL)
-        return;
-    buf_printf(head, "Cache-Status: %s; fwd=%s; fwd-status=%d%s\r\n", r->cfg->edge_name,
-               r->stale ? "stale" : "uri-miss", resp->status, r->fill ? "; stored" : "");
-    buf_printf(head, "X-Cache: %s\r\n", r->cache_status);
-}
-
-/* Does the visitor's conditional request match the stored object (RFC 9110 13.1)? Then
- * the answer is 304 without a body. */
-static bool
-not_modified(struct client *c, const struct cache_obj *o)
-{
-    const struct http_msg *m = &c->parser.msg;
-    const struct http_header *inm = http_msg_find(m, "If-None-Match");
-    char etag[256], lm[64];
-    if (o->status != 200)
-        return false;
-    if (inm != NULL) {
-        const char *v = http_str_ptr(m, inm->value);
-        if (inm->value.len == 1 && v[0] == '*')
-            return true;
-        if (!cache_obj_field(o, "ETag", etag, sizeof(etag)))
-            return false;
-        const char *weakless = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
-        return memmem(v, inm->value.len, weakless, strlen(weakless)) != NULL;
-    }
-    const struct http_header *ims = http_msg_find(m, "If-Modified-Since");
-    if (ims == NULL || !cache_obj_field(o, "Last-Modified", lm, sizeof(lm)))
-        return false;
-    time_t since = http_date_parse(http_str_ptr(m, ims->value), ims->value.len);
-    time_t modified = http_date_parse(lm, strlen(lm));
-    return since >= 0 && modified >= 0 && modified <= since;
-}
-
-/* A single byte range of a stored 200 (RFC 9110 14.1.2): 1 with [*first, *last] set, 0 to
- * send the whole object (no Range, several ranges, If-Range not matching), -1 when it
- * cannot be satisfied (416). */
-static int
-byte_range(struct client *c, const struct cache_obj *o, size_t *first, size_t *last)
-{
-    const struct http_msg *m = &c->parser.msg;
-    const struct http_header *h = http_msg_find(m, "Range"), *ir = http_msg_find(m, "If-Range");
-    char etag[256], spec[64];
-    uint64_t a = 0, b = 0;
-    if (h == NULL || o->status != 200 || m->method != HTTP_GET || h->value.len >= sizeof(spec))
-        return 0;
-    if (ir != NULL && !(cache_obj_field(o, "ETag", etag, sizeof(etag)) &&
-                        strlen(etag) == ir->value.len &&
-                        memcmp(etag, http_str_ptr(m, ir->value), ir->value.len) == 0))
-        return 0; /* If-Range with a date or another entity tag: the whole object */
-    snprintf(spec, sizeof(spec), "%.*s", (int)h->value.len, http_str_ptr(m, h->value));
-    if (strncmp(spec, "bytes=", 6) != 0 || strchr(spec, ',') != NULL)
-        return 0;
-    const char *r = spec + 6, *dash = strchr(r, '-');
-    if (dash == NULL || (dash == r && dash[1] == '\0'))
-        return 0;
-    bool suffix = dash == r;
-    if ((!suffix && str_to_u64(r, (size_t)(dash - r), &a) < 0) ||
-        (dash[1] != '\0' && str_to_u64(dash + 1, strlen(dash + 1), &b) < 0))
-        return 0;
-    if (suffix) { /* the last b bytes */
-        if (b == 0 || o->body_len == 0)
-            return -1;
-        a = o->body_len > b ? o->body_len - b : 0;
-        b = o->body_len - 1;
-    } else if (dash[1] == '\0' || b >= o->body_len) {
-        b = o->body_len ? o->body_len - 1 : 0;
-    }
-    if (a >= o->body_len || a > b)
-        return -1;
-    *first = (size_t)a;
-    *last = (size_t)b;
-    return 1;
-}
-
-/* Answer from a stored object: a fresh hit, a revalidated one, or (err set) a stale copy
- * instead of an error. label is the X-Cache word. */
-static void
-serve_cached(struct client *c, struct cache_obj *o, const struct proxy_error *err,
-             const char *label)
-{
-    struct request *r = &c->req;
-    const struct config *cfg = r->cfg;
-    time_t now = (time_t)loop_wall(c->w->loop);
-    int64_t age = cache_obj_age(o, now);
-    int status = err == NULL && not_modified(c, o) ? 304 : o->status;
-    size_t first = 0, last = o->body_len ? o->body_len - 1 : 0, len = o->body_len;
-    int range = status == 200 ? byte_range(c, o, &first, &last) : 0;
-    if (range != 0) {
-        status = range > 0 ? 206 : 416;
-        len = range > 0 ? last - first + 1 : 0;
-    }
-    bool body = !r->head_method && status != 204 && status != 304 && status != 416;
+    struct cached_visit *v = &r->cache;
     struct buf head;
     buf_init(&head, SIZE_MAX);
-    buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-    buf_append(&head, o->fields, o->fields_len);
-    if (range > 0)
-        buf_printf(&head, "Content-Range: bytes %zu-%zu/%zu\r\n", first, last, o->body_len);
-    else if (range < 0)
-        buf_printf(&head, "Content-Range: bytes */%zu\r\n", o->body_len);
-    if (status != 204 && status != 304)
-        buf_printf(&head, "Content-Length: %zu\r\n", len);
-    const char *detail = strcmp(label, "STALE") == 0      ? "; detail=stale-if-error"
-                         : strcmp(label, "UPDATING") == 0 ? "; detail=stale-while-revalidate"
-                                                          : "";
-    buf_printf(&head, "Age: %lld\r\nCache-Status: %s; hit; ttl=%lld%s\r\nX-Cache: %s\r\n",
-               (long long)age, cfg->edge_name, (long long)(cache_obj_lifetime(o) - age),
-               detail, label);
-    if (err != NULL) {
-        char ps[512];
-        proxy_error_header(err, cfg->edge_name, r->zone->expose_details, ps, sizeof(ps));
-        buf_printf(&head, "Proxy-Status: %s\r\n", ps);
-    }
-    if (r->zone->add_via)
-        buf_printf(&head, "Via: 1.1 %s\r\n", cfg->edge_name);
-    buf_printf(&head, "X-Request-Id: %s\r\n", req_string(c, r->rid_off));
-    if (c->w->draining)
-        c->close_after = true;
-    buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n"
-                          : c->parser.msg.minor == 0 ? "Connection: keep-alive\r\n\r\n"
-                                                     : "\r\n");
-    r->cache_status = label;
-    r->status = status;
-    r->response_started = r->response_done = true;
-    r->body_sent = body ? len : 0;
-    c->state = CLIENT_FORWARDING;
-    struct iovec iov[2] = {{head.data, buf_used(&head)}, {o->body + first, r->body_sent}};
-    int rc = send_iov(c, iov, 2);
+    struct refresh_request rr = {
+        .cfg = r->cfg,
+        .zone = r->zone,
+        .visitor = &c->parser.msg,
+        .busy = v->busy,
+        .stale = v->hit,
+        .revalidating = build_origin_head(c, &head, v->hit),
+        .host = origin_host_for(c),
+        .request_time = v->request_time,
+    };
+    refresh_start(c->w, &rr, &head);
     buf_free(&head);
-    if (rc == 0 && buf_used(&c->out) == 0)
-        finish_request(c);
+    cache_obj_release(&v->busy);
+    v->leading = false;
+}
+
+/* Look the request up. true: no fetch now (a hit is answered when the request message
+ * ends, or the request waits for another visitor's fill). */
+static bool
+cache_consider(struct client *c)
+{
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    if (!r->zone->cache_enabled)
+        return false;
+    cache_waiter_init(&v->waiter, &c->w->notifier, on_cache_wake);
+    v->label = "BYPASS";
+    if (!cached_key(c->w, r->zone, &c->parser.msg, req_string(c, r->host_off)))
+        return false;
+    switch (cached_lookup(v, c->w, r->zone, &c->parser.msg, (time_t)loop_wall(c->w->loop))) {
+    case CACHED_REFRESH:
+        start_refresh(c);
+        return true;
+    case CACHED_HIT:
+        return true;
+    case CACHED_JOIN:
+        v->waiting = true;
+        return true;
+    case CACHED_BYPASS:
+    case CACHED_FETCH:
+        break;
+    }
+    return false;
+}
+
+/* A fill nobody could find (this visitor's own fetch): stored when it completes. */
+static struct cache_obj *
+anonymous_fill(struct client *c)
+{
+    if (!cached_key(c->w, c->req.zone, &c->parser.msg, req_string(c, c->req.host_off)))
+        return NULL;
+    return cache_obj_new(buf_head(&c->w->cache_key), buf_used(&c->w->cache_key));
+}
+
+/* The origin's head for a fetch that may fill the cache: a 304 refreshing the stale copy,
+ * or a response to store, which this visitor then reads from the object as every other
+ * visitor of it does. false: pass it through. */
+static bool
+cache_take_head(struct client *c, const struct http_msg *resp)
+{
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    if (!v->eligible || c->parser.msg.method != HTTP_GET)
+        return false;
+    struct cache_obj *o = v->busy ? cache_obj_acquire(v->busy) : anonymous_fill(c);
+    if (o == NULL)
+        return false;
+    struct cached_origin_head h = {r->cfg, r->zone, &c->parser.msg, resp, v->stale,
+                                   v->revalidating, v->request_time,
+                                   (time_t)loop_wall(c->w->loop), &c->w->cache_scratch};
+    enum cached_head use = cached_take_head(o, &h);
+    if (use == CACHED_HEAD_NOT_STORED) {
+        cache_obj_release(&o); /* failed: its waiters fetch on their own */
+        return false;
+    }
+    v->revalidated = use == CACHED_HEAD_REVALIDATED;
+    v->fill = o;
+    v->fwd_status = resp->status;
+    r->status = resp->status;
+    if (!v->revalidated)
+        cache_answer(c, o, v->label, NULL);
+    return true;
+}
+
+/* The visitor leaves: a fetch that fills the cache goes on without it, for the visitors
+ * reading or waiting for the object, and to store it. */
+static void
+cache_leave(struct client *c)
+{
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    bool pending = v->leading && v->busy != NULL &&
+                   cache_obj_state(v->busy) == CACHE_OBJ_PENDING;
+    if (r->up != NULL && (v->fill != NULL || pending)) {
+        struct refresh_request rr = {
+            .cfg = r->cfg,
+            .zone = r->zone,
+            .visitor = &c->parser.msg,
+            .busy = v->leading ? v->busy : NULL,
+            .fill = v->fill,
+            .stale = v->stale,
+            .revalidating = v->revalidating,
+            .revalidated = v->revalidated,
+            .host = origin_host_for(c),
+            .request_time = v->request_time,
+        };
+        refresh_adopt(c->w, &r->up, &rr);
+        cache_obj_release(&v->fill);
+        if (v->leading)
+            cache_obj_release(&v->busy);
+        v->leading = false;
+    }
+    loop_timer_stop(c->w->loop, &c->wait_timer);
+    cached_visit_clear(v);
+    c->blocked = false;
+}
+
+/* The fill may not grow (past cache.max_object, or no memory): the others reading it see
+ * it cut; this visitor gets what it was not sent of the object (copied once into its
+ * queue), then the rest straight from the origin. */
+static bool
+cache_fill_overflow(struct client *c)
+{
+    struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
+    struct cached_count moved = {0};
+    cache_obj_fail(v->fill, CACHE_FAIL_INCOMPLETE, NULL, 0);
+    cache_obj_release(&v->fill);
+    if (!cached_send_detach(&v->send, &c->out, &r->chunked, &moved)) {
+        log_info("client %s: the response outgrew the cache while a range of it was being "
+                 "answered; closing (request %s)", c->ip, req_string(c, r->rid_off));
+        r->failed = true;
+        r->err.type = PROXY_ERR_HTTP_RESPONSE_INCOMPLETE;
+        abort_response(c);
+        return false;
+    }
+    STAT_ADD(r->stats->bytes_sent, moved.wire);
+    r->body_sent += moved.body;
+    c->blocked = false;
+    return true;
 }
 
 /* The origin answered 500, 502, 503 or 504: RFC 5861 lets stale-if-error cover that too.
@@ -1521,21 +1583,29 @@ static bool
 stale_for_5xx(struct client *c, const struct http_msg *resp)
 {
     struct request *r = &c->req;
-    struct cache_obj *o = r->stale;
-    if (o == NULL || resp->status > 504 || resp->status == 501)
-        return false;
-    time_t now = (time_t)loop_wall(c->w->loop);
-    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > cache_obj_lifetime(o) + o->stale_if_error)
+    struct cached_visit *v = &r->cache;
+    if (!cached_stale_for_5xx(v, resp->status, (time_t)loop_wall(c->w->loop)))
         return false;
     log_warn("origin %s answered %d for \"%s\" (zone \"%s\", request %s); serving the stored "
              "copy (stale-if-error)", upstream_addr(r->up), resp->status,
              req_string(c, r->host_off), r->zone->name, req_string(c, r->rid_off));
     snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
     upstream_abort(&r->up); /* its body is not wanted; the connection is not reused */
-    r->stale = NULL;
-    serve_cached(c, o, NULL, "STALE");
-    cache_obj_release(&o);
+    if (v->leading && v->busy != NULL)
+        cache_obj_fail(v->busy, CACHE_FAIL_5XX, NULL, 0); /* waiters use their stale copy */
+    serve_stale(c, NULL);
     return true;
+}
+
+/* The fetch failed: the fill is cut, or the visitors waiting for its head get the error. */
+static void
+cache_fetch_failed(struct client *c, const struct proxy_error *e)
+{
+    struct cached_visit *v = &c->req.cache;
+    if (v->fill != NULL)
+        cache_obj_fail(v->fill, CACHE_FAIL_INCOMPLETE, NULL, 0);
+    else if (v->leading && v->busy != NULL)
+        cache_obj_fail(v->busy, CACHE_FAIL_ERROR, e, sizeof(*e));
 }
 
 /* The origin failed before answering: a stale copy within its stale-if-error window? */
@@ -1543,15 +1613,10 @@ static bool
 serve_stale_on_error(struct client *c, const struct proxy_error *e)
 {
     struct request *r = &c->req;
-    struct cache_obj *o = r->stale;
-    if (o == NULL || r->response_started)
+    if (r->cache.stale == NULL || r->response_started ||
+        !cached_stale_allowed(r->cache.stale, (time_t)loop_wall(c->w->loop)))
         return false;
-    time_t now = (time_t)loop_wall(c->w->loop);
-    if (o->stale_if_error <= 0 || cache_obj_age(o, now) > cache_obj_lifetime(o) + o->stale_if_error)
-        return false;
-    r->stale = NULL;
-    serve_cached(c, o, e, "STALE");
-    cache_obj_release(&o);
+    serve_stale(c, e);
     return true;
 }
 
@@ -1611,10 +1676,8 @@ on_request_head(struct http_parser *p)
         r->refusal = message;
         return has_body ? -1 : 0;
     }
-    /* A GET with a body ("fat GET"): an origin may answer by the body, which no cache key
-     * holds, so such a request neither uses nor fills the cache. */
-    bool fat_get = has_body && (m->method == HTTP_GET || m->method == HTTP_HEAD);
-    if (!fat_get && cache_consider(c))
+    /* A GET with a body ("fat GET") neither uses nor fills the cache (cached.c: BYPASS). */
+    if (cache_consider(c))
         return 0; /* a hit: served when the request message ends */
     if (has_body && http_msg_find(m, "Expect") != NULL && m->minor >= 1)
         send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1715,21 +1778,14 @@ on_origin_head(void *owner, const struct http_msg *resp)
     struct request *r = &c->req;
     struct buf *head = &c->out; /* built in place: it leaves with the first body bytes */
     size_t before = buf_used(head);
-    if (resp->status >= 500 && stale_for_5xx(c, resp))
+    if (stale_for_5xx(c, resp))
         return;
-    if (r->revalidating && resp->status == 304) {
-        /* The stored body is still good: it is served when the 304 completes. */
-        time_t now = (time_t)loop_wall(c->w->loop);
-        r->refreshed = cache_obj_refresh(r->stale, resp, r->request_time, now,
-                                         (int64_t)(r->cfg->cache_heuristic_cap / 1000));
-        snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
-        r->origin_ms = upstream_header_ms(r->up);
-        return;
-    }
-    r->status = resp->status;
-    r->response_started = true;
     str_copy(r->origin, sizeof(r->origin), upstream_addr(r->up));
     r->origin_ms = upstream_header_ms(r->up);
+    if (cache_take_head(c, resp))
+        return; /* answered from the object it fills (or, for a 304, when it completes) */
+    r->status = resp->status;
+    r->response_started = true;
     if (c->w->draining)
         c->close_after = true;
     buf_append_str(head, "HTTP/1.1 ");
@@ -1742,10 +1798,9 @@ on_origin_head(void *owner, const struct http_msg *resp)
     buf_append_str(head, "\r\n");
     append_response_fields(c, resp, head);
     append_framing(c, resp, head);
-    cache_start_fill(c, resp);
-    append_cache_fields(c, resp, head);
+    cached_pass_fields(&r->cache, r->cfg->edge_name, resp->status, head);
     append_edge_fields(c, resp, head);
-    count_response(c);
+    count_request(c);
     out_appended(c, buf_used(head) - before);
 }
 
@@ -1756,8 +1811,15 @@ on_origin_body(void *owner, const char *data, size_t len)
     struct request *r = &c->req;
     if (len == 0)
         return;
-    if (r->fill != NULL && !cache_fill_append(r->fill, data, len))
-        cache_fill_abort(&r->fill); /* past cache.max_object: streams through uncached */
+    if (r->cache.fill != NULL) {
+        if (cache_obj_append(r->cache.fill, data, len)) {
+            if (!c->blocked && cached_send_active(&r->cache.send))
+                client_pump(c, NULL, 0);
+            return;
+        }
+        if (!cache_fill_overflow(c))
+            return; /* closed */
+    }
     r->body_sent += len;
     if (!r->chunked) {
         send_bytes(c, data, len);
@@ -1774,16 +1836,19 @@ on_origin_complete(void *owner)
 {
     struct client *c = owner;
     struct request *r = &c->req;
+    struct cached_visit *v = &r->cache;
     r->up = NULL; /* the upstream is gone after this callback */
-    collapse_stop(c); /* stored (or not) by now: waiters look again */
-    if (r->refreshed != NULL) {
-        struct cache_obj *o = r->refreshed;
-        cache_store_put(cache_obj_acquire(o)); /* the store's reference */
-        serve_cached(c, o, NULL, "REVALIDATED");
+    if (v->fill != NULL) {
+        cache_obj_finish(v->fill); /* stored, and every visitor reading it is told */
+        if (v->revalidated)
+            cache_answer(c, v->fill, "REVALIDATED", NULL);
+        else if (v->awaiting_length)
+            on_cache_progress(c);
+        else if (!c->blocked && cached_send_active(&v->send))
+            client_pump(c, NULL, 0);
         return;
     }
     r->response_done = true;
-    cache_fill_commit(&r->fill);
     if (r->chunked && send_bytes(c, "0\r\n\r\n", 5) < 0)
         return;
     if (buf_used(&c->out) == 0)
@@ -1854,24 +1919,14 @@ origin_failed(struct client *c, const struct proxy_error *e, const struct story_
         r->err = *e;
     str_copy(r->origin, sizeof(r->origin), e->addr);
     log_origin_failure(c, e);
-    cache_fill_abort(&r->fill);
-    collapse_stop(c);
+    cache_fetch_failed(c, e);
     if (serve_stale_on_error(c, e))
         return;
     if (!r->response_started) {
-        respond_error(c, proxy_error_status(e->type),
-                      "The edge server could not get a valid response from the website's "
-                      "origin server.",
-                      e);
+        respond_error(c, proxy_error_status(e->type), ORIGIN_FAILED_MESSAGE, e);
         return;
     }
-    /* The head is gone: the visitor must see the body cut short, never a clean end. */
-    r->response_done = true;
-    c->close_after = true;
-    count_response(c);
-    r->stats = NULL;
-    access_log(c);
-    client_close(c);
+    abort_response(c);
 }
 
 static void
@@ -1900,7 +1955,7 @@ on_origin_drained(void *owner)
     if (!c->req.body_blocked)
         return;
     c->req.body_blocked = false;
-    set_interest(c->v, blocked(c->v));
+    set_interest(c->v, writes_blocked(c->v));
     if (buf_used(&c->v->in) > 0)
         loop_defer(c->w->loop, &c->next_defer);
     arm_forwarding_timer(c);
@@ -1988,8 +2043,10 @@ answer_parsed(struct client *c)
 {
     if (c->rejected)
         respond_rejected(c);
-    else if (c->req.hit != NULL)
-        serve_cached(c, c->req.hit, NULL, c->req.cache_status);
+    else if (c->req.cache.hit != NULL)
+        cache_answer(c, c->req.cache.hit, c->req.cache.label, NULL);
+    else if (c->req.cache.waiting)
+        cache_wait(c);
     else if (c->req.zone_down)
         answer_zone_down(c);
 }
@@ -2022,10 +2079,11 @@ on_parsed(struct client *c)
     c->batching = false;
     if (c->closed || v->busy != c)
         return !c->closed && v->state == VISITOR_BUSY;
+    if (c->state == CLIENT_IDLE) /* answered and finished already */
+        return buf_used(&c->out) < CLIENT_OUT_HIGH;
     if (!c->req.response_done || c->close_after || buf_used(&c->out) >= CLIENT_OUT_HIGH)
         return false; /* waits for an origin, or for its bytes to go before closing */
-    if (c->state == CLIENT_FORWARDING)
-        finish_request(c); /* queued with the next responses */
+    finish_request(c); /* queued with the next responses */
     return !c->closed;
 }
 
@@ -2072,13 +2130,15 @@ static void
 end_pass(struct visitor *v)
 {
     struct client *c = v->busy;
-    if (c != NULL && buf_used(&c->out) > 0 && !blocked(v))
+    if (c != NULL && buf_used(&c->out) > 0 && !writes_blocked(v))
         flush(c);
     if (v->closed)
         return;
     if ((c = v->busy) != NULL && c->state == CLIENT_FORWARDING)
         arm_forwarding_timer(c);
-    set_interest(v, blocked(v));
+    if (c != NULL && c->state == CLIENT_IDLE && buf_used(&v->in) > 0)
+        loop_defer(v->w->loop, &c->next_defer); /* pipelined requests left (or yielded) */
+    set_interest(v, writes_blocked(v));
 }
 
 /* Serve n bytes read into the worker's buffer; what the parser did not take is kept. */
@@ -2116,7 +2176,7 @@ read_visitor(struct visitor *v, bool keep, int *err)
     if (keep) {
         if (buf_reserve(&v->in, CLIENT_READ_SIZE) < 0) {
             v->in_full = true; /* read again when the kept requests are served */
-            set_interest(v, blocked(v));
+            set_interest(v, writes_blocked(v));
             return 0;
         }
         to = buf_tail(&v->in);
@@ -2139,7 +2199,7 @@ on_visitor_eof(struct visitor *v, int err)
                                    (c->state == CLIENT_FORWARDING && c->req.request_done));
     if (err == 0 && answering && !v->eof) {
         v->eof = true; /* no more reading; closed once the last answer is out */
-        set_interest(v, blocked(v));
+        set_interest(v, writes_blocked(v));
         return;
     }
     if (c != NULL && c->state == CLIENT_FORWARDING && !c->req.response_started &&
@@ -2172,8 +2232,12 @@ static void
 on_visitor_io(struct loop_io *io, uint32_t events)
 {
     struct visitor *v = container_of(io, struct visitor, io);
-    if ((events & EPOLLOUT) && v->busy != NULL && buf_used(&v->busy->out) > 0) {
-        flush(v->busy);
+    struct client *c = v->busy;
+    if ((events & EPOLLOUT) && c != NULL && (c->blocked || buf_used(&c->out) > 0)) {
+        if (c->blocked)
+            client_pump(c, NULL, 0); /* an answer from an object, written from the object */
+        else
+            flush(c);
         if (v->closed)
             return;
     }
@@ -2237,10 +2301,8 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
 {
     struct visitor *v = xcalloc(1, sizeof(*v));
     const struct config *cfg = w->cfg;
-    if (w->read_buf == NULL) {
+    if (w->read_buf == NULL)
         w->read_buf = xmalloc(CLIENT_READ_SIZE);
-        buf_init(&w->access_line, 64 * 1024);
-    }
     v->w = w;
     memcpy(&v->peer, peer, MIN((size_t)peerlen, sizeof(v->peer)));
     /* A response head can go out ahead of its body (the body is not there yet): without
@@ -2302,5 +2364,4 @@ client_worker_free(struct worker *w)
     w->nclient_free = 0;
     free(w->read_buf);
     w->read_buf = NULL;
-    buf_free(&w->access_line);
 }

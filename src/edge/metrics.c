@@ -103,8 +103,8 @@ static const struct {
 };
 
 /* Families are rendered whole, one after another, as the text format requires. */
-const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {"HIT", "MISS", "EXPIRED",
-                                                                   "REVALIDATED", "STALE", "UPDATING"};
+const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {
+    "HIT", "MISS", "EXPIRED", "REVALIDATED", "STALE", "UPDATING", "BYPASS"};
 
 int
 metrics_cache_result(const char *word)
@@ -193,14 +193,20 @@ metrics_render(struct buf *out)
                         "verge_connections_total %llu\n",
                         (unsigned long long)active, (unsigned long long)total);
     rc |= render_limits(out);
-    uint64_t objects, bytes;
-    cache_store_stats(&objects, &bytes);
+    struct cache_store_stats cs;
+    cache_store_stats(&cs);
     rc |= buf_printf(out,
                      "# HELP verge_cache_objects Objects in the shared cache.\n"
                      "# TYPE verge_cache_objects gauge\nverge_cache_objects %llu\n"
                      "# HELP verge_cache_bytes Bytes the shared cache holds (cache.memory).\n"
-                     "# TYPE verge_cache_bytes gauge\nverge_cache_bytes %llu\n",
-                     (unsigned long long)objects, (unsigned long long)bytes);
+                     "# TYPE verge_cache_bytes gauge\nverge_cache_bytes %llu\n"
+                     "# HELP verge_cache_evictions_total Objects evicted to make room.\n"
+                     "# TYPE verge_cache_evictions_total counter\n"
+                     "verge_cache_evictions_total %llu\n"
+                     "# HELP verge_cache_fills Responses being fetched into the cache now.\n"
+                     "# TYPE verge_cache_fills gauge\nverge_cache_fills %llu\n",
+                     (unsigned long long)cs.objects, (unsigned long long)cs.bytes,
+                     (unsigned long long)cs.evictions, (unsigned long long)cs.fills);
     pthread_mutex_lock(&registry_lock);
     rc |= render_zones(out);
     pthread_mutex_unlock(&registry_lock);

@@ -10,8 +10,8 @@
 #define METRICS_MAX_WORKERS 256
 
 /* Cache results counted per zone, in this order: HIT, MISS, EXPIRED, REVALIDATED, STALE,
- * UPDATING. */
-#define METRICS_CACHE_RESULTS 6
+ * UPDATING, BYPASS. */
+#define METRICS_CACHE_RESULTS 7
 extern const char *const metrics_cache_results[METRICS_CACHE_RESULTS];
 /* The index of an X-Cache word in metrics_cache_results, or -1. */
 int metrics_cache_result(const char *word);

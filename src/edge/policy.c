@@ -83,14 +83,19 @@ is_unspecified(const struct sockaddr *sa)
            IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
-/* Is sa an address of this host (loopback or any interface)? */
-static bool
-is_local(const struct sockaddr *sa)
+bool
+policy_addr_is_loopback(const struct sockaddr *sa)
 {
     uint32_t ip;
-    if ((ipv4_of(sa, &ip) && (ip >> 24) == 127) ||
-        (sa->sa_family == AF_INET6 &&
-         IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr)))
+    return (ipv4_of(sa, &ip) && (ip >> 24) == 127) ||
+           (sa->sa_family == AF_INET6 &&
+            IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr));
+}
+
+bool
+policy_addr_is_local(const struct sockaddr *sa)
+{
+    if (policy_addr_is_loopback(sa))
         return true;
     struct ifaddrs *ifs, *i;
     bool found = false;
@@ -111,7 +116,7 @@ reaches(const struct config_addr *l, const struct sockaddr *sa)
         return false;
     if (same_ip(ls, sa))
         return true;
-    return is_unspecified(ls) && is_local(sa);
+    return is_unspecified(ls) && policy_addr_is_local(sa);
 }
 
 enum proxy_error_type

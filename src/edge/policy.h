@@ -17,4 +17,9 @@ enum proxy_error_type policy_check_addr(const struct config *cfg, const struct c
  * unspecified? IPv4-mapped IPv6 addresses are judged as IPv4. */
 bool policy_addr_is_private(const struct sockaddr *sa);
 
+/* Loopback (127/8, ::1, IPv4-mapped 127/8)? */
+bool policy_addr_is_loopback(const struct sockaddr *sa);
+/* An address of this host: loopback or any of its interfaces' (getifaddrs)? */
+bool policy_addr_is_local(const struct sockaddr *sa);
+
 #endif

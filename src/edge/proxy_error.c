@@ -1,6 +1,8 @@
 /* proxy_error.c - RFC 9209 error types: names, statuses, and errno classification. */
 #include "edge/proxy_error.h"
 
+#include "http/parser.h"
+
 #include <stdarg.h>
 
 static const struct {
@@ -94,6 +96,19 @@ proxy_error_from_errno(enum proxy_phase phase, int err)
         return phase == PROXY_PHASE_BODY ? PROXY_ERR_HTTP_RESPONSE_INCOMPLETE
                                          : PROXY_ERR_CONNECTION_TERMINATED;
     }
+}
+
+enum proxy_error_type
+proxy_error_of_parse(const struct http_parser *p, char *detail, size_t len)
+{
+    if (p->head_too_large || p->too_many_headers) {
+        snprintf(detail, len, "%s",
+                 p->head_too_large ? "response header section too large"
+                                   : "too many response header fields");
+        return PROXY_ERR_HTTP_RESPONSE_HEADER_SECTION_SIZE;
+    }
+    snprintf(detail, len, "invalid response: %s", http_parser_error_text(p));
+    return PROXY_ERR_HTTP_PROTOCOL_ERROR;
 }
 
 void

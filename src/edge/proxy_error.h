@@ -59,6 +59,12 @@ const char *proxy_phase_name(enum proxy_phase phase);
 /* Classify a socket-level failure (errno from connect/read/write) in a phase. */
 enum proxy_error_type proxy_error_from_errno(enum proxy_phase phase, int err);
 
+/* Classify a response the edge's parser refused (http/parser.h): a header section past
+ * the limit, or an invalid message; detail says which. */
+struct http_parser;
+enum proxy_error_type proxy_error_of_parse(const struct http_parser *p, char *detail,
+                                           size_t len);
+
 /* Fill e: type, phase, errno, address, elapsed and a printf-style detail. */
 void proxy_error_set(struct proxy_error *e, enum proxy_error_type type, enum proxy_phase phase,
                      int err, const char *addr, uint64_t elapsed_ms, const char *fmt, ...)

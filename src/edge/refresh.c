@@ -1,100 +1,81 @@
-/* refresh.c - a background fetch whose owner is the cache: no visitor waits on it. */
+/* refresh.c - fetches owned by the cache: the object they fill is their only output. */
 #include "edge/refresh.h"
 
 #include "cache/fill.h"
 #include "core/log.h"
-#include "edge/upstream.h"
-
-#include <pthread.h>
+#include "edge/cached.h"
 
 struct refresh {
-    struct refresh *next; /* in the running list */
+    struct refresh *next, *prev; /* the worker's running list */
     struct worker *w;
     struct config *cfg;
     const struct config_zone *zone;
     struct http_msg visitor;
-    char *base, *host;
+    char *host;
     struct upstream *up;
-    struct cache_fill *fill;
+    struct cache_obj *busy, *fill, *stale;
+    bool revalidating, revalidated;
+    time_t request_time;
 };
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct refresh *running;
-
-/* Claim base for a refresh; false if another one holds it. */
-static bool
-claim(struct refresh *r)
-{
-    bool free_slot = true;
-    pthread_mutex_lock(&lock);
-    for (struct refresh *x = running; x != NULL && free_slot; x = x->next)
-        free_slot = strcmp(x->base, r->base) != 0;
-    if (free_slot) {
-        r->next = running;
-        running = r;
-    }
-    pthread_mutex_unlock(&lock);
-    return free_slot;
-}
 
 static void
 done(struct refresh *r)
 {
-    pthread_mutex_lock(&lock);
-    for (struct refresh **pp = &running; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            break;
-        }
-    pthread_mutex_unlock(&lock);
-    cache_fill_abort(&r->fill);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        r->w->refreshes = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    upstream_abort(&r->up);
+    if (r->fill != NULL)
+        cache_obj_fail(r->fill, CACHE_FAIL_INCOMPLETE, NULL, 0); /* no-op once finished */
+    if (r->busy != NULL)
+        cache_obj_fail(r->busy, CACHE_FAIL_NOT_STORED, NULL, 0);
+    cache_obj_release(&r->busy);
+    cache_obj_release(&r->fill);
+    cache_obj_release(&r->stale);
     http_msg_free(&r->visitor);
     config_release(&r->cfg);
-    free(r->base);
     free(r->host);
+    struct worker *w = r->w;
     free(r);
+    worker_fetch_ended(w);
 }
 
 static void
 on_head(void *owner, const struct http_msg *resp)
 {
     struct refresh *r = owner;
-    char why[64];
-    char *names = cache_vary_names(resp);
-    struct buf key;
-    buf_init(&key, SIZE_MAX);
-    buf_printf(&key, "%s%c", r->base, CACHE_VARIANT_SEP);
-    if (names != NULL)
-        cache_variant(&r->visitor, names, &key);
-    buf_append(&key, "", 1);
-    time_t now = (time_t)loop_wall(r->w->loop);
-    struct cache_fill_params p = {
-        .key = buf_head(&key),
-        .vary = names,
-        .request_time = now,
-        .response_time = now,
-        .heuristic_cap = (int64_t)(r->cfg->cache_heuristic_cap / 1000),
-        .stale_if_error = (int64_t)(r->zone->stale_if_error / 1000),
-        .stale_while_revalidate = (int64_t)(r->zone->stale_while_revalidate / 1000),
-    };
-    r->fill = cache_fill_start(&r->visitor, resp, &p, why, sizeof(why));
-    buf_free(&key);
-    free(names);
+    struct cached_origin_head h = {r->cfg, r->zone, &r->visitor, resp, r->stale,
+                                   r->revalidating, r->request_time,
+                                   (time_t)loop_wall(r->w->loop), &r->w->cache_scratch};
+    enum cached_head use = r->busy ? cached_take_head(r->busy, &h) : CACHED_HEAD_NOT_STORED;
+    if (use != CACHED_HEAD_NOT_STORED) {
+        r->fill = cache_obj_acquire(r->busy);
+        r->revalidated = use == CACHED_HEAD_REVALIDATED;
+        return;
+    }
+    log_debug("zone \"%s\": a fetch of the cache's own got %d, not to store", r->zone->name,
+              resp->status);
+    done(r); /* the body is not wanted: waiters fetch on their own */
 }
 
 static void
 on_body(void *owner, const char *data, size_t len)
 {
     struct refresh *r = owner;
-    if (r->fill != NULL && !cache_fill_append(r->fill, data, len))
-        cache_fill_abort(&r->fill);
+    if (r->fill != NULL && !cache_obj_append(r->fill, data, len))
+        done(r); /* past cache.max_object, or no memory: cut for those reading it */
 }
 
 static void
 on_complete(void *owner)
 {
     struct refresh *r = owner;
-    cache_fill_commit(&r->fill);
+    r->up = NULL;
+    if (r->fill != NULL)
+        cache_obj_finish(r->fill);
     done(r);
 }
 
@@ -102,8 +83,12 @@ static void
 on_error(void *owner, const struct proxy_error *e)
 {
     struct refresh *r = owner;
-    log_warn("zone \"%s\": background refresh failed: %s (%s); the stale copy stays",
-             r->zone->name, e->detail, proxy_error_name(e->type));
+    r->up = NULL;
+    log_warn("zone \"%s\": the cache's fetch from origin %s failed: %s (%s)%s", r->zone->name,
+             e->addr[0] ? e->addr : "-", e->detail, proxy_error_name(e->type),
+             r->stale ? "; the stale copy stays" : "");
+    if (r->busy != NULL && r->fill == NULL)
+        cache_obj_fail(r->busy, CACHE_FAIL_ERROR, e, sizeof(*e));
     done(r);
 }
 
@@ -115,21 +100,32 @@ on_drained(void *owner)
 static const struct upstream_ops refresh_ops = {on_head, on_body, on_complete, on_error,
                                                 on_drained};
 
-bool
-refresh_start(struct worker *w, const struct refresh_request *req)
+static struct refresh *
+refresh_new(struct worker *w, const struct refresh_request *req)
 {
     struct refresh *r = xcalloc(1, sizeof(*r));
     r->w = w;
-    r->base = xstrdup(req->cache_base);
-    if (!claim(r)) {
-        free(r->base);
-        free(r);
-        return false;
-    }
     r->cfg = config_acquire(req->cfg);
     r->zone = req->zone;
     r->host = req->host ? xstrdup(req->host) : NULL;
     http_msg_copy(&r->visitor, req->visitor);
+    r->busy = req->busy ? cache_obj_acquire(req->busy) : NULL;
+    r->fill = req->fill ? cache_obj_acquire(req->fill) : NULL;
+    r->stale = req->stale ? cache_obj_acquire(req->stale) : NULL;
+    r->revalidating = req->revalidating;
+    r->revalidated = req->revalidated;
+    r->request_time = req->request_time;
+    r->next = w->refreshes;
+    if (r->next != NULL)
+        ((struct refresh *)r->next)->prev = r;
+    w->refreshes = r;
+    return r;
+}
+
+void
+refresh_start(struct worker *w, const struct refresh_request *req, struct buf *origin_head)
+{
+    struct refresh *r = refresh_new(w, req);
     struct upstream_request ur = {
         .probe_origin = -1,
         .cfg = r->cfg,
@@ -138,6 +134,22 @@ refresh_start(struct worker *w, const struct refresh_request *req)
         .idempotent = true,
         .host = r->host,
     };
-    r->up = upstream_start(w, &ur, req->origin_head, &refresh_ops, r);
-    return true;
+    r->up = upstream_start(w, &ur, origin_head, &refresh_ops, r);
+}
+
+void
+refresh_adopt(struct worker *w, struct upstream **up, const struct refresh_request *req)
+{
+    struct refresh *r = refresh_new(w, req);
+    r->up = *up;
+    *up = NULL;
+    upstream_set_owner(r->up, &refresh_ops, r, r->host);
+    upstream_resume(r->up); /* nobody applies back-pressure now */
+}
+
+void
+refresh_abort_all(struct worker *w)
+{
+    while (w->refreshes != NULL)
+        done(w->refreshes);
 }

@@ -83,6 +83,7 @@ struct upstream {
     int informational;
     int nheld;
     uint64_t start_ms, header_ms;
+    uint64_t connect_ms, first_byte_ms; /* since start: connection up, first response byte */
     struct loop_timer timer;
     struct loop_defer kick, free_defer;
     struct proxy_error err;
@@ -959,6 +960,7 @@ on_connected(struct upstream *u)
         return;
     }
     u->state = UP_SENDING;
+    u->connect_ms = elapsed(u);
     do_write(u);
 }
 
@@ -1095,13 +1097,9 @@ parse_error(struct upstream *u, struct http_parser *p)
 {
     u->head_pending = false; /* never delivered: the visitor gets a 502 */
     u->nheld = 0;
-    if (p->head_too_large || p->too_many_headers)
-        fail(u, PROXY_ERR_HTTP_RESPONSE_HEADER_SECTION_SIZE, 0, "%s",
-             p->head_too_large ? "response header section too large"
-                               : "more than 128 response header fields");
-    else
-        fail(u, PROXY_ERR_HTTP_PROTOCOL_ERROR, 0, "invalid response: %s",
-             http_parser_error_text(p));
+    char detail[160];
+    enum proxy_error_type type = proxy_error_of_parse(p, detail, sizeof(detail));
+    fail(u, type, 0, "%s", detail);
 }
 
 /* Feed what was read. Returns true when the fetch ended (completed or failed). */
@@ -1169,6 +1167,8 @@ do_read(struct upstream *u)
         on_eof(u);
         return;
     }
+    if (!u->got_bytes)
+        u->first_byte_ms = elapsed(u);
     u->got_bytes = true;
     if (!feed(u, data, (size_t)n))
         arm_timer(u);
@@ -1242,6 +1242,15 @@ upstream_abort(struct upstream **up)
     release(u);
 }
 
+void
+upstream_set_owner(struct upstream *u, const struct upstream_ops *ops, void *owner,
+                   const char *host)
+{
+    u->ops = ops;
+    u->owner = owner;
+    u->req.host = host;
+}
+
 const char *
 upstream_addr(const struct upstream *u)
 {
@@ -1252,4 +1261,11 @@ uint64_t
 upstream_header_ms(const struct upstream *u)
 {
     return u->header_ms;
+}
+
+void
+upstream_timings(const struct upstream *u, uint64_t *connect_ms, uint64_t *first_byte_ms)
+{
+    *connect_ms = u->reused ? 0 : u->connect_ms;
+    *first_byte_ms = u->first_byte_ms;
 }

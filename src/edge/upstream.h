@@ -2,7 +2,7 @@
  * keep-alive connection or connect, send the request (head, then a streamed body), parse
  * the response, and stream it to the owner. Failures are classified (proxy_error.h) and
  * retried on another address or origin while that is safe. The owner is the visitor's
- * connection today; a cache fill can be another owner later. */
+ * connection, or the cache's own fetch (refresh.h) that a fill goes on with. */
 #ifndef VERGE_EDGE_UPSTREAM_H
 #define VERGE_EDGE_UPSTREAM_H
 
@@ -79,10 +79,19 @@ void upstream_resume(struct upstream *u);
  * Takes the owner's pointer and NULLs it. */
 void upstream_abort(struct upstream **u);
 
+/* Hand the fetch to another owner (a cache fill that goes on after its visitor left):
+ * later callbacks go to ops and owner, and host (owned by the new owner, or NULL) is the
+ * Host of any further attempt. Callable from inside a callback. */
+void upstream_set_owner(struct upstream *u, const struct upstream_ops *ops, void *owner,
+                        const char *host);
+
 /* The origin address in use ("127.0.0.1:8000"), "" before one was chosen. */
 const char *upstream_addr(const struct upstream *u);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t upstream_header_ms(const struct upstream *u);
+/* Milliseconds from start until the connection in use was established (0 for a pooled
+ * one) and until the first response byte (0 if none yet), for verge check's phases. */
+void upstream_timings(const struct upstream *u, uint64_t *connect_ms, uint64_t *first_byte_ms);
 
 /* What this fetch tried so far (names resolved, addresses connected to), for the story of
  * a failed request. Valid until the upstream is gone (callable from on_error). */

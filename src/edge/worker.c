@@ -8,6 +8,7 @@
 #include "edge/client.h"
 #include "edge/errcache.h"
 #include "edge/prober.h"
+#include "edge/refresh.h"
 #include "edge/upstream.h"
 
 #include <sys/random.h>
@@ -79,6 +80,10 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     pthread_mutex_init(&w->lock, NULL);
     loop_timer_init(&w->accept_timer, on_accept_pause_end);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
+    cache_notifier_init(&w->notifier, w->loop);
+    buf_init(&w->cache_key, 1 << 20);
+    buf_init(&w->cache_scratch, 1 << 20);
+    buf_init(&w->log_line, 64 * 1024);
     w->stats = metrics_worker_stats(id);
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
@@ -109,10 +114,12 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
 
 /* ---------------------------------------------------------------- drain */
 
+/* Drained when no visitor and none of the cache's own fetches (fills other workers' visitors
+ * may be reading) is left; the shutdown deadline bounds both. */
 static void
 maybe_stop(struct worker *w)
 {
-    if (w->draining && w->nvisitors == 0)
+    if (w->draining && w->nvisitors == 0 && w->refreshes == NULL)
         loop_stop(w->loop);
 }
 
@@ -123,6 +130,7 @@ on_drain_deadline(struct loop_timer *t)
     log_warn("worker %d: shutdown timeout; closing %zu connections still open", w->id,
              w->nvisitors);
     client_close_all(w);
+    refresh_abort_all(w); /* their fills fail: readers elsewhere see them cut */
     maybe_stop(w);
 }
 
@@ -150,6 +158,12 @@ start_drain(struct worker *w)
 
 void
 worker_client_closed(struct worker *w)
+{
+    maybe_stop(w);
+}
+
+void
+worker_fetch_ended(struct worker *w)
 {
     maybe_stop(w);
 }
@@ -183,6 +197,7 @@ on_wake(struct loop *loop, void *arg)
     }
     if (drain)
         start_drain(w);
+    cache_notifier_run(&w->notifier);
 }
 
 void
@@ -217,6 +232,7 @@ worker_main(void *arg)
         w->prober = prober_new(w);
     loop_run(w->loop);
     prober_free(&w->prober);
+    refresh_abort_all(w);
     upstream_pool_close_all(w);
     return NULL;
 }
@@ -240,6 +256,7 @@ void
 worker_free(struct worker *w)
 {
     prober_free(&w->prober);
+    refresh_abort_all(w);
     upstream_pool_close_all(w);
     for (size_t i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i].io.fd >= 0) {
@@ -256,6 +273,10 @@ worker_free(struct worker *w)
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
     pthread_mutex_destroy(&w->lock);
+    cache_notifier_destroy(&w->notifier);
+    buf_free(&w->cache_key);
+    buf_free(&w->cache_scratch);
+    buf_free(&w->log_line);
     free(w->listeners);
     free(w->zone_stats);
     free(w);
@@ -267,15 +288,14 @@ worker_free(struct worker *w)
 void
 worker_request_id(struct worker *w, char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
     for (int half = 0; half < 2; half++) {
         uint64_t x = w->rng[0], y = w->rng[1];
         w->rng[0] = y;
         x ^= x << 23;
         w->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
         uint64_t v = w->rng[1] + y;
-        for (int i = 15; i >= 0; i--, v >>= 4)
-            out[half * 16 + i] = hex[v & 0xf];
+        for (int i = 15; i >= 0; i--, v >>= 4) /* no printf: this runs for every request */
+            out[half * 16 + i] = "0123456789abcdef"[v & 15];
     }
     out[32] = '\0';
 }

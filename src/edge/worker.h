@@ -3,6 +3,7 @@
 #ifndef VERGE_EDGE_WORKER_H
 #define VERGE_EDGE_WORKER_H
 
+#include "cache/notify.h"
 #include "core/config.h"
 #include "core/loop.h"
 #include "edge/metrics.h"
@@ -54,19 +55,22 @@ struct worker {
     struct client *client_free; /* request states kept for the next requests (client.c) */
     size_t nclient_free;
     char *read_buf;             /* what every visitor connection reads into (client.c) */
-    struct buf access_line;     /* the access-log line being written (client.c) */
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct prober *prober;         /* worker 1 only: active health probes */
-    void *collapse;                /* misses being fetched, with their waiters (collapse.c) */
+    struct cache_notifier notifier; /* wakes this worker's visitors waiting on cache fills */
+    struct buf cache_key;          /* the current request's cache key (cached.c) */
+    struct buf cache_scratch;      /* variants and such while looking it up */
+    struct buf log_line;           /* the access log line being written */
+    void *refreshes;               /* the cache's own fetches running here (refresh.c) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
     struct upstream *upstream_free;   /* finished fetches kept for the next (upstream.c) */
     size_t nupstream_free;
     struct zone_health *zone_health;  /* by zone_index of cfg (upstream.c) */
+    size_t nzone_health;
     struct errcache *errcache;        /* error responses rendered for cfg (client.c) */
     struct log_repeats *origin_failures; /* the error-log lines of origin failures */
-    size_t nzone_health;
 
     struct zone_stats **zone_stats; /* by zone_index of cfg */
     struct zone_stats *unknown_zone_stats;
@@ -93,5 +97,7 @@ void worker_request_id(struct worker *w, char out[33]);
 
 /* Called by the client module when a connection closes (bookkeeping, drain completion). */
 void worker_client_closed(struct worker *w);
+/* Called by refresh.c when one of the cache's own fetches ends (drain completion). */
+void worker_fetch_ended(struct worker *w);
 
 #endif

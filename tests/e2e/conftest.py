@@ -101,3 +101,48 @@ def dns_server():
     server = DNSServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def firewalled_host():
+    """A namespace behind a veth pair with nftables rules per port (harness.FirewalledHost);
+    the machine-wide namespace lock is held for its life. Skips only where namespaces
+    cannot be made at all."""
+    reason = harness.netns_tools_missing()
+    if reason:
+        pytest.skip(reason)
+    with harness.netns_lock():
+        try:
+            host = harness.FirewalledHost()
+        except harness.NetnsUnavailable as e:
+            pytest.skip(str(e))
+        try:
+            yield host
+        finally:
+            host.close()
+
+
+@pytest.fixture(scope="module")
+def router_chain(tmp_path_factory):
+    """This namespace -> 3 routers -> a target serving HTTP on port 80 (dropped by the last
+    router) and 8080 (let through), both IPv4 and IPv6 (harness.RouterChain). Module-wide,
+    under the machine-wide namespace lock."""
+    reason = harness.netns_tools_missing()
+    if reason:
+        pytest.skip(reason)
+    with harness.netns_lock():
+        try:
+            chain = harness.RouterChain(routers=3)
+        except harness.NetnsUnavailable as e:
+            pytest.skip(str(e))
+        procs = []
+        try:
+            www = tmp_path_factory.mktemp("chain-www")
+            (www / "index.html").write_text("behind three routers\n")
+            procs = [chain.serve_http(80, www), chain.serve_http(8080, www)]
+            chain.drop_tcp(80)
+            yield chain
+        finally:
+            for p in procs:
+                harness.stop_process(p)
+            chain.close()

@@ -1,13 +1,14 @@
 """A programmable DNS server for end-to-end tests (standard library only): UDP and TCP on
-127.0.0.1, answers set at run time per name (A/AAAA with TTLs, NXDOMAIN/SERVFAIL/REFUSED,
-NODATA with an SOA for negative caching, silence, delays), and a count of the queries."""
+127.0.0.1, answers set at run time per name (A/AAAA with TTLs, CNAME chains followed
+within the server, NXDOMAIN/SERVFAIL/REFUSED, NODATA with an SOA for negative caching,
+silence, delays), and a count of the queries."""
 
 import socket
 import struct
 import threading
 import time
 
-QTYPES = {1: "A", 28: "AAAA", 6: "SOA"}
+QTYPES = {1: "A", 28: "AAAA", 6: "SOA", 5: "CNAME"}
 RCODES = {"NOERROR": 0, "SERVFAIL": 2, "NXDOMAIN": 3, "REFUSED": 5}
 
 
@@ -108,6 +109,10 @@ class DNSServer:
     def set_nodata(self, name, soa_minimum=30):
         self._set(name, kind="addr", A=[], AAAA=[], ttl=0, soa_minimum=soa_minimum)
 
+    def set_cname(self, name, target, ttl=30):
+        """name is an alias of target; queries for name get the chain and target's answer."""
+        self._set(name, kind="cname", target=_norm(target), ttl=ttl)
+
     def set_drop(self, name):
         self._set(name, kind="drop")
 
@@ -147,18 +152,31 @@ class DNSServer:
         if rec.get("delay"):
             time.sleep(rec["delay"])
         rcode, answers, authority = 0, [], []
+        owner = b"\xc0\x0c"
+        for _ in range(8):  # follow a CNAME chain within this server
+            if rec["kind"] != "cname":
+                break
+            rdata = _encode_name(rec["target"])
+            answers.append(owner + struct.pack("!HHIH", 5, 1, rec["ttl"], len(rdata)) + rdata)
+            owner = _encode_name(rec["target"])
+            name = rec["target"]
+            with self.lock:
+                rec = dict(self.records.get(name, {"kind": "rcode", "rcode": "NXDOMAIN",
+                                                   "soa_minimum": 30}))
         if rec["kind"] == "rcode":
             rcode = RCODES[rec["rcode"]]
             if rec["rcode"] == "NXDOMAIN":
                 authority.append(self._soa(name, rec["soa_minimum"]))
         else:
             kind = QTYPES.get(qtype)
+            found = False
             for ip in rec.get(kind, []) if kind in ("A", "AAAA") else []:
                 family = socket.AF_INET if kind == "A" else socket.AF_INET6
                 rdata = socket.inet_pton(family, ip)
-                answers.append(b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, rec["ttl"],
-                                                          len(rdata)) + rdata)
-            if not answers:
+                answers.append(owner + struct.pack("!HHIH", qtype, 1, rec["ttl"],
+                                                   len(rdata)) + rdata)
+                found = True
+            if not found:
                 authority.append(self._soa(name, rec.get("soa_minimum", 30)))
         rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
         head = struct.pack("!HHHHHH", qid, rflags, 1, len(answers), len(authority), 0)

@@ -4,7 +4,9 @@ Standard library only. Everything listens on loopback, every wait is bounded, an
 process is stopped by its own PID.
 """
 
+import contextlib
 import ctypes
+import fcntl
 import http.server as http_server
 import json
 import os
@@ -16,6 +18,7 @@ import struct
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -434,7 +437,10 @@ class Stream:
                     return msg
                 if not self._read_exact(size, msg, sink, deadline):
                     return msg
-                if self._read_line() != b"":
+                end = self._read_line()
+                if end is None:
+                    return msg  # the peer closed right after a chunk: incomplete
+                if end != b"":
                     raise AssertionError("chunk not followed by CRLF")
         if kind == "eof":
             while True:
@@ -1135,9 +1141,11 @@ def nginx_available():
 # --------------------------------------------------------------------------- tiny origin
 
 class TinyOrigin:
-    """An HTTP origin on a chosen port that can start late: answers 200 "up"."""
+    """An HTTP origin on a chosen port that can start late: answers 200 "up". With tls (an
+    ssl.SSLContext) it speaks HTTPS; port 0 picks a free one (self.port)."""
 
-    def __init__(self, port, host="127.0.0.1", body=b"up\n", status=200):
+    def __init__(self, port, host="127.0.0.1", body=b"up\n", status=200, headers=(),
+                 tls=None):
         self.paths = []
         self.status = status
         origin = self
@@ -1149,6 +1157,8 @@ class TinyOrigin:
                 origin.paths.append(handler.path)
                 handler.send_response(origin.status)
                 handler.send_header("Content-Length", str(len(body)))
+                for name, value in headers:
+                    handler.send_header(name, value)
                 handler.end_headers()
                 handler.wfile.write(body)
 
@@ -1159,10 +1169,290 @@ class TinyOrigin:
             allow_reuse_address = True
             daemon_threads = True
 
+            def get_request(self):
+                sock, peer = self.socket.accept()
+                if tls is None:
+                    return sock, peer
+                sock.settimeout(IO_TIMEOUT)  # the handshake happens in the handler's thread
+                return tls.wrap_socket(sock, server_side=True,
+                                       do_handshake_on_connect=False), peer
+
+            def handle_error(self, request, client_address):
+                pass  # a client that gives up (during a handshake) is part of the tests
+
         self.server = Server((host, port), Handler)
+        self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+# --------------------------------------------------------------------------- namespaces
+
+NETNS_LOCK = "/tmp/verge-netns.lock"
+
+
+class NetnsUnavailable(Exception):
+    """This machine cannot create network namespaces at all (no root, no CAP_SYS_ADMIN)."""
+
+
+def netns_tools_missing():
+    """The reason namespace tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, veth pairs, nftables)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (./dev setup installs iproute2 and nftables)"
+    return None
+
+
+def sh(*args, ns=None, check=True):
+    """Run a command, inside namespace ns if given; bounded in time."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+    return subprocess.run(cmd, check=check, capture_output=True, timeout=10)
+
+
+_netns_lock_depth = 0  # fixtures of one test run nest (a module's chain, a test's host)
+
+
+@contextlib.contextmanager
+def netns_lock():
+    """Exclusive, machine-wide: namespace fixtures of one test run at a time, whoever runs
+    it (other worktrees' test runs included), so routes and addresses never collide.
+    Re-entrant within this process: its own fixtures use disjoint addresses."""
+    global _netns_lock_depth
+    if _netns_lock_depth > 0:
+        _netns_lock_depth += 1
+        try:
+            yield
+        finally:
+            _netns_lock_depth -= 1
+        return
+    with open(NETNS_LOCK, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _netns_lock_depth = 1
+        try:
+            yield
+        finally:
+            _netns_lock_depth = 0
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Netns:
+    """One namespace with a unique name; deleting it removes its veth ends and routes."""
+
+    def __init__(self, prefix):
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        made = subprocess.run(["ip", "netns", "add", self.name], capture_output=True,
+                              timeout=10)
+        if made.returncode != 0:
+            raise NetnsUnavailable("cannot create a network namespace here: "
+                                   + made.stderr.decode().strip())
+        self.sh("ip", "link", "set", "lo", "up")
+        for key in ("net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+                    "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"):
+            self.sh("sysctl", "-qw", key, check=False)
+
+    def sh(self, *args, check=True):
+        return sh(*args, ns=self.name, check=check)
+
+    def popen(self, argv, **kw):
+        """A process inside the namespace (stop it with stop_process, by its PID)."""
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + [str(a) for a in argv],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent, **kw)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+
+
+def veth(a, a_if, b, b_if):
+    """A veth pair from namespace a (None: this one) to namespace b, both ends up."""
+    sh("ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name,
+       ns=a.name if a else None)
+    sh("ip", "link", "set", a_if, "up", ns=a.name if a else None)
+    b.sh("ip", "link", "set", b_if, "up")
+
+
+def addr(ns, ifname, cidr):
+    family = ["-6"] if ":" in cidr else []
+    extra = ["nodad"] if ":" in cidr else []
+    sh("ip", *family, "addr", "add", cidr, "dev", ifname, *extra, ns=ns.name if ns else None)
+
+
+class FirewalledHost:
+    """A namespace at NS_IP behind one veth pair, with an nftables input chain:
+    81 dropped, 82 rejected with ICMP host-unreachable, 83 with a TCP reset, 84 with ICMP
+    admin-prohibited, 85 with ICMP port-unreachable (iptables REJECT's default)."""
+
+    HOST_IP, NS_IP = "198.18.77.1", "198.18.77.2"  # RFC 2544 benchmarking space, /30
+    RULES = [("81", ["drop"]), ("82", ["reject", "with", "icmp", "type", "host-unreachable"]),
+             ("83", ["reject", "with", "tcp", "reset"]),
+             ("84", ["reject", "with", "icmp", "type", "admin-prohibited"]),
+             ("85", ["reject", "with", "icmp", "type", "port-unreachable"])]
+
+    def __init__(self):
+        self.ns = Netns("verge-fw")
+        self.veth = "vfw" + uuid.uuid4().hex[:8]
+        veth(None, self.veth, self.ns, "eth0")
+        addr(None, self.veth, f"{self.HOST_IP}/30")
+        addr(self.ns, "eth0", f"{self.NS_IP}/30")
+        self.ns.sh("nft", "add", "table", "inet", "fw")
+        self.ns.sh("nft", "add", "chain", "inet", "fw", "input",
+                   "{ type filter hook input priority 0; policy accept; }")
+        for port, verdict in self.RULES:
+            self.ns.sh("nft", "add", "rule", "inet", "fw", "input", "tcp", "dport", port,
+                       *verdict)
+
+    def close(self):
+        self.ns.delete()
+
+
+class RouterChain:
+    """This namespace -> router 1 -> ... -> router N -> target, joined by veth pairs, with
+    forwarding on and routes both ways, IPv4 /30s in 198.18.90.0/24 and IPv6 /64s in
+    2001:2:90::/48
+    (benchmarking space, clear of FirewalledHost). A traceroute sees the N routers, then the
+    target. drop_tcp() puts a DROP rule on the last router's forward chain."""
+
+    V4, V6 = "198.18.90", "2001:2:90"
+
+    def __init__(self, routers=3):
+        self.spaces = []
+        self.links = []  # (near address, far address) per link, v4 and v6
+        try:
+            self._build(routers)
+        except Exception:
+            self.close()
+            raise
+
+    def _ips(self, link):
+        import ipaddress
+        v6 = [str(ipaddress.IPv6Address(f"{self.V6}:{link}::{n}")) for n in (1, 2)]
+        return f"{self.V4}.{4 * link + 1}", f"{self.V4}.{4 * link + 2}", v6[0], v6[1]
+
+    def _build(self, routers):
+        for i in range(routers):
+            self.spaces.append(Netns(f"verge-r{i + 1}"))
+        self.target_ns = Netns("verge-tgt")
+        self.spaces.append(self.target_ns)
+        near = None
+        for link, far in enumerate(self.spaces):
+            a_if, b_if = f"vch{uuid.uuid4().hex[:8]}", f"up{link}"
+            if near is not None:
+                a_if = f"dn{link}"
+            veth(near, a_if, far, b_if)
+            n4, f4, n6, f6 = self._ips(link)
+            addr(near, a_if, f"{n4}/30")
+            addr(far, b_if, f"{f4}/30")
+            addr(near, a_if, f"{n6}/64")
+            addr(far, b_if, f"{f6}/64")
+            far.sh("ip", "route", "add", "default", "via", n4)
+            far.sh("ip", "-6", "route", "add", "default", "via", n6)
+            if near is None:
+                self.host_if = a_if
+            else:
+                near.sh("sysctl", "-qw", "net.ipv4.ip_forward=1")
+                near.sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+            self.links.append((n4, f4, n6, f6))
+            near = far
+        # this namespace and each router send the links further down the chain onwards
+        # (only those: a summary route would swallow the way back)
+        for i, ns in enumerate([None] + self.spaces[:-1]):
+            _, next4, _, next6 = self.links[i]
+            for far_link in range(i + 1, len(self.links)):
+                sh("ip", "route", "add", f"{self.V4}.{4 * far_link}/30", "via", next4,
+                   ns=ns.name if ns else None)
+                sh("ip", "-6", "route", "add", f"{self.V6}:{far_link}::/64", "via", next6,
+                   ns=ns.name if ns else None)
+        self.target_v4, self.target_v6 = self.links[-1][1], self.links[-1][3]
+        self.router_v4 = [self.links[i][1] for i in range(routers)]
+        self.router_v6 = [self.links[i][3] for i in range(routers)]
+
+    @property
+    def last_router(self):
+        return self.spaces[-2]
+
+    def drop_tcp(self, port):
+        """The last router silently drops TCP to port on its way to the target."""
+        r = self.last_router
+        r.sh("nft", "add", "table", "inet", "fw")
+        r.sh("nft", "add", "chain", "inet", "fw", "forward",
+             "{ type filter hook forward priority 0; policy accept; }")
+        r.sh("nft", "add", "rule", "inet", "fw", "forward", "tcp", "dport", str(port), "drop")
+
+    def serve_http(self, port, directory):
+        """python3 http.server for directory in the target namespace (both families)."""
+        proc = self.target_ns.popen(["/usr/bin/python3", "-m", "http.server", port, "--bind",
+                                     "::", "--directory", directory])
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.target_ns.sh("python3", "-c", f"import socket; socket.create_connection("
+                                f"('127.0.0.1', {port}), 0.5)", check=False).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(proc)
+                raise RuntimeError("the HTTP server in the target namespace did not start")
+            time.sleep(0.05)
+        return proc
+
+    def close(self):
+        for ns in self.spaces:  # their veth pairs go with them, and the routes through them
+            ns.delete()
+
+
+# --------------------------------------------------------------------------- TLS
+
+class CertAuthority:
+    """A certificate authority made with the openssl command line, issuing leaf
+    certificates with chosen names and validity (backdated ones for expiry tests)."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        (self.dir / "db").mkdir(parents=True, exist_ok=True)
+        (self.dir / "db" / "index").write_text("")
+        (self.dir / "db" / "serial").write_text("01\n")
+        self.cert, self.key = self.dir / "ca.pem", self.dir / "ca.key"
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+                      "-out", self.cert, "-days", "30", "-subj", "/CN=Verge Test CA")
+        self.count = 0
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *[str(a) for a in args]], check=True, capture_output=True,
+                       timeout=30, cwd=self.dir)
+
+    def issue(self, cn, sans="DNS:localhost,IP:127.0.0.1", start=None, end=None):
+        """(cert, key) for cn; start/end as YYYYMMDDHHMMSSZ (default: now, 30 days)."""
+        self.count += 1
+        base = self.dir / f"leaf{self.count}"
+        cnf = base.with_suffix(".cnf")
+        cnf.write_text("[ca]\ndefault_ca = test\n[test]\ndatabase = db/index\n"
+                       "new_certs_dir = db\nserial = db/serial\ndefault_md = sha256\n"
+                       "policy = any\nunique_subject = no\ndefault_days = 30\n"
+                       f"[any]\ncommonName = supplied\n[ext]\nsubjectAltName = {sans}\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{base}.key",
+                      "-out", f"{base}.csr", "-subj", f"/CN={cn}")
+        dates = (["-startdate", start] if start else []) + (["-enddate", end] if end else [])
+        self._openssl("ca", "-batch", "-config", cnf, "-cert", self.cert, "-keyfile", self.key,
+                      "-in", f"{base}.csr", "-out", f"{base}.pem", "-extensions", "ext", *dates)
+        return Path(f"{base}.pem"), Path(f"{base}.key")
+
+
+def self_signed_cert(directory, cn="localhost"):
+    """A self-signed (cert, key) for cn, valid for 30 days."""
+    d = Path(directory)
+    cert, key = d / f"self-{cn}.pem", d / f"self-{cn}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName=DNS:{cn}"],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+def tls_origin(cert, key, body=b"secure\n"):
+    """An HTTPS TinyOrigin on 127.0.0.1 with this certificate: 200, Cache-Control: max-age=60."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    return TinyOrigin(0, body=body, headers=[("Cache-Control", "max-age=60")], tls=ctx)

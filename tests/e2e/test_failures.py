@@ -18,13 +18,14 @@ def check_error_response(v, resp, status, error, zone_name="z1"):
     assert "no-store" in (resp.headers.get("cache-control") or ""), resp.headers
     rid = resp.headers.get("x-request-id") or ""
     assert RID.match(rid), resp.headers
+    # the request is counted just before its access line is written, after the response
+    line = v.access_line_for(rid)
+    assert f"error={error}" in line, line
+    assert f'" {status} ' in line, line
     m = v.metrics()
     assert m.value("verge_origin_errors_total", zone=zone_name, error=error) == 1, \
         [l for l in m.text.splitlines() if "origin_errors" in l]
     assert m.value("verge_requests_total", zone=zone_name, status=str(status)) == 1
-    line = v.access_line_for(rid)
-    assert f"error={error}" in line, line
-    assert f'" {status} ' in line, line
     v.wait_error_log(re.escape(error))
     return rid
 

@@ -68,6 +68,13 @@ def test_soft_purge_keeps_stale_if_error_hard_purge_does_not(verge, scripted_ori
     time.sleep(0.1)
     soft = v.get("/soft")
     assert soft.status == 200 and soft.headers.get("x-cache") == "STALE"
+    assert soft.headers.get("cache-status").endswith("; detail=stale-if-error")
+    assert soft.headers.get("proxy-status").startswith("testedge; error=connection_refused")
     hard = v.get("/hard")
     assert hard.status == 502
     assert hard.headers.get("proxy-status").startswith("testedge; error=connection_refused")
+    assert "x-cache" not in hard.headers  # the edge's own error page, nothing from the cache
+    m = v.metrics()
+    assert m.value("verge_cache_requests_total", zone="z1", result="STALE") == 1
+    assert m.value("verge_requests_total", zone="z1", status="502") == 1
+    assert len(origin.requests) == 2  # /soft and /hard, once each

@@ -368,6 +368,28 @@ test_health_backup_and_retries(void **state)
     assert_refused(ZONE "    retries: many\n", "t.yaml:5:14: ", "a whole number from 0 to 1000");
 }
 
+static void
+test_cache_keys(void **state)
+{
+    struct config *cfg = load_ok(ZONE);
+    assert_int_equal(cfg->cache_eviction, CONFIG_EVICT_S3FIFO);
+    assert_int_equal(cfg->cache_lock_timeout, 5000);
+    assert_int_equal(cfg->zones[0].cache_key_query, CONFIG_QUERY_KEEP);
+    config_release(&cfg);
+    cfg = load_ok("cache: { eviction: lru, lock_timeout: 250ms }\n" ZONE
+                  "    cache_key: { query: sort }\n");
+    assert_int_equal(cfg->cache_eviction, CONFIG_EVICT_LRU);
+    assert_int_equal(cfg->cache_lock_timeout, 250);
+    assert_int_equal(cfg->zones[0].cache_key_query, CONFIG_QUERY_SORT);
+    config_release(&cfg);
+    assert_refused("cache: { eviction: lfu }\n" ZONE, "t.yaml:1:20: ",
+                   "one of \"s3fifo\", \"lru\"");
+    assert_refused(ZONE "    cache_key: { query: drop }\n", "t.yaml:5:25: ",
+                   "one of \"keep\", \"ignore\", \"sort\"");
+    assert_refused(ZONE "    cache_key: { path: lower }\n", "t.yaml:5:18: ",
+                   "unknown key \"path\" in cache_key");
+}
+
 int
 main(void)
 {
@@ -391,6 +413,7 @@ main(void)
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_zero_config_is_one_catch_all_zone),
         cmocka_unit_test(test_references_keep_the_config_alive),
+        cmocka_unit_test(test_cache_keys),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -7,38 +7,17 @@
 #include <cmocka.h>
 
 #include "cache/freshness.h"
-#include "http/parser.h"
+#include "parse_head.h"
 
 struct parsed {
     struct http_parser p;
 };
 
-static int
-on_head(struct http_parser *p)
-{
-    return 1;
-}
-static int
-on_body(struct http_parser *p, const char *at, size_t len)
-{
-    return 0;
-}
-static void
-on_complete(struct http_parser *p)
-{
-}
-static const struct http_parser_ops ops = {on_head, on_body, on_complete};
-
-/* Parse a message head (request or response) into p. */
+/* Parse a message head (request or response) into m. */
 static const struct http_msg *
 parse(struct parsed *m, llhttp_type_t type, const char *text)
 {
-    size_t used;
-    http_parser_init(&m->p, type, 65536, &ops, NULL);
-    enum http_parse_status st = http_parser_feed(&m->p, text, strlen(text), &used);
-    if (st == HTTP_PARSE_ERROR)
-        fail_msg("cannot parse: %s", http_parser_error_text(&m->p));
-    return &m->p.msg;
+    return parse_head(&m->p, type, text);
 }
 
 #define GET "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -113,6 +92,16 @@ test_what_a_shared_cache_may_store(void **state)
     assert_false(storable("GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"x\"\r\n\r\n",
                           "HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=60\r\n"
                           "ETag: \"x\"\r\n\r\n"));
+    /* negative caching: 404/410 per their headers; a 5xx never on public alone */
+    assert_true(storable(GET, "HTTP/1.1 410 Gone\r\nCache-Control: max-age=60\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 404 Not Found\r\nExpires: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                              "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 404 Not Found\r\n\r\n"));
+    assert_false(storable(GET, "HTTP/1.1 500 Oops\r\nCache-Control: public\r\n"
+                               "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 502 Bad\r\nCache-Control: public, s-maxage=5\r\n\r\n"));
+    assert_true(storable(GET, "HTTP/1.1 403 Forbidden\r\nCache-Control: public\r\n"
+                              "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"));
     assert_false(storable(GET, "HTTP/1.1 200 OK\r\n\r\n")); /* nothing to go on */
 }
 

@@ -1,0 +1,291 @@
+"""Cache rules end to end, proven the HAProxy way (the origin answers once while visitors
+ask many times) and with the counters: several ranges as multipart/byteranges, a range
+on a miss fetching the whole object, cache key options, BYPASS, negative caching, zero
+5xx while the origin is down under load, and stored bodies sent without copies."""
+
+import re
+import threading
+import time
+
+from harness import Client, build_request, http, zone
+from test_cache import cached_edge, origin_answering
+
+BODY = bytes(range(256)) * 4  # 1024 bytes
+
+
+def recording_origin(scripted_origin, headers, body=BODY, status=200):
+    """Answers every request alike; .requests keeps what it was asked."""
+    return origin_answering(scripted_origin, headers, body=body, status=status)
+
+
+def parts_of(resp):
+    """The parts of a multipart/byteranges body: [(headers dict, bytes)]."""
+    ctype = resp.headers.get("content-type")
+    m = re.fullmatch(r"multipart/byteranges; boundary=(\S+)", ctype)
+    assert m, ctype
+    delim = b"--" + m.group(1).encode()
+    body = resp.body
+    assert body.startswith(delim + b"\r\n") and body.endswith(b"\r\n" + delim + b"--\r\n")
+    parts = []
+    for chunk in body[:-len(b"\r\n" + delim + b"--\r\n")].split(b"\r\n" + delim + b"\r\n"):
+        chunk = chunk[len(delim) + 2:] if chunk.startswith(delim) else chunk
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        fields = dict(l.split(": ", 1) for l in head.decode().split("\r\n"))
+        parts.append((fields, data))
+    return parts
+
+
+# ---------------------------------------------------------------- ranges
+
+def test_several_ranges_are_answered_as_multipart_byteranges(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60",
+                                                "Content-Type": "application/x-test"})
+    v = cached_edge(verge, origin)
+    v.get("/m")
+    resp = v.get("/m", headers=[("Range", "bytes=0-9, 500-509, -4")])
+    assert resp.status == 206 and resp.headers.get("x-cache") == "HIT"
+    assert "content-range" not in resp.headers
+    assert int(resp.headers.get("content-length")) == len(resp.body)
+    parts = parts_of(resp)
+    assert [p[1] for p in parts] == [BODY[0:10], BODY[500:510], BODY[-4:]]
+    assert [p[0]["Content-Range"] for p in parts] == ["bytes 0-9/1024", "bytes 500-509/1024",
+                                                      "bytes 1020-1023/1024"]
+    assert all(p[0]["Content-Type"] == "application/x-test" for p in parts)
+    # overlapping ranges are merged: one part, a plain 206
+    merged = v.get("/m", headers=[("Range", "bytes=0-99, 50-149")])
+    assert merged.status == 206 and merged.body == BODY[0:150]
+    assert merged.headers.get("content-range") == "bytes 0-149/1024"
+    assert v.get("/m", headers=[("Range", "bytes=2000-3000, 4000-")]).status == 416
+    assert len(origin.requests) == 1
+
+
+def test_a_range_on_a_miss_fetches_and_stores_the_whole_object(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60", "ETag": '"e1"'})
+    v = cached_edge(verge, origin)
+    resp = v.get("/whole", headers=[("Range", "bytes=10-19"), ("If-Range", '"e1"')])
+    assert resp.status == 206 and resp.body == BODY[10:20]
+    assert resp.headers.get("x-cache") == "MISS"
+    asked = origin.requests[0].headers
+    assert "range" not in asked and "if-range" not in asked
+    full = v.get("/whole")
+    assert full.status == 200 and full.body == BODY and full.headers.get("x-cache") == "HIT"
+    assert len(origin.requests) == 1
+
+
+def test_a_conditional_miss_is_answered_by_the_edge_from_the_whole_object(verge,
+                                                                          scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60", "ETag": '"c1"'})
+    v = cached_edge(verge, origin)
+    resp = v.get("/cond", headers=[("If-None-Match", '"c1"')])
+    assert resp.status == 304 and resp.body == b""
+    assert "if-none-match" not in origin.requests[0].headers
+    assert v.get("/cond").body == BODY
+    assert len(origin.requests) == 1
+
+
+# ---------------------------------------------------------------- the key
+
+def test_cache_key_query_sort_makes_one_object_of_any_parameter_order(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin, cache_key={"query": "sort"})
+    assert v.get("/s?b=1&a=2").headers.get("x-cache") == "MISS"
+    assert v.get("/s?a=2&b=1").headers.get("x-cache") == "HIT"
+    assert v.get("/s?a=2&b=1&").headers.get("x-cache") == "HIT"
+    assert v.get("/s?a=3&b=1").headers.get("x-cache") == "MISS"
+    assert [r.target for r in origin.requests] == ["/s?b=1&a=2", "/s?a=3&b=1"]  # as sent
+
+
+def test_cache_key_query_ignore_and_keep(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = verge([zone("ign", [origin.url], hosts=["i.test"], cache=True,
+                    cache_key={"query": "ignore"}),
+               zone("keep", [origin.url], hosts=["k.test"], cache=True)])
+    assert v.get("/q?x=1", host="i.test").headers.get("x-cache") == "MISS"
+    assert v.get("/q?y=2", host="i.test").headers.get("x-cache") == "HIT"
+    assert v.get("/q", host="i.test").headers.get("x-cache") == "HIT"
+    assert v.get("/q?x=1", host="k.test").headers.get("x-cache") == "MISS"
+    assert v.get("/q?y=2", host="k.test").headers.get("x-cache") == "MISS"
+    assert len(origin.requests) == 3
+
+
+# ---------------------------------------------------------------- bypass
+
+def test_requests_the_cache_may_not_answer_are_bypass(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    post = v.request("POST", "/b", body=b"data")
+    assert post.headers.get("x-cache") == "BYPASS"
+    assert post.headers.get("cache-status") == "testedge; fwd=bypass; fwd-status=200"
+    nostore = v.get("/b", headers=[("Cache-Control", "no-store")])
+    assert nostore.headers.get("x-cache") == "BYPASS"
+    assert "cache=BYPASS" in v.access_line_for(nostore.headers.get("x-request-id"))
+    assert v.get("/b").headers.get("x-cache") == "MISS"  # the no-store answer was not kept
+    assert v.get("/b").headers.get("x-cache") == "HIT"
+    m = v.metrics()
+    assert m.value("verge_cache_requests_total", zone="z1", result="BYPASS") == 2
+    assert m.value("verge_cache_requests_total", zone="z1", result="MISS") == 1
+    assert m.value("verge_cache_requests_total", zone="z1", result="HIT") == 1
+    assert len(origin.requests) == 3
+
+
+# ---------------------------------------------------------------- negative caching
+
+def test_404_and_410_are_stored_per_their_headers(verge, scripted_origin):
+    for status, headers in ((404, {"Cache-Control": "max-age=60"}),
+                            (410, {"Last-Modified": "Sun, 06 Nov 1994 08:49:37 GMT",
+                                   "Date": time.strftime("%a, %d %b %Y %H:%M:%S GMT",
+                                                         time.gmtime())})):
+        origin = recording_origin(scripted_origin, headers, body=b"not here\n", status=status)
+        v = cached_edge(verge, origin)
+        words = [v.get("/missing").headers.get("x-cache") for _ in range(4)]
+        assert words == ["MISS", "HIT", "HIT", "HIT"], status
+        resp = v.get("/missing")
+        assert resp.status == status and resp.body == b"not here\n"
+        assert len(origin.requests) == 1
+        m = v.metrics()
+        assert m.value("verge_requests_total", zone="z1", status=str(status)) == 5
+        v.stop()
+
+
+def test_a_404_without_freshness_and_5xx_without_a_lifetime_are_not_stored(verge,
+                                                                            scripted_origin):
+    for status, headers in ((404, {}), (503, {}),
+                            (500, {"Cache-Control": "public",
+                                   "Last-Modified": "Sun, 06 Nov 1994 08:49:37 GMT"})):
+        origin = recording_origin(scripted_origin, headers, body=b"err\n", status=status)
+        v = cached_edge(verge, origin)
+        for _ in range(3):
+            resp = v.get("/e")
+            assert resp.status == status and resp.headers.get("x-cache") == "MISS"
+        assert len(origin.requests) == 3, status
+        v.stop()
+
+
+def test_a_5xx_with_an_explicit_lifetime_is_stored(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=30"}, body=b"busy\n",
+                              status=503)
+    v = cached_edge(verge, origin)
+    assert v.get("/busy").headers.get("x-cache") == "MISS"
+    resp = v.get("/busy")
+    assert resp.status == 503 and resp.headers.get("x-cache") == "HIT"
+    assert len(origin.requests) == 1
+
+
+# ---------------------------------------------------------------- the origin down
+
+def test_origin_down_under_load_gives_zero_5xx_for_stale_allowed_urls(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=1, stale-if-error=300"})
+    v = cached_edge(verge, origin)
+    urls = [f"/item/{i}" for i in range(10)]
+    for u in urls:
+        assert v.get(u).status == 200
+    origin.stop()
+    time.sleep(1.2)  # every copy is now expired
+    results, lock = [], threading.Lock()
+
+    def load(k):
+        with Client(v.port) as c:  # keep-alive: 25 requests on one connection
+            for j in range(25):
+                r = c.request("GET", urls[(k + j) % len(urls)])
+                with lock:
+                    results.append(r)
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 100
+    assert [r.status for r in results] == [200] * 100
+    assert all(r.body == BODY for r in results)
+    assert all(r.headers.get("x-cache") == "STALE" for r in results)
+    assert all(r.headers.get("cache-status").endswith("detail=stale-if-error") for r in results)
+    causes = {r.headers.get("proxy-status").split(";")[1].strip() for r in results}
+    assert causes <= {"error=connection_refused", "error=destination_unavailable"}, causes
+    m = v.metrics()
+    assert m.sum("verge_requests_total", zone="z1") == 110
+    assert sum(v for (n, lab), v in m.items()
+               if n == "verge_requests_total" and dict(lab).get("status", "").startswith("5")) == 0
+    assert m.value("verge_cache_requests_total", zone="z1", result="STALE") == 100
+    assert m.sum("verge_origin_errors_total", zone="z1") >= 1
+
+
+# ---------------------------------------------------------------- sending stored bodies
+
+def test_slow_visitors_of_a_large_stored_object_are_sent_it_without_copies(verge,
+                                                                          scripted_origin):
+    big = bytes(range(256)) * (8 * 4096)  # 8 MiB
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"}, body=big)
+    v = cached_edge(verge, origin)
+    assert v.get("/eight").body == big
+    before = v.rss_kib()
+    slow = [Client(v.port, rcvbuf=4096) for _ in range(8)]
+    for c in slow:
+        c.send(build_request("GET", "/eight"))
+    time.sleep(1.0)  # let the edge write what the sockets take and stall
+    grown = v.rss_kib() - before
+    # A copy of the unsent part per visitor would be ~8 x 4 MiB; references cost nothing.
+    assert grown < 16 * 1024, f"RSS grew {grown} KiB with 8 stalled visitors"
+    for c in slow:
+        resp = c.read_response()
+        assert resp.status == 200 and resp.body == big
+        assert resp.headers.get("x-cache") == "HIT"
+        c.close()
+    assert len(origin.requests) == 1
+
+
+def test_pipelined_hits_on_one_connection(verge, scripted_origin):
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    v.get("/p")
+    with Client(v.port) as c:
+        c.send(b"".join(build_request("GET", "/p") for _ in range(5)))
+        for _ in range(5):
+            r = c.read_response()
+            assert r.status == 200 and r.body == BODY and r.headers.get("x-cache") == "HIT"
+    assert len(origin.requests) == 1
+
+
+def test_many_pipelined_hits_with_ranges_and_heads_come_back_in_order(verge, scripted_origin):
+    """More than one pass of pipelined answers (64 each), small ones queued together and
+    ranges written as they come: every answer whole, in order, counted once."""
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    v.get("/q")
+    kinds = ["GET"] * 100
+    kinds[10], kinds[65], kinds[99] = "HEAD", "RANGE", "RANGE"
+    data = b"".join(build_request("HEAD" if k == "HEAD" else "GET", "/q",
+                                  headers=[("Range", "bytes=10-19")] if k == "RANGE" else [])
+                    for k in kinds)
+    with Client(v.port) as c:
+        c.send(data)
+        for i, k in enumerate(kinds):
+            r = c.read_response("HEAD" if k == "HEAD" else "GET")
+            assert r.headers.get("x-cache") == "HIT", (i, r)
+            if k == "RANGE":
+                assert r.status == 206 and r.body == BODY[10:20], (i, r)
+            else:
+                assert r.status == 200 and r.body == (b"" if k == "HEAD" else BODY), (i, r)
+        assert c.request("GET", "/q").body == BODY  # the connection goes on
+    assert len(origin.requests) == 1
+    m = v.metrics()
+    assert m.value("verge_cache_requests_total", zone="z1", result="HIT") == 101
+    assert m.value("verge_requests_total", zone="z1", status="206") == 2
+
+
+def test_http_1_0_visitor_of_a_fill_of_unknown_length(verge, scripted_origin):
+    def chunked_origin(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            conn.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" %
+                      (len(BODY), BODY))
+    origin = scripted_origin(chunked_origin)
+    v = cached_edge(verge, origin)
+    first = v.get("/u", version="HTTP/1.0")
+    assert first.status == 200 and first.body == BODY and first.eof  # ended by the close
+    again = http(v.port, "GET", "/u", version="HTTP/1.0")
+    assert again.headers.get("x-cache") == "HIT"
+    assert again.headers.get("content-length") == str(len(BODY))  # known once stored
+    assert len(origin.requests) == 1
