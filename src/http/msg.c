@@ -64,22 +64,31 @@ http_msg_count(const struct http_msg *m, const char *name)
     return n;
 }
 
+/* The next element of a comma-separated list from *i: [*start, *end) without its
+ * whitespace (empty for ", ,"). false at the end of the list. */
+static bool
+list_next(const char *list, size_t len, size_t *i, size_t *start, size_t *end)
+{
+    while (*i < len && (list[*i] == ' ' || list[*i] == '\t' || list[*i] == ','))
+        (*i)++;
+    if (*i >= len)
+        return false;
+    *start = *i;
+    while (*i < len && list[*i] != ',')
+        (*i)++;
+    *end = *i;
+    while (*end > *start && (list[*end - 1] == ' ' || list[*end - 1] == '\t'))
+        (*end)--;
+    return true;
+}
+
 bool
 http_list_has_token(const char *list, size_t len, const char *token)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
+    size_t i = 0, start, end;
+    while (list_next(list, len, &i, &start, &end))
         if (end > start && str_ieq(list + start, end - start, token))
             return true;
-    }
     return false;
 }
 
@@ -133,16 +142,8 @@ static void
 mark_connection_tokens(struct http_msg *m, const struct http_header *c)
 {
     const char *list = http_str_ptr(m, c->value);
-    size_t len = c->value.len, i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
+    size_t len = c->value.len, i = 0, start, end;
+    while (list_next(list, len, &i, &start, &end)) {
         /* as named_by_connection: tokens of 64 bytes or more name nothing */
         for (size_t k = 0; end > start && end - start < 64 && k < m->nheaders; k++) {
             const struct http_header *h = &m->headers[k];
