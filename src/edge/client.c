@@ -91,16 +91,16 @@ struct request {
  * the worker's free list at the request's first byte and given back when it is done. */
 struct visitor {
     struct worker *w;
-    struct visitor *next, *prev;
+    struct visitor *next, *prev; /* the worker's open ones; once closed, next links the
+                                  * ones freed at the end of the iteration */
     struct loop_io io;
     struct loop_timer timer; /* header, keep-alive, send/body and linger timeouts */
-    struct loop_defer free_defer;
     struct client *busy;     /* the request in progress, NULL while waiting */
-    struct buf in;           /* bytes read but not parsed yet (pipelined requests that wait
-                              * for an earlier response); unallocated when empty */
-    size_t pending;          /* while feeding: bytes of this read not parsed yet */
+    struct buf *in;          /* bytes read but not parsed yet (pipelined requests that wait
+                              * for an earlier response); NULL when there are none */
+    uint32_t pending;        /* while feeding: bytes of this read not parsed yet */
     uint32_t requests;       /* requests finished on this connection */
-    enum visitor_state state;
+    uint8_t state;           /* enum visitor_state */
     bool feeding;            /* serve_requests is parsing (the input is not to be freed) */
     bool in_full;            /* in reached its cap: not reading until it drains */
     bool eof;                /* the visitor closed its side: answer what it sent, then close */
@@ -264,12 +264,45 @@ client_detach(struct visitor *v)
     loop_defer(v->w->loop, &c->release_defer);
 }
 
-static void
-on_visitor_free(struct loop_defer *d)
+/* Bytes kept in v->in. */
+static size_t
+kept(const struct visitor *v)
 {
-    struct visitor *v = container_of(d, struct visitor, free_defer);
-    buf_free(&v->in);
-    free(v);
+    return v->in != NULL ? buf_used(v->in) : 0;
+}
+
+/* v->in, made when bytes are to be kept (capped like the bytes one request may need). */
+static struct buf *
+keep_buf(struct visitor *v)
+{
+    if (v->in == NULL) {
+        v->in = xmalloc(sizeof(*v->in));
+        buf_init(v->in, v->w->cfg->client_max_header_size + CLIENT_READ_SIZE);
+    }
+    return v->in;
+}
+
+static void
+drop_kept(struct visitor *v)
+{
+    if (v->in == NULL)
+        return;
+    buf_free(v->in);
+    free(v->in);
+    v->in = NULL;
+}
+
+/* The end of the iteration: the visitors closed in it go (their callbacks are over). */
+static void
+on_visitors_free(struct loop_defer *d)
+{
+    struct worker *w = container_of(d, struct worker, visitors_free);
+    while (w->visitors_closed != NULL) {
+        struct visitor *v = w->visitors_closed;
+        w->visitors_closed = v->next;
+        drop_kept(v);
+        free(v);
+    }
 }
 
 /* Close now: every resource goes, the memory at the end of the loop iteration. */
@@ -301,7 +334,9 @@ visitor_close(struct visitor *v)
     STAT_ADD(w->stats->connections_active, (uint64_t)-1);
     if (v->counted)
         conn_limit_release(&v->peer.sa);
-    loop_defer(w->loop, &v->free_defer);
+    v->next = w->visitors_closed;
+    w->visitors_closed = v;
+    loop_defer(w->loop, &w->visitors_free);
     worker_client_closed(w);
 }
 
@@ -359,7 +394,7 @@ start_lingering(struct visitor *v)
     v->state = VISITOR_LINGERING;
     v->in_full = false;
     if (!v->feeding)
-        buf_free(&v->in); /* whatever was sent after the last answer is dropped */
+        drop_kept(v); /* whatever was sent after the last answer is dropped */
     loop_timer_set(v->w->loop, &v->timer, v->refused ? CLIENT_REFUSED_LINGER_MS
                                                      : CLIENT_LINGER_MS);
     set_interest(v, false);
@@ -758,7 +793,7 @@ finish_request(struct client *c)
     }
     http_parser_resume(&c->parser);
     c->state = CLIENT_IDLE;
-    if (v->feeding ? v->pending > 0 : buf_used(&v->in) > 0) {
+    if (v->feeding ? v->pending > 0 : kept(v) > 0) {
         /* A pipelined request is waiting: the pass feeding it goes on, or one starts. */
         loop_timer_set(c->w->loop, &v->timer, c->w->cfg->client_keepalive_timeout);
         if (!v->feeding)
@@ -1956,7 +1991,7 @@ on_origin_drained(void *owner)
         return;
     c->req.body_blocked = false;
     set_interest(c->v, writes_blocked(c->v));
-    if (buf_used(&c->v->in) > 0)
+    if (kept(c->v) > 0)
         loop_defer(c->w->loop, &c->next_defer);
     arm_forwarding_timer(c);
 }
@@ -2105,7 +2140,7 @@ serve_requests(struct visitor *v, const char *data, size_t len)
         size_t used;
         enum http_parse_status st = http_parser_feed(&c->parser, data + done, len - done, &used);
         done += used;
-        v->pending = len - done;
+        v->pending = (uint32_t)(len - done);
         if (c->closed)
             break;
         if (st == HTTP_PARSE_ERROR) {
@@ -2136,7 +2171,7 @@ end_pass(struct visitor *v)
         return;
     if ((c = v->busy) != NULL && c->state == CLIENT_FORWARDING)
         arm_forwarding_timer(c);
-    if (c != NULL && c->state == CLIENT_IDLE && buf_used(&v->in) > 0)
+    if (c != NULL && c->state == CLIENT_IDLE && kept(v) > 0)
         loop_defer(v->w->loop, &c->next_defer); /* pipelined requests left (or yielded) */
     set_interest(v, writes_blocked(v));
 }
@@ -2148,7 +2183,7 @@ serve_read(struct visitor *v, size_t n)
     const char *data = v->w->read_buf;
     size_t used = serve_requests(v, data, n);
     if (!v->closed && v->state != VISITOR_LINGERING && used < n)
-        buf_append(&v->in, data + used, n - used);
+        buf_append(keep_buf(v), data + used, n - used);
     end_pass(v);
 }
 
@@ -2156,12 +2191,12 @@ serve_read(struct visitor *v, size_t n)
 static void
 serve_buffered(struct visitor *v)
 {
-    size_t used = serve_requests(v, buf_head(&v->in), buf_used(&v->in));
+    size_t used = serve_requests(v, buf_head(v->in), buf_used(v->in));
     if (v->closed)
         return;
-    buf_consume(&v->in, used);
-    if (buf_used(&v->in) == 0 || v->state == VISITOR_LINGERING)
-        buf_free(&v->in); /* an idle connection keeps no buffer */
+    buf_consume(v->in, used);
+    if (buf_used(v->in) == 0 || v->state == VISITOR_LINGERING)
+        drop_kept(v); /* an idle connection keeps no buffer */
     v->in_full = false;
     end_pass(v);
 }
@@ -2174,13 +2209,13 @@ read_visitor(struct visitor *v, bool keep, int *err)
     char *to = v->w->read_buf;
     size_t room = CLIENT_READ_SIZE;
     if (keep) {
-        if (buf_reserve(&v->in, CLIENT_READ_SIZE) < 0) {
+        if (buf_reserve(v->in, CLIENT_READ_SIZE) < 0) {
             v->in_full = true; /* read again when the kept requests are served */
             set_interest(v, writes_blocked(v));
             return 0;
         }
-        to = buf_tail(&v->in);
-        room = buf_room(&v->in);
+        to = buf_tail(v->in);
+        room = buf_room(v->in);
     }
     ssize_t n = read(v->io.fd, to, room);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -2211,7 +2246,7 @@ on_visitor_eof(struct visitor *v, int err)
 static void
 on_readable(struct visitor *v)
 {
-    bool keep = buf_used(&v->in) > 0 && v->state != VISITOR_LINGERING;
+    bool keep = kept(v) > 0 && v->state != VISITOR_LINGERING;
     int err = 0;
     ssize_t n = read_visitor(v, keep, &err);
     if (n < 0) {
@@ -2224,7 +2259,7 @@ on_readable(struct visitor *v)
         serve_read(v, (size_t)n);
         return;
     }
-    v->in.len += (size_t)n;
+    v->in->len += (size_t)n;
     serve_buffered(v);
 }
 
@@ -2301,8 +2336,10 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
 {
     struct visitor *v = xcalloc(1, sizeof(*v));
     const struct config *cfg = w->cfg;
-    if (w->read_buf == NULL)
+    if (w->read_buf == NULL) {
         w->read_buf = xmalloc(CLIENT_READ_SIZE);
+        loop_defer_init(&w->visitors_free, on_visitors_free);
+    }
     v->w = w;
     memcpy(&v->peer, peer, MIN((size_t)peerlen, sizeof(v->peer)));
     /* A response head can go out ahead of its body (the body is not there yet): without
@@ -2310,8 +2347,6 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
     net_ip_text(&v->peer.sa, v->ip, sizeof(v->ip));
     loop_timer_init(&v->timer, on_timer);
-    loop_defer_init(&v->free_defer, on_visitor_free);
-    buf_init(&v->in, cfg->client_max_header_size + CLIENT_READ_SIZE);
     if (loop_io_start(w->loop, &v->io, fd, EPOLLIN, on_visitor_io) < 0) {
         close(fd);
         free(v);

@@ -52,6 +52,8 @@ struct worker {
 
     struct visitor *visitors; /* all open visitor connections (doubly linked, client.c) */
     size_t nvisitors;
+    struct visitor *visitors_closed; /* freed at the end of the iteration (visitors_free) */
+    struct loop_defer visitors_free;
     struct client *client_free; /* request states kept for the next requests (client.c) */
     size_t nclient_free;
     char *read_buf;             /* what every visitor connection reads into (client.c) */
