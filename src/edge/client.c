@@ -7,6 +7,7 @@
 #include "cache/freshness.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "edge/admit.h"
 #include "edge/collapse.h"
 #include "edge/errpage.h"
 #include "edge/refresh.h"
@@ -588,26 +589,13 @@ keep_string(struct request *r, const char *s, size_t len)
     return off;
 }
 
-static bool
-request_id_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > CLIENT_MAX_REQUEST_ID)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
-            return false;
-    }
-    return true;
-}
-
 static void
 keep_request_id(struct client *c)
 {
     const struct http_header *h = http_msg_find(&c->parser.msg, "X-Request-Id");
     struct request *r = &c->req;
-    if (h != NULL && request_id_valid(http_str_ptr(&c->parser.msg, h->value), h->value.len)) {
+    if (h != NULL && admit_request_id_valid(http_str_ptr(&c->parser.msg, h->value), h->value.len,
+                                             CLIENT_MAX_REQUEST_ID)) {
         r->rid_off = keep_string(r, http_str_ptr(&c->parser.msg, h->value), h->value.len);
         return;
     }
@@ -616,68 +604,13 @@ keep_request_id(struct client *c)
     r->rid_off = keep_string(r, rid, 32);
 }
 
-/* The authority of an absolute-form target ("http://host:port/path"), or NULL. *path gets
- * the origin-form rest ("/path", "" when absent). */
-static const char *
-absolute_authority(const char *url, size_t len, size_t *alen, const char **path, size_t *plen)
-{
-    const char *sep = memmem(url, len, "://", 3);
-    if (sep == NULL || url[0] == '/')
-        return NULL;
-    const char *host = sep + 3, *end = url + len;
-    const char *slash = memchr(host, '/', (size_t)(end - host));
-    const char *q = memchr(host, '?', (size_t)(end - host));
-    if (q != NULL && (slash == NULL || q < slash))
-        slash = q;
-    *alen = (size_t)((slash ? slash : end) - host);
-    *path = slash ? slash : end;
-    *plen = (size_t)(end - *path);
-    return host;
-}
-
-/* Why a request is refused before it reaches an origin; 0 when it is not. */
-static int
-check_request(struct client *c, const char **message)
-{
-    const struct http_msg *m = &c->parser.msg;
-    if (m->method == HTTP_CONNECT) {
-        *message = "This server does not act as a tunnel (CONNECT).";
-        return 405;
-    }
-    if (http_msg_count(m, "Host") > 1) {
-        *message = "The request carries more than one Host header.";
-        return 400;
-    }
-    if (m->major == 1 && m->minor >= 1 && http_msg_find(m, "Host") == NULL) {
-        *message = "HTTP/1.1 requests need a Host header.";
-        return 400;
-    }
-    if (m->major == 1 && m->minor == 0 && http_msg_find(m, "Transfer-Encoding") != NULL) {
-        *message = "Transfer-Encoding is not allowed in an HTTP/1.0 request.";
-        return 400;
-    }
-    const struct http_header *e = http_msg_find(m, "Expect");
-    if (e != NULL && !str_ieq(http_str_ptr(m, e->value), e->value.len, "100-continue")) {
-        *message = "Only \"Expect: 100-continue\" is supported.";
-        return 417;
-    }
-    return 0;
-}
-
 /* Which zone serves this request; sets r->host_off. NULL means 421. */
 static const struct config_zone *
 route(struct client *c)
 {
-    const struct http_msg *m = &c->parser.msg;
     struct request *r = &c->req;
-    const char *host = NULL, *path;
-    size_t hlen = 0, plen;
-    host = absolute_authority(http_str_ptr(m, m->url), m->url.len, &hlen, &path, &plen);
-    if (host == NULL) {
-        const struct http_header *h = http_msg_find(m, "Host");
-        host = h ? http_str_ptr(m, h->value) : "";
-        hlen = h ? h->value.len : 0;
-    }
+    size_t hlen;
+    const char *host = admit_host(&c->parser.msg, &hlen);
     r->host_off = keep_string(r, host, hlen);
     return zone_find(r->cfg, host, hlen);
 }
@@ -764,12 +697,8 @@ build_origin_head(struct client *c, struct buf *head)
 {
     const struct http_msg *m = &c->parser.msg;
     const struct config_zone *z = c->req.zone;
-    const char *url = http_str_ptr(m, m->url), *path;
-    size_t ulen = m->url.len, alen, plen;
-    if (absolute_authority(url, ulen, &alen, &path, &plen) != NULL) {
-        url = plen ? path : "/";
-        ulen = plen ? plen : 1;
-    }
+    size_t ulen;
+    const char *url = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &ulen);
     buf_printf(head, "%s ", http_method_name(m->method));
     buf_append(head, url, ulen);
     buf_append_str(head, " HTTP/1.1\r\n");
@@ -842,13 +771,10 @@ static char *
 cache_base_key(struct client *c)
 {
     const struct http_msg *m = &c->parser.msg;
-    const char *host = req_string(c, c->req.host_off), *url = http_str_ptr(m, m->url), *path;
+    const char *host = req_string(c, c->req.host_off);
     char name[256];
-    size_t ulen = m->url.len, alen, plen;
-    if (absolute_authority(url, ulen, &alen, &path, &plen) != NULL) {
-        url = plen ? path : "/";
-        ulen = plen ? plen : 1;
-    }
+    size_t ulen;
+    const char *url = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &ulen);
     if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
         return NULL;
     struct buf key;
@@ -1210,7 +1136,7 @@ on_request_head(struct http_parser *p)
     loop_timer_stop(c->w->loop, &c->timer);
     if (!m->keep_alive || c->w->draining)
         c->close_after = true;
-    int status = check_request(c, &message);
+    int status = admit_head_check(m, &message);
     if (status == 0) {
         r->zone = route(c);
         if (r->zone == NULL && !host_valid(c)) {
