@@ -15,8 +15,7 @@ on_message_begin(llhttp_t *ll)
     p->in_head = true;
     p->in_message = true;
     p->headers_done = false;
-    p->head_bytes = 0;
-    p->last_cb = 0;
+    p->last_cb = 0; /* head_bytes keeps the empty lines before the start line */
     return 0;
 }
 
@@ -177,7 +176,7 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
             chunk = MIN(chunk, p->max_head - p->head_bytes);
         }
         st = execute(p, data + done, chunk, &used);
-        if (head)
+        if (head && st != HTTP_PARSE_PAUSED) /* a completed message reset the count */
             p->head_bytes += used;
         done += used;
     }

@@ -33,7 +33,7 @@ struct http_parser {
     void *owner;
     struct http_msg msg;
     size_t max_head;
-    size_t head_bytes; /* raw bytes of the current head seen so far */
+    size_t head_bytes; /* raw bytes of the current head (and empty lines before it) so far */
     bool in_head;      /* between message begin and headers complete */
     bool in_message;   /* between message begin and message complete */
     bool head_too_large;

@@ -149,6 +149,48 @@ test_big_body_does_not_count_against_the_next_head(void **state)
     http_parser_free(&p);
 }
 
+/* Pipelined requests that each fit the head limit pass, whether they arrive in one read
+ * or byte by byte: a completed message's bytes never count against the next head. */
+static void
+test_pipelined_heads_each_get_the_whole_limit(void **state)
+{
+    static char req[4096];
+    size_t len = 0;
+    for (int i = 0; i < 2; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                "GET /%d HTTP/1.1\r\nHost: a\r\nX-Pad: %0600d\r\n\r\n", i, 0);
+    for (size_t step = 0; step <= 1; step++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 1024, &ops, &s);
+        assert_int_not_equal(feed(&p, req, len, step), HTTP_PARSE_ERROR);
+        assert_int_equal(s.completes, 2);
+        http_parser_free(&p);
+    }
+}
+
+/* Regression (found by fuzz_request): empty lines before a request counted against the
+ * head limit when they came in the same read as the request, not when they came in an
+ * earlier one, so where TCP cut the input decided between 431 and serving the request. */
+static void
+test_where_the_input_is_cut_does_not_move_the_head_limit(void **state)
+{
+    static char req[512];
+    size_t len = 0;
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "\r\n");
+    len += (size_t)snprintf(req + len, sizeof(req) - len, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    static const size_t steps[] = {0, 1, 7, 40};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 64, &ops, &s);
+        assert_int_equal(feed(&p, req, len, steps[i]), HTTP_PARSE_ERROR);
+        assert_true(p.head_too_large);
+        http_parser_free(&p);
+    }
+}
+
 static void
 test_close_delimited_response_completes_at_eof(void **state)
 {
@@ -257,6 +299,8 @@ main(void)
         cmocka_unit_test(test_parser_pauses_after_each_message),
         cmocka_unit_test(test_header_section_over_the_limit_fails_with_head_too_large),
         cmocka_unit_test(test_big_body_does_not_count_against_the_next_head),
+        cmocka_unit_test(test_pipelined_heads_each_get_the_whole_limit),
+        cmocka_unit_test(test_where_the_input_is_cut_does_not_move_the_head_limit),
         cmocka_unit_test(test_close_delimited_response_completes_at_eof),
         cmocka_unit_test(test_content_length_response_cut_short_is_an_error_at_eof),
         cmocka_unit_test(test_response_to_head_has_no_body_despite_content_length),
