@@ -281,6 +281,23 @@ test_hop_by_hop_fields_include_those_named_by_connection(void **state)
     http_parser_free(&p);
 }
 
+/* Regression (found by fuzz_response and fuzz_cache_control): the strings of a message
+ * without any ("HTTP/1.0 200\r\n\r\n": no reason, no fields) were NULL + offset. */
+static void
+test_strings_of_a_message_without_any_are_empty_not_null(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char resp[] = "HTTP/1.0 200\r\n\r\n";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    feed(&p, resp, sizeof(resp) - 1, 0);
+    assert_int_equal(s.heads, 1);
+    assert_int_equal(p.msg.reason.len, 0);
+    assert_non_null(http_str_ptr(&p.msg, p.msg.reason));
+    assert_null(http_msg_find(&p.msg, "Date"));
+    http_parser_free(&p);
+}
+
 static void
 test_list_token_matching_is_case_insensitive_and_exact(void **state)
 {
@@ -307,6 +324,7 @@ main(void)
         cmocka_unit_test(test_invalid_status_line_is_an_error),
         cmocka_unit_test(test_conflicting_content_length_and_chunked_is_refused),
         cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
+        cmocka_unit_test(test_strings_of_a_message_without_any_are_empty_not_null),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
