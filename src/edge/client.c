@@ -390,11 +390,35 @@ header_value(const struct client *c, const char *name, const char **v, size_t *l
     *len = h ? h->value.len : 1;
 }
 
+/* The method and protocol of the request line, as far as it was read: a head refused as
+ * malformed has them from llhttp once past them, "-" before (the message's own fields are
+ * only filled when the head completes, and method 0 would read as DELETE). An empty
+ * target is logged as "-". */
+static void
+request_line_parts(const struct client *c, const char **method, char *proto, size_t len)
+{
+    const struct http_parser *p = &c->parser;
+    const struct http_msg *m = &p->msg;
+    *method = p->headers_done ? http_method_name(m->method)
+              : m->url.len > 0 ? http_method_name(p->ll.method)
+                               : "-";
+    if (p->headers_done)
+        snprintf(proto, len, "HTTP/%u.%u", m->major, m->minor);
+    else if (m->nheaders > 0)
+        snprintf(proto, len, "HTTP/%u.%u", p->ll.http_major, p->ll.http_minor);
+    else
+        snprintf(proto, len, "-");
+}
+
 static void
 access_log_fields(struct client *c, struct buf *line, bool json)
 {
     const struct http_msg *m = &c->parser.msg;
-    const char *ua, *ref;
+    const char *ua, *ref, *method;
+    char proto[16];
+    request_line_parts(c, &method, proto, sizeof(proto));
+    const char *url = m->url.len > 0 ? http_str_ptr(m, m->url) : "-";
+    size_t ulen = m->url.len > 0 ? m->url.len : 1;
     size_t ualen, reflen;
     header_value(c, "User-Agent", &ua, &ualen);
     header_value(c, "Referer", &ref, &reflen);
@@ -405,9 +429,9 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
     const char *cache = c->req.cache_status ? c->req.cache_status : "-";
     if (!json) {
-        buf_printf(line, "\"%s ", http_method_name(m->method));
-        log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
-        buf_printf(line, " HTTP/%u.%u\" %d %llu \"", m->major, m->minor, c->req.status,
+        buf_printf(line, "\"%s ", method);
+        log_escape(line, url, ulen, false);
+        buf_printf(line, " %s\" %d %llu \"", proto, c->req.status,
                    (unsigned long long)c->req.body_sent);
         log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
@@ -417,10 +441,10 @@ access_log_fields(struct client *c, struct buf *line, bool json)
                    req_string(c, c->req.rid_off), err, cache);
         return;
     }
-    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", http_method_name(m->method));
-    log_escape(line, http_str_ptr(m, m->url), m->url.len, true);
-    buf_printf(line, "\",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
-               m->major, m->minor, c->req.status, (unsigned long long)c->req.body_sent);
+    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", method);
+    log_escape(line, url, ulen, true);
+    buf_printf(line, "\",\"protocol\":\"%s\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
+               proto, c->req.status, (unsigned long long)c->req.body_sent);
     log_escape(line, ref, reflen, true);
     buf_append_str(line, "\",\"user_agent\":\"");
     log_escape(line, ua, ualen, true);
