@@ -105,8 +105,7 @@ dns_collect_init(struct dns_collect *c)
 }
 
 void
-dns_collect_add(struct dns_collect *c, int type, int status, const unsigned char *abuf,
-                int alen)
+dns_collect_add(struct dns_collect *c, int type, int status, const unsigned char *abuf, int alen)
 {
     c->status[type == T_A ? 0 : 1] = status;
     if (status == ARES_SUCCESS)
@@ -122,8 +121,10 @@ combine(const struct dns_collect *c)
     static const struct {
         int ares;
         enum dns_status status;
-    } order[] = {{ARES_ENOTFOUND, DNS_NXDOMAIN}, {ARES_ETIMEOUT, DNS_TIMEOUT},
-                 {ARES_ESERVFAIL, DNS_SERVFAIL}, {ARES_EREFUSED, DNS_REFUSED},
+    } order[] = {{ARES_ENOTFOUND, DNS_NXDOMAIN},
+                 {ARES_ETIMEOUT, DNS_TIMEOUT},
+                 {ARES_ESERVFAIL, DNS_SERVFAIL},
+                 {ARES_EREFUSED, DNS_REFUSED},
                  {ARES_ECONNREFUSED, DNS_FAILED}};
     if (c->answer.naddrs > 0)
         return DNS_OK;

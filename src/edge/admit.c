@@ -31,8 +31,7 @@ admit_head_check(const struct http_msg *m, const char **message)
 }
 
 const char *
-admit_target_authority(const char *url, size_t len, size_t *alen, const char **path,
-                       size_t *plen)
+admit_target_authority(const char *url, size_t len, size_t *alen, const char **path, size_t *plen)
 {
     const char *sep = memmem(url, len, "://", 3);
     if (sep == NULL || url[0] == '/')
@@ -65,8 +64,8 @@ admit_host(const struct http_msg *m, size_t *len)
 {
     const char *path;
     size_t plen;
-    const char *host = admit_target_authority(http_str_ptr(m, m->url), m->url.len, len,
-                                              &path, &plen);
+    const char *host =
+        admit_target_authority(http_str_ptr(m, m->url), m->url.len, len, &path, &plen);
     if (host != NULL)
         return host;
     const struct http_header *h = http_msg_find(m, "Host");

@@ -15,8 +15,8 @@ int admit_head_check(const struct http_msg *m, const char **message);
 /* The authority of an absolute-form target ("http://host:port/path"), or NULL when url is
  * not in absolute form. *alen gets its length; *path the rest ("/path", "?q", or "" at the
  * end of url) and *plen its length. Pointers are into url. */
-const char *admit_target_authority(const char *url, size_t len, size_t *alen,
-                                   const char **path, size_t *plen);
+const char *admit_target_authority(const char *url, size_t len, size_t *alen, const char **path,
+                                   size_t *plen);
 
 /* The target the origin gets: url itself in origin form, the path of an absolute-form url
  * ("/" when it has none). *tlen gets its length. */
