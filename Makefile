@@ -1,5 +1,6 @@
-# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, then
-# the end-to-end tests again against a build with AddressSanitizer and UBSan (build-asan/).
+# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, both
+# again against a build with AddressSanitizer and UBSan (build-asan/) and a short
+# scenario under Valgrind.
 CC       ?= cc
 OPT      ?= -O2 -g
 B        ?= build
@@ -18,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit e2e e2e-asan run run-demo bench-errors clean format
+.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind run run-demo bench-errors clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
@@ -58,14 +59,30 @@ e2e-asan:
 	@if ls build-asan/sanitizer.log.* >/dev/null 2>&1; then \
 	    cat build-asan/sanitizer.log.*; echo "e2e-asan: sanitizer reports above"; exit 1; fi
 
-test: unit e2e e2e-asan
+# The unit tests against the same sanitizer build: a report stops the test and fails it.
+unit-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(MAKE) --no-print-directory B=build-asan OPT="-O1 -g $(SAN)" \
+	    LDLIBS="$(SAN) $(LDLIBS)" unit
+
+# A short scenario (tests/e2e/memcheck_scenario.py) with verge under Valgrind memcheck:
+# any memory error or leak is its exit status, and fails the run.
+VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+            --num-callers=30 --log-file={dir}/valgrind.log
+e2e-valgrind: $(B)/verge
+	VERGE_PREFIX="$(VALGRIND)" VERGE_TIMEOUT_SCALE=6 VERGE_BIN=$(CURDIR)/$(B)/verge \
+	    $(PYTHON) -m pytest -q tests/e2e/memcheck_scenario.py
+
+test: unit unit-asan e2e e2e-asan e2e-valgrind
 
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
 run run-demo: $(B)/verge
 	@demo/run
 
 clean:
-	rm -rf build
+	rm -rf build build-asan
 
 format:
 	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c
