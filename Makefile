@@ -1,6 +1,6 @@
 # Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, both
-# again against a build with AddressSanitizer and UBSan (build-asan/) and a short
-# scenario under Valgrind.
+# again against a build with AddressSanitizer and UBSan (build-asan/), a short scenario
+# under Valgrind, and a short pass of every fuzz target (build-fuzz/).
 CC       ?= cc
 OPT      ?= -O2 -g
 B        ?= build
@@ -19,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind run run-demo bench-errors clean format
+.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind fuzz fuzz-short fuzz-build run run-demo bench-errors clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
@@ -75,16 +75,40 @@ e2e-valgrind: $(B)/verge
 	VERGE_PREFIX="$(VALGRIND)" VERGE_TIMEOUT_SCALE=6 VERGE_BIN=$(CURDIR)/$(B)/verge \
 	    $(PYTHON) -m pytest -q tests/e2e/memcheck_scenario.py
 
-test: unit unit-asan e2e e2e-asan e2e-valgrind
+# Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan into
+# build-fuzz/. `make fuzz` runs each for FUZZ_SECONDS, `make fuzz-short` for
+# FUZZ_SHORT_SECONDS (part of `make test`); a crash, leak, hang or UB report fails the run
+# and names the reproducer. See docs/hardening.md.
+FUZZ_CC            ?= clang
+FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                      -fno-omit-frame-pointer
+FUZZ_TARGETS       ?= $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SECONDS       ?= 60
+FUZZ_SHORT_SECONDS ?= 10
+
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/tests/fuzz/http_feed.o $(OBJ) $(LLHTTP_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_TARGETS:%=build-fuzz/%)
+
+fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-short: fuzz-build
+	tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
+test: unit unit-asan e2e e2e-asan e2e-valgrind fuzz-short
 
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
 run run-demo: $(B)/verge
 	@demo/run
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 format:
-	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c
+	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c tests/fuzz/*.[ch]
 
--include $(OBJ:.o=.d) $(B)/src/main.d
+-include $(OBJ:.o=.d) $(B)/src/main.d $(wildcard $(B)/fuzz_*.d $(B)/tests/fuzz/*.d)

@@ -1,0 +1,132 @@
+/* http_feed.c - whole-versus-split reading of one input through struct http_parser. */
+#include "http_feed.h"
+
+#include <stdio.h>
+
+#define TRACE_CAP (1u << 20)
+
+struct reading {
+    const struct http_feed *f;
+    struct buf trace;
+    uint64_t body_bytes;
+    uint32_t body_hash; /* FNV-1a of the de-chunked body bytes */
+    int count;
+};
+
+static void
+trace_body(struct reading *r)
+{
+    if (r->body_bytes > 0)
+        buf_printf(&r->trace, "body %llu %08x\n", (unsigned long long)r->body_bytes, r->body_hash);
+    r->body_bytes = 0;
+    r->body_hash = 2166136261u;
+}
+
+static int
+on_head(struct http_parser *p)
+{
+    struct reading *r = p->owner;
+    const struct http_msg *m = &p->msg;
+    buf_printf(&r->trace, "head %d %d %u.%u ka=%d chunked=%d cl=%d:%llu\n", m->method, m->status,
+               m->major, m->minor, m->keep_alive, m->chunked, m->has_content_length,
+               (unsigned long long)m->content_length);
+    buf_append(&r->trace, http_str_ptr(m, m->url), m->url.len);
+    buf_append(&r->trace, "\n", 1);
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const struct http_header *h = &m->headers[i];
+        buf_append(&r->trace, http_str_ptr(m, h->name), h->name.len);
+        buf_append(&r->trace, ": ", 2);
+        buf_append(&r->trace, http_str_ptr(m, h->value), h->value.len);
+        buf_append(&r->trace, "\n", 1);
+    }
+    int rc = r->f->on_head(p, &r->trace, &r->count);
+    buf_printf(&r->trace, "on_head %d\n", rc);
+    return rc;
+}
+
+static int
+on_body(struct http_parser *p, const char *at, size_t len)
+{
+    struct reading *r = p->owner;
+    for (size_t i = 0; i < len; i++)
+        r->body_hash = (r->body_hash ^ (uint8_t)at[i]) * 16777619u;
+    r->body_bytes += len;
+    return 0;
+}
+
+static void
+on_complete(struct http_parser *p)
+{
+    struct reading *r = p->owner;
+    trace_body(r);
+    buf_append_str(&r->trace, "complete\n");
+}
+
+static const struct http_parser_ops ops = {on_head, on_body, on_complete};
+
+/* Feed one piece, resuming after each message; false once the parse failed. */
+static bool
+feed_piece(struct http_parser *p, struct reading *r, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        size_t used;
+        enum http_parse_status st = http_parser_feed(p, (const char *)data + off, len - off, &used);
+        off += used;
+        if (st == HTTP_PARSE_ERROR) {
+            trace_body(r);
+            buf_printf(&r->trace, "error too_large=%d url=%d headers=%d\n", p->head_too_large,
+                       p->url_too_long, p->too_many_headers);
+            return false;
+        }
+        if (st == HTTP_PARSE_PAUSED)
+            http_parser_resume(p);
+    }
+    return true;
+}
+
+static void
+read_input(struct reading *r, const uint8_t *data, size_t len, size_t split)
+{
+    struct http_parser p;
+    http_parser_init(&p, r->f->type, r->f->max_head, &ops, r);
+    bool ok = feed_piece(&p, r, data, split) && feed_piece(&p, r, data + split, len - split);
+    if (ok) {
+        enum http_parse_status st = http_parser_finish(&p);
+        trace_body(r);
+        buf_printf(&r->trace, "finish %d\n", st);
+    }
+    (void)http_parser_error_text(&p);
+    http_parser_free(&p);
+}
+
+void
+http_feed_run(const struct http_feed *f, const uint8_t *data, size_t len, size_t split)
+{
+    struct reading whole = {.f = f, .body_hash = 2166136261u};
+    struct reading parts = {.f = f, .body_hash = 2166136261u};
+    buf_init(&whole.trace, TRACE_CAP);
+    buf_init(&parts.trace, TRACE_CAP);
+    read_input(&whole, data, len, len);
+    read_input(&parts, data, len, split < len ? split : len);
+    if (whole.trace.len != parts.trace.len ||
+        memcmp(whole.trace.data, parts.trace.data, whole.trace.len) != 0) {
+        fprintf(stderr, "=== whole ===\n%.*s=== split at %zu ===\n%.*s", (int)whole.trace.len,
+                whole.trace.data, split, (int)parts.trace.len, parts.trace.data);
+        abort();
+    }
+    buf_free(&whole.trace);
+    buf_free(&parts.trace);
+}
+
+unsigned
+http_feed_take(const uint8_t **data, size_t *len, size_t nbytes)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i<nbytes && * len> 0; i++) {
+        v = v << 8 | **data;
+        (*data)++;
+        (*len)--;
+    }
+    return v;
+}
