@@ -87,7 +87,7 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SHORT_SECONDS ?= 10
 
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/tests/fuzz/http_feed.o $(OBJ) $(LLHTTP_OBJ)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 fuzz-build:
 	$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) \

@@ -5,7 +5,6 @@
  *
  * Input: 2 bytes split point, 1 byte head limit (64 bytes per unit, 0 = 32 KiB), then the
  * bytes a visitor sends. */
-#include "cache/freshness.h"
 #include "edge/admit.h"
 #include "edge/zone.h"
 #include "http_feed.h"
@@ -53,14 +52,9 @@ on_request_head(struct http_parser *p, struct buf *trace, int *count)
         abort();
     const struct http_header *rid = http_msg_find(m, "X-Request-Id");
     bool rid_ok = rid && admit_request_id_valid(http_str_ptr(m, rid->value), rid->value.len, 200);
-    size_t hop = 0;
-    for (size_t i = 0; i < m->nheaders; i++)
-        hop += http_msg_is_hop_header(m, &m->headers[i]);
-    struct cache_control cc;
-    cache_control_parse(m, &cc);
-    buf_printf(trace, "admit %d zone=%s host=%d target=%.*s rid=%d hop=%zu cc=%d,%d,%lld\n", status,
-               z ? z->name : "-", nlen, (int)MIN(tlen, 64u), target, rid_ok, hop, cc.no_store,
-               cc.no_cache, (long long)cc.max_age);
+    buf_printf(trace, "admit %d zone=%s host=%d target=%.*s rid=%d\n", status, z ? z->name : "-",
+               nlen, (int)MIN(tlen, 64u), target, rid_ok);
+    http_feed_trace_fields(m, trace);
     (void)http_method_name(m->method);
     bool has_body = m->chunked || m->content_length > 0;
     return status != 0 && has_body ? -1 : 0;

@@ -1,6 +1,8 @@
 /* http_feed.c - whole-versus-split reading of one input through struct http_parser. */
 #include "http_feed.h"
 
+#include "cache/freshness.h"
+
 #include <stdio.h>
 
 #define TRACE_CAP (1u << 20)
@@ -129,4 +131,48 @@ http_feed_take(const uint8_t **data, size_t *len, size_t nbytes)
         (*len)--;
     }
     return v;
+}
+
+static int
+fixed_head(struct http_parser *p)
+{
+    return 1; /* the head is all we need */
+}
+
+static int
+fixed_body(struct http_parser *p, const char *at, size_t len)
+{
+    return 0;
+}
+
+static void
+fixed_complete(struct http_parser *p)
+{
+}
+
+static const struct http_parser_ops fixed_ops = {fixed_head, fixed_body, fixed_complete};
+
+void
+http_feed_parse_head(struct http_parser *p, llhttp_type_t type, const char *text)
+{
+    size_t used;
+    http_parser_init(p, type, 65536, &fixed_ops, NULL);
+    if (http_parser_feed(p, text, strlen(text), &used) == HTTP_PARSE_ERROR || !p->headers_done) {
+        fprintf(stderr, "fixed message does not parse: %s\n", text);
+        abort();
+    }
+}
+
+void
+http_feed_trace_fields(const struct http_msg *m, struct buf *trace)
+{
+    size_t hop = 0;
+    for (size_t i = 0; i < m->nheaders; i++)
+        hop += http_msg_is_hop_header(m, &m->headers[i]);
+    struct cache_control cc;
+    cache_control_parse(m, &cc);
+    buf_printf(trace, "fields hop=%zu cc=%d%d%d%d%d%d%d max-age=%lld s-maxage=%lld\n", hop,
+               cc.no_store, cc.no_cache, cc.private_, cc.public_, cc.must_revalidate,
+               cc.proxy_revalidate, cc.only_if_cached, (long long)cc.max_age,
+               (long long)cc.s_maxage);
 }

@@ -23,6 +23,14 @@ struct http_feed {
  * with both traces printed when they differ. */
 void http_feed_run(const struct http_feed *f, const uint8_t *data, size_t len, size_t split);
 
+/* Parse the complete head in text into p (initialised here, the caller frees it); abort()
+ * when it does not parse. For the fixed messages a target needs besides its input. */
+void http_feed_parse_head(struct http_parser *p, llhttp_type_t type, const char *text);
+
+/* Append to trace what the edge reads from any head: how many fields are hop-by-hop and
+ * the Cache-Control directives. */
+void http_feed_trace_fields(const struct http_msg *m, struct buf *trace);
+
 /* A number from the first bytes of the input (consumed): the fuzzer steers it, and a seed
  * file starts with it. */
 unsigned http_feed_take(const uint8_t **data, size_t *len, size_t nbytes);
