@@ -16,52 +16,77 @@ on_message_begin(llhttp_t *ll)
     p->in_message = true;
     p->headers_done = false;
     p->last_cb = 0; /* head_bytes keeps the empty lines before the start line */
+    p->span_limits = 0;
     return 0;
 }
 
-static int
-append(struct http_parser *p, struct http_str *s, const char *at, size_t len)
+/* Limits hit while a span arrives (the strings cap, the field count) are noted in
+ * span_limits and reported, and fail the parse, where that span ends (span_end): llhttp
+ * hands a span over in pieces cut wherever the input was cut, so failing or flagging in a
+ * piece would let the cut decide between llhttp's own error for a later byte of the span
+ * and the limit's: 400 or 431 for the same bytes. */
+#define SPAN_STRINGS 1u /* the strings cap */
+#define SPAN_URL 2u     /* ... reached in the URL */
+#define SPAN_FIELDS 4u  /* one field more than HTTP_MAX_HEADERS */
+
+static void
+append(struct http_parser *p, struct http_str *s, const char *at, size_t len, unsigned limit)
 {
+    if (p->span_limits != 0)
+        return;
     if (s->len == 0)
         s->off = (uint32_t)p->msg.strings.len;
     if (buf_append(&p->msg.strings, at, len) < 0) {
-        p->head_too_large = true;
-        return HPE_USER;
+        p->span_limits |= SPAN_STRINGS | limit;
+        return;
     }
     s->len += (uint32_t)len;
-    return 0;
+}
+
+static int
+span_end(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    if (p->span_limits == 0)
+        return 0;
+    p->head_too_large = (p->span_limits & SPAN_STRINGS) != 0;
+    p->url_too_long = (p->span_limits & SPAN_URL) != 0;
+    p->too_many_headers = (p->span_limits & SPAN_FIELDS) != 0;
+    return HPE_USER;
 }
 
 static int
 on_url(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    int rc = append(p, &p->msg.url, at, len);
-    if (rc != 0)
-        p->url_too_long = true;
-    return rc;
+    append(p, &p->msg.url, at, len, SPAN_URL);
+    return 0;
 }
 
 static int
 on_status(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    return append(p, &p->msg.reason, at, len);
+    append(p, &p->msg.reason, at, len, 0);
+    return 0;
 }
 
 static int
 on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
+    if (p->span_limits != 0)
+        return 0;
     if (p->last_cb != 1) {
         if (p->msg.nheaders == HTTP_MAX_HEADERS) {
-            p->too_many_headers = true;
-            return HPE_USER;
+            p->span_limits |= SPAN_FIELDS;
+            return 0;
         }
         p->msg.headers[p->msg.nheaders++] = (struct http_header){{0, 0}, {0, 0}};
         p->last_cb = 1;
     }
-    return append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len);
+    append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len, 0);
+    return 0;
 }
 
 static int
@@ -73,7 +98,8 @@ on_header_value(llhttp_t *ll, const char *at, size_t len)
         h->value.off = (uint32_t)p->msg.strings.len;
         p->last_cb = 2;
     }
-    return append(p, &h->value, at, len);
+    append(p, &h->value, at, len, 0);
+    return 0;
 }
 
 static int
@@ -118,6 +144,10 @@ static const llhttp_settings_t settings = {
     .on_status = on_status,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_url_complete = span_end,
+    .on_status_complete = span_end,
+    .on_header_field_complete = span_end,
+    .on_header_value_complete = span_end,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -137,6 +167,7 @@ http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
     p->in_head = p->in_message = p->headers_done = false;
     p->head_bytes = 0;
     p->last_cb = 0;
+    p->span_limits = 0;
 }
 
 void

@@ -191,6 +191,41 @@ test_where_the_input_is_cut_does_not_move_the_head_limit(void **state)
     }
 }
 
+/* Regression (found by fuzz_request and fuzz_response, reading byte by byte): llhttp hands
+ * a field over in pieces cut where the input was cut, and a limit hit in a piece failed the
+ * parse at once, before llhttp saw a bad byte later in the same field; so the same bytes
+ * got 431 (or http_response_header_section_size) or 400 depending on the cut. */
+static void
+check_same_error_for_every_cut(llhttp_type_t type, size_t max_head, const char *text, size_t len)
+{
+    static const size_t steps[] = {0, 1, 2, 7, 100};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, type, max_head, &ops, &s);
+        assert_int_equal(feed(&p, text, len, steps[i]), HTTP_PARSE_ERROR);
+        assert_false(p.head_too_large);
+        assert_false(p.too_many_headers);
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_where_the_input_is_cut_does_not_change_the_error(void **state)
+{
+    static char text[8192];
+    size_t len = (size_t)snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < HTTP_MAX_HEADERS; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "X-%d: v\r\n", i);
+    len += (size_t)snprintf(text + len, sizeof(text) - len, "X-bad\x01name: v\r\n\r\n");
+    check_same_error_for_every_cut(HTTP_RESPONSE, 65536, text, len);
+    /* the strings cap reached in a trailer value that has a bad byte further on */
+    len = (size_t)snprintf(text, sizeof(text),
+                           "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\nX-T: %0200d\x01\r\n\r\n", 0);
+    check_same_error_for_every_cut(HTTP_REQUEST, 128, text, len);
+}
+
 static void
 test_close_delimited_response_completes_at_eof(void **state)
 {
@@ -318,6 +353,7 @@ main(void)
         cmocka_unit_test(test_big_body_does_not_count_against_the_next_head),
         cmocka_unit_test(test_pipelined_heads_each_get_the_whole_limit),
         cmocka_unit_test(test_where_the_input_is_cut_does_not_move_the_head_limit),
+        cmocka_unit_test(test_where_the_input_is_cut_does_not_change_the_error),
         cmocka_unit_test(test_close_delimited_response_completes_at_eof),
         cmocka_unit_test(test_content_length_response_cut_short_is_an_error_at_eof),
         cmocka_unit_test(test_response_to_head_has_no_body_despite_content_length),
