@@ -1,7 +1,7 @@
 /* fuzz_request.c - libFuzzer target: a visitor's bytes through the request parser (whole,
- * and split at a point the input chooses), then the checks the edge applies to each head:
- * admit_head_check, the host it names and its zone, Host normalisation, the target the
- * origin gets, the request id, hop-by-hop fields and the request's Cache-Control.
+ * split at a point the input chooses, and byte by byte), then the checks the edge applies
+ * to each head: admit_head_check, the host it names and its zone, Host normalisation, the
+ * target the origin gets, the request id, hop-by-hop fields and its Cache-Control.
  *
  * Input: 2 bytes split point, 1 byte head limit (64 bytes per unit, 0 = 32 KiB), then the
  * bytes a visitor sends. */

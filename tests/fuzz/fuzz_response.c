@@ -1,8 +1,9 @@
-/* fuzz_response.c - libFuzzer target: an origin's bytes through the response parser (whole,
- * and split at a point the input chooses), handled as upstream.c handles them (interim
- * responses bounded, 101 refused, no body for a response to HEAD), then what the edge
- * computes from a final head: hop-by-hop fields, Cache-Control, whether it may be stored,
- * its freshness lifetime, age and stale windows, and a copy kept for the cache.
+/* fuzz_response.c - libFuzzer target: an origin's bytes through the response parser
+ * (whole, split at a point the input chooses, and byte by byte), handled as upstream.c
+ * handles them (interim responses bounded, 101 refused, no body for a response to HEAD),
+ * then what the edge computes from a final head: hop-by-hop fields, Cache-Control, whether
+ * it may be stored, its freshness lifetime, age and stale windows, and a copy kept for the
+ * cache.
  *
  * Input: 2 bytes split point, 1 byte flags (bit 0 the request was HEAD, bit 1 it carried
  * Authorization, bits 2-7 head limit in 256-byte units, 0 = 64 KiB), then the bytes an

@@ -1,8 +1,9 @@
 /* http_feed.h - shared by the HTTP fuzz targets: drive a struct http_parser over one input
  * the way the edge does (resume after each message, stop at the first error, finish at the
- * end of input), once with the input whole and once split in two at a point chosen from
- * the input, recording what the callbacks saw. The two readings must be the same: TCP may
- * cut a message anywhere, and where it cuts must never change how Verge reads it. */
+ * end of input), once with the input whole, once split in two at a point chosen from the
+ * input and, for short inputs, once byte by byte, recording what the callbacks saw. The
+ * readings must be the same: TCP may cut a message anywhere, and where it cuts must never
+ * change how Verge reads it. */
 #ifndef VERGE_FUZZ_HTTP_FEED_H
 #define VERGE_FUZZ_HTTP_FEED_H
 
@@ -19,8 +20,8 @@ struct http_feed {
     int (*on_head)(struct http_parser *p, struct buf *trace, int *count);
 };
 
-/* Read data[0..len) whole and split at split (0 < split < len splits), compare, and abort()
- * with both traces printed when they differ. */
+/* Read data[0..len) whole, split at split (0 < split < len splits) and byte by byte,
+ * compare, and abort() with the traces printed when they differ. */
 void http_feed_run(const struct http_feed *f, const uint8_t *data, size_t len, size_t split);
 
 /* Parse the complete head in text into p (initialised here, the caller frees it); abort()
