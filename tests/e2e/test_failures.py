@@ -5,9 +5,18 @@ import re
 
 import pytest
 
-from harness import Client, build_request, free_port, zone
+from harness import Client, build_request, free_port, wait_until, zone
 
 RID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def counted(v, zone_name, status):
+    """The metrics once the request is counted: that happens when its response is finished,
+    which may be just after the visitor has read all of it (seen under ASan)."""
+    def done():
+        m = v.metrics()
+        return m if m.value("verge_requests_total", zone=zone_name, status=str(status)) == 1 else None
+    return wait_until(done, what=f"verge_requests_total{{zone={zone_name},status={status}}} == 1")
 
 
 def check_error_response(v, resp, status, error, zone_name="z1"):
@@ -18,10 +27,9 @@ def check_error_response(v, resp, status, error, zone_name="z1"):
     assert "no-store" in (resp.headers.get("cache-control") or ""), resp.headers
     rid = resp.headers.get("x-request-id") or ""
     assert RID.match(rid), resp.headers
-    m = v.metrics()
+    m = counted(v, zone_name, status)
     assert m.value("verge_origin_errors_total", zone=zone_name, error=error) == 1, \
         [l for l in m.text.splitlines() if "origin_errors" in l]
-    assert m.value("verge_requests_total", zone=zone_name, status=str(status)) == 1
     line = v.access_line_for(rid)
     assert f"error={error}" in line, line
     assert f'" {status} ' in line, line
