@@ -19,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind fuzz fuzz-short fuzz-build run run-demo bench-errors clean format
+.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind fuzz fuzz-short fuzz-build fuzz-coverage run run-demo bench-errors clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
@@ -86,6 +86,7 @@ FUZZ_TARGETS       ?= $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/f
 FUZZ_SECONDS       ?= 60
 FUZZ_SHORT_SECONDS ?= 10
 
+.SECONDARY: $(B)/tests/fuzz/http_feed.o
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/tests/fuzz/http_feed.o $(OBJ) $(LLHTTP_OBJ)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
@@ -99,6 +100,13 @@ fuzz: fuzz-build
 fuzz-short: fuzz-build
 	tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
 
+# Line coverage of what each target is for, replaying its corpus (build-fuzz-cov/).
+fuzz-coverage:
+	$(MAKE) --no-print-directory B=build-fuzz-cov CC=$(FUZZ_CC) \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping" \
+	    $(FUZZ_TARGETS:%=build-fuzz-cov/%)
+	tests/fuzz/coverage $(FUZZ_TARGETS)
+
 test: unit unit-asan e2e e2e-asan e2e-valgrind fuzz-short
 
 # Zero-config demo: a small origin on 127.0.0.1:8000 and Verge on 127.0.0.1:8080.
@@ -106,7 +114,7 @@ run run-demo: $(B)/verge
 	@demo/run
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-fuzz-cov
 
 format:
 	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c tests/fuzz/*.[ch]

@@ -192,6 +192,21 @@ zones:
                                  "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ] } ]\n",
     "ttl-order.yaml": "resolver: { min_ttl: 2h, max_ttl: 1h }\nzones: [ { name: a, origins: [ \"http://1.2.3.4\" ] } ]\n",
     "types.yaml": "workers: [ 1 ]\nzones: { name: a }\n",
+    "admin-token.yaml": "admin: { listen: 127.0.0.1:9001, token_file: token }\n"
+                        "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ] } ]\n",
+    "admin-short-token.yaml": "admin: { token_file: short-token }\n"
+                              "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ] } ]\n",
+    "admin-missing-token.yaml": "admin: { token_file: /nonexistent/token }\n"
+                                "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ] } ]\n",
+    # after the NUL: the contents of page.html
+    "error-page.yaml": "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ], error_pages: { 502: page.html,"
+                       " 5xx: page.html } } ]\n\0<html><h1>{{status}} {{reason}}</h1>{{what}} {{advice}} "
+                       "{{cause}} {{hint}} {{check}} {{request_id}} {{edge}} {{time}} {{host}} "
+                       "{{retry_after}}</html>\n",
+    "error-page-unknown-placeholder.yaml": "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ],"
+                                           " error_pages: { 503: page.html } } ]\n\0<p>{{bogus}} {{status</p>",
+    "error-page-bad-status.yaml": "zones: [ { name: a, origins: [ \"http://1.2.3.4\" ],"
+                                  " error_pages: { 302: page.html, 4xx: page.html } } ]\n\0<p>x</p>",
 }
 
 
