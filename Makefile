@@ -1,5 +1,6 @@
-# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, then
-# the end-to-end tests again against a build with AddressSanitizer and UBSan (build-asan/).
+# Verge build. `make` builds build/verge; `make test` runs unit and end-to-end tests, both
+# again against a build with AddressSanitizer and UBSan (build-asan/), a short scenario
+# under Valgrind, and a short pass of every fuzz target (build-fuzz/).
 CC       ?= cc
 OPT      ?= -O2 -g
 B        ?= build
@@ -18,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all test unit e2e e2e-asan run run-demo bench bench-errors bench-cache profile clean format
+.PHONY: all test unit unit-asan e2e e2e-asan e2e-valgrind fuzz fuzz-short fuzz-build fuzz-coverage run run-demo bench bench-errors bench-cache profile clean format
 all: $(B)/verge
 
 $(B)/verge: $(B)/src/main.o $(OBJ) $(LLHTTP_OBJ)
@@ -58,7 +59,55 @@ e2e-asan:
 	@if ls build-asan/sanitizer.log.* >/dev/null 2>&1; then \
 	    cat build-asan/sanitizer.log.*; echo "e2e-asan: sanitizer reports above"; exit 1; fi
 
-test: unit e2e e2e-asan
+# The unit tests against the same sanitizer build: a report stops the test and fails it.
+unit-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(MAKE) --no-print-directory B=build-asan OPT="-O1 -g $(SAN)" \
+	    LDLIBS="$(SAN) $(LDLIBS)" unit
+
+# A short scenario (tests/e2e/memcheck_scenario.py) with verge under Valgrind memcheck:
+# any memory error or leak is its exit status, and fails the run.
+VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+            --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+            --num-callers=30 --log-file={dir}/valgrind.log
+e2e-valgrind: $(B)/verge
+	VERGE_PREFIX="$(VALGRIND)" VERGE_TIMEOUT_SCALE=6 VERGE_BIN=$(CURDIR)/$(B)/verge \
+	    $(PYTHON) -m pytest -q tests/e2e/memcheck_scenario.py
+
+# Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan into
+# build-fuzz/. `make fuzz` runs each for FUZZ_SECONDS, `make fuzz-short` for
+# FUZZ_SHORT_SECONDS (part of `make test`); a crash, leak, hang or UB report fails the run
+# and names the reproducer. See docs/hardening.md.
+FUZZ_CC            ?= clang
+FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                      -fno-omit-frame-pointer
+FUZZ_TARGETS       ?= $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SECONDS       ?= 60
+FUZZ_SHORT_SECONDS ?= 10
+
+.SECONDARY: $(B)/tests/fuzz/http_feed.o
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/tests/fuzz/http_feed.o $(OBJ) $(LLHTTP_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) --no-print-directory B=build-fuzz CC=$(FUZZ_CC) \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_TARGETS:%=build-fuzz/%)
+
+fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-short: fuzz-build
+	tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+
+# Line coverage of what each target is for, replaying its corpus (build-fuzz-cov/).
+fuzz-coverage:
+	$(MAKE) --no-print-directory B=build-fuzz-cov CC=$(FUZZ_CC) \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping" \
+	    $(FUZZ_TARGETS:%=build-fuzz-cov/%)
+	tests/fuzz/coverage $(FUZZ_TARGETS)
+
+test: unit unit-asan e2e e2e-asan e2e-valgrind fuzz-short
 
 # Benchmark (not part of test): the eviction policies' hit ratios on a Zipf(0.9) trace
 # through the real store, and the hit path's lookups per second from 1 and 2 threads.
@@ -91,9 +140,9 @@ bench-errors: $(B)/verge
 	bench/error_path.sh
 
 clean:
-	rm -rf build
+	rm -rf build build-asan build-fuzz build-fuzz-cov
 
 format:
-	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c
+	clang-format -i $(SRC) src/main.c src/*/*.h tests/unit/*.c tests/fuzz/*.[ch]
 
--include $(OBJ:.o=.d) $(B)/src/main.d
+-include $(OBJ:.o=.d) $(B)/src/main.d $(wildcard $(B)/fuzz_*.d $(B)/tests/fuzz/*.d)

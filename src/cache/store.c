@@ -132,7 +132,8 @@ obj_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant,
     o->key = xmalloc(base_len + vlen + 2);
     memcpy(o->key, base, base_len);
     o->key[base_len] = CACHE_VARIANT_SEP;
-    memcpy(o->key + base_len + 1, variant, vlen);
+    if (vlen > 0) /* variant may be NULL when there is none */
+        memcpy(o->key + base_len + 1, variant, vlen);
     o->key[base_len + 1 + vlen] = '\0';
     o->total_len = -1;
     o->state = CACHE_OBJ_PENDING;

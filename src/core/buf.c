@@ -45,6 +45,8 @@ buf_reserve(struct buf *b, size_t n)
 int
 buf_append(struct buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* a fresh buffer has no data yet: no pointer arithmetic on NULL */
     if (buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, p, n);

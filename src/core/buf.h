@@ -24,7 +24,7 @@ buf_used(const struct buf *b)
 static inline const char *
 buf_head(const struct buf *b)
 {
-    return b->data + b->off;
+    return b->data != NULL ? b->data + b->off : ""; /* never NULL, even when empty */
 }
 static inline void
 buf_reset(struct buf *b)

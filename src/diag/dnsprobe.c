@@ -2,6 +2,7 @@
  * their responses read record by record; the probe's timer bounds both. */
 #include "diag/dnsprobe.h"
 
+#include "dns/answer.h"
 #include "dns/resolver.h"
 #include "dns/wire.h"
 

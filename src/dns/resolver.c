@@ -3,21 +3,14 @@
  * waiting fetches at the end of the loop iteration. */
 #include "dns/resolver.h"
 
-#include "dns/wire.h"
+#include "dns/answer.h"
 
 #include <ares.h>
-#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <pthread.h>
 
 #define DNS_MAX_SOCKETS 16
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 struct dns_request {
     struct dns_request *next;
@@ -32,9 +25,7 @@ struct pending {
     char *name;
     struct config_resolver rc;
     int outstanding; /* queries not answered yet */
-    int status[2];   /* ares status of the A and AAAA queries */
-    struct dns_answer answer;
-    uint32_t ttl, neg_ttl;
+    struct dns_collect got;
     struct dns_request *waiters;
     struct loop_defer notify;
 };
@@ -120,104 +111,13 @@ on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 
 /* ---------------------------------------------------------------- answers */
 
-static int
-on_soa(void *arg, const struct dns_rr *rr, const unsigned char *msg, int len)
-{
-    uint32_t *minimum = arg;
-    if (rr->section != DNS_SECTION_AUTHORITY || rr->type != T_SOA || rr->rdlen < 20)
-        return 0;
-    *minimum = MIN(get32(rr->rdata + rr->rdlen - 4), rr->ttl);
-    return 1;
-}
-
-/* The SOA MINIMUM of a negative answer's authority section (RFC 2308), or 0. */
-static uint32_t
-soa_minimum(const unsigned char *abuf, int alen)
-{
-    uint32_t minimum = 0;
-    if (dns_wire_walk(abuf, alen, on_soa, &minimum) < 0)
-        return 0;
-    return minimum;
-}
-
-static void
-add_addr(struct pending *q, int family, const void *ip)
-{
-    struct dns_answer *a = &q->answer;
-    if (a->naddrs >= CONFIG_MAX_ADDRS)
-        return;
-    struct config_addr *c = &a->addrs[a->naddrs++];
-    memset(c, 0, sizeof(*c));
-    if (family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&c->sa;
-        s4->sin_family = AF_INET;
-        memcpy(&s4->sin_addr, ip, 4);
-        c->salen = sizeof(*s4);
-        inet_ntop(AF_INET, ip, c->text, sizeof(c->text));
-    } else {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->sa;
-        s6->sin6_family = AF_INET6;
-        memcpy(&s6->sin6_addr, ip, 16);
-        c->salen = sizeof(*s6);
-        inet_ntop(AF_INET6, ip, c->text, sizeof(c->text));
-    }
-}
-
-static void
-parse_addresses(struct pending *q, int type, const unsigned char *abuf, int alen)
-{
-    int n = CONFIG_MAX_ADDRS;
-    if (type == T_A) {
-        struct ares_addrttl ttls[CONFIG_MAX_ADDRS];
-        if (ares_parse_a_reply(abuf, alen, NULL, ttls, &n) != ARES_SUCCESS)
-            return;
-        for (int i = 0; i < n; i++) {
-            add_addr(q, AF_INET, &ttls[i].ipaddr);
-            q->ttl = MIN(q->ttl, (uint32_t)MAX(ttls[i].ttl, 0));
-        }
-    } else {
-        struct ares_addr6ttl ttls[CONFIG_MAX_ADDRS];
-        if (ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n) != ARES_SUCCESS)
-            return;
-        for (int i = 0; i < n; i++) {
-            add_addr(q, AF_INET6, &ttls[i].ip6addr);
-            q->ttl = MIN(q->ttl, (uint32_t)MAX(ttls[i].ttl, 0));
-        }
-    }
-}
-
-enum dns_status
-dns_status_from_ares(int a_status, int aaaa_status, int naddrs)
-{
-    static const struct {
-        int ares;
-        enum dns_status status;
-    } order[] = {{ARES_ENOTFOUND, DNS_NXDOMAIN}, {ARES_ETIMEOUT, DNS_TIMEOUT},
-                 {ARES_ESERVFAIL, DNS_SERVFAIL}, {ARES_EREFUSED, DNS_REFUSED},
-                 {ARES_ECONNREFUSED, DNS_FAILED}};
-    if (naddrs > 0)
-        return DNS_OK;
-    for (size_t i = 0; i < ARRAY_SIZE(order); i++)
-        if (a_status == order[i].ares || aaaa_status == order[i].ares)
-            return order[i].status;
-    if (a_status == ARES_ENODATA && aaaa_status == ARES_ENODATA)
-        return DNS_NODATA;
-    return DNS_FAILED;
-}
-
-static enum dns_status
-combine(const struct pending *q)
-{
-    return dns_status_from_ares(q->status[0], q->status[1], q->answer.naddrs);
-}
-
 static void
 describe(struct pending *q)
 {
-    struct dns_answer *a = &q->answer;
+    struct dns_answer *a = &q->got.answer;
     const char *what = a->status == DNS_TIMEOUT ? "no answer (timed out)"
                        : a->status == DNS_NODATA ? "no A or AAAA record"
-                       : a->status == DNS_FAILED ? ares_strerror(q->status[0])
+                       : a->status == DNS_FAILED ? ares_strerror(q->got.status[0])
                                                  : dns_status_name(a->status);
     if (a->status == DNS_OK)
         snprintf(a->detail, sizeof(a->detail), "%.100s resolved to %d addresses", q->name,
@@ -245,7 +145,7 @@ on_notify(struct loop_defer *d)
         struct dns_request *w = q->waiters;
         q->waiters = w->next;
         if (w->cb != NULL && r != NULL)
-            w->cb(w->arg, &q->answer); /* the owner drops its handle here */
+            w->cb(w->arg, &q->got.answer); /* the owner drops its handle here */
         free(w);
     }
     free(q->name);
@@ -255,10 +155,9 @@ on_notify(struct loop_defer *d)
 static void
 finish(struct pending *q)
 {
-    q->answer.status = combine(q);
+    uint32_t ttl = dns_collect_finish(&q->got);
     describe(q);
-    uint32_t ttl = q->answer.status == DNS_OK ? q->ttl : q->neg_ttl;
-    dns_cache_store(q->name, loop_now(q->r->loop), &q->rc, &q->answer, ttl);
+    dns_cache_store(q->name, loop_now(q->r->loop), &q->rc, &q->got.answer, ttl);
     loop_defer(q->r->loop, &q->notify);
 }
 
@@ -268,11 +167,7 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen, in
     struct pending *q = arg;
     if (q->r->destroying)
         return;
-    q->status[type == T_A ? 0 : 1] = status;
-    if (status == ARES_SUCCESS)
-        parse_addresses(q, type, abuf, alen);
-    else if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
-        q->neg_ttl = MAX(q->neg_ttl, soa_minimum(abuf, alen));
+    dns_collect_add(&q->got, type, status, abuf, alen);
     if (--q->outstanding == 0)
         finish(q);
 }
@@ -301,11 +196,8 @@ from_hosts_file(struct dns_resolver *r, const char *name, struct dns_answer *out
         struct hostent *h = NULL;
         if (ares_gethostbyname_file(r->channel, name, families[f], &h) != ARES_SUCCESS)
             continue;
-        for (char **p = h->h_addr_list; *p != NULL && out->naddrs < CONFIG_MAX_ADDRS; p++) {
-            struct pending tmp = {.answer = *out};
-            add_addr(&tmp, h->h_addrtype, *p);
-            *out = tmp.answer;
-        }
+        for (char **p = h->h_addr_list; *p != NULL && out->naddrs < CONFIG_MAX_ADDRS; p++)
+            dns_answer_add_addr(out, h->h_addrtype, *p);
         ares_free_hostent(h);
     }
     if (out->naddrs == 0)
@@ -332,7 +224,7 @@ pending_start(struct dns_resolver *r, const char *name, const struct config_reso
     q->name = xstrdup(name);
     q->rc = *rc;
     q->rc.servers = NULL; /* not needed, and not owned */
-    q->ttl = UINT32_MAX;
+    dns_collect_init(&q->got);
     q->outstanding = 2;
     loop_defer_init(&q->notify, on_notify);
     q->next = r->pending;

@@ -41,9 +41,6 @@ void dns_request_cancel(struct dns_request **req);
 typedef void (*dns_query_cb)(void *arg, int ares_status, const unsigned char *abuf, int alen);
 void dns_query(struct dns_resolver *r, const char *name, int type, dns_query_cb cb, void *arg);
 
-/* The outcome of an A and an AAAA query (c-ares statuses) as one status, the way the edge
- * judges it: addresses win, then the most telling failure. */
-enum dns_status dns_status_from_ares(int a_status, int aaaa_status, int naddrs);
 
 /* Resolver servers in words, for messages ("127.0.0.1:5353", "the resolvers in
  * /etc/resolv.conf"). */

@@ -5,6 +5,7 @@
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/vary.h"
+#include "edge/admit.h"
 #include "edge/zone.h"
 
 #include <llhttp.h>
@@ -61,23 +62,15 @@ cached_key(struct worker *w, const struct config_zone *z, const struct http_msg 
            const char *host)
 {
     char name[256];
-    const char *target = http_str_ptr(req, req->url);
-    size_t tlen = req->url.len;
-    const char *sep = memmem(target, tlen, "://", 3);
-    if (target[0] != '/' && sep != NULL) { /* absolute form: the key has the origin form */
-        const char *path = memchr(sep + 3, '/', tlen - (size_t)(sep + 3 - target));
-        const char *q = memchr(sep + 3, '?', tlen - (size_t)(sep + 3 - target));
-        path = q != NULL && (path == NULL || q < path) ? q : path;
-        tlen = path ? tlen - (size_t)(path - target) : 0;
-        target = path ? path : "/";
-        tlen = tlen ? tlen : 1;
-    }
+    size_t tlen; /* absolute form: the key has the origin form, as the origin gets it */
+    const char *target = admit_origin_target(http_str_ptr(req, req->url), req->url.len, &tlen);
     if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
         return false;
     struct buf *key = &w->cache_key;
     buf_reset(key);
     return buf_append_str(key, z->name) == 0 && buf_append(key, "\n", 1) == 0 &&
            buf_append_str(key, name) == 0 && buf_append(key, "\n", 1) == 0 &&
+           (target[0] != '?' || buf_append(key, "/", 1) == 0) &&
            cache_key_target(key, target, tlen, z->cache_key_query) == 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "edge/admit.h"
 #include "edge/cached.h"
 #include "edge/connlimit.h"
 #include "edge/errcache.h"
@@ -640,25 +641,35 @@ header_value(const struct client *c, const char *name, const char **v, size_t *l
     *len = h ? h->value.len : 1;
 }
 
-/* "GET /a HTTP/1.1", or "-" for a request refused before its head was read. */
+/* The method and protocol of the request line, as far as it was read: a head refused as
+ * malformed has them from llhttp once past them, "-" before (the message's own fields are
+ * only filled when the head completes, and method 0 would read as DELETE). An empty
+ * target is logged as "-". */
 static void
-log_request_line(struct client *c, struct buf *line)
+request_line_parts(const struct client *c, const char **method, char *proto, size_t len)
 {
-    const struct http_msg *m = &c->parser.msg;
-    if (!c->parser.headers_done) {
-        buf_append_str(line, "\"-\"");
-        return;
-    }
-    buf_printf(line, "\"%s ", http_method_name(m->method));
-    log_escape(line, http_str_ptr(m, m->url), m->url.len, false);
-    buf_printf(line, " HTTP/%u.%u\"", m->major, m->minor);
+    const struct http_parser *p = &c->parser;
+    const struct http_msg *m = &p->msg;
+    *method = p->headers_done ? http_method_name(m->method)
+              : m->url.len > 0 ? http_method_name(p->ll.method)
+                               : "-";
+    if (p->headers_done)
+        snprintf(proto, len, "HTTP/%u.%u", m->major, m->minor);
+    else if (m->nheaders > 0)
+        snprintf(proto, len, "HTTP/%u.%u", p->ll.http_major, p->ll.http_minor);
+    else
+        snprintf(proto, len, "-");
 }
 
 static void
 access_log_fields(struct client *c, struct buf *line, bool json)
 {
     const struct http_msg *m = &c->parser.msg;
-    const char *ua, *ref;
+    const char *ua, *ref, *method;
+    char proto[16];
+    request_line_parts(c, &method, proto, sizeof(proto));
+    const char *url = m->url.len > 0 ? http_str_ptr(m, m->url) : "-";
+    size_t ulen = m->url.len > 0 ? m->url.len : 1;
     size_t ualen, reflen;
     header_value(c, "User-Agent", &ua, &ualen);
     header_value(c, "Referer", &ref, &reflen);
@@ -668,10 +679,11 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
     const char *cache = c->req.cache.label ? c->req.cache.label : "-";
-    bool parsed = c->parser.headers_done; /* else refused before a request line was read */
     if (!json) {
-        log_request_line(c, line);
-        buf_printf(line, " %d %llu \"", c->req.status, (unsigned long long)c->req.body_sent);
+        buf_printf(line, "\"%s ", method);
+        log_escape(line, url, ulen, false);
+        buf_printf(line, " %s\" %d %llu \"", proto, c->req.status,
+                   (unsigned long long)c->req.body_sent);
         log_escape(line, ref, reflen, false);
         buf_append_str(line, "\" \"");
         log_escape(line, ua, ualen, false);
@@ -680,10 +692,10 @@ access_log_fields(struct client *c, struct buf *line, bool json)
                    req_string(c, c->req.rid_off), err, cache);
         return;
     }
-    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", parsed ? http_method_name(m->method) : "-");
-    log_escape(line, http_str_ptr(m, m->url), m->url.len, true);
-    buf_printf(line, "\",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
-               m->major, m->minor, c->req.status, (unsigned long long)c->req.body_sent);
+    buf_printf(line, "\"method\":\"%s\",\"uri\":\"", method);
+    log_escape(line, url, ulen, true);
+    buf_printf(line, "\",\"protocol\":\"%s\",\"status\":%d,\"bytes\":%llu,\"referer\":\"",
+               proto, c->req.status, (unsigned long long)c->req.body_sent);
     log_escape(line, ref, reflen, true);
     buf_append_str(line, "\",\"user_agent\":\"");
     log_escape(line, ua, ualen, true);
@@ -897,46 +909,19 @@ keep_string(struct request *r, const char *s, size_t len)
     return off;
 }
 
-static bool
-request_id_valid(const char *s, size_t len)
-{
-    if (len == 0 || len > CLIENT_MAX_REQUEST_ID)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
-            return false;
-    }
-    return true;
-}
-
 static void
 keep_request_id(struct client *c)
 {
     const struct http_header *h = http_msg_find(&c->parser.msg, "X-Request-Id");
     struct request *r = &c->req;
-    if (h != NULL && request_id_valid(http_str_ptr(&c->parser.msg, h->value), h->value.len)) {
+    if (h != NULL && admit_request_id_valid(http_str_ptr(&c->parser.msg, h->value), h->value.len,
+                                             CLIENT_MAX_REQUEST_ID)) {
         r->rid_off = keep_string(r, http_str_ptr(&c->parser.msg, h->value), h->value.len);
         return;
     }
     char rid[33];
     worker_request_id(c->w, rid);
     r->rid_off = keep_string(r, rid, 32);
-}
-
-/* The authority of an absolute-form target ("http://host:port/path"), or NULL. *path gets
- * the origin-form rest ("/path", "?query" or "" when absent). */
-static const char *
-absolute_authority(const char *url, size_t len, size_t *alen, const char **path, size_t *plen)
-{
-    struct http_target t;
-    if (http_target_parse(url, len, &t) != NULL || t.form != HTTP_TARGET_ABSOLUTE)
-        return NULL;
-    *alen = t.authority_len;
-    *path = t.path;
-    *plen = t.path_len;
-    return t.authority;
 }
 
 /* A request that breaks RFC 9110/9112 (http_request_check): its status, with the reason
@@ -958,26 +943,19 @@ refuse_malformed(struct client *c, int status, const char *reason, const char **
     return status;
 }
 
-/* Why a request is refused before it reaches an origin; 0 when it is not. */
+/* Why a request is refused before it reaches an origin (admit.h); 0 when it is not. */
 static int
 check_request(struct client *c, const char **message)
 {
-    const struct http_msg *m = &c->parser.msg;
     const char *reason;
-    int status = http_request_check(m, &reason);
-    if (status != 0)
-        return refuse_malformed(c, status, reason, message);
-    if (m->method == HTTP_CONNECT) {
+    int status = admit_head_check(&c->parser.msg, &reason);
+    if (status == 405)
         c->close_after = true; /* what follows would be tunnel bytes, not HTTP */
-        *message = "This server does not act as a tunnel (CONNECT).";
-        return 405;
+    if (status == 405 || status == 417) {
+        *message = reason;
+        return status;
     }
-    const struct http_header *e = http_msg_find(m, "Expect");
-    if (e != NULL && !str_ieq(http_str_ptr(m, e->value), e->value.len, "100-continue")) {
-        *message = "Only \"Expect: 100-continue\" is supported.";
-        return 417;
-    }
-    return 0;
+    return status != 0 ? refuse_malformed(c, status, reason, message) : 0;
 }
 
 /* The host an origin gets with origin_host: visitor: the name the cache key holds (lower
@@ -1003,16 +981,9 @@ keep_origin_host(struct client *c)
 static const struct config_zone *
 route(struct client *c)
 {
-    const struct http_msg *m = &c->parser.msg;
     struct request *r = &c->req;
-    const char *host = NULL, *path;
-    size_t hlen = 0, plen;
-    host = absolute_authority(http_str_ptr(m, m->url), m->url.len, &hlen, &path, &plen);
-    if (host == NULL) {
-        const struct http_header *h = http_msg_find(m, "Host");
-        host = h ? http_str_ptr(m, h->value) : "";
-        hlen = h ? h->value.len : 0;
-    }
+    size_t hlen;
+    const char *host = admit_host(&c->parser.msg, &hlen);
     r->host_off = keep_string(r, host, hlen);
     keep_origin_host(c);
     return zone_find(r->cfg, req_string(c, r->host_off), hlen);
@@ -1140,12 +1111,8 @@ build_origin_head(struct client *c, struct buf *head, const struct cache_obj *va
 {
     const struct http_msg *m = &c->parser.msg;
     const struct config_zone *z = c->req.zone;
-    const char *url = http_str_ptr(m, m->url), *path;
-    size_t ulen = m->url.len, alen, plen;
-    if (absolute_authority(url, ulen, &alen, &path, &plen) != NULL) {
-        url = plen ? path : "/";
-        ulen = plen ? plen : 1;
-    }
+    size_t ulen;
+    const char *url = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &ulen);
     buf_append_str(head, http_method_name(m->method));
     buf_append_str(head, url[0] == '?' ? " /" : " ");
     buf_append(head, url, ulen);

@@ -38,10 +38,12 @@ void http_msg_free(struct http_msg *m);
 /* A deep copy of src into dst (dst uninitialised), for work that outlives the parser. */
 void http_msg_copy(struct http_msg *dst, const struct http_msg *src);
 
+/* The bytes of s (s.len of them, not NUL-terminated); "" for an empty message whose strings
+ * never grew (no arithmetic on a NULL buffer). */
 static inline const char *
 http_str_ptr(const struct http_msg *m, struct http_str s)
 {
-    return m->strings.data + s.off;
+    return m->strings.data ? m->strings.data + s.off : "";
 }
 
 /* The first header with this name (case-insensitive), or NULL. */

@@ -22,8 +22,8 @@ on_message_begin(llhttp_t *ll)
     p->in_head = true;
     p->in_message = true;
     p->headers_done = false;
-    p->head_bytes = 0;
-    p->last_cb = 0;
+    p->last_cb = 0; /* head_bytes keeps the empty lines before the start line */
+    p->span_limits = 0;
     p->max_body = p->body_bytes = 0;
     p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
     p->crlf_owed = 0;
@@ -31,38 +31,60 @@ on_message_begin(llhttp_t *ll)
     return 0;
 }
 
-static int
-append(struct http_parser *p, struct http_str *s, const char *at, size_t len)
+/* Limits hit while a span arrives (the strings cap, the request line length, the field
+ * count, the trailer size) are noted in span_limits and reported, and fail the parse,
+ * where that span ends (span_end): llhttp hands a span over in pieces cut wherever the
+ * input was cut, so failing or flagging in a piece would let the cut decide between
+ * llhttp's own error for a later byte of the span and the limit's: 400 or 431 for the
+ * same bytes. */
+#define SPAN_STRINGS 1u /* the strings cap (or the trailer bytes) */
+#define SPAN_URL 2u     /* the request line: past max_line, or the strings cap in the URL */
+#define SPAN_FIELDS 4u  /* one field more than max_fields */
+
+static void
+append(struct http_parser *p, struct http_str *s, const char *at, size_t len, unsigned limit)
 {
+    if (p->span_limits != 0)
+        return;
     if (s->len == 0)
         s->off = (uint32_t)p->msg.strings.len;
     if (buf_append(&p->msg.strings, at, len) < 0) {
-        p->head_too_large = true;
-        return HPE_USER;
+        p->span_limits |= SPAN_STRINGS | limit;
+        return;
     }
     s->len += (uint32_t)len;
-    return 0;
+}
+
+static int
+span_end(llhttp_t *ll)
+{
+    struct http_parser *p = self(ll);
+    if (p->span_limits == 0)
+        return 0;
+    p->head_too_large = (p->span_limits & SPAN_STRINGS) != 0;
+    p->url_too_long = (p->span_limits & SPAN_URL) != 0;
+    p->too_many_headers = (p->span_limits & SPAN_FIELDS) != 0;
+    return HPE_USER;
 }
 
 static int
 on_url(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    int rc = append(p, &p->msg.url, at, len);
+    append(p, &p->msg.url, at, len, SPAN_URL);
     size_t line = strlen(llhttp_method_name((llhttp_method_t)ll->method)) + 1 +
                   p->msg.url.len + sizeof(" HTTP/1.1") - 1;
-    if (rc == 0 && p->max_line > 0 && line > p->max_line)
-        rc = HPE_USER;
-    if (rc != 0)
-        p->url_too_long = true;
-    return rc;
+    if (p->max_line > 0 && line > p->max_line)
+        p->span_limits |= SPAN_URL;
+    return 0;
 }
 
 static int
 on_status(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    return append(p, &p->msg.reason, at, len);
+    append(p, &p->msg.reason, at, len, 0);
+    return 0;
 }
 
 /* Trailer fields are read within the head size limit and dropped: Verge never forwards
@@ -71,10 +93,9 @@ static int
 on_trailer_bytes(struct http_parser *p, size_t len)
 {
     p->trailer_bytes += len;
-    if (p->trailer_bytes <= p->max_head)
-        return 0;
-    p->head_too_large = true;
-    return HPE_USER;
+    if (p->trailer_bytes > p->max_head)
+        p->span_limits |= SPAN_STRINGS;
+    return 0;
 }
 
 static int
@@ -83,15 +104,18 @@ on_header_field(llhttp_t *ll, const char *at, size_t len)
     struct http_parser *p = self(ll);
     if (p->headers_done)
         return on_trailer_bytes(p, len);
+    if (p->span_limits != 0)
+        return 0;
     if (p->last_cb != 1) {
         if (p->msg.nheaders == p->max_fields) {
-            p->too_many_headers = true;
-            return HPE_USER;
+            p->span_limits |= SPAN_FIELDS;
+            return 0;
         }
         p->msg.headers[p->msg.nheaders++] = (struct http_header){{0, 0}, {0, 0}};
         p->last_cb = 1;
     }
-    return append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len);
+    append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len, 0);
+    return 0;
 }
 
 static int
@@ -105,7 +129,8 @@ on_header_value(llhttp_t *ll, const char *at, size_t len)
         h->value.off = (uint32_t)p->msg.strings.len;
         p->last_cb = 2;
     }
-    return append(p, &h->value, at, len);
+    append(p, &h->value, at, len, 0);
+    return 0;
 }
 
 /* OWS after a field value is not part of it (RFC 9110 5.5); llhttp keeps it. */
@@ -150,7 +175,8 @@ on_headers_complete(llhttp_t *ll)
 static bool
 crlf_follows(struct http_parser *p, const char *from, int need)
 {
-    const char *want = "\r\n" + (2 - need);
+    static const char crlf[] = "\r\n";
+    const char *want = &crlf[2 - need];
     int i = 0;
     for (; i < need && from + i < p->input_end; i++)
         if (from[i] != want[i])
@@ -168,11 +194,16 @@ on_body(llhttp_t *ll, const char *at, size_t len)
         p->body_too_large = true;
         return HPE_USER;
     }
+    if (p->ops->on_body(p, at, len) < 0)
+        return HPE_USER;
+    /* The chunk's bytes are framed by its size and go to the owner first, as they would
+     * when the CRLF after them arrives in a later read: where the input is cut must not
+     * change what the owner gets. */
     if (p->msg.chunked && ll->content_length == 0 && !crlf_follows(p, at + len, 2)) {
         p->invalid = "chunk data not followed by CRLF";
         return HPE_USER;
     }
-    return p->ops->on_body(p, at, len) < 0 ? HPE_USER : 0;
+    return 0;
 }
 
 /* A chunk size line is complete: its size cannot take the body past the limit. */
@@ -217,6 +248,10 @@ static const llhttp_settings_t settings = {
     .on_status = on_status,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_url_complete = span_end,
+    .on_status_complete = span_end,
+    .on_header_field_complete = span_end,
+    .on_header_value_complete = span_end,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -259,6 +294,7 @@ http_parser_reset(struct http_parser *p, size_t max_head)
     p->head_too_large = p->url_too_long = p->too_many_headers = p->body_too_large = false;
     p->headers_done = false;
     p->last_cb = 0;
+    p->span_limits = 0;
 }
 
 void
@@ -313,7 +349,7 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
             buf_append(&p->raw, data + done, chunk); /* fits: a head is at most max_head */
         }
         st = execute(p, data + done, chunk, &used);
-        if (head)
+        if (head && st != HTTP_PARSE_PAUSED) /* a completed message reset the count */
             p->head_bytes += used;
         done += used;
     }

@@ -43,7 +43,7 @@ struct http_parser {
     size_t max_line;    /* request line length; 0: only max_head bounds it */
     uint64_t max_body;  /* body bytes; 0: no limit. The owner may set it in on_head */
     uint64_t body_bytes;
-    size_t head_bytes;  /* raw bytes of the current head seen so far */
+    size_t head_bytes;  /* raw bytes of the current head (and empty lines before it) so far */
     size_t chunk_ext, chunk_ext_total; /* chunk extension bytes: this chunk's, the body's */
     size_t trailer_bytes;
     const char *input_end; /* end of the bytes being parsed now */
@@ -57,6 +57,7 @@ struct http_parser {
     bool body_too_large;
     bool headers_done;
     int last_cb; /* 0 none, 1 header field, 2 header value */
+    unsigned span_limits; /* limits hit in the current span, reported where it ends */
 };
 
 void http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,

@@ -11,6 +11,7 @@ import http.server as http_server
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -26,9 +27,15 @@ VERGE_BIN = Path(os.environ["VERGE_BIN"]) if os.environ.get("VERGE_BIN") else RO
 NGINX_BIN = Path("/usr/sbin/nginx")
 EDGE_NAME = "testedge"
 
-READY_TIMEOUT = 10.0
-IO_TIMEOUT = 10.0
-LOG_WAIT = 5.0
+# VERGE_PREFIX runs verge under another program (make e2e-valgrind: valgrind), "{dir}" in
+# it replaced by the process's own directory; VERGE_TIMEOUT_SCALE stretches every wait for
+# such a slow run.
+VERGE_PREFIX = os.environ.get("VERGE_PREFIX", "")
+TIMEOUT_SCALE = float(os.environ.get("VERGE_TIMEOUT_SCALE", "1"))
+
+READY_TIMEOUT = 10.0 * TIMEOUT_SCALE
+IO_TIMEOUT = 10.0 * TIMEOUT_SCALE
+LOG_WAIT = 5.0 * TIMEOUT_SCALE
 
 
 # --------------------------------------------------------------------------- processes
@@ -993,7 +1000,8 @@ class Verge:
     # process -----------------------------------------------------------------------
     def start(self, argv=None):
         self.argv = argv or [VERGE_BIN, "serve", "-c", self.config_path]
-        self.proc = spawn(self.argv, self.dir, self.stdout_path, self.stderr_path)
+        prefix = [a.replace("{dir}", str(self.dir)) for a in shlex.split(VERGE_PREFIX)]
+        self.proc = spawn(prefix + list(self.argv), self.dir, self.stdout_path, self.stderr_path)
         self.wait_ready()
         return self
 
@@ -1033,6 +1041,7 @@ class Verge:
 
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         """Signal and wait; returns the exit code. AssertionError if it had to be killed."""
+        timeout *= TIMEOUT_SCALE
         if self.proc is None:
             return None
         if self.proc.poll() is not None:
@@ -1104,6 +1113,7 @@ class Verge:
     # reload ------------------------------------------------------------------------
     def reload(self, config, expect_ok=True, timeout=10.0):
         """Write the new configuration, SIGHUP, and wait for the error log to say so."""
+        timeout *= TIMEOUT_SCALE
         before = self.error_log()
         n_before = len(_RELOADED.findall(before))
         self.write_config(config)

@@ -61,6 +61,21 @@ def test_combined_access_line_for_unknown_host(verge, scripted_origin):
     assert m["status"] == "421" and m["zone"] == "-" and m["origin"] == "-", line
 
 
+def test_malformed_request_is_logged_with_what_it_sent_not_delete(verge, scripted_origin):
+    """Regression (found running the Valgrind scenario): a head refused as malformed was
+    logged as "DELETE / HTTP/0.0", llhttp's method 0 and no version."""
+    v = verge([zone("z1", [scripted_origin()])])
+    with Client(v.port) as c:
+        c.send(b"PUT /bad HTTP/1.1\r\nHost: a.test\r\nX-Ok: 1\r\nBad Header\r\n\r\n")
+        assert c.read_response("PUT").status == 400
+    with Client(v.port) as c:
+        c.send(b"\x01\x02 garbage\r\n\r\n")
+        assert c.read_response().status == 400
+    lines = v.wait_access(count=2)
+    requests = sorted(COMBINED.match(line)["request"] for line in lines)
+    assert requests == ["- - -", "PUT /bad HTTP/1.1"], lines
+
+
 def test_json_access_line_has_every_field(verge, nginx_origin):
     v = verge([zone("z1", [nginx_origin])], logs={"access_format": "json"})
     resp = v.request("HEAD", "/index.html", headers=[("User-Agent", 'quote" and \\ agent')])

@@ -21,6 +21,21 @@ test_appends_past_the_cap_fail_and_keep_what_fits(void **state)
     buf_free(&b);
 }
 
+/* Regression (found by fuzz_response): appending nothing to a buffer that never grew did
+ * arithmetic on its NULL data pointer (undefined behaviour; UBSan stops unit-asan on it). */
+static void
+test_appending_nothing_to_a_fresh_buffer_is_harmless(void **state)
+{
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append(&b, "", 0), 0);
+    assert_int_equal(buf_append(&b, NULL, 0), 0);
+    assert_int_equal(buf_used(&b), 0);
+    assert_int_equal(buf_append(&b, "ab", 2), 0);
+    assert_memory_equal(buf_head(&b), "ab", 2);
+    buf_free(&b);
+}
+
 static void
 test_json_string_escapes_quotes_controls_and_non_ascii(void **state)
 {
@@ -70,6 +85,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appends_past_the_cap_fail_and_keep_what_fits),
+        cmocka_unit_test(test_appending_nothing_to_a_fresh_buffer_is_harmless),
         cmocka_unit_test(test_json_string_escapes_quotes_controls_and_non_ascii),
         cmocka_unit_test(test_u64_is_written_in_decimal_at_every_size),
         cmocka_unit_test(test_str_copy_cuts_to_fit_and_terminates),

@@ -153,6 +153,83 @@ test_big_body_does_not_count_against_the_next_head(void **state)
     http_parser_free(&p);
 }
 
+/* Pipelined requests that each fit the head limit pass, whether they arrive in one read
+ * or byte by byte: a completed message's bytes never count against the next head. */
+static void
+test_pipelined_heads_each_get_the_whole_limit(void **state)
+{
+    static char req[4096];
+    size_t len = 0;
+    for (int i = 0; i < 2; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                "GET /%d HTTP/1.1\r\nHost: a\r\nX-Pad: %0600d\r\n\r\n", i, 0);
+    for (size_t step = 0; step <= 1; step++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 1024, &ops, &s);
+        assert_int_not_equal(feed(&p, req, len, step), HTTP_PARSE_ERROR);
+        assert_int_equal(s.completes, 2);
+        http_parser_free(&p);
+    }
+}
+
+/* Regression (found by fuzz_request): empty lines before a request counted against the
+ * head limit when they came in the same read as the request, not when they came in an
+ * earlier one, so where TCP cut the input decided between 431 and serving the request. */
+static void
+test_where_the_input_is_cut_does_not_move_the_head_limit(void **state)
+{
+    static char req[512];
+    size_t len = 0;
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "\r\n");
+    len += (size_t)snprintf(req + len, sizeof(req) - len, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    static const size_t steps[] = {0, 1, 7, 40};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 64, &ops, &s);
+        assert_int_equal(feed(&p, req, len, steps[i]), HTTP_PARSE_ERROR);
+        assert_true(p.head_too_large);
+        http_parser_free(&p);
+    }
+}
+
+/* Regression (found by fuzz_request and fuzz_response, reading byte by byte): llhttp hands
+ * a field over in pieces cut where the input was cut, and a limit hit in a piece failed the
+ * parse at once, before llhttp saw a bad byte later in the same field; so the same bytes
+ * got 431 (or http_response_header_section_size) or 400 depending on the cut. */
+static void
+check_same_error_for_every_cut(llhttp_type_t type, size_t max_head, const char *text, size_t len)
+{
+    static const size_t steps[] = {0, 1, 2, 7, 100};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, type, max_head, &ops, &s);
+        assert_int_equal(feed(&p, text, len, steps[i]), HTTP_PARSE_ERROR);
+        assert_false(p.head_too_large);
+        assert_false(p.too_many_headers);
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_where_the_input_is_cut_does_not_change_the_error(void **state)
+{
+    static char text[8192];
+    size_t len = (size_t)snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < HTTP_MAX_HEADERS; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "X-%d: v\r\n", i);
+    len += (size_t)snprintf(text + len, sizeof(text) - len, "X-bad\x01name: v\r\n\r\n");
+    check_same_error_for_every_cut(HTTP_RESPONSE, 65536, text, len);
+    /* the strings cap reached in a trailer value that has a bad byte further on */
+    len = (size_t)snprintf(text, sizeof(text),
+                           "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "3\r\nabc\r\n0\r\nX-T: %0200d\x01\r\n\r\n", 0);
+    check_same_error_for_every_cut(HTTP_REQUEST, 128, text, len);
+}
+
 static void
 test_close_delimited_response_completes_at_eof(void **state)
 {
@@ -297,6 +374,23 @@ test_reset_parser_parses_the_next_request_cleanly(void **state)
     assert_int_equal(p.msg.nheaders, 1);
     assert_memory_equal(http_str_ptr(&p.msg, p.msg.url), "/next", 5);
     assert_non_null(http_msg_find(&p.msg, "Host"));
+    http_parser_free(&p);
+}
+
+/* Regression (found by fuzz_response and fuzz_cache_control): the strings of a message
+ * without any ("HTTP/1.0 200\r\n\r\n": no reason, no fields) were NULL + offset. */
+static void
+test_strings_of_a_message_without_any_are_empty_not_null(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char resp[] = "HTTP/1.0 200\r\n\r\n";
+    http_parser_init(&p, HTTP_RESPONSE, 4096, &ops, &s);
+    feed(&p, resp, sizeof(resp) - 1, 0);
+    assert_int_equal(s.heads, 1);
+    assert_int_equal(p.msg.reason.len, 0);
+    assert_non_null(http_str_ptr(&p.msg, p.msg.reason));
+    assert_null(http_msg_find(&p.msg, "Date"));
     http_parser_free(&p);
 }
 
@@ -485,6 +579,9 @@ main(void)
         cmocka_unit_test(test_parser_pauses_after_each_message),
         cmocka_unit_test(test_header_section_over_the_limit_fails_with_head_too_large),
         cmocka_unit_test(test_big_body_does_not_count_against_the_next_head),
+        cmocka_unit_test(test_pipelined_heads_each_get_the_whole_limit),
+        cmocka_unit_test(test_where_the_input_is_cut_does_not_move_the_head_limit),
+        cmocka_unit_test(test_where_the_input_is_cut_does_not_change_the_error),
         cmocka_unit_test(test_close_delimited_response_completes_at_eof),
         cmocka_unit_test(test_content_length_response_cut_short_is_an_error_at_eof),
         cmocka_unit_test(test_response_to_head_has_no_body_despite_content_length),
@@ -493,6 +590,7 @@ main(void)
         cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
         cmocka_unit_test(test_hop_marks_agree_with_names_for_every_field),
         cmocka_unit_test(test_reset_parser_parses_the_next_request_cleanly),
+        cmocka_unit_test(test_strings_of_a_message_without_any_are_empty_not_null),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
