@@ -93,7 +93,11 @@ def _step(sel, c, events):
     if not data:
         return False
     c.buf += data
-    return True if _response_done(c) else None
+    if not _response_done(c):
+        return None
+    # Held only after a 2xx: a server refusing the connection (a 503 at a connection
+    # limit, then a close) must not count as holding it.
+    return c.buf[9:10] == b"2"
 
 
 def still_open(socks):

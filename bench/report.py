@@ -157,8 +157,8 @@ def _table_md(result, t):
         for name, row in t["summary"][sc].items():
             out.append("| %s | %s | %s |" % (sc, name, " | ".join(_ratio(row[m]) for m in METRICS)))
     out += ["", "Idle keep-alive connections, each after one answered GET (a hit): RSS growth "
-            "of all the server's processes while they are held, per connection; in brackets "
-            "the range over the steps in which they were opened:", "",
+            "of all the server's processes while they are held, per connection still open at "
+            "the end; in brackets the range over the steps in which they were opened:", "",
             "| server | held / asked | still open | bytes per connection | ×nginx | RSS MiB with all held | origin req. |",
             "|---|---|---|---|---|---|---|"]
     for i in t["idle"]:

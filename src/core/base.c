@@ -57,10 +57,12 @@ xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
-bool
-str_ieq(const char *s, size_t len, const char *lit)
+void
+str_copy(char *dst, size_t size, const char *src)
 {
-    return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+    size_t n = strnlen(src, size - 1);
+    memmove(dst, src, n); /* src may overlap dst (a field copied onto itself) */
+    dst[n] = '\0';
 }
 
 int

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -25,8 +26,23 @@ void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
-/* Case-insensitive compare of a length-delimited string with a C string literal. */
-bool str_ieq(const char *s, size_t len, const char *lit);
+/* Case-insensitive compare of a length-delimited string with a C string (usually a
+ * literal: its length is then known at compile time). Inline, and it looks at the length
+ * and the first byte before comparing: header names are matched this way many times per
+ * request, and nearly every comparison fails on one of those two. */
+static inline bool
+str_ieq(const char *s, size_t len, const char *lit)
+{
+    if (__builtin_strlen(lit) != len)
+        return false;
+    if (len > 0 && (s[0] | 0x20) != (lit[0] | 0x20))
+        return false; /* differs in a letter's case only when both are the same letter */
+    return strncasecmp(s, lit, len) == 0;
+}
+
+/* Copy src into dst[size] (size > 0), cut to fit and always NUL-terminated: what
+ * snprintf(dst, size, "%s", src) does, without the formatting machinery. */
+void str_copy(char *dst, size_t size, const char *src);
 
 /* Parse an unsigned decimal integer covering all of s[0..len); -1 on anything else. */
 int str_to_u64(const char *s, size_t len, uint64_t *out);

@@ -48,6 +48,8 @@ buf_room(const struct buf *b)
 
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
+/* v in decimal; -1 past the cap. */
+int buf_append_u64(struct buf *b, uint64_t v);
 /* printf-style append; -1 past the cap. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append s as a quoted JSON string: quotes and backslashes escaped, control bytes and

@@ -1,6 +1,8 @@
 /* log.c - error and access log files shared by all threads. */
 #include "core/log.h"
 
+#include "core/loop.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,6 +17,12 @@ static enum config_log_level min_level = CONFIG_LOG_INFO;
 static enum config_log_format access_format = CONFIG_LOG_COMBINED;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int thread_id;
+static int log_pid; /* set by log_configure, before the workers start */
+/* This thread's "YYYY/MM/DD HH:MM:SS" and the second it shows: a burst of lines within one
+ * second formats the time once. */
+static __thread time_t stamp_second = -1;
+static __thread char stamp_text[24];
+static __thread size_t stamp_len;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -93,6 +101,7 @@ log_configure(const struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     pthread_mutex_lock(&log_lock);
+    log_pid = (int)getpid();
     install_fd(&error_fd, efd);
     install_fd(&access_fd, afd);
     free(error_path);
@@ -134,18 +143,30 @@ log_level_enabled(enum config_log_level level)
     return level >= min_level;
 }
 
+/* "YYYY/MM/DD HH:MM:SS [level] pid#thread: " into line; its length. */
+static size_t
+line_prefix(enum config_log_level level, char *line, size_t size)
+{
+    time_t now = time(NULL);
+    if (now != stamp_second) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        stamp_len = strftime(stamp_text, sizeof(stamp_text), "%Y/%m/%d %H:%M:%S", &tm);
+        stamp_second = now;
+    }
+    memcpy(line, stamp_text, stamp_len);
+    int n = snprintf(line + stamp_len, size - stamp_len, " [%s] %d#%d: ", level_names[level],
+                     log_pid ? log_pid : (int)getpid(), thread_id);
+    return stamp_len + (n > 0 ? (size_t)n : 0);
+}
+
 void
 log_msg(enum config_log_level level, const char *fmt, ...)
 {
     if (level < min_level)
         return;
     char line[2048];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    size_t n = strftime(line, sizeof(line), "%Y/%m/%d %H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, " [%s] %d#%d: ", level_names[level],
-                          (int)getpid(), thread_id);
+    size_t n = line_prefix(level, line, sizeof(line));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
@@ -178,4 +199,125 @@ log_access_write(const char *line, size_t len)
     if (fd >= 0 && write(fd, line, len) < 0) {
         /* a full disk must not stop the edge */
     }
+}
+
+/* ---------------------------------------------------------------- repeated lines */
+
+#define LOG_REPEAT_SLOTS 16
+#define LOG_REPEAT_KEY 192
+
+struct repeat_slot {
+    bool used;
+    char key[LOG_REPEAT_KEY];
+    char summary[LOG_REPEAT_SUMMARY];
+    uint64_t since; /* monotonic ms the window opened */
+    uint64_t count; /* lines counted, not written */
+};
+
+struct log_repeats {
+    struct loop *loop;
+    struct loop_timer timer;
+    enum config_log_level level;
+    uint64_t window_ms;
+    struct repeat_slot slots[LOG_REPEAT_SLOTS];
+};
+
+/* The window of s is over: the count, if any, in one line; the slot is free again. */
+static void
+repeat_close(struct log_repeats *r, struct repeat_slot *s, uint64_t now)
+{
+    if (s->count > 0)
+        log_msg(r->level, "%s: and %llu more like it in the last %.1f s (each one is counted "
+                "in the metrics and the access log)", s->summary,
+                (unsigned long long)s->count, (double)(now - s->since) / 1000.0);
+    s->used = false;
+}
+
+/* Close the windows that are over; the timer for the next one to end. */
+static void
+repeats_sweep(struct log_repeats *r)
+{
+    uint64_t now = loop_now(r->loop), next = UINT64_MAX;
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct repeat_slot *s = &r->slots[i];
+        if (s->used && now >= s->since + r->window_ms)
+            repeat_close(r, s, now);
+        else if (s->used)
+            next = MIN(next, s->since + r->window_ms);
+    }
+    if (next != UINT64_MAX)
+        loop_timer_set(r->loop, &r->timer, next - now);
+}
+
+static void
+on_repeats_timer(struct loop_timer *t)
+{
+    repeats_sweep(container_of(t, struct log_repeats, timer));
+}
+
+struct log_repeats *
+log_repeats_new(struct loop *loop, enum config_log_level level, uint64_t window_ms)
+{
+    struct log_repeats *r = xcalloc(1, sizeof(*r));
+    r->loop = loop;
+    r->level = level;
+    r->window_ms = window_ms;
+    loop_timer_init(&r->timer, on_repeats_timer);
+    return r;
+}
+
+void
+log_repeats_free(struct log_repeats **rp)
+{
+    struct log_repeats *r = *rp;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++)
+        if (r->slots[i].used)
+            repeat_close(r, &r->slots[i], loop_now(r->loop));
+    loop_timer_stop(r->loop, &r->timer);
+    free(r);
+    *rp = NULL;
+}
+
+/* A free slot, or the one whose window opened first (its count written now). */
+static struct repeat_slot *
+repeat_slot_for(struct log_repeats *r, uint64_t now)
+{
+    struct repeat_slot *oldest = &r->slots[0];
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        if (!r->slots[i].used)
+            return &r->slots[i];
+        if (r->slots[i].since < oldest->since)
+            oldest = &r->slots[i];
+    }
+    repeat_close(r, oldest, now);
+    return oldest;
+}
+
+bool
+log_repeat_first(struct log_repeats *r, const char *key, char **summary)
+{
+    uint64_t now = loop_now(r->loop);
+    for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+        struct repeat_slot *s = &r->slots[i];
+        if (!s->used || strcmp(s->key, key) != 0)
+            continue;
+        if (now < s->since + r->window_ms) {
+            s->count++;
+            return false;
+        }
+        repeat_close(r, s, now); /* over, and its timer has not run yet */
+        break;
+    }
+    struct repeat_slot *s = repeat_slot_for(r, now);
+    s->used = true;
+    str_copy(s->key, sizeof(s->key), key);
+    s->summary[0] = '\0';
+    s->since = now;
+    s->count = 0;
+    if (!loop_timer_armed(&r->timer))
+        loop_timer_set(r->loop, &r->timer, r->window_ms);
+    *summary = s->summary;
+    return true;
 }

@@ -34,4 +34,22 @@ void log_access_write(const char *line, size_t len);
 /* This thread's id in log lines (0 = main, workers 1..N). */
 void log_set_thread_id(int id);
 
+/* Lines that repeat (the same failure for every request while an origin is down): per
+ * kind of line (a key), the first in a window is written in full; the others in that
+ * window are only counted, and when it ends one line says how many there were. One set
+ * per thread (its loop's timer writes those lines). */
+struct loop;
+struct log_repeats;
+
+#define LOG_REPEAT_SUMMARY 512
+
+struct log_repeats *log_repeats_new(struct loop *loop, enum config_log_level level,
+                                    uint64_t window_ms);
+/* Writes the counts still pending. The loop must still exist. */
+void log_repeats_free(struct log_repeats **r);
+/* A line of kind key is due. true: write it in full, and write into *summary
+ * (LOG_REPEAT_SUMMARY bytes) the words that will introduce the count of the ones that
+ * follow in the window; false: it was counted instead. */
+bool log_repeat_first(struct log_repeats *r, const char *key, char **summary);
+
 #endif

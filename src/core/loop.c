@@ -15,6 +15,7 @@ struct loop {
     struct loop_timer **heap; /* 1-based binary min-heap on due */
     size_t heap_len, heap_cap;
     struct loop_defer *defer_head, **defer_tail;
+    struct loop_defer *yield_head, **yield_tail; /* run after the next poll */
     struct loop_io wake_io;
     void (*wake_cb)(struct loop *loop, void *arg);
     void *wake_arg;
@@ -60,6 +61,7 @@ loop_new(void)
     loop->heap_cap = 64;
     loop->heap = xmalloc(sizeof(*loop->heap) * loop->heap_cap);
     loop->defer_tail = &loop->defer_head;
+    loop->yield_tail = &loop->yield_head;
     update_time(loop);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0 || loop_io_start(loop, &loop->wake_io, efd, EPOLLIN, on_wake) < 0) {
@@ -219,7 +221,7 @@ run_timers(struct loop *loop)
 static int
 next_timeout(const struct loop *loop)
 {
-    if (loop->defer_head != NULL)
+    if (loop->defer_head != NULL || loop->yield_head != NULL)
         return 0;
     if (loop->heap_len == 0)
         return 1000;
@@ -239,15 +241,44 @@ loop_defer_init(struct loop_defer *d, loop_defer_cb cb)
     d->cb = cb;
 }
 
+static void
+queue(struct loop_defer ***tail, struct loop_defer *d)
+{
+    d->queued = true;
+    d->next = NULL;
+    **tail = d;
+    *tail = &d->next;
+}
+
 void
 loop_defer(struct loop *loop, struct loop_defer *d)
 {
-    if (d->queued)
-        return;
-    d->queued = true;
-    d->next = NULL;
-    *loop->defer_tail = d;
-    loop->defer_tail = &d->next;
+    if (!d->queued)
+        queue(&loop->defer_tail, d);
+}
+
+void
+loop_yield(struct loop *loop, struct loop_defer *d)
+{
+    if (!d->queued)
+        queue(&loop->yield_tail, d);
+}
+
+/* Unlink d from the list whose head is *head; true when it was there. */
+static bool
+unlink_from(struct loop_defer **head, struct loop_defer ***tail, struct loop_defer *d)
+{
+    struct loop_defer **pp = head, *prev = NULL;
+    while (*pp != NULL && *pp != d) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL)
+        return false;
+    *pp = d->next;
+    if (*tail == &d->next)
+        *tail = prev ? &prev->next : head;
+    return true;
 }
 
 void
@@ -255,15 +286,21 @@ loop_defer_cancel(struct loop *loop, struct loop_defer *d)
 {
     if (!d->queued)
         return;
-    for (struct loop_defer **pp = &loop->defer_head; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == d) {
-            *pp = d->next;
-            if (loop->defer_tail == &d->next)
-                loop->defer_tail = pp;
-            break;
-        }
+    if (!unlink_from(&loop->defer_head, &loop->defer_tail, d))
+        unlink_from(&loop->yield_head, &loop->yield_tail, d);
     d->queued = false;
-    d->next = NULL;
+}
+
+/* Work yielded in the last iteration joins this one's deferred work. */
+static void
+take_yielded(struct loop *loop)
+{
+    if (loop->yield_head == NULL)
+        return;
+    *loop->defer_tail = loop->yield_head;
+    loop->defer_tail = loop->yield_tail;
+    loop->yield_head = NULL;
+    loop->yield_tail = &loop->yield_head;
 }
 
 static void
@@ -298,6 +335,7 @@ loop_run(struct loop *loop)
     while (!loop->stopping) {
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
         update_time(loop);
+        take_yielded(loop);
         for (int i = 0; i < n; i++) {
             struct loop_io *io = events[i].data.ptr;
             if (io->registered)

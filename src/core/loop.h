@@ -59,8 +59,13 @@ loop_timer_armed(const struct loop_timer *t)
 }
 
 void loop_defer_init(struct loop_defer *d, loop_defer_cb cb);
+/* cb runs at the end of this iteration (work queued while deferred work runs runs too).
+ * Queuing a queued d does nothing. */
 void loop_defer(struct loop *loop, struct loop_defer *d);
-/* Unqueue d if it is queued (its owner is going away). */
+/* cb runs at the end of the next iteration, after its poll (which then does not wait):
+ * for work that gives the other connections their turn first. */
+void loop_yield(struct loop *loop, struct loop_defer *d);
+/* d does not run (before its owner goes away). Harmless when not queued. */
 void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 /* Monotonic milliseconds, read once per iteration. */

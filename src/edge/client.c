@@ -8,7 +8,7 @@
 #include "edge/admit.h"
 #include "edge/cached.h"
 #include "edge/connlimit.h"
-#include "edge/errpage.h"
+#include "edge/errcache.h"
 #include "edge/refresh.h"
 #include "edge/story.h"
 #include "edge/upstream.h"
@@ -23,25 +23,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLIENT_READ_SIZE (64 * 1024)
+#define CLIENT_READ_SIZE (64 * 1024)  /* the worker's read buffer; a connection keeps none */
 #define CLIENT_OUT_HIGH (256 * 1024) /* response bytes queued: pause the origin read */
 #define CLIENT_OUT_LOW (64 * 1024)
 #define CLIENT_LINGER_MS 5000        /* read and discard after our last response */
 #define CLIENT_REFUSED_LINGER_MS 1000 /* the same after a 503 at accept: less, under a flood */
 #define CLIENT_REFUSAL_LOG_MS 1000    /* at most one log line a second about refusals */
 #define CLIENT_MAX_REQUEST_ID 200
+#define CLIENT_BATCH_MAX 64          /* pipelined requests answered per loop iteration */
+#define CLIENT_FREE_MAX 64           /* request states a worker keeps for the next requests */
+#define CLIENT_KEEP_BUF (16 * 1024)  /* buffer memory a kept request state may hold on to */
+#define CLIENT_BATCH_COPY (16 * 1024) /* a pipelined answer's body copied to leave with others */
 
-/* The connection's states; names appear in debug logs. */
-enum client_state {
-    CLIENT_IDLE,         /* keep-alive, waiting for the next request */
-    CLIENT_READING_HEAD, /* bytes of a request head arrived */
-    CLIENT_FORWARDING,   /* a request is being served (origin fetch or own response) */
-    CLIENT_LINGERING,    /* our side is done; reading what the visitor still sends */
-    CLIENT_CLOSED,
+/* A visitor connection's states; names appear in debug logs. */
+enum visitor_state {
+    VISITOR_WAITING,   /* no request in progress: before the first one, or idle keep-alive */
+    VISITOR_BUSY,      /* a request is in progress: its struct client says where */
+    VISITOR_LINGERING, /* our side is done; reading what the visitor still sends */
+    VISITOR_CLOSED,
 };
 
-static const char *const client_state_names[] = {"idle", "reading_head", "forwarding",
-                                                 "lingering", "closed"};
+static const char *const visitor_state_names[] = {"waiting", "busy", "lingering", "closed"};
+
+/* A request's states, while its visitor is busy. */
+enum client_state {
+    CLIENT_IDLE,         /* finished; the next pipelined request may start */
+    CLIENT_READING_HEAD, /* bytes of a request head arrived */
+    CLIENT_FORWARDING,   /* a request is being served (origin fetch or own response) */
+};
+
+static const char *const client_state_names[] = {"idle", "reading_head", "forwarding"};
 
 /* One request on the connection; reset between requests. */
 struct request {
@@ -71,32 +82,68 @@ struct request {
     struct cached_visit cache; /* zones with cache: true (cached.h) */
     char origin[64];    /* origin address that answered (or failed) */
     uint64_t origin_ms; /* time to the origin's response head */
+    bool zone_down;     /* every origin is known down: err holds the answer, given when
+                         * the request message ends (answer_zone_down) */
+    struct story_attempt down_attempt;
 };
 
-struct client {
+/* A visitor connection: all that an idle keep-alive connection holds (a few hundred bytes:
+ * no buffer, no parser). The state of a request in progress is a struct client, taken from
+ * the worker's free list at the request's first byte and given back when it is done. */
+struct visitor {
     struct worker *w;
-    struct client *next, *prev;
+    struct visitor *next, *prev; /* the worker's open ones; once closed, next links the
+                                  * ones freed at the end of the iteration */
     struct loop_io io;
-    struct loop_timer timer;
-    struct loop_defer next_defer, free_defer;
-    struct loop_timer wait_timer; /* how long to wait for another visitor's fetch */
+    struct loop_timer timer; /* header, keep-alive, send/body and linger timeouts */
+    struct client *busy;     /* the request in progress, NULL while waiting */
+    struct buf *in;          /* bytes read but not parsed yet (pipelined requests that wait
+                              * for an earlier response); NULL when there are none */
+    uint32_t pending;        /* while feeding: bytes of this read not parsed yet */
+    uint32_t requests;       /* requests finished on this connection */
+    uint8_t state;           /* enum visitor_state */
+    bool feeding;            /* serve_requests is parsing (the input is not to be freed) */
+    bool in_full;            /* in reached its cap: not reading until it drains */
+    bool eof;                /* the visitor closed its side: answer what it sent, then close */
+    bool counted;            /* counted by conn_limit_acquire: released at close */
+    bool refused;            /* over a connection limit: answered 503 at accept */
+    bool closed;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in sin;
+        struct sockaddr_in6 sin6;
+    } peer;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+/* A request in progress on a visitor connection: its parser, its request, its response
+ * bytes not written yet. */
+struct client {
+    struct visitor *v;
+    struct worker *w;
+    const char *ip; /* the visitor's address (v->ip) */
+    struct client *free_next;
+    struct loop_defer next_defer;    /* go on with pipelined input */
+    struct loop_defer flush_defer;   /* write queued bytes at the end of the iteration */
+    struct loop_defer release_defer; /* back to the free list at the end of the iteration */
+    struct loop_timer wait_timer;    /* how long to wait for another visitor's fetch */
     enum client_state state;
-    char ip[64];
-    struct sockaddr_storage peer;
     struct http_parser parser;
-    struct buf in, out;
+    struct buf out;         /* response bytes not written yet */
+    struct buf origin_head; /* the origin request being built (its memory is reused) */
     struct request req;
     bool close_after; /* close once the current response is written */
     bool rejected;    /* on_head refused the request: the parse error is ours */
-    bool conn_counted; /* counted by conn_limit_acquire: released at close */
-    bool refused;      /* over a connection limit: answered 503 at accept */
-    bool blocked;      /* an answer from an object waits for the socket to be writable */
-    bool closed;
+    bool batching;    /* more pipelined requests follow: queue this response, write later */
+    bool blocked;     /* an answer from an object waits for the socket to be writable */
+    bool closed;      /* the visitor connection closed (this state goes at the end of the
+                       * loop iteration) */
 };
 
-static void process_input(struct client *c);
+static void serve_buffered(struct visitor *v);
 static void finish_request(struct client *c);
 static void flush(struct client *c);
+static void visitor_close(struct visitor *v);
 static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
@@ -106,19 +153,22 @@ static void cache_answer(struct client *c, struct cache_obj *o, const char *labe
 static void cache_wait(struct client *c);
 static void cache_leave(struct client *c);
 static void client_pump(struct client *c, const struct iovec *head, int nhead);
-static void on_wait_timeout(struct loop_timer *t);
 static void access_log(struct client *c);
 static uint32_t keep_string(struct request *r, const char *s, size_t len);
+static void on_wait_timeout(struct loop_timer *t);
+static void on_next_request(struct loop_defer *d);
+static void answer_zone_down(struct client *c);
+static void on_flush_due(struct loop_defer *d);
+static const struct http_parser_ops request_ops;
 
 /* ---------------------------------------------------------------- lifecycle */
 
 static void
-on_client_free(struct loop_defer *d)
+client_free(struct client *c)
 {
-    struct client *c = container_of(d, struct client, free_defer);
     http_parser_free(&c->parser);
-    buf_free(&c->in);
     buf_free(&c->out);
+    buf_free(&c->origin_head);
     buf_free(&c->req.strings);
     free(c);
 }
@@ -136,54 +186,183 @@ request_clear(struct client *c)
     r->strings = strings;
 }
 
+static void
+trim_buf(struct buf *b)
+{
+    if (b->size > CLIENT_KEEP_BUF)
+        buf_free(b);
+    else
+        buf_reset(b);
+}
+
+/* The end of the iteration in which c was let go: onto the worker's free list (bounded),
+ * with the memory of its buffers. */
+static void
+on_client_release(struct loop_defer *d)
+{
+    struct client *c = container_of(d, struct client, release_defer);
+    struct worker *w = c->w;
+    loop_defer_cancel(w->loop, &c->next_defer);
+    loop_defer_cancel(w->loop, &c->flush_defer);
+    if (w->nclient_free >= CLIENT_FREE_MAX || w->draining) {
+        client_free(c);
+        return;
+    }
+    trim_buf(&c->out);
+    trim_buf(&c->origin_head);
+    trim_buf(&c->req.strings);
+    trim_buf(&c->parser.msg.strings);
+    trim_buf(&c->parser.raw);
+    c->v = NULL;
+    c->free_next = w->client_free;
+    w->client_free = c;
+    w->nclient_free++;
+}
+
+/* A request state for v, from the worker's free list or new, attached to v. */
+static struct client *
+client_take(struct visitor *v)
+{
+    struct worker *w = v->w;
+    const struct config *cfg = w->cfg;
+    struct client *c = w->client_free;
+    if (c != NULL) {
+        w->client_free = c->free_next;
+        w->nclient_free--;
+        http_parser_reset(&c->parser, cfg->client_max_header_size);
+    } else {
+        c = xcalloc(1, sizeof(*c));
+        loop_timer_init(&c->wait_timer, on_wait_timeout);
+        loop_defer_init(&c->next_defer, on_next_request);
+        loop_defer_init(&c->flush_defer, on_flush_due);
+        loop_defer_init(&c->release_defer, on_client_release);
+        http_parser_init(&c->parser, HTTP_REQUEST, cfg->client_max_header_size, &request_ops, c);
+        buf_init(&c->out, SIZE_MAX);
+        buf_init(&c->origin_head, SIZE_MAX);
+        buf_init(&c->req.strings, SIZE_MAX);
+    }
+    http_parser_set_limits(&c->parser, cfg->client_max_header_fields,
+                           cfg->client_max_request_line);
+    c->v = v;
+    c->w = w;
+    c->ip = v->ip;
+    c->state = CLIENT_IDLE;
+    c->close_after = c->rejected = c->batching = c->blocked = c->closed = false;
+    v->busy = c;
+    v->state = VISITOR_BUSY;
+    return c;
+}
+
+/* v's request is over: its state goes back at the end of the iteration (callers up the
+ * stack may still look at it). */
+static void
+client_detach(struct visitor *v)
+{
+    struct client *c = v->busy;
+    if (c == NULL)
+        return;
+    v->busy = NULL;
+    loop_defer(v->w->loop, &c->release_defer);
+}
+
+/* Bytes kept in v->in. */
+static size_t
+kept(const struct visitor *v)
+{
+    return v->in != NULL ? buf_used(v->in) : 0;
+}
+
+/* v->in, made when bytes are to be kept (capped like the bytes one request may need). */
+static struct buf *
+keep_buf(struct visitor *v)
+{
+    if (v->in == NULL) {
+        v->in = xmalloc(sizeof(*v->in));
+        buf_init(v->in, v->w->cfg->client_max_header_size + CLIENT_READ_SIZE);
+    }
+    return v->in;
+}
+
+static void
+drop_kept(struct visitor *v)
+{
+    if (v->in == NULL)
+        return;
+    buf_free(v->in);
+    free(v->in);
+    v->in = NULL;
+}
+
+/* The end of the iteration: the visitors closed in it go (their callbacks are over). */
+static void
+on_visitors_free(struct loop_defer *d)
+{
+    struct worker *w = container_of(d, struct worker, visitors_free);
+    while (w->visitors_closed != NULL) {
+        struct visitor *v = w->visitors_closed;
+        w->visitors_closed = v->next;
+        drop_kept(v);
+        free(v);
+    }
+}
+
 /* Close now: every resource goes, the memory at the end of the loop iteration. */
 static void
-client_close(struct client *c)
+visitor_close(struct visitor *v)
 {
-    struct worker *w = c->w;
-    if (c->closed)
+    struct worker *w = v->w;
+    if (v->closed)
         return;
-    log_debug("client %s: closing in state %s", c->ip, client_state_names[c->state]);
-    c->closed = true;
-    c->state = CLIENT_CLOSED;
-    request_clear(c);
-    loop_timer_stop(w->loop, &c->timer);
-    loop_io_stop(w->loop, &c->io);
-    close(c->io.fd);
-    if (c->prev)
-        c->prev->next = c->next;
+    log_debug("client %s: closing in state %s", v->ip,
+              v->busy ? client_state_names[v->busy->state] : visitor_state_names[v->state]);
+    v->closed = true;
+    v->state = VISITOR_CLOSED;
+    if (v->busy != NULL) {
+        v->busy->closed = true;
+        request_clear(v->busy);
+        client_detach(v);
+    }
+    loop_timer_stop(w->loop, &v->timer);
+    loop_io_stop(w->loop, &v->io);
+    close(v->io.fd);
+    if (v->prev)
+        v->prev->next = v->next;
     else
-        w->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    w->nclients--;
+        w->visitors = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+    w->nvisitors--;
     STAT_ADD(w->stats->connections_active, (uint64_t)-1);
-    if (c->conn_counted)
-        conn_limit_release((const struct sockaddr *)&c->peer);
-    loop_defer(w->loop, &c->free_defer);
+    if (v->counted)
+        conn_limit_release(&v->peer.sa);
+    v->next = w->visitors_closed;
+    w->visitors_closed = v;
+    loop_defer(w->loop, &w->visitors_free);
     worker_client_closed(w);
 }
 
 static void
-set_state(struct client *c, enum client_state s)
+client_close(struct client *c)
 {
-    const struct config *cfg = c->w->cfg;
-    c->state = s;
-    switch (s) {
-    case CLIENT_IDLE:
-        loop_timer_set(c->w->loop, &c->timer, cfg->client_keepalive_timeout);
-        break;
-    case CLIENT_READING_HEAD:
-        loop_timer_set(c->w->loop, &c->timer, cfg->client_header_timeout);
-        break;
-    case CLIENT_LINGERING:
-        loop_timer_set(c->w->loop, &c->timer, c->refused ? CLIENT_REFUSED_LINGER_MS
-                                                         : CLIENT_LINGER_MS);
-        break;
-    default:
-        loop_timer_stop(c->w->loop, &c->timer);
-        break;
-    }
+    visitor_close(c->v);
+}
+
+/* Writes wait for EPOLLOUT: the socket's buffer was full. */
+static bool
+writes_blocked(const struct visitor *v)
+{
+    return (v->io.events & EPOLLOUT) != 0;
+}
+
+/* What to watch: EPOLLIN unless a limit stops the reading (the origin is not taking the
+ * request body fast enough, the pipelined input reached its cap, the visitor closed its
+ * side), EPOLLOUT while writes are blocked. No system call when that did not change. */
+static void
+set_interest(struct visitor *v, bool out)
+{
+    const struct client *c = v->busy;
+    bool in = !v->eof && !v->in_full && !(c != NULL && c->req.body_blocked);
+    loop_io_set(v->w->loop, &v->io, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
 }
 
 /* While forwarding: the send timeout while the visitor is not reading, the body timeout
@@ -192,27 +371,34 @@ static void
 arm_forwarding_timer(struct client *c)
 {
     const struct config *cfg = c->req.cfg ? c->req.cfg : c->w->cfg; /* none: refused early */
-    if (c->state != CLIENT_FORWARDING)
+    struct loop_timer *t = &c->v->timer;
+    if (c->state != CLIENT_FORWARDING || c->closed || c->v->busy != c)
         return;
     if (buf_used(&c->out) > 0 || c->blocked)
-        loop_timer_set(c->w->loop, &c->timer, cfg->client_send_timeout);
+        loop_timer_set(c->w->loop, t, cfg->client_send_timeout);
     else if (!c->req.request_done && !c->req.body_blocked)
-        loop_timer_set(c->w->loop, &c->timer, cfg->client_body_timeout);
+        loop_timer_set(c->w->loop, t, cfg->client_body_timeout);
     else
-        loop_timer_stop(c->w->loop, &c->timer);
+        loop_timer_stop(c->w->loop, t);
 }
 
 /* Our side is finished: stop writing, read and discard what the visitor still sends so
  * the close does not turn into a reset that destroys the response in flight. */
 static void
-start_lingering(struct client *c)
+start_lingering(struct visitor *v)
 {
-    if (shutdown(c->io.fd, SHUT_WR) < 0) {
-        client_close(c);
+    if (v->eof || shutdown(v->io.fd, SHUT_WR) < 0) {
+        visitor_close(v); /* the visitor closed its side already: nothing to wait for */
         return;
     }
-    set_state(c, CLIENT_LINGERING);
-    loop_io_set(c->w->loop, &c->io, EPOLLIN);
+    client_detach(v);
+    v->state = VISITOR_LINGERING;
+    v->in_full = false;
+    if (!v->feeding)
+        drop_kept(v); /* whatever was sent after the last answer is dropped */
+    loop_timer_set(v->w->loop, &v->timer, v->refused ? CLIENT_REFUSED_LINGER_MS
+                                                     : CLIENT_LINGER_MS);
+    set_interest(v, false);
 }
 
 static void
@@ -242,36 +428,49 @@ on_forwarding_timeout(struct client *c)
     respond_error(c, 408, "The request body was not received in time.", NULL);
 }
 
+/* No request (yet): the first one did not come in time, or the keep-alive ended. */
+static void
+on_waiting_timeout(struct visitor *v)
+{
+    if (v->requests == 0) {
+        STAT_INC(v->w->stats->limits[METRICS_LIMIT_HEADER_TIMEOUT]);
+        visitor_close(v); /* connected and said nothing: no answer owed */
+        return;
+    }
+    log_debug("client %s: idle for %llu ms (client.keepalive_timeout); closing", v->ip,
+              (unsigned long long)v->w->cfg->client_keepalive_timeout);
+    STAT_INC(v->w->stats->limits[METRICS_LIMIT_KEEPALIVE_TIMEOUT]);
+    visitor_close(v);
+}
+
+static void
+on_head_timeout(struct client *c)
+{
+    count_limit(c, METRICS_LIMIT_HEADER_TIMEOUT);
+    if (!http_parser_in_message(&c->parser)) {
+        client_close(c); /* connected and said nothing: no answer owed */
+        return;
+    }
+    log_info("client %s: request header not received within %llu ms "
+             "(client.header_timeout); answering 408", c->ip,
+             (unsigned long long)c->w->cfg->client_header_timeout);
+    c->close_after = true;
+    respond_error(c, 408, "The request was not received in time.", NULL);
+}
+
 static void
 on_timer(struct loop_timer *t)
 {
-    struct client *c = container_of(t, struct client, timer);
-    switch (c->state) {
-    case CLIENT_IDLE:
-        log_debug("client %s: idle for %llu ms (client.keepalive_timeout); closing", c->ip,
-                  (unsigned long long)c->w->cfg->client_keepalive_timeout);
-        count_limit(c, METRICS_LIMIT_KEEPALIVE_TIMEOUT);
-        client_close(c);
-        break;
-    case CLIENT_READING_HEAD:
-        count_limit(c, METRICS_LIMIT_HEADER_TIMEOUT);
-        if (!http_parser_in_message(&c->parser)) {
-            client_close(c); /* connected and said nothing: no answer owed */
-            break;
-        }
-        log_info("client %s: request header not received within %llu ms "
-                 "(client.header_timeout); answering 408", c->ip,
-                 (unsigned long long)c->w->cfg->client_header_timeout);
-        c->close_after = true;
-        respond_error(c, 408, "The request was not received in time.", NULL);
-        break;
-    case CLIENT_FORWARDING:
+    struct visitor *v = container_of(t, struct visitor, timer);
+    struct client *c = v->busy;
+    if (v->state == VISITOR_WAITING)
+        on_waiting_timeout(v);
+    else if (v->state != VISITOR_BUSY || c->state == CLIENT_IDLE)
+        visitor_close(v); /* lingering over (or a pipelined request never resumed) */
+    else if (c->state == CLIENT_READING_HEAD)
+        on_head_timeout(c);
+    else
         on_forwarding_timeout(c);
-        break;
-    default:
-        client_close(c);
-        break;
-    }
 }
 
 /* ---------------------------------------------------------------- writing to the visitor */
@@ -279,10 +478,7 @@ on_timer(struct loop_timer *t)
 static void
 on_out_drained(struct client *c)
 {
-    loop_io_set(c->w->loop, &c->io, c->state == CLIENT_FORWARDING && !c->req.request_done &&
-                                            !c->req.body_blocked
-                                        ? EPOLLIN
-                                        : 0);
+    set_interest(c->v, false);
     if (c->req.origin_paused && c->req.up != NULL) {
         c->req.origin_paused = false;
         upstream_resume(c->req.up);
@@ -293,40 +489,69 @@ on_out_drained(struct client *c)
         arm_forwarding_timer(c);
 }
 
-/* Write iov to the visitor: directly while nothing is queued, the rest into c->out.
+/* Bytes are queued (not blocked): the visitor's socket must learn of them. */
+static void
+out_queued(struct client *c)
+{
+    struct request *r = &c->req;
+    if (!writes_blocked(c->v))
+        set_interest(c->v, true);
+    if (buf_used(&c->out) >= CLIENT_OUT_HIGH && r->up != NULL && !r->origin_paused) {
+        r->origin_paused = true;
+        upstream_pause(r->up);
+    }
+    arm_forwarding_timer(c);
+}
+
+/* Append what writev left of iov (done bytes went) to c->out. */
+static void
+keep_rest(struct client *c, const struct iovec *iov, int n, size_t done)
+{
+    for (int i = 0; i < n; i++) {
+        size_t skip = MIN(done, iov[i].iov_len);
+        if (skip < iov[i].iov_len)
+            buf_append(&c->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+        done -= skip;
+    }
+}
+
+/* Write iov to the visitor, after the bytes already queued and in the same writev. Queued
+ * instead while more pipelined responses follow (c->batching) or while writes are blocked.
  * Returns -1 when the connection was closed. */
 static int
 send_iov(struct client *c, struct iovec *iov, int n)
 {
-    size_t total = 0, done = 0;
+    struct iovec all[8];
+    size_t total = 0, queued = buf_used(&c->out);
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     STAT_ADD(c->req.stats->bytes_sent, total);
-    if (buf_used(&c->out) == 0) {
-        ssize_t k;
-        do {
-            k = writev(c->io.fd, iov, n);
-        } while (k < 0 && errno == EINTR);
-        if (k < 0 && errno != EAGAIN) {
-            log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
-            client_close(c);
-            return -1;
-        }
-        done = k > 0 ? (size_t)k : 0;
+    if (c->batching || writes_blocked(c->v) || n >= (int)ARRAY_SIZE(all)) {
+        keep_rest(c, iov, n, 0);
+        if (writes_blocked(c->v))
+            out_queued(c);
+        else if (!c->batching)
+            flush(c);
+        return c->closed ? -1 : 0;
     }
-    for (int i = 0; i < n && done < total; i++) {
-        size_t skip = MIN(done, iov[i].iov_len);
-        buf_append(&c->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
-        done -= skip;
+    int k = 0;
+    if (queued > 0)
+        all[k++] = (struct iovec){(void *)buf_head(&c->out), queued};
+    memcpy(all + k, iov, sizeof(*iov) * (size_t)n);
+    ssize_t done;
+    do {
+        done = writev(c->v->io.fd, all, k + n);
+    } while (done < 0 && errno == EINTR);
+    if (done < 0 && errno != EAGAIN) {
+        log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
+        client_close(c);
+        return -1;
     }
-    if (buf_used(&c->out) > 0) {
-        loop_io_set(c->w->loop, &c->io, c->io.events | EPOLLOUT);
-        if (buf_used(&c->out) >= CLIENT_OUT_HIGH && c->req.up != NULL && !c->req.origin_paused) {
-            c->req.origin_paused = true;
-            upstream_pause(c->req.up);
-        }
-        arm_forwarding_timer(c);
-    }
+    size_t wrote = done > 0 ? (size_t)done : 0;
+    buf_consume(&c->out, MIN(wrote, queued));
+    keep_rest(c, iov, n, wrote > queued ? wrote - queued : 0);
+    if (buf_used(&c->out) > 0)
+        out_queued(c);
     return 0;
 }
 
@@ -337,15 +562,33 @@ send_bytes(struct client *c, const void *p, size_t len)
     return send_iov(c, &iov, 1);
 }
 
+/* c->out holds bytes appended in place (a response head): they go with the next write,
+ * at the latest at the end of this loop iteration. */
+static void
+out_appended(struct client *c, size_t len)
+{
+    STAT_ADD(c->req.stats->bytes_sent, len);
+    if (!writes_blocked(c->v))
+        loop_defer(c->w->loop, &c->flush_defer);
+}
+
+static void
+on_flush_due(struct loop_defer *d)
+{
+    struct client *c = container_of(d, struct client, flush_defer);
+    if (!c->closed && c->v->busy == c && !c->batching && !writes_blocked(c->v) && buf_used(&c->out) > 0)
+        flush(c);
+}
+
 static void
 flush(struct client *c)
 {
     while (buf_used(&c->out) > 0) {
-        ssize_t k = write(c->io.fd, buf_head(&c->out), buf_used(&c->out));
+        ssize_t k = write(c->v->io.fd, buf_head(&c->out), buf_used(&c->out));
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN) {
-            arm_forwarding_timer(c);
+            out_queued(c);
             return;
         }
         if (k < 0) {
@@ -462,30 +705,46 @@ access_log_fields(struct client *c, struct buf *line, bool json)
                zone, rt, (double)ot / 1000.0, origin, req_string(c, c->req.rid_off), err, cache);
 }
 
+/* The access log's time for this second, formatted once per second per thread. */
+static const char *
+access_stamp(double wall, bool json)
+{
+    static __thread time_t second = -1;
+    static __thread bool second_json;
+    static __thread char stamp[64];
+    time_t now = (time_t)wall;
+    if (now != second || json != second_json) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), json ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z",
+                 &tm);
+        second = now;
+        second_json = json;
+    }
+    return stamp;
+}
+
 static void
 access_log(struct client *c)
 {
     if (!log_access_enabled())
         return;
-    char stamp[64];
-    time_t now = (time_t)loop_wall(c->w->loop);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    struct buf line = c->w->log_line; /* the worker's: no allocation per request */
-    buf_reset(&line);
-    if (log_access_format() == CONFIG_LOG_JSON) {
-        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z", &tm);
-        buf_printf(&line, "{\"time\":\"%s\",\"client\":\"%s\",", stamp, c->ip);
-        access_log_fields(c, &line, true);
+    struct buf *line = &c->w->log_line; /* the worker's, its memory kept */
+    bool json = log_access_format() == CONFIG_LOG_JSON;
+    const char *stamp = access_stamp(loop_wall(c->w->loop), json);
+    buf_reset(line);
+    if (json) {
+        buf_printf(line, "{\"time\":\"%s\",\"client\":\"%s\",", stamp, c->ip);
+        access_log_fields(c, line, true);
     } else {
-        strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S %z", &tm);
-        buf_printf(&line, "%s - - [%s] ", c->ip, stamp);
-        access_log_fields(c, &line, false);
+        buf_printf(line, "%s - - [%s] ", c->ip, stamp);
+        access_log_fields(c, line, false);
     }
-    if (buf_used(&line) > 0 && line.data[line.len - 1] != '\n')
-        buf_append(&line, "\n", 1); /* cut at the cap: still one line */
-    log_access_write(buf_head(&line), buf_used(&line));
-    c->w->log_line = line;
+    if (buf_used(line) > 0 && line->data[line->len - 1] != '\n')
+        buf_append(line, "\n", 1); /* cut at the cap: still one line */
+    log_access_write(buf_head(line), buf_used(line));
+    if (line->size > CLIENT_KEEP_BUF)
+        buf_free(line); /* a rare long line: not kept */
 }
 
 /* ---------------------------------------------------------------- request completion */
@@ -517,31 +776,51 @@ abort_response(struct client *c)
     client_close(c);
 }
 
+/* The connection has no request in progress: wait for the next one (keep-alive). */
+static void
+visitor_wait(struct visitor *v)
+{
+    client_detach(v);
+    v->state = VISITOR_WAITING;
+    if (v->eof) {
+        visitor_close(v); /* everything the visitor sent is answered */
+        return;
+    }
+    loop_timer_set(v->w->loop, &v->timer, v->w->cfg->client_keepalive_timeout);
+}
+
 static void
 finish_request(struct client *c)
 {
+    struct visitor *v = c->v;
     struct request *r = &c->req;
     bool body_pending = !r->request_done;
     count_request(c);
     access_log(c);
     request_clear(c);
+    v->requests++;
     if (c->close_after || body_pending || c->w->draining) {
-        start_lingering(c);
+        start_lingering(v);
         return;
     }
     http_parser_resume(&c->parser);
-    set_state(c, CLIENT_IDLE);
-    loop_io_set(c->w->loop, &c->io, EPOLLIN);
-    if (buf_used(&c->in) > 0)
-        loop_defer(c->w->loop, &c->next_defer); /* a pipelined request is waiting */
+    c->state = CLIENT_IDLE;
+    if (v->feeding ? v->pending > 0 : kept(v) > 0) {
+        /* A pipelined request is waiting: the pass feeding it goes on, or one starts. */
+        loop_timer_set(c->w->loop, &v->timer, c->w->cfg->client_keepalive_timeout);
+        if (!v->feeding)
+            loop_defer(c->w->loop, &c->next_defer);
+        return;
+    }
+    visitor_wait(v);
 }
 
 static void
 on_next_request(struct loop_defer *d)
 {
     struct client *c = container_of(d, struct client, next_defer);
-    if (!c->closed && c->state == CLIENT_IDLE)
-        process_input(c);
+    if (!c->closed && c->v->busy == c)
+        serve_buffered(c->v);
 }
 
 /* ---------------------------------------------------------------- the edge's own responses */
@@ -591,37 +870,21 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .now = loop_wall(c->w->loop),
         .html_template = zone_error_page(r->zone, status),
     };
-    struct buf body, head;
-    buf_init(&body, 64 * 1024);
-    buf_init(&head, 64 * 1024);
-    const char *type = errpage_render(&page, accept ? http_str_ptr(&c->parser.msg, accept->value)
-                                                    : NULL,
-                                      accept ? accept->value.len : 0, &body);
     if (c->w->draining || status == 400 || status == 408 || status == 413 || status == 414 ||
-        status == 431 || status == 501 || status == 505 || c->refused)
+        status == 431 || status == 501 || status == 505 || c->v->refused)
         c->close_after = true; /* what follows on the connection cannot be trusted */
-    buf_printf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-               "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
-               status, http_status_reason(status), type, buf_used(&body), page.request_id);
-    if (err != NULL) {
-        char ps[512];
-        proxy_error_header(err, cfg->edge_name, page.details, ps, sizeof(ps));
-        buf_printf(&head, "Proxy-Status: %s\r\n", ps);
-        if (page.retry_after > 0)
-            buf_printf(&head, "Retry-After: %d\r\n", page.retry_after);
-    }
-    buf_append_str(&head, c->close_after ? "Connection: close\r\n\r\n" : "\r\n");
+    struct errcache_response resp;
+    errcache_respond(c->w->errcache, &page,
+                     accept ? http_str_ptr(&c->parser.msg, accept->value) : NULL,
+                     accept ? accept->value.len : 0, c->close_after, cfg == c->w->cfg, &resp);
     r->status = status;
     r->response_started = true;
     r->response_done = true;
-    r->body_sent = r->head_method ? 0 : buf_used(&body);
+    r->body_sent = r->head_method ? 0 : resp.body_len;
     c->state = CLIENT_FORWARDING;
     count_request(c);
-    struct iovec iov[2] = {{head.data, buf_used(&head)}, {body.data, r->body_sent}};
-    int rc = send_iov(c, iov, 2);
-    buf_free(&head);
-    buf_free(&body);
-    if (rc == 0 && buf_used(&c->out) == 0)
+    struct iovec iov[2] = {{(void *)resp.head, resp.head_len}, {(void *)resp.body, r->body_sent}};
+    if (send_iov(c, iov, 2) == 0 && buf_used(&c->out) == 0)
         finish_request(c);
 }
 
@@ -705,8 +968,13 @@ keep_origin_host(struct client *c)
     const char *host = req_string(c, r->host_off);
     if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
         return; /* refused as an invalid host */
-    snprintf(text, sizeof(text), strchr(name, ':') ? "[%s]" : "%s", name);
-    r->origin_host_off = keep_string(r, text, strlen(text));
+    size_t n = strlen(name);
+    bool v6 = memchr(name, ':', n) != NULL;
+    text[0] = '[';
+    memcpy(text + v6, name, n);
+    if (v6)
+        text[++n] = ']';
+    r->origin_host_off = keep_string(r, text, n + v6);
 }
 
 /* Which zone serves this request; sets r->host_off. NULL means 421. */
@@ -731,6 +999,23 @@ host_valid(const struct client *c)
 
 /* ---------------------------------------------------------------- the origin request */
 
+/* "Name: value\r\n", name given with its colon and space. */
+static void
+append_field(struct buf *head, const char *name, const char *value)
+{
+    buf_append_str(head, name);
+    buf_append_str(head, value);
+    buf_append(head, "\r\n", 2);
+}
+
+static void
+append_field_u64(struct buf *head, const char *name, uint64_t value)
+{
+    buf_append_str(head, name);
+    buf_append_u64(head, value);
+    buf_append(head, "\r\n", 2);
+}
+
 static void
 append_forwarded_for(struct client *c, struct buf *head)
 {
@@ -743,7 +1028,8 @@ append_forwarded_for(struct client *c, struct buf *head)
         buf_append(head, http_str_ptr(m, h->value), h->value.len);
         buf_append_str(head, ", ");
     }
-    buf_printf(head, "%s\r\n", c->ip);
+    buf_append_str(head, c->ip);
+    buf_append(head, "\r\n", 2);
 }
 
 /* Fields an origin may act on although no cache key holds them (cache poisoning): not
@@ -827,7 +1113,8 @@ build_origin_head(struct client *c, struct buf *head, const struct cache_obj *va
     const struct config_zone *z = c->req.zone;
     size_t ulen;
     const char *url = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &ulen);
-    buf_printf(head, "%s %s", http_method_name(m->method), url[0] == '?' ? "/" : "");
+    buf_append_str(head, http_method_name(m->method));
+    buf_append_str(head, url[0] == '?' ? " /" : " ");
     buf_append(head, url, ulen);
     buf_append_str(head, " HTTP/1.1\r\n");
     for (size_t i = 0; i < m->nheaders; i++) {
@@ -844,16 +1131,17 @@ build_origin_head(struct client *c, struct buf *head, const struct cache_obj *va
     if (m->chunked)
         buf_append_str(head, "Transfer-Encoding: chunked\r\n");
     else if (m->has_content_length)
-        buf_printf(head, "Content-Length: %llu\r\n", (unsigned long long)m->content_length);
+        append_field_u64(head, "Content-Length: ", m->content_length);
     if (z->add_x_forwarded_for)
         append_forwarded_for(c, head);
     if (z->add_x_forwarded_proto)
         buf_append_str(head, "X-Forwarded-Proto: http\r\n");
     if (z->add_via)
-        buf_printf(head, "Via: 1.1 %s\r\n", c->req.cfg->edge_name);
+        append_field(head, "Via: 1.1 ", c->req.cfg->edge_name);
     bool validating = c->req.cache.eligible && m->method == HTTP_GET &&
                       add_validators(head, validate);
-    buf_printf(head, "X-Request-Id: %s\r\n\r\n", req_string(c, c->req.rid_off));
+    append_field(head, "X-Request-Id: ", req_string(c, c->req.rid_off));
+    buf_append(head, "\r\n", 2);
     return validating;
 }
 
@@ -888,11 +1176,15 @@ start_fetch(struct client *c)
         .body_chunked = m->chunked,
         .host = origin_host_for(c),
     };
-    struct buf head;
-    buf_init(&head, SIZE_MAX);
-    r->cache.revalidating = build_origin_head(c, &head, r->cache.stale);
-    r->up = upstream_start(c->w, &ur, &head, &upstream_ops, c);
-    buf_free(&head);
+    if (!ur.has_body && upstream_zone_down(c->w, &ur, &r->err, &r->down_attempt)) {
+        r->zone_down = true; /* no fetch: answered at once, or when the message ends */
+        if (!c->v->feeding)
+            answer_zone_down(c);
+        return;
+    }
+    buf_reset(&c->origin_head);
+    r->cache.revalidating = build_origin_head(c, &c->origin_head, r->cache.stale);
+    r->up = upstream_start(c->w, &ur, &c->origin_head, &upstream_ops, c);
 }
 
 /* ---------------------------------------------------------------- the cache */
@@ -970,6 +1262,31 @@ pump_cut(struct client *c)
     abort_response(c);
 }
 
+/* In a pass of pipelined answers, a small answer from a complete object is queued (its
+ * body copied once into c->out) so that the whole pass leaves in one write. false: it is
+ * to be written now (with what is queued before it): a big body, a range, a fill. */
+static bool
+queue_answer(struct client *c, const struct iovec *head, int nhead)
+{
+    struct request *r = &c->req;
+    struct cached_send *s = &r->cache.send;
+    struct cached_count moved = {0};
+    bool chunked;
+    if (!c->batching || c->close_after || writes_blocked(c->v))
+        return false;
+    if (s->obj != NULL && (!s->whole || cache_obj_state(s->obj) != CACHE_OBJ_COMPLETE ||
+                           cache_obj_available(s->obj) - s->pos > CLIENT_BATCH_COPY))
+        return false;
+    size_t before = buf_used(&c->out);
+    for (int i = 0; i < nhead; i++)
+        buf_append(&c->out, head[i].iov_base, head[i].iov_len);
+    if (s->obj != NULL)
+        cached_send_detach(s, &c->out, &chunked, &moved);
+    STAT_ADD(r->stats->bytes_sent, buf_used(&c->out) - before);
+    r->body_sent += moved.body;
+    return true;
+}
+
 /* Send what can be sent of the answer from the object; then wait for the socket, for the
  * fill (the fetching visitor is driven by its origin's bytes instead), or finish. */
 static void
@@ -977,15 +1294,19 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
 {
     struct request *r = &c->req;
     struct cached_send *s = &r->cache.send;
+    if (head != NULL && queue_answer(c, head, nhead)) {
+        pump_sent(c);
+        return;
+    }
     for (;;) {
         struct cached_count n = {0};
-        enum cached_pump st = cached_pump(s, c->io.fd, &c->out, head, nhead, &n);
+        enum cached_pump st = cached_pump(s, c->v->io.fd, &c->out, head, nhead, &n);
         head = NULL;
         nhead = 0;
         STAT_ADD(r->stats->bytes_sent, n.wire);
         r->body_sent += n.body;
         c->blocked = st == CACHED_BLOCKED;
-        loop_io_set(c->w->loop, &c->io, c->blocked ? EPOLLOUT : 0);
+        set_interest(c->v, c->blocked);
         switch (st) {
         case CACHED_SENT:
             pump_sent(c);
@@ -1346,7 +1667,7 @@ on_request_head(struct http_parser *p)
     r->head_method = m->method == HTTP_HEAD;
     keep_request_id(c);
     c->state = CLIENT_FORWARDING;
-    loop_timer_stop(c->w->loop, &c->timer);
+    loop_timer_stop(c->w->loop, &c->v->timer);
     if (!m->keep_alive || c->w->draining)
         c->close_after = true;
     int status = admit_request(c, &message);
@@ -1425,7 +1746,7 @@ append_framing(struct client *c, const struct http_msg *resp, struct buf *head)
     bool no_body = r->head_method || resp->status == 204 || resp->status == 304 ||
                    (resp->status >= 100 && resp->status < 200);
     if (resp->has_content_length && !resp->chunked && resp->status != 204) {
-        buf_printf(head, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
+        append_field_u64(head, "Content-Length: ", resp->content_length);
     } else if (!no_body) {
         if (c->parser.msg.minor >= 1) {
             r->chunked = true;
@@ -1436,44 +1757,53 @@ append_framing(struct client *c, const struct http_msg *resp, struct buf *head)
     }
 }
 
+/* Via, X-Request-Id and Connection, and the end of the head. */
+static void
+append_edge_fields(struct client *c, const struct http_msg *resp, struct buf *head)
+{
+    struct request *r = &c->req;
+    if (r->zone->add_via)
+        append_field(head, "Via: 1.1 ", r->cfg->edge_name);
+    if (http_msg_find(resp, "X-Request-Id") == NULL)
+        append_field(head, "X-Request-Id: ", req_string(c, r->rid_off));
+    if (c->close_after)
+        buf_append_str(head, "Connection: close\r\n");
+    else if (c->parser.msg.minor == 0)
+        buf_append_str(head, "Connection: keep-alive\r\n");
+    buf_append(head, "\r\n", 2);
+}
+
 static void
 on_origin_head(void *owner, const struct http_msg *resp)
 {
     struct client *c = owner;
     struct request *r = &c->req;
-    struct buf head;
+    struct buf *head = &c->out; /* built in place: it leaves with the first body bytes */
+    size_t before = buf_used(head);
     if (stale_for_5xx(c, resp))
         return;
-    snprintf(r->origin, sizeof(r->origin), "%s", upstream_addr(r->up));
+    str_copy(r->origin, sizeof(r->origin), upstream_addr(r->up));
     r->origin_ms = upstream_header_ms(r->up);
     if (cache_take_head(c, resp))
         return; /* answered from the object it fills (or, for a 304, when it completes) */
-    buf_init(&head, SIZE_MAX);
     r->status = resp->status;
     r->response_started = true;
     if (c->w->draining)
         c->close_after = true;
-    buf_printf(&head, "HTTP/1.1 %d ", resp->status);
+    buf_append_str(head, "HTTP/1.1 ");
+    buf_append_u64(head, (uint64_t)resp->status);
+    buf_append(head, " ", 1);
     if (resp->reason.len > 0)
-        buf_append(&head, http_str_ptr(resp, resp->reason), resp->reason.len);
+        buf_append(head, http_str_ptr(resp, resp->reason), resp->reason.len);
     else
-        buf_append_str(&head, http_status_reason(resp->status));
-    buf_append_str(&head, "\r\n");
-    append_response_fields(c, resp, &head);
-    append_framing(c, resp, &head);
-    cached_pass_fields(&r->cache, r->cfg->edge_name, resp->status, &head);
-    if (r->zone->add_via)
-        buf_printf(&head, "Via: 1.1 %s\r\n", r->cfg->edge_name);
-    if (http_msg_find(resp, "X-Request-Id") == NULL)
-        buf_printf(&head, "X-Request-Id: %s\r\n", req_string(c, r->rid_off));
-    if (c->close_after)
-        buf_append_str(&head, "Connection: close\r\n");
-    else if (c->parser.msg.minor == 0)
-        buf_append_str(&head, "Connection: keep-alive\r\n");
-    buf_append_str(&head, "\r\n");
+        buf_append_str(head, http_status_reason(resp->status));
+    buf_append_str(head, "\r\n");
+    append_response_fields(c, resp, head);
+    append_framing(c, resp, head);
+    cached_pass_fields(&r->cache, r->cfg->edge_name, resp->status, head);
+    append_edge_fields(c, resp, head);
     count_request(c);
-    send_bytes(c, head.data, buf_used(&head));
-    buf_free(&head);
+    out_appended(c, buf_used(head) - before);
 }
 
 static void
@@ -1527,13 +1857,29 @@ on_origin_complete(void *owner)
         finish_request(c);
 }
 
+/* One error-log line per failure, but per zone, cause and origin address only the first
+ * of each second in full: the others are counted into one line at the second's end (they
+ * all are in the metrics, the access log and the stories). */
 static void
 log_origin_failure(struct client *c, const struct proxy_error *e)
 {
     const struct http_msg *m = &c->parser.msg;
+    const char *addr = e->addr[0] ? e->addr : "-";
+    char key[192], *summary;
+    size_t n = strnlen(c->req.zone->name, 100);
+    memcpy(key, c->req.zone->name, n); /* zone \n type \n address */
+    key[n++] = '\n';
+    key[n++] = (char)('A' + (int)e->type);
+    key[n++] = '\n';
+    str_copy(key + n, sizeof(key) - n, addr);
+    if (!log_repeat_first(c->w->origin_failures, key, &summary))
+        return;
+    snprintf(summary, LOG_REPEAT_SUMMARY, "origin %s failed: %s (%s) in phase %s, zone \"%s\"",
+             addr, e->detail, proxy_error_name(e->type), proxy_phase_name(e->phase),
+             c->req.zone->name);
     log_error("origin %s failed: %s (%s) in phase %s after %llu ms, while proxying \"%s %.*s\" "
               "for client %s, zone \"%s\", host \"%s\", request %s",
-              e->addr[0] ? e->addr : "-", e->detail, proxy_error_name(e->type),
+              addr, e->detail, proxy_error_name(e->type),
               proxy_phase_name(e->phase), (unsigned long long)e->elapsed_ms,
               http_method_name(m->method), (int)MIN(m->url.len, 512u), http_str_ptr(m, m->url),
               c->ip, c->req.zone->name, req_string(c, c->req.host_off),
@@ -1542,34 +1888,38 @@ log_origin_failure(struct client *c, const struct proxy_error *e)
 
 /* Keep what was tried for the owner's /requests/<id>. */
 static void
-record_story(struct client *c, const struct proxy_error *e, int status)
+record_story(struct client *c, const struct proxy_error *e, int status,
+             const struct story_attempt *tried, int n)
 {
     const struct http_msg *m = &c->parser.msg;
     struct request *r = &c->req;
     struct story st = {.time = loop_wall(c->w->loop), .status = status, .error = *e};
-    int n = 0;
-    const struct story_attempt *tried = upstream_attempts(r->up, &n);
-    snprintf(st.request_id, sizeof(st.request_id), "%s", req_string(c, r->rid_off));
-    snprintf(st.zone, sizeof(st.zone), "%s", r->zone->name);
-    snprintf(st.host, sizeof(st.host), "%s", req_string(c, r->host_off));
-    snprintf(st.method, sizeof(st.method), "%s", http_method_name(m->method));
-    snprintf(st.target, sizeof(st.target), "%.*s", (int)MIN(m->url.len, 255u),
-             http_str_ptr(m, m->url));
+    str_copy(st.request_id, sizeof(st.request_id), req_string(c, r->rid_off));
+    str_copy(st.zone, sizeof(st.zone), r->zone->name);
+    str_copy(st.host, sizeof(st.host), req_string(c, r->host_off));
+    str_copy(st.method, sizeof(st.method), http_method_name(m->method));
+    size_t tlen = MIN(m->url.len, sizeof(st.target) - 1);
+    memcpy(st.target, http_str_ptr(m, m->url), tlen);
+    st.target[tlen] = '\0';
     st.nattempts = MIN(n, STORY_MAX_ATTEMPTS);
     memcpy(st.attempts, tried, sizeof(*tried) * (size_t)st.nattempts);
-    story_record(&st);
+    story_record(&st, c->w->id);
 }
 
+/* The request failed at the origin (e), after the attempts tried: its story and log line,
+ * then a stale copy, the edge's error response, or (the head is gone already) the end of
+ * the connection. */
 static void
-on_origin_error(void *owner, const struct proxy_error *e)
+origin_failed(struct client *c, const struct proxy_error *e, const struct story_attempt *tried,
+              int ntried)
 {
-    struct client *c = owner;
     struct request *r = &c->req;
-    record_story(c, e, r->response_started ? r->status : proxy_error_status(e->type));
-    r->up = NULL; /* the upstream is gone after this callback */
+    record_story(c, e, r->response_started ? r->status : proxy_error_status(e->type), tried,
+                 ntried);
     r->failed = true;
-    r->err = *e;
-    snprintf(r->origin, sizeof(r->origin), "%s", e->addr);
+    if (e != &r->err)
+        r->err = *e;
+    str_copy(r->origin, sizeof(r->origin), e->addr);
     log_origin_failure(c, e);
     cache_fetch_failed(c, e);
     if (serve_stale_on_error(c, e))
@@ -1582,14 +1932,33 @@ on_origin_error(void *owner, const struct proxy_error *e)
 }
 
 static void
+on_origin_error(void *owner, const struct proxy_error *e)
+{
+    struct client *c = owner;
+    int n = 0;
+    const struct story_attempt *tried = upstream_attempts(c->req.up, &n);
+    c->req.up = NULL; /* the upstream is gone after this callback */
+    origin_failed(c, e, tried, n);
+}
+
+/* Every origin of the zone is known down: the answer a fetch would have got, at once. */
+static void
+answer_zone_down(struct client *c)
+{
+    struct request *r = &c->req;
+    r->zone_down = false;
+    origin_failed(c, &r->err, &r->down_attempt, 1);
+}
+
+static void
 on_origin_drained(void *owner)
 {
     struct client *c = owner;
     if (!c->req.body_blocked)
         return;
     c->req.body_blocked = false;
-    loop_io_set(c->w->loop, &c->io, c->io.events | EPOLLIN);
-    if (buf_used(&c->in) > 0)
+    set_interest(c->v, writes_blocked(c->v));
+    if (kept(c->v) > 0)
         loop_defer(c->w->loop, &c->next_defer);
     arm_forwarding_timer(c);
 }
@@ -1670,89 +2039,214 @@ on_parse_error(struct client *c)
     respond_error(c, status, parse_error_message(status), NULL);
 }
 
-/* Feed buffered input to the parser until it pauses at the end of a request, needs more,
- * or fails. */
+/* The request message ended: answer it now unless the answer waits for an origin. */
 static void
-process_input(struct client *c)
+answer_parsed(struct client *c)
 {
-    while (buf_used(&c->in) > 0 && !c->closed) {
+    if (c->rejected)
+        respond_rejected(c);
+    else if (c->req.cache.hit != NULL)
+        cache_answer(c, c->req.cache.hit, c->req.cache.label, NULL);
+    else if (c->req.cache.waiting)
+        cache_wait(c);
+    else if (c->req.zone_down)
+        answer_zone_down(c);
+}
+
+/* A request starts on v: its state, and the header timeout from its first byte (the first
+ * request's runs from the accept). */
+static struct client *
+begin_request(struct visitor *v)
+{
+    struct client *c = v->busy != NULL ? v->busy : client_take(v);
+    if (c->state != CLIENT_IDLE)
+        return c;
+    c->state = CLIENT_READING_HEAD;
+    c->rejected = false;
+    if (v->requests > 0)
+        loop_timer_set(v->w->loop, &v->timer, v->w->cfg->client_header_timeout);
+    return c;
+}
+
+/* A request message was parsed: answered at once, and finished here when more pipelined
+ * requests follow in this pass. false ends the pass (the answer waits, or the connection
+ * is done). */
+static bool
+on_parsed(struct client *c)
+{
+    struct visitor *v = c->v;
+    arm_forwarding_timer(c);
+    c->batching = v->pending > 0 && !c->close_after;
+    answer_parsed(c);
+    c->batching = false;
+    if (c->closed || v->busy != c)
+        return !c->closed && v->state == VISITOR_BUSY;
+    if (c->state == CLIENT_IDLE) /* answered and finished already */
+        return buf_used(&c->out) < CLIENT_OUT_HIGH;
+    if (!c->req.response_done || c->close_after || buf_used(&c->out) >= CLIENT_OUT_HIGH)
+        return false; /* waits for an origin, or for its bytes to go before closing */
+    finish_request(c); /* queued with the next responses */
+    return !c->closed;
+}
+
+/* Parse what the visitor sent and serve every complete request in it, in order, while each
+ * can be answered at once (a cache hit, the edge's own response): their responses are
+ * queued and leave in one write at the end of the pass. A request that must wait (an
+ * origin fetch) ends the pass, and so do CLIENT_BATCH_MAX requests (the rest goes on in
+ * the next loop iteration, after the other connections). Returns the bytes parsed. */
+static size_t
+serve_requests(struct visitor *v, const char *data, size_t len)
+{
+    size_t done = 0;
+    int served = 0;
+    v->feeding = true;
+    while (done < len && (v->state == VISITOR_BUSY || v->state == VISITOR_WAITING)) {
+        struct client *c = begin_request(v);
         if (c->state == CLIENT_FORWARDING && c->req.request_done)
             break; /* a pipelined request waits until this response is finished */
-        if (c->state == CLIENT_IDLE) {
-            set_state(c, CLIENT_READING_HEAD);
-            c->rejected = false;
-        }
         size_t used;
-        enum http_parse_status st =
-            http_parser_feed(&c->parser, buf_head(&c->in), buf_used(&c->in), &used);
-        buf_consume(&c->in, used);
+        enum http_parse_status st = http_parser_feed(&c->parser, data + done, len - done, &used);
+        done += used;
+        v->pending = (uint32_t)(len - done);
         if (c->closed)
-            return;
+            break;
         if (st == HTTP_PARSE_ERROR) {
             on_parse_error(c);
-            return;
-        }
-        if (st == HTTP_PARSE_PAUSED) {
-            /* The request is in; further bytes wait for its response to finish. */
-            loop_io_set(c->w->loop, &c->io, buf_used(&c->out) ? EPOLLOUT : 0);
-            arm_forwarding_timer(c);
-            if (c->rejected)
-                respond_rejected(c);
-            else if (c->req.cache.hit != NULL)
-                cache_answer(c, c->req.cache.hit, c->req.cache.label, NULL);
-            else if (c->req.cache.waiting)
-                cache_wait(c);
-            return;
-        }
-        if (c->req.body_blocked) {
-            loop_io_set(c->w->loop, &c->io, buf_used(&c->out) ? EPOLLOUT : 0);
             break;
         }
-    }
-    if (c->state == CLIENT_FORWARDING)
-        arm_forwarding_timer(c);
-}
-
-static void
-on_readable(struct client *c)
-{
-    if (c->state == CLIENT_LINGERING)
-        buf_reset(&c->in); /* whatever arrives now is read and dropped */
-    if (buf_reserve(&c->in, CLIENT_READ_SIZE) < 0) {
-        loop_io_set(c->w->loop, &c->io, c->io.events & ~EPOLLIN);
-        return;
-    }
-    ssize_t n = read(c->io.fd, buf_tail(&c->in), buf_room(&c->in));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        if (c->state == CLIENT_FORWARDING && c->req.response_started == false &&
-            !c->req.request_done) {
-            log_info("client %s: connection closed before the request was complete", c->ip);
+        if (st == HTTP_PARSE_PAUSED && (!on_parsed(c) || ++served == CLIENT_BATCH_MAX)) {
+            if (served == CLIENT_BATCH_MAX && v->busy != NULL && v->pending > 0)
+                loop_yield(v->w->loop, &v->busy->next_defer);
+            break;
         }
-        client_close(c);
+        if (c->req.body_blocked)
+            break;
+    }
+    v->feeding = false;
+    v->pending = 0;
+    return done;
+}
+
+/* The pass is over: the queued responses go in one write; timers and interest follow. */
+static void
+end_pass(struct visitor *v)
+{
+    struct client *c = v->busy;
+    if (c != NULL && buf_used(&c->out) > 0 && !writes_blocked(v))
+        flush(c);
+    if (v->closed)
+        return;
+    if ((c = v->busy) != NULL && c->state == CLIENT_FORWARDING)
+        arm_forwarding_timer(c);
+    if (c != NULL && c->state == CLIENT_IDLE && kept(v) > 0)
+        loop_defer(v->w->loop, &c->next_defer); /* pipelined requests left (or yielded) */
+    set_interest(v, writes_blocked(v));
+}
+
+/* Serve n bytes read into the worker's buffer; what the parser did not take is kept. */
+static void
+serve_read(struct visitor *v, size_t n)
+{
+    const char *data = v->w->read_buf;
+    size_t used = serve_requests(v, data, n);
+    if (!v->closed && v->state != VISITOR_LINGERING && used < n)
+        buf_append(keep_buf(v), data + used, n - used);
+    end_pass(v);
+}
+
+/* Serve the bytes kept in v->in. */
+static void
+serve_buffered(struct visitor *v)
+{
+    size_t used = serve_requests(v, buf_head(v->in), buf_used(v->in));
+    if (v->closed)
+        return;
+    buf_consume(v->in, used);
+    if (buf_used(v->in) == 0 || v->state == VISITOR_LINGERING)
+        drop_kept(v); /* an idle connection keeps no buffer */
+    v->in_full = false;
+    end_pass(v);
+}
+
+/* Read into the worker's buffer, or after the bytes kept (keep). Bytes read, 0 for none
+ * now, -1 at the end of the connection (*err: its errno, 0 for the visitor's FIN). */
+static ssize_t
+read_visitor(struct visitor *v, bool keep, int *err)
+{
+    char *to = v->w->read_buf;
+    size_t room = CLIENT_READ_SIZE;
+    if (keep) {
+        if (buf_reserve(v->in, CLIENT_READ_SIZE) < 0) {
+            v->in_full = true; /* read again when the kept requests are served */
+            set_interest(v, writes_blocked(v));
+            return 0;
+        }
+        to = buf_tail(v->in);
+        room = buf_room(v->in);
+    }
+    ssize_t n = read(v->io.fd, to, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    *err = n < 0 ? errno : 0;
+    return n > 0 ? n : -1;
+}
+
+/* The visitor closed its side (or the connection broke). A request it sent whole is still
+ * answered (with what it pipelined after it); anything else ends here. */
+static void
+on_visitor_eof(struct visitor *v, int err)
+{
+    struct client *c = v->busy;
+    bool answering = c != NULL && (c->state == CLIENT_IDLE ||
+                                   (c->state == CLIENT_FORWARDING && c->req.request_done));
+    if (err == 0 && answering && !v->eof) {
+        v->eof = true; /* no more reading; closed once the last answer is out */
+        set_interest(v, writes_blocked(v));
         return;
     }
-    if (c->state == CLIENT_LINGERING)
-        return;
-    c->in.len += (size_t)n;
-    process_input(c);
+    if (c != NULL && c->state == CLIENT_FORWARDING && !c->req.response_started &&
+        !c->req.request_done)
+        log_info("client %s: connection closed before the request was complete", v->ip);
+    visitor_close(v);
 }
 
 static void
-on_client_io(struct loop_io *io, uint32_t events)
+on_readable(struct visitor *v)
 {
-    struct client *c = container_of(io, struct client, io);
-    if ((events & EPOLLOUT) && (c->blocked || buf_used(&c->out) > 0)) {
+    bool keep = kept(v) > 0 && v->state != VISITOR_LINGERING;
+    int err = 0;
+    ssize_t n = read_visitor(v, keep, &err);
+    if (n < 0) {
+        on_visitor_eof(v, err);
+        return;
+    }
+    if (n == 0 || v->state == VISITOR_LINGERING)
+        return; /* nothing now, or read and dropped */
+    if (!keep) {
+        serve_read(v, (size_t)n);
+        return;
+    }
+    v->in->len += (size_t)n;
+    serve_buffered(v);
+}
+
+static void
+on_visitor_io(struct loop_io *io, uint32_t events)
+{
+    struct visitor *v = container_of(io, struct visitor, io);
+    struct client *c = v->busy;
+    if ((events & EPOLLOUT) && c != NULL && (c->blocked || buf_used(&c->out) > 0)) {
         if (c->blocked)
             client_pump(c, NULL, 0); /* an answer from an object, written from the object */
         else
             flush(c);
-        if (c->closed)
+        if (v->closed)
             return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        on_readable(c);
+    if ((events & (EPOLLHUP | EPOLLERR)) && (v->in_full || v->eof))
+        visitor_close(v); /* not reading any more: level-triggered, it would fire again */
+    else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        on_readable(v);
 }
 
 /* ---------------------------------------------------------------- accept and drain */
@@ -1760,12 +2254,13 @@ on_client_io(struct loop_io *io, uint32_t events)
 /* Over a connection limit: answer 503 at once, so the visitor learns why instead of
  * seeing a reset, and close. Logged at most once a second per worker, with a count. */
 static void
-refuse_connection(struct client *c, enum conn_limit_result why)
+refuse_connection(struct visitor *v, enum conn_limit_result why)
 {
-    struct worker *w = c->w;
+    struct worker *w = v->w;
     const struct config *cfg = w->cfg;
     bool total = why == CONN_LIMIT_TOTAL;
     uint64_t now = loop_now(w->loop);
+    struct client *c = client_take(v);
     count_limit(c, total ? METRICS_LIMIT_CONNECTIONS_TOTAL : METRICS_LIMIT_CONNECTIONS_CLIENT);
     w->refusals_unlogged++;
     if (w->refusal_logged_ms == 0 || now >= w->refusal_logged_ms + CLIENT_REFUSAL_LOG_MS) {
@@ -1782,7 +2277,7 @@ refuse_connection(struct client *c, enum conn_limit_result why)
         w->refusal_logged_ms = now;
         w->refusals_unlogged = 0;
     }
-    c->refused = true;
+    v->refused = true;
     c->close_after = true;
     respond_error(c, 503,
                   total ? "This server has too many connections open; try again shortly."
@@ -1792,13 +2287,13 @@ refuse_connection(struct client *c, enum conn_limit_result why)
 }
 
 static void
-link_client(struct worker *w, struct client *c)
+link_visitor(struct worker *w, struct visitor *v)
 {
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
-    w->nclients++;
+    v->next = w->visitors;
+    if (w->visitors)
+        w->visitors->prev = v;
+    w->visitors = v;
+    w->nvisitors++;
     STAT_INC(w->stats->connections_active);
     STAT_INC(w->stats->connections_total);
 }
@@ -1806,57 +2301,69 @@ link_client(struct worker *w, struct client *c)
 void
 client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, socklen_t peerlen)
 {
-    struct client *c = xcalloc(1, sizeof(*c));
+    struct visitor *v = xcalloc(1, sizeof(*v));
     const struct config *cfg = w->cfg;
-    c->w = w;
-    memcpy(&c->peer, peer, MIN((size_t)peerlen, sizeof(c->peer)));
-    /* Heads and bodies go out in separate writes: without this, Nagle's algorithm and the
-     * visitor's delayed ACK hold every response for 40 ms. */
+    if (w->read_buf == NULL) {
+        w->read_buf = xmalloc(CLIENT_READ_SIZE);
+        loop_defer_init(&w->visitors_free, on_visitors_free);
+    }
+    v->w = w;
+    memcpy(&v->peer, peer, MIN((size_t)peerlen, sizeof(v->peer)));
+    /* A response head can go out ahead of its body (the body is not there yet): without
+     * this, Nagle's algorithm and the visitor's delayed ACK hold the body for 40 ms. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
-    net_ip_text((const struct sockaddr *)peer, c->ip, sizeof(c->ip));
-    loop_timer_init(&c->timer, on_timer);
-    loop_timer_init(&c->wait_timer, on_wait_timeout);
-    loop_defer_init(&c->next_defer, on_next_request);
-    loop_defer_init(&c->free_defer, on_client_free);
-    http_parser_init(&c->parser, HTTP_REQUEST, cfg->client_max_header_size, &request_ops, c);
-    http_parser_set_limits(&c->parser, cfg->client_max_header_fields,
-                           cfg->client_max_request_line);
-    buf_init(&c->in, cfg->client_max_header_size + CLIENT_READ_SIZE);
-    buf_init(&c->out, SIZE_MAX);
-    buf_init(&c->req.strings, SIZE_MAX);
-    if (loop_io_start(w->loop, &c->io, fd, EPOLLIN, on_client_io) < 0) {
+    net_ip_text(&v->peer.sa, v->ip, sizeof(v->ip));
+    loop_timer_init(&v->timer, on_timer);
+    if (loop_io_start(w->loop, &v->io, fd, EPOLLIN, on_visitor_io) < 0) {
         close(fd);
-        on_client_free(&c->free_defer);
+        free(v);
         return;
     }
-    link_client(w, c);
-    enum conn_limit_result lim =
-        conn_limit_acquire((const struct sockaddr *)&c->peer, cfg->client_max_connections,
-                           cfg->client_max_connections_per_client);
-    c->conn_counted = lim == CONN_LIMIT_OK;
-    if (!c->conn_counted) {
-        refuse_connection(c, lim);
+    link_visitor(w, v);
+    enum conn_limit_result lim = conn_limit_acquire(&v->peer.sa, cfg->client_max_connections,
+                                                    cfg->client_max_connections_per_client);
+    v->counted = lim == CONN_LIMIT_OK;
+    if (!v->counted) {
+        refuse_connection(v, lim);
         return;
     }
-    set_state(c, CLIENT_READING_HEAD);
+    v->state = VISITOR_WAITING;
+    loop_timer_set(w->loop, &v->timer, cfg->client_header_timeout);
 }
 
 void
 client_drain_all(struct worker *w)
 {
-    struct client *next;
-    for (struct client *c = w->clients; c != NULL; c = next) {
-        next = c->next;
-        c->close_after = true;
-        if (c->state == CLIENT_IDLE ||
-            (c->state == CLIENT_READING_HEAD && !http_parser_in_message(&c->parser)))
-            client_close(c);
+    struct visitor *next;
+    for (struct visitor *v = w->visitors; v != NULL; v = next) {
+        struct client *c = v->busy;
+        next = v->next;
+        if (c != NULL)
+            c->close_after = true;
+        if (v->state == VISITOR_WAITING ||
+            (c != NULL && (c->state == CLIENT_IDLE ||
+                           (c->state == CLIENT_READING_HEAD &&
+                            !http_parser_in_message(&c->parser)))))
+            visitor_close(v);
     }
 }
 
 void
 client_close_all(struct worker *w)
 {
-    while (w->clients != NULL)
-        client_close(w->clients);
+    while (w->visitors != NULL)
+        visitor_close(w->visitors);
+}
+
+void
+client_worker_free(struct worker *w)
+{
+    while (w->client_free != NULL) {
+        struct client *c = w->client_free;
+        w->client_free = c->free_next;
+        client_free(c);
+    }
+    w->nclient_free = 0;
+    free(w->read_buf);
+    w->read_buf = NULL;
 }

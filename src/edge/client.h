@@ -17,4 +17,7 @@ void client_drain_all(struct worker *w);
 /* Shutdown deadline passed: close every connection now. */
 void client_close_all(struct worker *w);
 
+/* The worker's loop is gone: free the request states and the read buffer it kept. */
+void client_worker_free(struct worker *w);
+
 #endif

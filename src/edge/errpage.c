@@ -117,22 +117,107 @@ errpage_negotiate(const char *accept, size_t len)
 
 /* ---------------------------------------------------------------- escaping */
 
+/* Does ch need escaping (or replacing) in format f? */
+static bool
+special(unsigned char ch, enum errpage_format f)
+{
+    if (ch < 0x20 || ch == 0x7f)
+        return true;
+    if (f == ERRPAGE_HTML)
+        return ch == '<' || ch == '>' || ch == '&' || ch == '"' || ch == '\'';
+    return f == ERRPAGE_JSON && (ch == '"' || ch == '\\');
+}
+
+/* Append s escaped for format f: runs of plain bytes are copied at once. */
 static void
 put(struct buf *out, const char *s, enum errpage_format f)
 {
-    for (; s != NULL && *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (f == ERRPAGE_HTML && strchr("<>&\"'", ch) != NULL)
+    while (s != NULL && *s != '\0') {
+        size_t run = 0;
+        while (s[run] != '\0' && !special((unsigned char)s[run], f))
+            run++;
+        buf_append(out, s, run);
+        s += run;
+        if (*s == '\0')
+            break;
+        unsigned char ch = (unsigned char)*s++;
+        if (f == ERRPAGE_HTML && ch >= 0x20 && ch != 0x7f)
             buf_printf(out, "&#%d;", ch);
         else if (f == ERRPAGE_JSON && (ch == '"' || ch == '\\'))
             buf_printf(out, "\\%c", ch);
-        else if ((ch < 0x20 || ch == 0x7f) && f == ERRPAGE_JSON)
+        else if (f == ERRPAGE_JSON)
             buf_printf(out, "\\u%04x", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            buf_append(out, "?", 1);
         else
-            buf_append(out, s, 1);
+            buf_append(out, "?", 1);
     }
+}
+
+/* ---------------------------------------------------------------- texts with holes */
+
+void
+errpage_text_init(struct errpage_text *t, enum errpage_format f)
+{
+    buf_init(&t->text, SIZE_MAX);
+    t->holes = NULL;
+    t->holes_cap = 0;
+    errpage_text_reset(t, f);
+}
+
+void
+errpage_text_free(struct errpage_text *t)
+{
+    buf_free(&t->text);
+    free(t->holes);
+    t->holes = NULL;
+    t->nholes = t->holes_cap = 0;
+}
+
+void
+errpage_text_reset(struct errpage_text *t, enum errpage_format f)
+{
+    buf_reset(&t->text);
+    t->format = f;
+    t->nholes = 0;
+}
+
+void
+errpage_text_hole(struct errpage_text *t, enum errpage_hole what)
+{
+    if (t->nholes == t->holes_cap) {
+        t->holes_cap = t->holes_cap ? 2 * t->holes_cap : 4;
+        t->holes = xrealloc(t->holes, t->holes_cap * sizeof(*t->holes));
+    }
+    t->holes[t->nholes].at = buf_used(&t->text);
+    t->holes[t->nholes++].what = what;
+}
+
+static void utc_time(double now, char *out, size_t len);
+
+/* This thread's last UTC time text and the second it shows. */
+static __thread time_t shown_second = -1;
+static __thread char shown_time[40];
+
+void
+errpage_text_fill(const struct errpage_text *t, const char *request_id, double now,
+                  uint64_t length, struct buf *out)
+{
+    const char *text = buf_head(&t->text);
+    size_t from = 0;
+    if ((time_t)now != shown_second) {
+        utc_time(now, shown_time, sizeof(shown_time));
+        shown_second = (time_t)now;
+    }
+    for (size_t i = 0; i < t->nholes; i++) {
+        buf_append(out, text + from, t->holes[i].at - from);
+        from = t->holes[i].at;
+        if (t->holes[i].what == ERRPAGE_HOLE_REQUEST_ID)
+            put(out, request_id, t->format);
+        else if (t->holes[i].what == ERRPAGE_HOLE_TIME)
+            put(out, shown_time, t->format);
+        else
+            buf_append_u64(out, length);
+    }
+    buf_append(out, text + from, buf_used(&t->text) - from);
 }
 
 /* ---------------------------------------------------------------- the words */
@@ -268,10 +353,9 @@ html_chain(const struct errpage *p, struct buf *out)
 }
 
 static void
-render_html(const struct errpage *p, const struct facts *f, struct buf *out)
+render_html(const struct errpage *p, const struct facts *f, struct errpage_text *t)
 {
-    char when[40];
-    utc_time(p->now, when, sizeof(when));
+    struct buf *out = &t->text;
     buf_printf(out, "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
                "<meta name=viewport content=\"width=device-width,initial-scale=1\">");
     bool reloads = p->status >= 500 && p->retry_after > 0 && p->is_get;
@@ -305,8 +389,10 @@ render_html(const struct errpage *p, const struct facts *f, struct buf *out)
         buf_printf(out, "<p>Cause: <code>%s</code></p>\n", proxy_error_name(p->err->type));
     }
     buf_append_str(out, "<p><small>Request id ");
-    put(out, p->request_id, ERRPAGE_HTML);
-    buf_printf(out, " &middot; %s &middot; edge ", when);
+    errpage_text_hole(t, ERRPAGE_HOLE_REQUEST_ID);
+    buf_append_str(out, " &middot; ");
+    errpage_text_hole(t, ERRPAGE_HOLE_TIME);
+    buf_append_str(out, " &middot; edge ");
     put(out, p->edge_name, ERRPAGE_HTML);
     if (p->host != NULL) {
         buf_append_str(out, " &middot; site ");
@@ -324,10 +410,9 @@ json_field(struct buf *out, const char *key, const char *value)
 }
 
 static void
-render_json(const struct errpage *p, const struct facts *f, struct buf *out)
+render_json(const struct errpage *p, const struct facts *f, struct errpage_text *t)
 {
-    char when[40];
-    utc_time(p->now, when, sizeof(when));
+    struct buf *out = &t->text;
     if (p->err != NULL)
         buf_printf(out, "{\"type\":\"https://verge.invalid/problems/%s\"",
                    proxy_error_name(p->err->type));
@@ -338,9 +423,13 @@ render_json(const struct errpage *p, const struct facts *f, struct buf *out)
     json_field(out, "detail", f->what);
     if (p->err != NULL)
         json_field(out, "proxy_status", proxy_error_name(p->err->type));
-    json_field(out, "request_id", p->request_id);
+    buf_append_str(out, ",\"request_id\":\"");
+    errpage_text_hole(t, ERRPAGE_HOLE_REQUEST_ID);
+    buf_append_str(out, "\"");
     json_field(out, "edge", p->edge_name);
-    json_field(out, "time", when);
+    buf_append_str(out, ",\"time\":\"");
+    errpage_text_hole(t, ERRPAGE_HOLE_TIME);
+    buf_append_str(out, "\"");
     if (p->err != NULL && p->details) {
         json_field(out, "origin", p->origin_url ? p->origin_url : "");
         json_field(out, "address", p->err->addr);
@@ -353,10 +442,9 @@ render_json(const struct errpage *p, const struct facts *f, struct buf *out)
 }
 
 static void
-render_text(const struct errpage *p, const struct facts *f, struct buf *out)
+render_text(const struct errpage *p, const struct facts *f, struct errpage_text *t)
 {
-    char when[40];
-    utc_time(p->now, when, sizeof(when));
+    struct buf *out = &t->text;
     buf_printf(out, "%d %s\n\n", p->status, http_status_reason(p->status));
     put(out, f->what, ERRPAGE_TEXT);
     buf_append_str(out, "\n");
@@ -375,8 +463,10 @@ render_text(const struct errpage *p, const struct facts *f, struct buf *out)
         }
     }
     buf_append_str(out, "\nrequest id: ");
-    put(out, p->request_id, ERRPAGE_TEXT);
-    buf_printf(out, "\ntime: %s\nedge: ", when);
+    errpage_text_hole(t, ERRPAGE_HOLE_REQUEST_ID);
+    buf_append_str(out, "\ntime: ");
+    errpage_text_hole(t, ERRPAGE_HOLE_TIME);
+    buf_append_str(out, "\nedge: ");
     put(out, p->edge_name, ERRPAGE_TEXT);
     buf_append_str(out, "\n");
 }
@@ -392,18 +482,13 @@ placeholder(const struct errpage *p, const struct facts *f, const char *name, si
         snprintf(scratch, scratchlen, "%d", IS("status") ? p->status : p->retry_after);
         return scratch;
     }
-    if (IS("time")) {
-        utc_time(p->now, scratch, scratchlen);
-        return scratch;
-    }
+
     if (IS("reason"))
         return http_status_reason(p->status);
     if (IS("what"))
         return f->what;
     if (IS("advice"))
         return visitor_advice(p);
-    if (IS("request_id"))
-        return p->request_id;
     if (IS("edge"))
         return p->edge_name;
     if (IS("host"))
@@ -418,18 +503,37 @@ placeholder(const struct errpage *p, const struct facts *f, const char *name, si
 #undef IS
 }
 
-static void
-render_template(const struct errpage *p, const struct facts *f, struct buf *out)
+/* {{request_id}} and {{time}}: holes, filled per request. */
+static bool
+placeholder_hole(const char *name, size_t len, enum errpage_hole *what)
 {
+    if (len == 10 && memcmp(name, "request_id", 10) == 0)
+        *what = ERRPAGE_HOLE_REQUEST_ID;
+    else if (len == 4 && memcmp(name, "time", 4) == 0)
+        *what = ERRPAGE_HOLE_TIME;
+    else
+        return false;
+    return true;
+}
+
+static void
+render_template(const struct errpage *p, const struct facts *f, struct errpage_text *t)
+{
+    struct buf *out = &t->text;
     const char *s = p->html_template;
     char scratch[64];
+    enum errpage_hole what;
     for (const char *open = strstr(s, "{{"); open != NULL; open = strstr(s, "{{")) {
         const char *close = strstr(open + 2, "}}");
+        size_t len = close ? (size_t)(close - open - 2) : 0;
         const char *value =
-            close ? placeholder(p, f, open + 2, (size_t)(close - open - 2), scratch,
-                                sizeof(scratch))
-                  : NULL;
+            close ? placeholder(p, f, open + 2, len, scratch, sizeof(scratch)) : NULL;
         buf_append(out, s, (size_t)(open - s));
+        if (close != NULL && value == NULL && placeholder_hole(open + 2, len, &what)) {
+            errpage_text_hole(t, what);
+            s = close + 2;
+            continue;
+        }
         if (value == NULL) {
             buf_append(out, "{{", 2); /* not ours: written as it is */
             s = open + 2;
@@ -442,22 +546,34 @@ render_template(const struct errpage *p, const struct facts *f, struct buf *out)
 }
 
 const char *
-errpage_render(const struct errpage *p, const char *accept, size_t accept_len, struct buf *out)
+errpage_render_text(const struct errpage *p, enum errpage_format format, struct errpage_text *t)
 {
     struct facts f;
     gather(p, &f);
-    switch (errpage_negotiate(accept, accept_len)) {
+    errpage_text_reset(t, format);
+    switch (format) {
     case ERRPAGE_HTML:
         if (p->html_template != NULL)
-            render_template(p, &f, out);
+            render_template(p, &f, t);
         else
-            render_html(p, &f, out);
+            render_html(p, &f, t);
         return "text/html; charset=utf-8";
     case ERRPAGE_JSON:
-        render_json(p, &f, out);
+        render_json(p, &f, t);
         return "application/problem+json";
     default:
-        render_text(p, &f, out);
+        render_text(p, &f, t);
         return "text/plain; charset=utf-8";
     }
+}
+
+const char *
+errpage_render(const struct errpage *p, const char *accept, size_t accept_len, struct buf *out)
+{
+    struct errpage_text t;
+    errpage_text_init(&t, ERRPAGE_TEXT);
+    const char *type = errpage_render_text(p, errpage_negotiate(accept, accept_len), &t);
+    errpage_text_fill(&t, p->request_id, p->now, 0, out);
+    errpage_text_free(&t);
+    return type;
 }

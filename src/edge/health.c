@@ -1,10 +1,13 @@
-/* health.c - passive health per origin and the incident log, under one mutex: it is
- * touched once per origin attempt, never per byte. */
+/* health.c - passive health per origin and the incident log. Changes happen under one
+ * mutex; what every request reads (is the origin up, is it known down) is kept in atomics
+ * so that the request path of a healthy origin, and the answer for a zone known down, take
+ * no lock that the workers would share. */
 #include "edge/health.h"
 
 #include "core/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #define HEALTH_MAX_INCIDENTS 200
@@ -18,7 +21,8 @@ struct incident {
     double start, end; /* wall clock seconds; end 0 while ongoing */
     char cause[64];    /* RFC 9209 type */
     char detail[200];
-    uint64_t failures, affected;
+    uint64_t failures, affected; /* affected: while ongoing, the origin's counter holds it */
+    struct origin_health *origin_of;
     char diagnosis[600]; /* the automatic probe's verdict and steps, "" until it reports */
 };
 
@@ -26,13 +30,16 @@ struct origin_health {
     struct origin_health *next;
     char zone[64];
     char origin[128];
-    enum health_state state;
-    uint32_t consecutive;
-    uint64_t down_until; /* monotonic ms */
-    bool probing;
-    bool active_down;       /* taken down by active probes: only they bring it back */
+    /* Written under the lock, read without it by health_check, health_success and
+     * health_known_down. */
+    _Atomic int state;              /* enum health_state */
+    _Atomic uint32_t consecutive;
+    _Atomic uint64_t down_until;    /* monotonic ms */
+    _Atomic bool probing;
+    _Atomic bool active_down;       /* taken down by active probes: only they bring it back */
+    _Atomic uint64_t probe_started; /* a probe whose request vanished frees the slot after hold */
+    _Atomic uint64_t affected;      /* requests refused during the open incident */
     uint32_t probe_ok, probe_failed; /* consecutive active probe outcomes */
-    uint64_t probe_started; /* a probe whose request vanished frees the slot after hold */
     char last_cause[240];
     struct incident *incident; /* while down */
     char diagnosis[600];       /* the last automatic diagnosis */
@@ -40,6 +47,7 @@ struct origin_health {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t epoch = 1; /* bumped under the lock by every change (health_epoch) */
 static struct origin_health *records;
 static struct incident incidents[HEALTH_MAX_INCIDENTS];
 static size_t nincidents; /* total ever opened; the ring keeps the last MAX */
@@ -62,20 +70,67 @@ health_get(const struct config_zone *z, const struct config_origin *o)
     return h;
 }
 
+uint64_t
+health_epoch(void)
+{
+    return atomic_load_explicit(&epoch, memory_order_acquire);
+}
+
+/* Under the lock, after changing what health_check or health_known_down would answer. */
+static void
+changed(void)
+{
+    atomic_fetch_add_explicit(&epoch, 1, memory_order_release);
+}
+
+/* Would health_check skip h now, without handing out its probe? *until: up to when that
+ * answer holds (UINT64_MAX: until a change bumps the epoch). */
+static bool
+skipped(const struct origin_health *h, const struct config_zone *z, uint64_t now,
+        uint64_t *until)
+{
+    *until = UINT64_MAX;
+    if (atomic_load_explicit(&h->state, memory_order_acquire) != HEALTH_DOWN)
+        return false;
+    if (atomic_load_explicit(&h->active_down, memory_order_relaxed))
+        return true;
+    uint64_t down_until = atomic_load_explicit(&h->down_until, memory_order_relaxed);
+    if (now < down_until) {
+        *until = down_until;
+        return true;
+    }
+    uint64_t probe_end = atomic_load_explicit(&h->probe_started, memory_order_relaxed) +
+                         z->health_hold;
+    if (atomic_load_explicit(&h->probing, memory_order_relaxed) && now < probe_end) {
+        *until = probe_end;
+        return true;
+    }
+    return false;
+}
+
+bool
+health_known_down(const struct origin_health *h, const struct config_zone *z, uint64_t now_ms,
+                  uint64_t *until_ms)
+{
+    return skipped(h, z, now_ms, until_ms);
+}
+
 enum health_verdict
 health_check(struct origin_health *h, const struct config_zone *z, uint64_t now)
 {
     enum health_verdict v = HEALTH_USE;
+    uint64_t until;
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == HEALTH_UP)
+        return HEALTH_USE; /* the common case, without the lock */
     pthread_mutex_lock(&lock);
     if (h->state == HEALTH_DOWN) {
-        if (h->active_down) {
-            v = HEALTH_SKIP;
-        } else if (now < h->down_until || (h->probing && now < h->probe_started + z->health_hold)) {
+        if (skipped(h, z, now, &until)) {
             v = HEALTH_SKIP;
         } else {
             h->probing = true;
             h->probe_started = now;
             v = HEALTH_PROBE;
+            changed();
         }
     }
     pthread_mutex_unlock(&lock);
@@ -101,6 +156,8 @@ incident_open(struct origin_health *h, const struct proxy_error *e, double wall)
     snprintf(i->detail, sizeof(i->detail), "%s", e->detail);
     i->start = wall;
     i->failures = h->consecutive;
+    i->origin_of = h;
+    h->affected = 0;
     return i;
 }
 
@@ -120,23 +177,37 @@ static void
 mark_down(struct origin_health *h, const struct proxy_error *e, uint64_t now,
           const struct config_zone *z, double wall)
 {
-    h->state = HEALTH_DOWN;
     h->down_until = now + z->health_hold;
     h->incident = incident_open(h, e, wall);
+    h->state = HEALTH_DOWN;
+    changed();
+}
+
+/* Under the lock: h's open incident ends now. */
+static void
+incident_close(struct origin_health *h, double wall)
+{
+    struct incident *i = incident_of(h);
+    if (i != NULL) {
+        i->end = wall;
+        i->affected = h->affected;
+    }
+    h->incident = NULL;
 }
 
 void
 health_success(struct origin_health *h, const struct config_zone *z, double wall)
 {
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == HEALTH_UP &&
+        atomic_load_explicit(&h->consecutive, memory_order_relaxed) == 0)
+        return; /* nothing to reset: no lock */
     pthread_mutex_lock(&lock);
     bool was_down = h->state == HEALTH_DOWN;
-    struct incident *i = incident_of(h);
     h->consecutive = 0;
     h->state = HEALTH_UP;
     h->probing = false;
-    if (i != NULL)
-        i->end = wall;
-    h->incident = NULL;
+    incident_close(h, wall);
+    changed();
     pthread_mutex_unlock(&lock);
     if (was_down)
         log_warn("zone \"%s\": origin %s is up again (a probe request succeeded)", z->name,
@@ -203,6 +274,7 @@ health_failure(struct origin_health *h, const struct config_zone *z,
         mark_down(h, e, now, z, wall);
         went_down = true;
     }
+    changed(); /* the last cause at least */
     pthread_mutex_unlock(&lock);
     if (went_down)
         log_error("zone \"%s\": origin %s marked down after %u consecutive failures (last: "
@@ -222,10 +294,7 @@ health_probe_result(struct origin_health *h, const struct config_zone *z, bool o
         h->probe_failed = 0;
         h->probe_ok++;
         if (h->state == HEALTH_DOWN && h->probe_ok >= z->active_rise) {
-            struct incident *i = incident_of(h);
-            if (i != NULL)
-                i->end = wall;
-            h->incident = NULL;
+            incident_close(h, wall);
             h->state = HEALTH_UP;
             h->active_down = h->probing = false;
             h->consecutive = 0;
@@ -243,6 +312,7 @@ health_probe_result(struct origin_health *h, const struct config_zone *z, bool o
         if (h->state == HEALTH_DOWN)
             h->active_down = true;
     }
+    changed();
     pthread_mutex_unlock(&lock);
     if (went_down)
         log_error("zone \"%s\": origin %s marked down after %u failed health probes (last: "
@@ -256,11 +326,7 @@ health_probe_result(struct origin_health *h, const struct config_zone *z, bool o
 void
 health_affected(struct origin_health *h)
 {
-    pthread_mutex_lock(&lock);
-    struct incident *i = incident_of(h);
-    if (i != NULL)
-        i->affected++;
-    pthread_mutex_unlock(&lock);
+    atomic_fetch_add_explicit(&h->affected, 1, memory_order_relaxed);
 }
 
 void
@@ -305,8 +371,11 @@ health_incidents_json(struct buf *out)
         buf_append_json_string(out, i->cause);
         buf_append_str(out, ",\"detail\":");
         buf_append_json_string(out, i->detail);
+        uint64_t affected = i->end == 0 && i->origin_of != NULL && i->origin_of->incident == i
+                                ? atomic_load(&i->origin_of->affected)
+                                : i->affected;
         buf_printf(out, ",\"failures\":%llu,\"requests_affected\":%llu,\"diagnosis\":",
-                   (unsigned long long)i->failures, (unsigned long long)i->affected);
+                   (unsigned long long)i->failures, (unsigned long long)affected);
         buf_append_json_string(out, i->diagnosis);
         buf_append_str(out, "}");
     }
@@ -324,5 +393,6 @@ health_reset(void)
         free(h);
     }
     nincidents = 0;
+    changed();
     pthread_mutex_unlock(&lock);
 }

@@ -25,6 +25,16 @@ enum health_verdict {
 enum health_verdict health_check(struct origin_health *h, const struct config_zone *z,
                                  uint64_t now_ms);
 
+/* Would health_check answer HEALTH_SKIP now (down, and no probe due)? Lock-free, and it
+ * hands out no probe. *until_ms: the monotonic time up to which that answer holds unless
+ * health_epoch changes first (UINT64_MAX: only a change ends it). */
+bool health_known_down(const struct origin_health *h, const struct config_zone *z,
+                       uint64_t now_ms, uint64_t *until_ms);
+
+/* A counter that every change of any origin's health (down, up, probe handed out, new last
+ * cause) increases: a worker's snapshot of health taken at one epoch holds while it stays. */
+uint64_t health_epoch(void);
+
 /* The outcome of a request to the origin: success (a response head arrived) or the failure
  * that counts against it. now_ms monotonic, wall_s for the incident record. */
 void health_success(struct origin_health *h, const struct config_zone *z, double wall_s);
@@ -50,7 +60,8 @@ health_down_hook health_get_down_hook(void);
 void health_probe_result(struct origin_health *h, const struct config_zone *z, bool ok,
                          const struct proxy_error *e, uint64_t now_ms, double wall_s);
 
-/* A request was refused because every origin of z was down: counted on their incidents. */
+/* A request was refused because every origin of z was down: counted on their incidents.
+ * Lock-free. */
 void health_affected(struct origin_health *h);
 
 /* The last cause that put h down, for the 503 details. */

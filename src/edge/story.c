@@ -1,4 +1,6 @@
-/* story.c - a ring of failed-request stories under a mutex; written once per failure. */
+/* story.c - rings of failed-request stories, one per worker (shard), each under its own
+ * mutex: written once per failure by its worker, read by the admin endpoint, so workers
+ * recording failures at the same time never wait for one another. */
 #include "edge/story.h"
 
 #include "edge/health.h"
@@ -6,18 +8,29 @@
 #include <pthread.h>
 #include <time.h>
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct story *ring; /* STORY_KEEP entries, allocated on first use */
-static size_t total;
+#define STORY_SHARDS 16 /* workers past 16 share rings */
+
+struct shard {
+    pthread_mutex_t lock;
+    struct story *ring; /* STORY_KEEP entries, allocated on first use */
+    size_t total;
+};
+
+static struct shard shards[STORY_SHARDS] = {
+#define S {PTHREAD_MUTEX_INITIALIZER, NULL, 0}
+    S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
+#undef S
+};
 
 void
-story_record(const struct story *s)
+story_record(const struct story *s, int worker)
 {
-    pthread_mutex_lock(&lock);
-    if (ring == NULL)
-        ring = xcalloc(STORY_KEEP, sizeof(*ring));
-    ring[total++ % STORY_KEEP] = *s;
-    pthread_mutex_unlock(&lock);
+    struct shard *sh = &shards[(unsigned)worker % STORY_SHARDS];
+    pthread_mutex_lock(&sh->lock);
+    if (sh->ring == NULL)
+        sh->ring = xcalloc(STORY_KEEP, sizeof(*sh->ring));
+    sh->ring[sh->total++ % STORY_KEEP] = *s;
+    pthread_mutex_unlock(&sh->lock);
 }
 
 static void
@@ -85,20 +98,35 @@ render(struct buf *out, const struct story *s)
     buf_append_str(out, "]}\n");
 }
 
+/* The newest story of request_id in sh (under its lock), or NULL. */
+static const struct story *
+shard_find(const struct shard *sh, const char *request_id)
+{
+    size_t n = MIN(sh->total, (size_t)STORY_KEEP);
+    for (size_t k = 0; k < n && sh->ring != NULL; k++) {
+        const struct story *s = &sh->ring[(sh->total - 1 - k) % STORY_KEEP];
+        if (strcmp(s->request_id, request_id) == 0)
+            return s;
+    }
+    return NULL;
+}
+
 int
 story_json(const char *request_id, struct buf *out)
 {
-    int rc = -1;
-    pthread_mutex_lock(&lock);
-    size_t n = MIN(total, (size_t)STORY_KEEP);
-    for (size_t k = 0; k < n && ring != NULL; k++) {
-        const struct story *s = &ring[(total - 1 - k) % STORY_KEEP];
-        if (strcmp(s->request_id, request_id) == 0) {
-            render(out, s);
-            rc = 0;
-            break;
+    struct story *best = xmalloc(sizeof(*best));
+    bool found = false;
+    for (size_t i = 0; i < STORY_SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        const struct story *s = shard_find(&shards[i], request_id);
+        if (s != NULL && (!found || s->time > best->time)) {
+            *best = *s; /* a visitor may send the same id twice: the newest wins */
+            found = true;
         }
+        pthread_mutex_unlock(&shards[i].lock);
     }
-    pthread_mutex_unlock(&lock);
-    return rc;
+    if (found)
+        render(out, best);
+    free(best);
+    return found ? 0 : -1;
 }

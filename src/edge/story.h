@@ -1,6 +1,6 @@
 /* story.h - the full story of failed requests, for owners: what the edge tried (each
  * address or name, each phase, each timing) and how it was classified. The last
- * STORY_KEEP failures are kept in memory and served by the admin endpoint
+ * STORY_KEEP failures of each worker are kept in memory and served by the admin endpoint
  * /requests/<id> (behind the admin token). Thread-safe. */
 #ifndef VERGE_EDGE_STORY_H
 #define VERGE_EDGE_STORY_H
@@ -34,8 +34,8 @@ struct story {
     int nattempts;
 };
 
-/* Keep a copy of s (the oldest story goes when STORY_KEEP are kept). */
-void story_record(const struct story *s);
+/* Keep a copy of s in worker's ring (its oldest story goes when STORY_KEEP are kept). */
+void story_record(const struct story *s, int worker);
 
 /* The story of request_id as JSON into out; -1 when it is not (or no longer) kept. */
 int story_json(const char *request_id, struct buf *out);

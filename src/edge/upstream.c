@@ -47,21 +47,21 @@ enum upstream_state {
 static const char *const state_names[] = {"resolving", "connecting", "sending", "waiting_head",
                                           "reading_body", "finished"};
 
+#define UPSTREAM_ORDER_INLINE 8 /* origins planned without an allocation */
+#define UPSTREAM_FREE_MAX 64     /* finished fetches kept per worker for the next ones */
+
 struct upstream {
     struct worker *w;
     struct upstream_request req;
     const struct upstream_ops *ops;
     void *owner; /* NULL once aborted */
     enum upstream_state state;
-    struct buf head; /* request line and fields without Host, kept for every attempt */
-    struct buf wire; /* this attempt's head with its Host, still to write */
-    struct buf out;  /* request body bytes still to write (after wire) */
     bool body_started; /* a body byte reached some connection: no more retries */
     struct origin_conn *conn;
     size_t rr;       /* round-robin start among the zone's origins */
     size_t origin_i; /* origins taken so far */
     const struct config_origin *origin;
-    struct config_addr addrs[CONFIG_MAX_ADDRS]; /* the current origin's addresses */
+    const struct config_addr *addrs; /* the current origin's addresses */
     int naddrs, addr_i;
     struct dns_request *dns; /* waiting for the resolver */
     size_t *order;           /* origin indexes: primaries round-robin, then backups */
@@ -69,7 +69,6 @@ struct upstream {
     struct origin_health *health; /* the current origin's */
     uint32_t attempts;       /* addresses tried; the zone's retries bound it */
     size_t skipped_down;     /* origins passed over because they are marked down */
-    struct story_attempt tried[STORY_MAX_ATTEMPTS]; /* what was tried, for the story */
     int nattempts;
     uint64_t resolve_start;
     bool reused;
@@ -82,10 +81,6 @@ struct upstream {
     bool paused;
     bool above_high;
     int informational;
-    struct {
-        const char *at;
-        size_t len;
-    } held[UPSTREAM_HELD_SPANS]; /* body pieces read with a pending head (in the read buffer) */
     int nheld;
     uint64_t start_ms, header_ms;
     uint64_t connect_ms, first_byte_ms; /* since start: connection up, first response byte */
@@ -93,6 +88,29 @@ struct upstream {
     struct loop_defer kick, free_defer;
     struct proxy_error err;
     char addr[64];
+    size_t order_inline[UPSTREAM_ORDER_INLINE];
+    /* Not cleared when a fetch starts: the buffers keep their memory for the next fetch of
+     * the worker, the arrays are valid up to their counts (naddrs, nattempts, nheld). */
+    struct buf head; /* request line and fields without Host, kept for every attempt */
+    struct buf wire; /* this attempt's head with its Host, still to write */
+    struct buf out;  /* request body bytes still to write (after wire) */
+    struct upstream *free_next;
+    struct config_addr resolved[CONFIG_MAX_ADDRS]; /* a resolved name's, with the port */
+    struct story_attempt tried[STORY_MAX_ATTEMPTS]; /* what was tried, for the story */
+    struct {
+        const char *at;
+        size_t len;
+    } held[UPSTREAM_HELD_SPANS]; /* body pieces read with a pending head (in the read buffer) */
+};
+
+/* A worker's view of one zone's health (w->zone_health, by zone_index of w->cfg): the
+ * records of its origins, looked up once per configuration, and whether every origin is
+ * known down, as of a health epoch and until a time. */
+struct zone_health {
+    struct origin_health **origins;
+    uint64_t epoch, until;
+    bool down;
+    struct proxy_error err; /* while down: the failure every request gets */
 };
 
 static void try_next(struct upstream *u);
@@ -243,7 +261,7 @@ conn_new(struct worker *w, int fd, const struct config_addr *addr, const struct 
     c->w = w;
     memcpy(&c->sa, &addr->sa, addr->salen);
     c->salen = addr->salen;
-    snprintf(c->addr, sizeof(c->addr), "%s", addr->text);
+    str_copy(c->addr, sizeof(c->addr), addr->text);
     loop_timer_init(&c->idle_timer, on_pool_idle_timeout);
     loop_defer_init(&c->free_defer, on_conn_free);
     http_parser_init(&c->parser, HTTP_RESPONSE, cfg->upstream_max_header_size, &resp_ops, c);
@@ -265,14 +283,30 @@ elapsed(const struct upstream *u)
 }
 
 static void
-on_upstream_free(struct loop_defer *d)
+upstream_free(struct upstream *u)
 {
-    struct upstream *u = container_of(d, struct upstream, free_defer);
-    free(u->order);
     buf_free(&u->head);
     buf_free(&u->wire);
     buf_free(&u->out);
     free(u);
+}
+
+/* Kept for the worker's next fetch (bounded), with its buffers' memory. */
+static void
+on_upstream_free(struct loop_defer *d)
+{
+    struct upstream *u = container_of(d, struct upstream, free_defer);
+    struct worker *w = u->w;
+    if (u->order != u->order_inline)
+        free(u->order);
+    if (w->nupstream_free >= UPSTREAM_FREE_MAX || buf_used(&u->out) > 0 ||
+        u->out.size > UPSTREAM_BODY_LOW) {
+        upstream_free(u);
+        return;
+    }
+    u->free_next = w->upstream_free;
+    w->upstream_free = u;
+    w->nupstream_free++;
 }
 
 static void
@@ -319,6 +353,126 @@ arm_timer(struct upstream *u)
     }
 }
 
+/* ---------------------------------------------------------------- health, per worker */
+
+static void
+zone_health_free(struct worker *w)
+{
+    for (size_t i = 0; i < w->nzone_health; i++)
+        free(w->zone_health[i].origins);
+    free(w->zone_health);
+    w->zone_health = NULL;
+    w->nzone_health = 0;
+}
+
+void
+upstream_config_bind(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    zone_health_free(w);
+    w->zone_health = xcalloc(cfg->nzones ? cfg->nzones : 1, sizeof(*w->zone_health));
+    w->nzone_health = cfg->nzones;
+    for (size_t i = 0; i < cfg->nzones; i++) {
+        const struct config_zone *z = &cfg->zones[i];
+        struct zone_health *zh = &w->zone_health[i];
+        zh->origins = xcalloc(z->norigins ? z->norigins : 1, sizeof(*zh->origins));
+        for (size_t j = 0; j < z->norigins; j++)
+            zh->origins[j] = health_get(z, &z->origins[j]);
+    }
+}
+
+void
+upstream_worker_free(struct worker *w)
+{
+    zone_health_free(w);
+    while (w->upstream_free != NULL) {
+        struct upstream *u = w->upstream_free;
+        w->upstream_free = u->free_next;
+        upstream_free(u);
+    }
+    w->nupstream_free = 0;
+}
+
+/* The worker's view of zone z of cfg; NULL when z is not of the configuration the worker
+ * serves now (a request begun before a reload): then health is asked by name. */
+static struct zone_health *
+zone_health_of(const struct worker *w, const struct config *cfg, const struct config_zone *z)
+{
+    size_t i = (size_t)z->zone_index;
+    if (cfg != w->cfg || i >= w->nzone_health || &cfg->zones[i] != z)
+        return NULL;
+    return &w->zone_health[i];
+}
+
+static struct origin_health *
+health_of(const struct worker *w, const struct config *cfg, const struct config_zone *z,
+          const struct config_origin *o)
+{
+    struct zone_health *zh = zone_health_of(w, cfg, z);
+    return zh != NULL ? zh->origins[o - z->origins] : health_get(z, o);
+}
+
+/* The failure of a request whose zone has every origin marked down. */
+static void
+down_error(const struct worker *w, const struct config *cfg, const struct config_zone *z,
+           uint64_t elapsed_ms, struct proxy_error *err)
+{
+    char cause[240] = "";
+    for (size_t i = 0; i < z->norigins && cause[0] == '\0'; i++)
+        health_last_cause(health_of(w, cfg, z, &z->origins[i]), cause, sizeof(cause));
+    memset(err, 0, sizeof(*err));
+    proxy_error_set(err, PROXY_ERR_DESTINATION_UNAVAILABLE, PROXY_PHASE_CONNECT, 0, "",
+                    elapsed_ms, "all %zu origins of zone %s are marked down (last failure: "
+                    "%.150s)", z->norigins, z->name, cause);
+}
+
+/* Is every origin of z known down now? Taken again only when health changed (its epoch)
+ * or the hold of an origin ends; the failure to tell is kept with the verdict. */
+static struct zone_health *
+zone_down_view(struct worker *w, const struct config *cfg, const struct config_zone *z)
+{
+    struct zone_health *zh = zone_health_of(w, cfg, z);
+    uint64_t now = loop_now(w->loop), epoch = health_epoch();
+    if (zh == NULL || z->norigins == 0)
+        return NULL;
+    if (zh->epoch == epoch && now < zh->until)
+        return zh;
+    zh->epoch = epoch;
+    zh->until = UINT64_MAX;
+    zh->down = true;
+    for (size_t i = 0; i < z->norigins && zh->down; i++) {
+        uint64_t until;
+        zh->down = health_known_down(zh->origins[i], z, now, &until);
+        zh->until = MIN(zh->until, until);
+    }
+    if (zh->down)
+        down_error(w, cfg, z, 0, &zh->err);
+    else
+        zh->until = UINT64_MAX; /* only a change of health (the epoch) can put it down */
+    return zh;
+}
+
+bool
+upstream_zone_down(struct worker *w, const struct upstream_request *req,
+                   struct proxy_error *err, struct story_attempt *attempt)
+{
+    const struct config_zone *z = req->zone;
+    struct zone_health *zh = req->probe_origin >= 0 ? NULL : zone_down_view(w, req->cfg, z);
+    if (zh == NULL || !zh->down)
+        return false;
+    *err = zh->err;
+    for (size_t i = 0; i < z->norigins; i++)
+        health_affected(zh->origins[i]);
+    STAT_INC(req->stats->origin_requests);
+    STAT_INC(req->stats->origin_errors[PROXY_ERR_DESTINATION_UNAVAILABLE]);
+    memset(attempt, 0, sizeof(*attempt));
+    str_copy(attempt->target, sizeof(attempt->target), "every origin");
+    str_copy(attempt->detail, sizeof(attempt->detail), err->detail);
+    attempt->phase = PROXY_PHASE_CONNECT;
+    attempt->result = PROXY_ERR_DESTINATION_UNAVAILABLE;
+    return true;
+}
+
 /* ---------------------------------------------------------------- the story */
 
 static void
@@ -344,7 +498,7 @@ attempt_end(struct upstream *u, bool failed, enum proxy_phase phase, const char 
     struct story_attempt *a = &u->tried[u->nattempts - 1];
     a->result = failed ? u->err.type : PROXY_ERR_NONE;
     a->phase = failed ? u->err.phase : phase;
-    snprintf(a->detail, sizeof(a->detail), "%s", failed ? u->err.detail : detail);
+    str_copy(a->detail, sizeof(a->detail), failed ? u->err.detail : detail);
     a->took_ms = elapsed(u) - a->start_ms;
 }
 
@@ -362,7 +516,7 @@ tell_error(struct upstream *u)
     if (u->owner == NULL)
         return;
     if (u->origin != NULL && u->err.type != PROXY_ERR_DESTINATION_UNAVAILABLE)
-        snprintf(u->err.origin, sizeof(u->err.origin), "%s", u->origin->url);
+        str_copy(u->err.origin, sizeof(u->err.origin), u->origin->url);
     u->ops->on_error(u->owner, &u->err);
 }
 
@@ -477,6 +631,8 @@ complete(struct upstream *u, bool reusable)
 
 /* ---------------------------------------------------------------- choosing an address */
 
+static void do_write(struct upstream *u);
+
 static void
 attach(struct upstream *u, struct origin_conn *c, bool reused)
 {
@@ -485,11 +641,11 @@ attach(struct upstream *u, struct origin_conn *c, bool reused)
     u->reused = reused;
     u->got_bytes = false;
     u->state = reused ? UP_SENDING : UP_CONNECTING;
-    if (reused) {
-        /* Resend from the head: nothing of this request was written yet. */
-        loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
-    }
     arm_timer(u);
+    /* A pooled connection is writable: write the head now (from the head: nothing of this
+     * request was written yet). Waiting for EPOLLOUT would cost two epoll_ctl calls. */
+    if (reused)
+        do_write(u);
 }
 
 /* Each attempt writes the head anew, with the Host this origin gets, inserted after the
@@ -503,7 +659,9 @@ build_wire(struct upstream *u, const struct config_origin *o)
     size_t line = eol ? (size_t)(eol - h) + 2 : n;
     buf_reset(&u->wire);
     buf_append(&u->wire, h, line);
-    buf_printf(&u->wire, "Host: %s\r\n", u->req.host ? u->req.host : o->hostport);
+    buf_append_str(&u->wire, "Host: ");
+    buf_append_str(&u->wire, u->req.host ? u->req.host : o->hostport);
+    buf_append(&u->wire, "\r\n", 2);
     buf_append(&u->wire, h + line, n - line);
 }
 
@@ -511,7 +669,7 @@ static bool
 try_address(struct upstream *u, const struct config_origin *o, const struct config_addr *a)
 {
     char why[160];
-    snprintf(u->addr, sizeof(u->addr), "%s", a->text);
+    str_copy(u->addr, sizeof(u->addr), a->text);
     attempt_begin(u, a->text, PROXY_PHASE_CONNECT, elapsed(u));
     enum proxy_error_type refused =
         policy_check_addr(u->req.cfg, u->req.zone, (const struct sockaddr *)&a->sa, why,
@@ -560,7 +718,7 @@ take_answer(struct upstream *u, const struct config_origin *o, const struct dns_
     if (ans->status != DNS_OK && !ans->stale) {
         enum proxy_error_type type =
             ans->status == DNS_TIMEOUT ? PROXY_ERR_DNS_TIMEOUT : PROXY_ERR_DNS_ERROR;
-        snprintf(u->addr, sizeof(u->addr), "%s", o->hostport);
+        str_copy(u->addr, sizeof(u->addr), o->hostport);
         proxy_error_set(&u->err, type, PROXY_PHASE_RESOLVE, 0, u->addr, elapsed(u), "%s",
                         ans->detail);
         STAT_INC(u->req.stats->origin_errors[type]);
@@ -569,8 +727,9 @@ take_answer(struct upstream *u, const struct config_origin *o, const struct dns_
         return false;
     }
     attempt_end(u, false, PROXY_PHASE_RESOLVE, ans->detail);
+    u->addrs = u->resolved;
     for (int i = 0; i < ans->naddrs && i < CONFIG_MAX_ADDRS; i++) {
-        struct config_addr *a = &u->addrs[u->naddrs++];
+        struct config_addr *a = &u->resolved[u->naddrs++];
         *a = ans->addrs[i];
         if (a->sa.ss_family == AF_INET6)
             ((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(o->port);
@@ -604,16 +763,16 @@ next_origin(struct upstream *u)
         const struct config_origin *o = &z->origins[u->order[u->origin_i++]];
         struct dns_answer ans;
         u->origin = o;
-        u->health = u->req.probe_origin >= 0 ? NULL : health_get(z, o);
+        u->health = u->req.probe_origin >= 0 ? NULL : health_of(u->w, u->req.cfg, z, o);
         if (u->health != NULL && health_check(u->health, z, loop_now(u->w->loop)) == HEALTH_SKIP) {
             u->skipped_down++;
             u->health = NULL;
             continue;
         }
         if (o->literal) {
+            u->addrs = o->addrs; /* the configuration outlives the fetch (req.cfg) */
             u->naddrs = o->naddrs;
             u->addr_i = 0;
-            memcpy(u->addrs, o->addrs, sizeof(o->addrs[0]) * (size_t)o->naddrs);
             return 1;
         }
         u->resolve_start = elapsed(u);
@@ -637,16 +796,9 @@ static void
 all_down(struct upstream *u)
 {
     const struct config_zone *z = u->req.zone;
-    char cause[240] = "";
-    for (size_t i = 0; i < z->norigins; i++) {
-        struct origin_health *h = health_get(z, &z->origins[i]);
-        health_affected(h);
-        if (cause[0] == '\0')
-            health_last_cause(h, cause, sizeof(cause));
-    }
-    proxy_error_set(&u->err, PROXY_ERR_DESTINATION_UNAVAILABLE, PROXY_PHASE_CONNECT, 0, "",
-                    elapsed(u), "all %zu origins of zone %s are marked down (last failure: %.150s)",
-                    z->norigins, z->name, cause);
+    for (size_t i = 0; i < z->norigins; i++)
+        health_affected(health_of(u->w, u->req.cfg, z, &z->origins[i]));
+    down_error(u->w, u->req.cfg, z, elapsed(u), &u->err);
     STAT_INC(u->req.stats->origin_errors[PROXY_ERR_DESTINATION_UNAVAILABLE]);
     attempt_begin(u, "every origin", PROXY_PHASE_CONNECT, elapsed(u));
     attempt_end(u, true, PROXY_PHASE_CONNECT, NULL);
@@ -658,7 +810,9 @@ plan_order(struct upstream *u)
 {
     const struct config_zone *z = u->req.zone;
     size_t n = 0;
-    u->order = xcalloc(z->norigins ? z->norigins : 1, sizeof(*u->order));
+    u->order = z->norigins <= UPSTREAM_ORDER_INLINE
+                   ? u->order_inline
+                   : xcalloc(z->norigins, sizeof(*u->order));
     if (u->req.probe_origin >= 0) {
         u->order[0] = (size_t)u->req.probe_origin;
         u->norder = 1;
@@ -705,20 +859,40 @@ on_kick(struct loop_defer *d)
         try_next(u);
 }
 
+/* A cleared upstream: from the worker's free list, or new. */
+static struct upstream *
+upstream_take(struct worker *w)
+{
+    struct upstream *u = w->upstream_free;
+    if (u == NULL) {
+        u = xmalloc(sizeof(*u));
+        buf_init(&u->head, SIZE_MAX);
+        buf_init(&u->wire, SIZE_MAX);
+        buf_init(&u->out, SIZE_MAX);
+    } else {
+        w->upstream_free = u->free_next;
+        w->nupstream_free--;
+    }
+    memset(u, 0, offsetof(struct upstream, head)); /* not the arrays: see the struct */
+    buf_reset(&u->wire);
+    buf_reset(&u->out);
+    return u;
+}
+
 struct upstream *
 upstream_start(struct worker *w, const struct upstream_request *req, struct buf *head,
                const struct upstream_ops *ops, void *owner)
 {
-    struct upstream *u = xcalloc(1, sizeof(*u));
+    struct upstream *u = upstream_take(w);
+    struct buf spare = u->head;
     u->w = w;
     u->req = *req;
     u->ops = ops;
     u->owner = owner;
     u->start_ms = loop_now(w->loop);
-    u->head = *head;
-    buf_init(head, head->cap);
-    buf_init(&u->wire, SIZE_MAX);
-    buf_init(&u->out, SIZE_MAX);
+    u->head = *head; /* the caller's bytes move in; it gets the spare buffer back */
+    buf_reset(&spare);
+    *head = spare;
     loop_timer_init(&u->timer, on_timer);
     loop_defer_init(&u->kick, on_kick);
     loop_defer_init(&u->free_defer, on_upstream_free);

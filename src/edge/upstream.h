@@ -49,10 +49,20 @@ struct upstream_request {
 
 /* Start the fetch. head is the serialized request head without a Host field (the upstream
  * adds the one each origin gets, after the request line); its contents are moved into the
- * upstream (head is left empty). Never fails synchronously: failures arrive through
- * on_error, from the event loop, never from inside this call. */
+ * upstream (head is left empty, possibly with memory of its own: the caller still frees or
+ * reuses it). Never fails synchronously: failures arrive through on_error, from the event
+ * loop, never from inside this call. */
 struct upstream *upstream_start(struct worker *w, const struct upstream_request *req,
                                 struct buf *head, const struct upstream_ops *ops, void *owner);
+
+/* Is every origin of req's zone known down (health), with no probe due? Then there is no
+ * fetch to start: err and *attempt say what a fetch would have reported (every origin
+ * marked down: destination_unavailable), the failure is counted as a fetch's would be
+ * (origin requests and errors, the incidents' affected requests), and the caller answers
+ * at once. Lock-free while health does not change. */
+struct story_attempt;
+bool upstream_zone_down(struct worker *w, const struct upstream_request *req,
+                        struct proxy_error *err, struct story_attempt *attempt);
 
 /* Queue request body bytes (framed as chunks when body_chunked). */
 void upstream_send_body(struct upstream *u, const char *data, size_t len);
@@ -90,5 +100,10 @@ const struct story_attempt *upstream_attempts(const struct upstream *u, int *n);
 
 /* Close every pooled connection of the worker and free the pool (reload, shutdown). */
 void upstream_pool_close_all(struct worker *w);
+
+/* The worker serves w->cfg from now on: look up its origins' health records once. */
+void upstream_config_bind(struct worker *w);
+/* The worker's loop is gone: free what the worker kept for its fetches. */
+void upstream_worker_free(struct worker *w);
 
 #endif

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "dns/resolver.h"
 #include "edge/client.h"
+#include "edge/errcache.h"
 #include "edge/prober.h"
 #include "edge/refresh.h"
 #include "edge/upstream.h"
@@ -86,6 +87,9 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     w->stats = metrics_worker_stats(id);
     w->unknown_zone_stats = metrics_zone_stats("-", id);
     bind_zone_stats(w);
+    upstream_config_bind(w);
+    w->errcache = errcache_new();
+    w->origin_failures = log_repeats_new(w->loop, CONFIG_LOG_ERROR, 1000);
     char err[256];
     w->resolver = dns_resolver_new(w->loop, &cfg->resolver, err, sizeof(err));
     if (w->resolver == NULL)
@@ -115,7 +119,7 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
 static void
 maybe_stop(struct worker *w)
 {
-    if (w->draining && w->nclients == 0 && w->refreshes == NULL)
+    if (w->draining && w->nvisitors == 0 && w->refreshes == NULL)
         loop_stop(w->loop);
 }
 
@@ -124,7 +128,7 @@ on_drain_deadline(struct loop_timer *t)
 {
     struct worker *w = container_of(t, struct worker, drain_timer);
     log_warn("worker %d: shutdown timeout; closing %zu connections still open", w->id,
-             w->nclients);
+             w->nvisitors);
     client_close_all(w);
     refresh_abort_all(w); /* their fills fail: readers elsewhere see them cut */
     maybe_stop(w);
@@ -179,6 +183,8 @@ on_wake(struct loop *loop, void *arg)
         config_release(&w->cfg);
         w->cfg = cfg; /* the reference taken in worker_set_config */
         bind_zone_stats(w);
+        upstream_config_bind(w);
+        errcache_clear(w->errcache);
         upstream_pool_close_all(w); /* origins may have changed: no stale connections */
         char err[256];
         if (w->resolver != NULL &&
@@ -259,7 +265,11 @@ worker_free(struct worker *w)
         }
     }
     dns_resolver_free(&w->resolver);
+    log_repeats_free(&w->origin_failures); /* writes the counts still pending */
     loop_free(&w->loop); /* runs deferred frees */
+    client_worker_free(w);
+    upstream_worker_free(w);
+    errcache_free(&w->errcache);
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
     pthread_mutex_destroy(&w->lock);
@@ -272,7 +282,9 @@ worker_free(struct worker *w)
     free(w);
 }
 
-/* xorshift128+: fast, and good enough for ids that only need to be unique. */
+/* xorshift128+: fast, and good enough for ids that only need to be unique. The hex is
+ * written by hand: two snprintf("%016llx") calls cost more than the rest of a cache hit's
+ * bookkeeping. */
 void
 worker_request_id(struct worker *w, char out[33])
 {

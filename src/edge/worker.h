@@ -11,7 +11,12 @@
 #include <pthread.h>
 
 struct client;
+struct visitor;
 struct origin_conn;
+struct upstream;
+struct zone_health;
+struct errcache;
+struct log_repeats;
 struct dns_resolver;
 struct prober;
 
@@ -45,8 +50,13 @@ struct worker {
     struct worker_listener *listeners;
     size_t nlisteners;
 
-    struct client *clients; /* all open visitor connections (doubly linked) */
-    size_t nclients;
+    struct visitor *visitors; /* all open visitor connections (doubly linked, client.c) */
+    size_t nvisitors;
+    struct visitor *visitors_closed; /* freed at the end of the iteration (visitors_free) */
+    struct loop_defer visitors_free;
+    struct client *client_free; /* request states kept for the next requests (client.c) */
+    size_t nclient_free;
+    char *read_buf;             /* what every visitor connection reads into (client.c) */
 
     struct dns_resolver *resolver; /* NULL if c-ares could not start (logged) */
     struct prober *prober;         /* worker 1 only: active health probes */
@@ -57,6 +67,12 @@ struct worker {
     void *refreshes;               /* the cache's own fetches running here (refresh.c) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */
     size_t rr;                /* round-robin start among a zone's origins */
+    struct upstream *upstream_free;   /* finished fetches kept for the next (upstream.c) */
+    size_t nupstream_free;
+    struct zone_health *zone_health;  /* by zone_index of cfg (upstream.c) */
+    size_t nzone_health;
+    struct errcache *errcache;        /* error responses rendered for cfg (client.c) */
+    struct log_repeats *origin_failures; /* the error-log lines of origin failures */
 
     struct zone_stats **zone_stats; /* by zone_index of cfg */
     struct zone_stats *unknown_zone_stats;

@@ -20,7 +20,7 @@ http_msg_reset(struct http_msg *m)
     m->reason = (struct http_str){0, 0};
     m->method = m->status = 0;
     m->major = m->minor = 0;
-    m->keep_alive = m->chunked = m->has_content_length = false;
+    m->keep_alive = m->chunked = m->has_content_length = m->hop_marked = false;
     m->content_length = 0;
 }
 
@@ -64,22 +64,31 @@ http_msg_count(const struct http_msg *m, const char *name)
     return n;
 }
 
+/* The next element of a comma-separated list from *i: [*start, *end) without its
+ * whitespace (empty for ", ,"). false at the end of the list. */
+static bool
+list_next(const char *list, size_t len, size_t *i, size_t *start, size_t *end)
+{
+    while (*i < len && (list[*i] == ' ' || list[*i] == '\t' || list[*i] == ','))
+        (*i)++;
+    if (*i >= len)
+        return false;
+    *start = *i;
+    while (*i < len && list[*i] != ',')
+        (*i)++;
+    *end = *i;
+    while (*end > *start && (list[*end - 1] == ' ' || list[*end - 1] == '\t'))
+        (*end)--;
+    return true;
+}
+
 bool
 http_list_has_token(const char *list, size_t len, const char *token)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
-            end--;
+    size_t i = 0, start, end;
+    while (list_next(list, len, &i, &start, &end))
         if (end > start && str_ieq(list + start, end - start, token))
             return true;
-    }
     return false;
 }
 
@@ -100,23 +109,70 @@ named_by_connection(const struct http_msg *m, const char *name, size_t len)
     return false;
 }
 
+/* Hop-by-hop by name alone (RFC 9110 7.6.1, and the framing fields the proxy redoes). */
+static bool
+hop_by_name(const char *name, size_t len)
+{
+    if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
+        return true;
+    switch (len) {
+    case 2: return str_ieq(name, len, "te");
+    case 7: return str_ieq(name, len, "trailer") || str_ieq(name, len, "upgrade");
+    case 10: return str_ieq(name, len, "connection") || str_ieq(name, len, "keep-alive");
+    case 14: return str_ieq(name, len, "content-length");
+    case 17: return str_ieq(name, len, "transfer-encoding");
+    default: return false;
+    }
+}
+
 bool
 http_name_is_hop(const struct http_msg *m, const char *name, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive",        "te",
-                                      "trailer",    "transfer-encoding", "upgrade",
-                                      "content-length"};
-    for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
-        if (str_ieq(name, len, hop[i]))
-            return true;
-    if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
-        return true;
-    return named_by_connection(m, name, len);
+    return hop_by_name(name, len) || named_by_connection(m, name, len);
+}
+
+static void
+mark_hop(struct http_msg *m, size_t i)
+{
+    m->hop[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+/* Every field a Connection field names: its tokens compared with each field name. */
+static void
+mark_connection_tokens(struct http_msg *m, const struct http_header *c)
+{
+    const char *list = http_str_ptr(m, c->value);
+    size_t len = c->value.len, i = 0, start, end;
+    while (list_next(list, len, &i, &start, &end)) {
+        /* as named_by_connection: tokens of 64 bytes or more name nothing */
+        for (size_t k = 0; end > start && end - start < 64 && k < m->nheaders; k++) {
+            const struct http_header *h = &m->headers[k];
+            if (h->name.len == end - start &&
+                strncasecmp(http_str_ptr(m, h->name), list + start, end - start) == 0)
+                mark_hop(m, k);
+        }
+    }
+}
+
+void
+http_msg_mark_hop(struct http_msg *m)
+{
+    memset(m->hop, 0, sizeof(m->hop));
+    for (size_t i = 0; i < m->nheaders; i++)
+        if (hop_by_name(http_str_ptr(m, m->headers[i].name), m->headers[i].name.len))
+            mark_hop(m, i);
+    for (size_t i = 0; i < m->nheaders; i++)
+        if (name_is(m, &m->headers[i], "connection"))
+            mark_connection_tokens(m, &m->headers[i]);
+    m->hop_marked = true;
 }
 
 bool
 http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h)
 {
+    size_t i = (size_t)(h - m->headers);
+    if (m->hop_marked && i < m->nheaders)
+        return (m->hop[i / 64] >> (i % 64)) & 1;
     return http_name_is_hop(m, http_str_ptr(m, h->name), h->name.len);
 }
 

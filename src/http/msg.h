@@ -27,7 +27,9 @@ struct http_msg {
     bool keep_alive;        /* per llhttp_should_keep_alive at headers complete */
     bool chunked;           /* Transfer-Encoding: chunked */
     bool has_content_length;
+    bool hop_marked;        /* hop[] is filled (http_msg_mark_hop) */
     uint64_t content_length;
+    uint64_t hop[HTTP_MAX_HEADERS / 64]; /* bit i: headers[i] is hop-by-hop */
 };
 
 void http_msg_init(struct http_msg *m, size_t max_head);
@@ -58,6 +60,10 @@ bool http_list_has_token(const char *list, size_t len, const char *token);
 bool http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h);
 /* The same for a field name given as bytes (not necessarily one of m's fields). */
 bool http_name_is_hop(const struct http_msg *m, const char *name, size_t len);
+/* Work out once which of m's fields are hop-by-hop, so that http_msg_is_hop_header is a
+ * bit test (the parser calls it when a head is complete; a message built by hand without
+ * it is answered the long way). */
+void http_msg_mark_hop(struct http_msg *m);
 
 /* Method name for an llhttp method number. */
 const char *http_method_name(int method);

@@ -154,6 +154,7 @@ on_headers_complete(llhttp_t *ll)
     if (p->invalid != NULL)
         return HPE_USER;
     trim_values(m);
+    http_msg_mark_hop(m);
     ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
     m->method = ll->method;
     m->status = ll->status_code;
@@ -271,6 +272,29 @@ http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
     http_msg_init(&p->msg, max_head);
     buf_init(&p->raw, 2 * max_head); /* a head, and the empty lines that may precede it */
     p->max_fields = HTTP_MAX_HEADERS;
+}
+
+void
+http_parser_reset(struct http_parser *p, size_t max_head)
+{
+    llhttp_init(&p->ll, (llhttp_type_t)p->ll.type, &settings);
+    http_msg_reset(&p->msg);
+    buf_reset(&p->raw);
+    p->msg.strings.cap = max_head;
+    p->raw.cap = 2 * max_head;
+    p->max_head = max_head;
+    p->max_fields = HTTP_MAX_HEADERS;
+    p->max_line = 0;
+    p->max_body = p->body_bytes = 0;
+    p->head_bytes = p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
+    p->input_end = NULL;
+    p->crlf_owed = 0;
+    p->invalid = NULL;
+    p->in_head = p->in_message = false;
+    p->head_too_large = p->url_too_long = p->too_many_headers = p->body_too_large = false;
+    p->headers_done = false;
+    p->last_cb = 0;
+    p->span_limits = 0;
 }
 
 void

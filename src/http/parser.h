@@ -63,6 +63,9 @@ struct http_parser {
 void http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
                       const struct http_parser_ops *ops, void *owner);
 void http_parser_free(struct http_parser *p);
+/* Ready for a new peer, as http_parser_init left it (same type, ops and owner), keeping
+ * the memory of its buffers; limits back to their defaults, the head limit max_head. */
+void http_parser_reset(struct http_parser *p, size_t max_head);
 /* Bound the field count (1..HTTP_MAX_HEADERS; more fails with too_many_headers) and the
  * request line (0 = no bound of its own; longer fails with url_too_long). */
 void http_parser_set_limits(struct http_parser *p, size_t max_fields, size_t max_line);

@@ -13,6 +13,7 @@ import pytest
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench")
 sys.path.insert(0, os.path.abspath(BENCH))
 import costs  # noqa: E402
+import idle  # noqa: E402
 import rig  # noqa: E402
 
 
@@ -94,6 +95,20 @@ def test_rig_stops_nginx_with_its_worker_processes(tmp_path):
         work.remove()
     assert [pid for pid in family if os.path.exists(f"/proc/{pid}")] == []
     assert not os.path.exists(work.dir) and not os.path.exists(work.shm)
+
+
+def test_idle_connections_refused_with_a_503_are_not_counted_as_held(verge, scripted_origin):
+    """The idle-memory figure divides by the connections a server holds: one it answers
+    503 at a connection limit (then closes) must not count, or the figure flatters it."""
+    from harness import zone
+    v = verge([zone("z1", [scripted_origin()], hosts=["*"])],
+              client={"max_connections_per_client": 3})
+    held, failed = idle.open_idle(v.port, 5, time.monotonic() + 20)
+    try:
+        assert (len(held), failed) == (3, 2)
+        assert idle.still_open(held) == 3
+    finally:
+        idle.close_all(held)
 
 
 CALLGRIND = """\

@@ -245,6 +245,33 @@ def test_pipelined_hits_on_one_connection(verge, scripted_origin):
     assert len(origin.requests) == 1
 
 
+def test_many_pipelined_hits_with_ranges_and_heads_come_back_in_order(verge, scripted_origin):
+    """More than one pass of pipelined answers (64 each), small ones queued together and
+    ranges written as they come: every answer whole, in order, counted once."""
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = cached_edge(verge, origin)
+    v.get("/q")
+    kinds = ["GET"] * 100
+    kinds[10], kinds[65], kinds[99] = "HEAD", "RANGE", "RANGE"
+    data = b"".join(build_request("HEAD" if k == "HEAD" else "GET", "/q",
+                                  headers=[("Range", "bytes=10-19")] if k == "RANGE" else [])
+                    for k in kinds)
+    with Client(v.port) as c:
+        c.send(data)
+        for i, k in enumerate(kinds):
+            r = c.read_response("HEAD" if k == "HEAD" else "GET")
+            assert r.headers.get("x-cache") == "HIT", (i, r)
+            if k == "RANGE":
+                assert r.status == 206 and r.body == BODY[10:20], (i, r)
+            else:
+                assert r.status == 200 and r.body == (b"" if k == "HEAD" else BODY), (i, r)
+        assert c.request("GET", "/q").body == BODY  # the connection goes on
+    assert len(origin.requests) == 1
+    m = v.metrics()
+    assert m.value("verge_cache_requests_total", zone="z1", result="HIT") == 101
+    assert m.value("verge_requests_total", zone="z1", status="206") == 2
+
+
 def test_http_1_0_visitor_of_a_fill_of_unknown_length(verge, scripted_origin):
     def chunked_origin(conn):
         while True:

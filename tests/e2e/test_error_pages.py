@@ -124,3 +124,29 @@ def test_a_headless_browser_renders_the_page(verge, tmp_path):
                    capture_output=True, timeout=60, check=True)
     png = shot.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10000  # a blank page is far smaller
+
+
+def test_each_zone_and_host_gets_its_own_page_and_a_reload_replaces_it(verge, tmp_path):
+    """Pages are rendered once and reused: a page must never be reused for another zone,
+    another visitor Host, another format or after a reload that changed the zone's page."""
+    (tmp_path / "a.html").write_text("<p>page A for {{host}} ({{request_id}})</p>")
+    (tmp_path / "b.html").write_text("<p>page B for {{host}} ({{request_id}})</p>")
+    down = f"http://127.0.0.1:{free_port()}"
+    z1 = zone("z1", [down], hosts=["a.test", "*.a.test"],
+              error_pages={"5xx": str(tmp_path / "a.html")})
+    z2 = zone("z2", [f"http://127.0.0.1:{free_port()}"], hosts=["b.test"])
+    v = verge([z1, z2])
+    for _ in range(2):
+        for host in ("a.test", "x.a.test"):
+            resp = v.get("/", host=host, headers=[("Accept", BROWSER)])
+            rid = resp.headers.get("x-request-id")
+            assert resp.body.decode() == f"<p>page A for {host} ({rid})</p>", resp.body
+        resp = v.get("/", host="b.test", headers=[("Accept", BROWSER)])
+        assert "b.test" in resp.body.decode() and "page A" not in resp.body.decode()
+        resp = v.get("/", host="a.test", headers=[("Accept", "application/json")])
+        assert json.loads(resp.body)["request_id"] == resp.headers.get("x-request-id")
+    z1["error_pages"] = {"5xx": str(tmp_path / "b.html")}
+    v.reload(v.build_config([z1, z2]))
+    resp = v.get("/", host="a.test", headers=[("Accept", BROWSER)])
+    rid = resp.headers.get("x-request-id")
+    assert resp.body.decode() == f"<p>page B for a.test ({rid})</p>", resp.body

@@ -2,9 +2,10 @@
 503 destination_unavailable) and bringing it back with one probe, and /incidents."""
 
 import json
+import re
 import time
 
-from harness import TinyOrigin, free_port, wait_until, zone
+from harness import TinyOrigin, build_request, free_port, wait_until, zone
 
 
 def incidents(v):
@@ -152,3 +153,78 @@ def test_origin_5xx_passes_through_and_counts_only_when_the_zone_says_so(verge):
         assert "destination_unavailable" in resp.headers.get("proxy-status")
     finally:
         origin.stop()
+
+
+def _failure_lines(v, error):
+    """(full lines, sum of the '... and N more like it' counts) for one error type."""
+    full, more = 0, 0
+    for line in v.error_log().splitlines():
+        if f"({error})" not in line:
+            continue
+        m = re.search(r": and (\d+) more like it in the last ", line)
+        if m:
+            more += int(m.group(1))
+        elif "while proxying" in line:
+            full += 1
+    return full, more
+
+
+def test_zone_known_down_answers_every_request_without_a_fetch(verge):
+    port = free_port()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"], health={"failures": 1, "hold": "1h"})])
+    assert v.get("/x").status == 502  # marks the origin down
+    before = v.metrics()
+    n, rids = 30, []
+    with v.client() as c:
+        for i in range(n):
+            accept = ("text/html", "application/json", "text/plain")[i % 3]
+            resp = c.request("GET", f"/p{i}", headers=[("Accept", accept)])
+            assert resp.status == 503, resp
+            assert resp.headers.get("proxy-status").startswith(
+                "testedge; error=destination_unavailable"), resp.headers
+            rid = resp.headers.get("x-request-id")
+            # One page rendered once, but each answer carries its own request id.
+            assert rid not in rids and rid in resp.body.decode(), (rid, resp.body[:300])
+            assert int(resp.headers.get("content-length")) == len(resp.body)
+            rids.append(rid)
+    m = v.metrics()
+    assert m.value("verge_origin_errors_total", zone="z1", error="connection_refused") == 1
+    assert m.value("verge_origin_errors_total", zone="z1", error="destination_unavailable") == n
+    assert (m.value("verge_origin_connections_total", zone="z1")
+            == before.value("verge_origin_connections_total", zone="z1"))  # nothing tried
+    assert m.value("verge_requests_total", zone="z1", status="503") == n
+    [inc] = incidents(v)
+    assert inc["requests_affected"] == n and inc["end"] is None
+    for rid in rids:  # every one is in the access log, whatever the error log says
+        assert "error=destination_unavailable" in v.access_line_for(rid)
+    # The error log: the first of each second in full, the rest counted, none lost.
+    wait_until(lambda: sum(_failure_lines(v, "destination_unavailable")) == n, timeout=5,
+               what=f"{n} destination_unavailable failures in the error log")
+    full, more = _failure_lines(v, "destination_unavailable")
+    assert 1 <= full < n and more == n - full, (full, more)
+    assert rids[0] in v.error_log()  # the first line in full names its request
+
+
+def test_zone_known_down_answers_pipelined_requests_in_order(verge):
+    port = free_port()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"], hosts=["a.test"],
+                    health={"failures": 1, "hold": "1h"})])
+    assert v.get("/x").status == 502
+    # More than one pass of pipelined answers (64 per loop iteration), with the edge's own
+    # answers of another kind (421) and a HEAD among them.
+    hosts = ["a.test"] * 150
+    hosts[70] = "unknown.test"
+    methods = ["GET"] * 150
+    methods[100] = "HEAD"
+    data = b"".join(build_request(m, f"/n{i}", host=h) for i, (m, h) in enumerate(zip(methods, hosts)))
+    rids = []
+    with v.client() as c:
+        c.send(data)
+        for i, (m, h) in enumerate(zip(methods, hosts)):
+            resp = c.read_response(m)
+            assert resp.status == (421 if h != "a.test" else 503), (i, resp)
+            assert resp.body == b"" if m == "HEAD" else resp.body, (i, resp)
+            rids.append(resp.headers.get("x-request-id"))
+        assert c.request("GET", "/after").status == 503  # the connection is still usable
+    assert len(set(rids)) == len(rids)
+    assert v.metrics().value("verge_requests_total", zone="z1", status="503") == 150

@@ -1,5 +1,6 @@
 """Connection reuse on both sides, pipelining, 100-continue and request body limits."""
 
+import socket
 import time
 
 from harness import build_request, chunked, wait_until, zone
@@ -50,17 +51,21 @@ def test_pipelined_requests_are_answered_in_order(verge, nginx_origin):
             assert resp.headers.get("content-length") == str(len(expected))
 
 
-def test_pipelined_requests_to_slow_and_fast_answers_stay_in_order(verge, scripted_origin):
+def slow_or_echo(delay):
+    """An origin handler answering each target with its own name, /slow after delay s."""
     def handler(conn):
         while True:
             req = conn.read_request()
             if req is None:
                 return
             if req.target == "/slow":
-                conn.sleep(0.5)
+                conn.sleep(delay)
             conn.respond(200, req.target.encode())
+    return handler
 
-    v = verge([zone("z1", [scripted_origin(handler)])])
+
+def test_pipelined_requests_to_slow_and_fast_answers_stay_in_order(verge, scripted_origin):
+    v = verge([zone("z1", [scripted_origin(slow_or_echo(0.5))])])
     targets = ["/slow", "/fast1", "/slow", "/fast2"]
     with v.client() as c:
         c.send(b"".join(build_request("GET", t) for t in targets))
@@ -154,3 +159,16 @@ def test_idle_origin_connection_closed_by_origin_is_not_reused_for_failure(verge
         resp = c.request("GET", "/2")
         assert resp.status == 200 and resp.body == b"once", resp
     assert origin.connections == 2
+
+
+def test_requests_sent_before_a_half_close_are_all_answered(verge, scripted_origin):
+    """A visitor that sends its requests and shuts its side (printf ... | nc) still gets every
+    answer, the slow proxied one first; then the edge closes."""
+    v = verge([zone("z1", [scripted_origin(slow_or_echo(0.3))])])
+    targets = ["/slow", "/a", "/b"]
+    with v.client() as c:
+        c.send(b"".join(build_request("GET", t) for t in targets))
+        c.sock.shutdown(socket.SHUT_WR)
+        got = [c.read_response().body for _ in targets]
+        assert got == [t.encode() for t in targets]
+        assert c.read_head() is None  # then the connection ends

@@ -102,3 +102,22 @@ def test_story_carries_the_automatic_diagnosis_of_the_origin(verge, tmp_path):
     doc = wait_until(diagnosed, what="diagnosis in the story")
     assert doc["origin_url"] == f"http://127.0.0.1:{port}"
     assert doc["diagnosis"].startswith("verdict: origin down")
+
+
+def test_story_of_a_request_to_a_zone_known_down(verge, tmp_path):
+    (tmp_path / "admin.token").write_text(TOKEN + "\n")
+    v = verge.prepare()
+    cfg = v.build_config([zone("z1", [f"http://127.0.0.1:{free_port()}"],
+                               health={"failures": 1, "hold": "1h"})])
+    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
+    v.write_config(cfg)
+    v = v.start()
+    assert v.get("/first").status == 502
+    resp = v.get("/second")
+    assert resp.status == 503
+    doc = json.loads(story(v, resp.headers.get("x-request-id")).body)
+    assert doc["status"] == 503 and doc["error"] == "destination_unavailable"
+    assert doc["target"] == "/second"
+    [step] = doc["attempts"]
+    assert step["target"] == "every origin" and step["result"] == "destination_unavailable"
+    assert "marked down" in step["detail"]

@@ -47,6 +47,39 @@ test_json_string_escapes_quotes_controls_and_non_ascii(void **state)
     buf_free(&b);
 }
 
+static void
+test_u64_is_written_in_decimal_at_every_size(void **state)
+{
+    struct buf b;
+    buf_init(&b, 1024);
+    const uint64_t values[] = {0, 7, 10, 1024, 18446744073709551615ull};
+    const char *text[] = {"0", "7", "10", "1024", "18446744073709551615"};
+    for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+        buf_reset(&b);
+        assert_int_equal(buf_append_u64(&b, values[i]), 0);
+        assert_int_equal(buf_used(&b), strlen(text[i]));
+        assert_memory_equal(buf_head(&b), text[i], strlen(text[i]));
+    }
+    buf_free(&b);
+    buf_init(&b, 3);
+    assert_int_equal(buf_append_u64(&b, 1234), -1); /* past the cap */
+    buf_free(&b);
+}
+
+static void
+test_str_copy_cuts_to_fit_and_terminates(void **state)
+{
+    char small[4];
+    str_copy(small, sizeof(small), "abcdef");
+    assert_string_equal(small, "abc");
+    str_copy(small, sizeof(small), "");
+    assert_string_equal(small, "");
+    assert_true(str_ieq("Content-Length", 14, "content-length"));
+    assert_false(str_ieq("Content-Lengtx", 14, "content-length"));
+    assert_false(str_ieq("content-length", 13, "content-length"));
+    assert_false(str_ieq("@", 1, "`")); /* same byte under | 0x20, not the same letter */
+}
+
 int
 main(void)
 {
@@ -54,6 +87,8 @@ main(void)
         cmocka_unit_test(test_appends_past_the_cap_fail_and_keep_what_fits),
         cmocka_unit_test(test_appending_nothing_to_a_fresh_buffer_is_harmless),
         cmocka_unit_test(test_json_string_escapes_quotes_controls_and_non_ascii),
+        cmocka_unit_test(test_u64_is_written_in_decimal_at_every_size),
+        cmocka_unit_test(test_str_copy_cuts_to_fit_and_terminates),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

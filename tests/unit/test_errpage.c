@@ -170,6 +170,43 @@ test_refusals_speak_to_the_visitor_only(void **state)
     buf_free(&out);
 }
 
+/* A page rendered with holes, filled in later, is the page rendered for that request
+ * directly: in every format, with the zone's template too, the request id escaped for
+ * the format wherever it shows, and a second fill independent of the first. */
+static void
+test_pages_with_holes_fill_in_to_the_page_of_each_request(void **state)
+{
+    struct proxy_error e = failure(PROXY_ERR_CONNECTION_REFUSED, 3);
+    struct errpage p = page(&e);
+    const char *accepts[] = {"text/html", "application/json", "text/plain"};
+    const char *tmpl = "<p>{{request_id}}</p><p>{{time}}</p><p>{{request_id}}</p>{{host}}";
+    struct errpage_text t;
+    errpage_text_init(&t, ERRPAGE_TEXT);
+    for (int k = 0; k < 4; k++) {
+        p.html_template = k == 3 ? tmpl : NULL;
+        enum errpage_format f = errpage_negotiate(accepts[k % 3], strlen(accepts[k % 3]));
+        errpage_render_text(&p, f, &t);
+        assert_true(t.nholes >= 2);
+        const char *rids[] = {"rid-1", "r<2>\"&"};
+        for (int i = 0; i < 2; i++) {
+            struct buf want, got;
+            p.request_id = rids[i];
+            p.now = 1764614052.5 + i * 3600;
+            render(&p, accepts[k % 3], &want);
+            buf_init(&got, 1 << 20);
+            errpage_text_fill(&t, p.request_id, p.now, 0, &got);
+            assert_int_equal(buf_used(&got), buf_used(&want));
+            assert_memory_equal(buf_head(&got), buf_head(&want), buf_used(&want));
+            buf_append(&got, "", 1);
+            if (f == ERRPAGE_HTML) /* escaped as the format needs */
+                assert_null(strstr(got.data, "r<2>"));
+            buf_free(&want);
+            buf_free(&got);
+        }
+    }
+    errpage_text_free(&t);
+}
+
 int
 main(void)
 {
@@ -181,6 +218,7 @@ main(void)
         cmocka_unit_test(test_each_cause_has_its_own_words_and_hint),
         cmocka_unit_test(test_html_reloads_itself_only_for_get_with_retry_after),
         cmocka_unit_test(test_refusals_speak_to_the_visitor_only),
+        cmocka_unit_test(test_pages_with_holes_fill_in_to_the_page_of_each_request),
     };
     return cmocka_run_group_tests_name("errpage", tests, NULL, NULL);
 }

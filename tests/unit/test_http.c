@@ -320,6 +320,63 @@ test_hop_by_hop_fields_include_those_named_by_connection(void **state)
     http_parser_free(&p);
 }
 
+/* The parser marks hop-by-hop fields once; the bit test must agree with the name-based
+ * answer for every field, whatever its case, and for names of every length ("Proxy-A"
+ * has the length of "Trailer"; a Connection token of 64 bytes or more names nothing). */
+static void
+test_hop_marks_agree_with_names_for_every_field(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    char req[1024];
+    char long_name[70];
+    memset(long_name, 'L', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "GET / HTTP/1.1\r\nHost: a\r\nconnection: X-One ,x-two,%s\r\nX-ONE: 1\r\n"
+             "x-Two: 2\r\nX-Three: 3\r\nProxy-A: p\r\nTRAILER: t\r\n%s: l\r\n"
+             "Connection: close\r\nContent-Type: text/plain\r\n\r\n",
+             long_name, long_name);
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    feed(&p, req, strlen(req), 0);
+    assert_true(p.msg.hop_marked);
+    const char *hop[] = {"connection", "X-One", "X-Two", "Proxy-A", "Trailer"};
+    const char *end[] = {"Host", "X-Three", "Content-Type", long_name};
+    for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
+        assert_true(http_msg_is_hop_header(&p.msg, header(&p.msg, hop[i])));
+    for (size_t i = 0; i < ARRAY_SIZE(end); i++)
+        assert_false(http_msg_is_hop_header(&p.msg, header(&p.msg, end[i])));
+    for (size_t i = 0; i < p.msg.nheaders; i++) {
+        const struct http_header *h = &p.msg.headers[i];
+        assert_int_equal(http_msg_is_hop_header(&p.msg, h),
+                         http_name_is_hop(&p.msg, http_str_ptr(&p.msg, h->name), h->name.len));
+    }
+    http_parser_free(&p);
+}
+
+/* A parser kept for the next visitor after a failed message starts clean: no error, no
+ * limit hit, no field of the last head. */
+static void
+test_reset_parser_parses_the_next_request_cleanly(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char bad[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789012345678901234567890123"
+                       "4567890123456789\r\n\r\n";
+    const char good[] = "GET /next HTTP/1.1\r\nHost: b\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 48, &ops, &s);
+    assert_int_equal(feed(&p, bad, sizeof(bad) - 1, 0), HTTP_PARSE_ERROR);
+    assert_true(p.head_too_large);
+    http_parser_reset(&p, 4096);
+    assert_false(p.head_too_large);
+    assert_false(http_parser_in_message(&p));
+    assert_int_equal(feed(&p, good, sizeof(good) - 1, 0), HTTP_PARSE_PAUSED);
+    assert_int_equal(p.msg.nheaders, 1);
+    assert_memory_equal(http_str_ptr(&p.msg, p.msg.url), "/next", 5);
+    assert_non_null(http_msg_find(&p.msg, "Host"));
+    http_parser_free(&p);
+}
+
 /* Regression (found by fuzz_response and fuzz_cache_control): the strings of a message
  * without any ("HTTP/1.0 200\r\n\r\n": no reason, no fields) were NULL + offset. */
 static void
@@ -531,6 +588,8 @@ main(void)
         cmocka_unit_test(test_invalid_status_line_is_an_error),
         cmocka_unit_test(test_conflicting_content_length_and_chunked_is_refused),
         cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
+        cmocka_unit_test(test_hop_marks_agree_with_names_for_every_field),
+        cmocka_unit_test(test_reset_parser_parses_the_next_request_cleanly),
         cmocka_unit_test(test_strings_of_a_message_without_any_are_empty_not_null),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
     };

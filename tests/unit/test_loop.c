@@ -1,0 +1,91 @@
+/* test_loop.c - deferred work: loop_defer runs within the iteration, loop_yield after the
+ * next poll (I/O that became ready goes first), loop_defer_cancel keeps either from
+ * running. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+
+static struct loop *loop;
+static char order[16]; /* what ran, in order: d(efer), i(o), y(ield) */
+static size_t norder;
+static struct loop_defer deferred, yielded, cancelled_defer, cancelled_yield;
+static struct loop_io reader;
+static int pipe_fds[2];
+
+static void
+on_deferred(struct loop_defer *d)
+{
+    order[norder++] = 'd';
+}
+
+static void
+on_yielded(struct loop_defer *d)
+{
+    order[norder++] = 'y';
+    loop_stop(loop);
+}
+
+static void
+on_never(struct loop_defer *d)
+{
+    order[norder++] = 'x';
+}
+
+static void
+on_readable(struct loop_io *io, uint32_t events)
+{
+    char b;
+    if (read(io->fd, &b, 1) == 1)
+        order[norder++] = 'i';
+}
+
+/* From inside an iteration: make the pipe readable, then queue the work. */
+static void
+on_start(struct loop_timer *t)
+{
+    assert_int_equal(write(pipe_fds[1], "x", 1), 1);
+    loop_yield(loop, &yielded);
+    loop_yield(loop, &yielded); /* queued once */
+    loop_defer(loop, &deferred);
+    loop_defer(loop, &cancelled_defer);
+    loop_yield(loop, &cancelled_yield);
+    loop_defer_cancel(loop, &cancelled_defer);
+    loop_defer_cancel(loop, &cancelled_yield);
+    loop_defer_cancel(loop, &cancelled_yield); /* harmless twice */
+}
+
+static void
+test_yielded_work_runs_after_the_next_poll_and_cancelled_work_never(void **state)
+{
+    struct loop_timer start;
+    loop = loop_new();
+    assert_int_equal(pipe(pipe_fds), 0);
+    loop_defer_init(&deferred, on_deferred);
+    loop_defer_init(&yielded, on_yielded);
+    loop_defer_init(&cancelled_defer, on_never);
+    loop_defer_init(&cancelled_yield, on_never);
+    assert_int_equal(loop_io_start(loop, &reader, pipe_fds[0], EPOLLIN, on_readable), 0);
+    loop_timer_init(&start, on_start);
+    loop_timer_set(loop, &start, 0);
+    loop_run(loop);
+    order[norder] = '\0';
+    assert_string_equal(order, "diy");
+    loop_io_stop(loop, &reader);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    loop_free(&loop);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yielded_work_runs_after_the_next_poll_and_cancelled_work_never),
+    };
+    return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
+}
