@@ -28,6 +28,7 @@
 #define CLIENT_OUT_LOW (64 * 1024)
 #define CLIENT_LINGER_MS 5000        /* read and discard after our last response */
 #define CLIENT_REFUSED_LINGER_MS 1000 /* the same after a 503 at accept: less, under a flood */
+#define CLIENT_REFUSED_RETRY_AFTER 2  /* seconds: a connection slot is likely free by then */
 #define CLIENT_REFUSAL_LOG_MS 1000    /* at most one log line a second about refusals */
 #define CLIENT_MAX_REQUEST_ID 200
 #define CLIENT_BATCH_MAX 64          /* pipelined requests answered per loop iteration */
@@ -865,7 +866,9 @@ respond_error(struct client *c, int status, const char *message, const struct pr
         .edge_name = cfg->edge_name,
         .host = r->host_off ? req_string(c, r->host_off) : NULL,
         .origin_url = err && err->origin[0] ? err->origin : NULL,
-        .retry_after = err ? proxy_error_retry_after(err->type) : 0,
+        .retry_after = err          ? proxy_error_retry_after(err->type)
+                       : c->v->refused ? CLIENT_REFUSED_RETRY_AFTER
+                                      : 0,
         .is_get = c->parser.headers_done && c->parser.msg.method == HTTP_GET,
         .now = loop_wall(c->w->loop),
         .html_template = zone_error_page(r->zone, status),

@@ -155,9 +155,9 @@ render_head(struct entry *e, const struct errpage *p)
         char ps[512];
         proxy_error_header(p->err, p->edge_name, p->details, ps, sizeof(ps));
         buf_printf(h, "Proxy-Status: %s\r\n", ps);
-        if (p->retry_after > 0)
-            buf_printf(h, "Retry-After: %d\r\n", p->retry_after);
     }
+    if (p->retry_after > 0)
+        buf_printf(h, "Retry-After: %d\r\n", p->retry_after);
 }
 
 static void

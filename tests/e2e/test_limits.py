@@ -171,6 +171,7 @@ def test_connections_per_client_address_over_the_limit_get_503(verge, scripted_o
         resp = c.read_response()
         assert resp.status == 503, resp
         assert "from your address" in resp.body.decode()
+        assert resp.headers.get("retry-after") == "2", resp.headers  # when to try again
         assert c.peer_closed()
     with Client(v.port, source="127.0.0.2") as other:  # another visitor is not affected
         assert other.request("GET", "/").status == 200
@@ -192,6 +193,7 @@ def test_connections_in_total_over_the_limit_get_503(verge, scripted_origin):
     with Client(v.port, source="127.0.9.9") as c:
         resp = c.read_response()
         assert resp.status == 503 and "too many connections open" in resp.body.decode(), resp
+        assert resp.headers.get("retry-after") == "2", resp.headers
     close_all(held)
     wait_until(lambda: v.metrics().value("verge_connections_active") == 0, what="closed")
     assert v.get("/").status == 200
