@@ -3,6 +3,27 @@
 
 #include <ctype.h>
 
+/* A coded body (gzip, br, ...) is the answer to the visitor's Accept-Encoding, whether or
+ * not the origin says so: stored without that field in its variant, it would go to
+ * visitors that cannot decode it. The names so far are in names ("a,b,"). */
+static bool
+encoded_without_vary(const struct http_msg *resp, const struct buf *names)
+{
+    const struct http_header *ce = http_msg_find(resp, "Content-Encoding");
+    if (ce == NULL || str_ieq(http_str_ptr(resp, ce->value), ce->value.len, "identity"))
+        return false;
+    const char *n = buf_head(names);
+    size_t len = buf_used(names), want = sizeof("accept-encoding") - 1;
+    for (size_t at = 0; at < len;) {
+        const char *comma = memchr(n + at, ',', len - at);
+        size_t end = comma ? (size_t)(comma - n) : len;
+        if (end - at == want && memcmp(n + at, "accept-encoding", want) == 0)
+            return false;
+        at = end + 1;
+    }
+    return true;
+}
+
 char *
 cache_vary_names(const struct http_msg *resp)
 {
@@ -21,6 +42,8 @@ cache_vary_names(const struct http_msg *resp)
         if (buf_used(&out) > 0 && out.data[out.len - 1] != ',')
             buf_append(&out, ",", 1);
     }
+    if (encoded_without_vary(resp, &out))
+        buf_append_str(&out, "accept-encoding,");
     if (buf_used(&out) == 0) {
         buf_free(&out);
         return NULL;

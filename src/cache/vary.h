@@ -5,7 +5,9 @@
 
 #include "http/msg.h"
 
-/* The normalised Vary names of a response ("accept-encoding,accept-language"), or NULL. */
+/* The normalised Vary names of a response ("accept-encoding,accept-language"), or NULL.
+ * A response with a Content-Encoding other than identity varies on accept-encoding even
+ * when its Vary does not say so (a coded body must not reach visitors that did not ask). */
 char *cache_vary_names(const struct http_msg *resp);
 
 /* Append the variant of a request for these Vary names to out ("accept-encoding=gzip;\n"

@@ -206,3 +206,33 @@ def test_targets_that_origins_read_another_way_are_refused(verge, scripted_origi
             c.send(build_request("GET", target))
             assert c.read_response().status == 400, target
     assert origin.requests == []
+
+
+def test_a_coded_body_without_vary_reaches_only_visitors_that_asked_for_it(verge,
+                                                                           scripted_origin):
+    """The origin gzips for whoever sends Accept-Encoding: gzip and forgets Vary: the
+    stored gzip body must not be every visitor's answer. (Once the plain answer is stored
+    it may serve everyone: an identity body is safe for any visitor.)"""
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            if "gzip" in (req.headers.get("accept-encoding") or ""):
+                conn.respond(200, b"\x1f\x8b coded", CACHEABLE | {"Content-Encoding": "gzip"})
+            else:
+                conn.respond(200, b"plain", CACHEABLE)
+    origin = scripted_origin(handler)
+    v = cached_edge(verge, origin)
+    assert v.get("/e", headers=[("Accept-Encoding", "gzip")]).body == b"\x1f\x8b coded"
+    stored(v)
+    again = v.get("/e", headers=[("Accept-Encoding", "gzip")])
+    assert again.headers.get("x-cache") == "HIT" and again.body == b"\x1f\x8b coded"
+    plain = v.get("/e")
+    assert plain.body == b"plain" and "content-encoding" not in plain.headers, plain
+    assert plain.headers.get("x-cache") == "MISS"
+    stored(v)
+    for _ in range(3):
+        resp = v.get("/e", headers=[("Accept-Encoding", "identity")])
+        assert resp.body == b"plain" and "content-encoding" not in resp.headers, resp
+    assert fetches(origin, "/e") <= 3
