@@ -111,8 +111,12 @@ http_date_parse(const char *s, size_t len)
     for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
         struct tm tm = {0};
         const char *end = strptime(text, formats[i], &tm);
-        if (end != NULL && *end == '\0')
-            return timegm(&tm);
+        if (end != NULL && *end == '\0') {
+            /* A leap second on the last day of year 9999 rolls into year 10000, which
+             * IMF-fixdate cannot write: clamp so every date read can be written back. */
+            time_t t = timegm(&tm);
+            return t > HTTP_DATE_MAX ? HTTP_DATE_MAX : t;
+        }
     }
     return -1;
 }
@@ -121,6 +125,10 @@ void
 http_date_format(time_t t, char out[30])
 {
     struct tm tm;
+    if (t < 0)
+        t = 0;
+    if (t > HTTP_DATE_MAX)
+        t = HTTP_DATE_MAX;
     gmtime_r(&t, &tm);
     strftime(out, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }

@@ -23,10 +23,15 @@ struct cache_control {
  * unknown directives ignored). */
 void cache_control_parse(const struct http_msg *m, struct cache_control *cc);
 
-/* An HTTP-date (IMF-fixdate, RFC 850 or asctime) as seconds since the epoch; -1 if invalid. */
+/* The last second an IMF-fixdate can write: Fri, 31 Dec 9999 23:59:59 GMT. */
+#define HTTP_DATE_MAX ((time_t)253402300799)
+
+/* An HTTP-date (IMF-fixdate, RFC 850 or asctime) as seconds since the epoch, at most
+ * HTTP_DATE_MAX; -1 if invalid. */
 time_t http_date_parse(const char *s, size_t len);
 
-/* Format t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); out needs 30 bytes. */
+/* Format t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), t clamped to
+ * [0, HTTP_DATE_MAX]; out needs 30 bytes. */
 void http_date_format(time_t t, char out[30]);
 
 /* May a shared cache store this response to this request (RFC 9111 section 3)? Only GET

@@ -55,6 +55,20 @@ test_dates_in_all_three_formats(void **state)
     assert_string_equal(out, fixdate);
 }
 
+/* Found by fuzz_cache_control: a leap second on 9999-12-31 rolled into year 10000, which
+ * did not fit the 30-byte buffer and was written unterminated. */
+static void
+test_dates_past_year_9999_clamp(void **state)
+{
+    const char *leap = "Fri, 31 Dec 9999 23:59:60 GMT";
+    assert_int_equal(http_date_parse(leap, strlen(leap)), HTTP_DATE_MAX);
+    char out[30];
+    http_date_format(HTTP_DATE_MAX + 1, out);
+    assert_string_equal(out, "Fri, 31 Dec 9999 23:59:59 GMT");
+    http_date_format(-5, out);
+    assert_string_equal(out, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
 static bool
 storable(const char *req, const char *resp)
 {
@@ -172,6 +186,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_control_lists_quotes_and_several_fields),
         cmocka_unit_test(test_dates_in_all_three_formats),
+        cmocka_unit_test(test_dates_past_year_9999_clamp),
         cmocka_unit_test(test_what_a_shared_cache_may_store),
         cmocka_unit_test(test_freshness_lifetime_precedence),
         cmocka_unit_test(test_current_age_follows_rfc_9111_4_2_3),
