@@ -11,9 +11,8 @@
 static bool
 kept_field(const struct http_msg *resp, const struct http_header *h)
 {
-    const char *name = http_str_ptr(resp, h->name);
-    return !http_msg_is_hop_header(resp, h) && !str_ieq(name, h->name.len, "Age") &&
-           !str_ieq(name, h->name.len, "X-Request-Id");
+    enum http_field f = http_header_field(resp, h);
+    return !http_msg_is_hop_header(resp, h) && f != HTTP_FIELD_AGE && f != HTTP_FIELD_X_REQUEST_ID;
 }
 
 static void
@@ -33,8 +32,8 @@ tags_of(const struct http_msg *resp)
     buf_init(&t, 8192);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct http_header *h = &resp->headers[i];
-        const char *name = http_str_ptr(resp, h->name);
-        if (!str_ieq(name, h->name.len, "Cache-Tag") && !str_ieq(name, h->name.len, "Surrogate-Key"))
+        enum http_field f = http_header_field(resp, h);
+        if (f != HTTP_FIELD_CACHE_TAG && f != HTTP_FIELD_SURROGATE_KEY)
             continue;
         buf_append(&t, " ", 1);
         buf_append(&t, http_str_ptr(resp, h->value), h->value.len);

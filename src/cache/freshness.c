@@ -89,11 +89,9 @@ cache_control_parse(const struct http_msg *m, struct cache_control *cc)
                                  .min_fresh = CC_UNSET, .max_stale = CC_UNSET,
                                  .stale_if_error = CC_UNSET,
                                  .stale_while_revalidate = CC_UNSET};
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (str_ieq(http_str_ptr(m, h->name), h->name.len, "Cache-Control"))
-            parse_list(cc, http_str_ptr(m, h->value), h->value.len);
-    }
+    for (const struct http_header *h = http_msg_field(m, HTTP_FIELD_CACHE_CONTROL); h != NULL;
+         h = http_msg_field_next(m, HTTP_FIELD_CACHE_CONTROL, h))
+        parse_list(cc, http_str_ptr(m, h->value), h->value.len);
 }
 
 /* ---------------------------------------------------------------- dates */
@@ -126,9 +124,9 @@ http_date_format(time_t t, char out[30])
 }
 
 static time_t
-header_date(const struct http_msg *m, const char *name)
+header_date(const struct http_msg *m, enum http_field f)
 {
-    const struct http_header *h = http_msg_find(m, name);
+    const struct http_header *h = http_msg_field(m, f);
     return h ? http_date_parse(http_str_ptr(m, h->value), h->value.len) : -1;
 }
 
@@ -150,7 +148,7 @@ static bool
 has_explicit_lifetime(const struct http_msg *resp, const struct cache_control *cc)
 {
     return cc->max_age != CC_UNSET || cc->s_maxage != CC_UNSET ||
-           http_msg_find(resp, "Expires") != NULL;
+           http_msg_field(resp, HTTP_FIELD_EXPIRES) != NULL;
 }
 
 /* An explicit lifetime, or public (which allows heuristic freshness for any status). */
@@ -180,12 +178,12 @@ cache_storable(const struct http_msg *req, const struct http_msg *resp, char *wh
         return refuse(why, whylen, "no-store");
     if (rs.private_)
         return refuse(why, whylen, "private");
-    if (http_msg_find(req, "Authorization") && !rs.public_ && rs.s_maxage == CC_UNSET &&
+    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) && !rs.public_ && rs.s_maxage == CC_UNSET &&
         !rs.must_revalidate)
         return refuse(why, whylen, "authorization");
-    if (http_msg_find(resp, "Set-Cookie"))
+    if (http_msg_field(resp, HTTP_FIELD_SET_COOKIE))
         return refuse(why, whylen, "set-cookie");
-    const struct http_header *vary = http_msg_find(resp, "Vary");
+    const struct http_header *vary = http_msg_field(resp, HTTP_FIELD_VARY);
     if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
         return refuse(why, whylen, "vary-star");
     /* A 304 answers one visitor's conditional request: stored, it would be every
@@ -197,7 +195,8 @@ cache_storable(const struct http_msg *req, const struct http_msg *resp, char *wh
     if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
         return refuse(why, whylen, "5xx without explicit freshness"); /* not even public */
     if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
-        http_msg_find(resp, "Last-Modified") == NULL && http_msg_find(resp, "ETag") == NULL)
+        http_msg_field(resp, HTTP_FIELD_LAST_MODIFIED) == NULL &&
+        http_msg_field(resp, HTTP_FIELD_ETAG) == NULL)
         return refuse(why, whylen, "no-freshness");
     return true;
 }
@@ -213,15 +212,15 @@ cache_freshness_lifetime(const struct http_msg *resp, int64_t heuristic_cap)
         return cc.s_maxage;
     if (cc.max_age != CC_UNSET)
         return cc.max_age;
-    time_t date = header_date(resp, "Date");
-    const struct http_header *exp = http_msg_find(resp, "Expires");
+    time_t date = header_date(resp, HTTP_FIELD_DATE);
+    const struct http_header *exp = http_msg_field(resp, HTTP_FIELD_EXPIRES);
     if (exp != NULL) {
         time_t expires = http_date_parse(http_str_ptr(resp, exp->value), exp->value.len);
         if (expires < 0 || date < 0)
             return 0; /* an invalid Expires means already expired */
         return expires > date ? expires - date : 0;
     }
-    time_t modified = header_date(resp, "Last-Modified");
+    time_t modified = header_date(resp, HTTP_FIELD_LAST_MODIFIED);
     if (heuristic_cap > 0 && heuristically_cacheable(resp->status) && modified >= 0 &&
         date >= modified)
         return MIN((int64_t)(date - modified) / 10, heuristic_cap);
@@ -232,11 +231,11 @@ int64_t
 cache_current_age(const struct http_msg *resp, time_t request_time, time_t response_time,
                   time_t now)
 {
-    const struct http_header *h = http_msg_find(resp, "Age");
+    const struct http_header *h = http_msg_field(resp, HTTP_FIELD_AGE);
     uint64_t age_value = 0;
     if (h != NULL && str_to_u64(http_str_ptr(resp, h->value), h->value.len, &age_value) < 0)
         age_value = 0;
-    time_t date = header_date(resp, "Date");
+    time_t date = header_date(resp, HTTP_FIELD_DATE);
     int64_t apparent_age = date >= 0 ? MAX((int64_t)0, (int64_t)(response_time - date)) : 0;
     int64_t response_delay = (int64_t)(response_time - request_time);
     int64_t corrected_age_value = (int64_t)MIN(age_value, (uint64_t)INT32_MAX) + response_delay;

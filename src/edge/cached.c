@@ -58,18 +58,13 @@ cached_visit_clear(struct cached_visit *v)
 }
 
 bool
-cached_key(struct worker *w, const struct config_zone *z, const struct http_msg *req,
-           const char *host)
+cached_key(struct worker *w, const struct config_zone *z, const char *host, size_t hlen,
+           const char *target, size_t tlen)
 {
-    char name[256];
-    size_t tlen; /* absolute form: the key has the origin form, as the origin gets it */
-    const char *target = admit_origin_target(http_str_ptr(req, req->url), req->url.len, &tlen);
-    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
-        return false;
     struct buf *key = &w->cache_key;
     buf_reset(key);
     return buf_append_str(key, z->name) == 0 && buf_append(key, "\n", 1) == 0 &&
-           buf_append_str(key, name) == 0 && buf_append(key, "\n", 1) == 0 &&
+           buf_append(key, host, hlen) == 0 && buf_append(key, "\n", 1) == 0 &&
            (target[0] != '?' || buf_append(key, "/", 1) == 0) &&
            cache_key_target(key, target, tlen, z->cache_key_query) == 0;
 }
@@ -180,7 +175,7 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
         return CACHED_BYPASS;
     v->eligible = true;
     struct request_facts f = {&rq, req->method == HTTP_GET,
-                              http_msg_find(req, "Authorization") != NULL, now};
+                              http_msg_field(req, HTTP_FIELD_AUTHORIZATION) != NULL, now};
     struct cache_lookup l = {
         .base = buf_head(&w->cache_key),
         .base_len = buf_used(&w->cache_key),
@@ -203,7 +198,7 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
 bool
 cached_fill_answers(const struct cache_obj *o, struct worker *w, const struct http_msg *req)
 {
-    if (http_msg_find(req, "Authorization") != NULL && !o->auth_shared)
+    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) != NULL && !o->auth_shared)
         return false;
     if (o->vary == NULL)
         return true;
@@ -221,7 +216,7 @@ cached_fill_answers(const struct cache_obj *o, struct worker *w, const struct ht
 static bool
 not_modified(const struct http_msg *m, const struct cache_obj *o)
 {
-    const struct http_header *inm = http_msg_find(m, "If-None-Match");
+    const struct http_header *inm = http_msg_field(m, HTTP_FIELD_IF_NONE_MATCH);
     char etag[256], lm[64];
     if (o->status != 200)
         return false;
@@ -234,7 +229,7 @@ not_modified(const struct http_msg *m, const struct cache_obj *o)
         const char *weakless = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
         return memmem(v, inm->value.len, weakless, strlen(weakless)) != NULL;
     }
-    const struct http_header *ims = http_msg_find(m, "If-Modified-Since");
+    const struct http_header *ims = http_msg_field(m, HTTP_FIELD_IF_MODIFIED_SINCE);
     if (ims == NULL || !cache_obj_field(o, "Last-Modified", lm, sizeof(lm)))
         return false;
     time_t since = http_date_parse(http_str_ptr(m, ims->value), ims->value.len);
@@ -247,7 +242,8 @@ not_modified(const struct http_msg *m, const struct cache_obj *o)
 static const struct http_header *
 range_wanted(const struct http_msg *m, const struct cache_obj *o)
 {
-    const struct http_header *h = http_msg_find(m, "Range"), *ir = http_msg_find(m, "If-Range");
+    const struct http_header *h = http_msg_field(m, HTTP_FIELD_RANGE);
+    const struct http_header *ir = http_msg_field(m, HTTP_FIELD_IF_RANGE);
     char etag[256];
     if (h == NULL || o->status != 200 || m->method != HTTP_GET)
         return NULL;

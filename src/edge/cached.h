@@ -58,10 +58,11 @@ struct cached_visit {
 /* Release what v holds: objects, a subscription. Leaves v zeroed (waiter too). */
 void cached_visit_clear(struct cached_visit *v);
 
-/* The base key (zone \n host \n target) of a request into w's key buffer; false when the
- * host is not a valid name (the request then bypasses the cache). */
-bool cached_key(struct worker *w, const struct config_zone *z, const struct http_msg *req,
-                const char *host);
+/* The base key (zone \n host \n target) of a request into w's key buffer, from its host
+ * normalised (zone_host_normalise) and the target the origin gets (admit.h); false when it
+ * does not fit (the request then bypasses the cache). */
+bool cached_key(struct worker *w, const struct config_zone *z, const char *host, size_t hlen,
+                const char *target, size_t tlen);
 
 enum cached_decision {
     CACHED_BYPASS,  /* the cache may not answer or store this request: to the origin */

@@ -75,7 +75,7 @@ static int
 wildcard_match(const char *pattern, const char *name, size_t nlen)
 {
     size_t slen = strlen(pattern) - 1; /* ".suffix" */
-    if (nlen <= slen || strcmp(name + nlen - slen, pattern + 1) != 0)
+    if (nlen <= slen || memcmp(name + nlen - slen, pattern + 1, slen) != 0)
         return -1;
     return (int)slen;
 }
@@ -85,10 +85,14 @@ zone_find(const struct config *cfg, const char *host, size_t len)
 {
     char name[ZONE_MAX_HOST];
     int n = zone_host_normalise(host, len, name, sizeof(name));
+    return n < 0 ? NULL : zone_match(cfg, name, (size_t)n);
+}
+
+const struct config_zone *
+zone_match(const struct config *cfg, const char *name, size_t n)
+{
     const struct config_zone *best = NULL, *catch_all = NULL;
     int best_len = -1;
-    if (n < 0)
-        return NULL;
     for (size_t i = 0; i < cfg->nzones; i++) {
         const struct config_zone *z = &cfg->zones[i];
         for (size_t j = 0; j < z->nhosts; j++) {
@@ -96,12 +100,12 @@ zone_find(const struct config *cfg, const char *host, size_t len)
             if (strcmp(h, "*") == 0) {
                 catch_all = catch_all ? catch_all : z;
             } else if (h[0] == '*' && h[1] == '.') {
-                int m = wildcard_match(h, name, (size_t)n);
+                int m = wildcard_match(h, name, n);
                 if (m > best_len) {
                     best_len = m;
                     best = z;
                 }
-            } else if (strcmp(h, name) == 0) {
+            } else if (strlen(h) == n && memcmp(h, name, n) == 0) {
                 return z;
             }
         }

@@ -154,7 +154,7 @@ on_headers_complete(llhttp_t *ll)
     if (p->invalid != NULL)
         return HPE_USER;
     trim_values(m);
-    http_msg_mark_hop(m);
+    http_msg_index(m);
     ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
     m->method = ll->method;
     m->status = ll->status_code;

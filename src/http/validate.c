@@ -298,10 +298,8 @@ http_te_classify(const struct http_msg *m)
 {
     size_t fields = 0, codings = 0, chunked = 0;
     bool last_chunked = false;
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (!str_ieq(http_str_ptr(m, h->name), h->name.len, "Transfer-Encoding"))
-            continue;
+    for (const struct http_header *h = http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING); h != NULL;
+         h = http_msg_field_next(m, HTTP_FIELD_TRANSFER_ENCODING, h)) {
         fields++;
         const char *v = http_str_ptr(m, h->value);
         for (size_t k = 0; k < h->value.len;) {
@@ -335,13 +333,13 @@ http_te_classify(const struct http_msg *m)
 static const char *
 content_length_check(const struct http_msg *m)
 {
-    const struct http_header *cl = http_msg_find(m, "Content-Length");
+    const struct http_header *cl = http_msg_field(m, HTTP_FIELD_CONTENT_LENGTH);
     uint64_t n;
     if (cl == NULL)
         return NULL;
-    if (http_msg_count(m, "Content-Length") > 1)
+    if (http_msg_field_count(m, HTTP_FIELD_CONTENT_LENGTH) > 1)
         return "more than one Content-Length field";
-    if (http_msg_find(m, "Transfer-Encoding") != NULL)
+    if (http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING) != NULL)
         return "Content-Length together with Transfer-Encoding";
     if (str_to_u64(http_str_ptr(m, cl->value), cl->value.len, &n) < 0)
         return "Content-Length is not one decimal number";
@@ -376,8 +374,8 @@ target_check(const struct http_msg *m, struct http_target *t)
 static const char *
 host_check(const struct http_msg *m, const struct http_target *t)
 {
-    const struct http_header *host = http_msg_find(m, "Host");
-    if (http_msg_count(m, "Host") > 1)
+    const struct http_header *host = http_msg_field(m, HTTP_FIELD_HOST);
+    if (http_msg_field_count(m, HTTP_FIELD_HOST) > 1)
         return "more than one Host field";
     if (host == NULL)
         return m->minor >= 1 ? "HTTP/1.1 request without a Host field" : NULL;
@@ -389,15 +387,15 @@ host_check(const struct http_msg *m, const struct http_target *t)
 }
 
 int
-http_request_check(const struct http_msg *m, const char **reason)
+http_request_check(const struct http_msg *m, struct http_target *t, const char **reason)
 {
-    struct http_target t;
     enum http_te te = http_te_classify(m);
     if (m->major != 1) {
         *reason = "HTTP version other than 1.x";
         return 505;
     }
-    if ((*reason = target_check(m, &t)) != NULL || (*reason = content_length_check(m)) != NULL)
+    *t = (struct http_target){.form = HTTP_TARGET_ORIGIN, .path = ""};
+    if ((*reason = target_check(m, t)) != NULL || (*reason = content_length_check(m)) != NULL)
         return 400;
     if (te != HTTP_TE_NONE && m->minor == 0) {
         *reason = "Transfer-Encoding in an HTTP/1.0 request";
@@ -405,7 +403,7 @@ http_request_check(const struct http_msg *m, const char **reason)
     }
     if ((*reason = te_reason(te)) != NULL)
         return te == HTTP_TE_UNSUPPORTED ? 501 : 400;
-    return (*reason = host_check(m, &t)) != NULL ? 400 : 0;
+    return (*reason = host_check(m, t)) != NULL ? 400 : 0;
 }
 
 const char *
@@ -430,6 +428,6 @@ http_response_framing_reusable(const struct http_msg *m)
     bool no_body_status = (m->status >= 100 && m->status < 200) || m->status == 204;
     if (!no_body_status)
         return true;
-    return http_msg_find(m, "Transfer-Encoding") == NULL &&
+    return http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING) == NULL &&
            !(m->has_content_length && m->content_length > 0);
 }
