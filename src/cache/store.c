@@ -321,6 +321,7 @@ cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_
         w->next = o->subs;
         o->subs = w;
         w->subscribed = subscribed = true;
+        w->armed = true; /* the owner's thread: it alone subscribes w */
     }
     pthread_mutex_unlock(m);
     return subscribed || w->subscribed;

@@ -172,7 +172,8 @@ int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct 
 size_t cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen);
 
 /* Call w's callback (in w's worker) once o's state differs from seen_state or more than
- * have bytes are readable. false when that is already so: read now, nothing subscribed. */
+ * have bytes are readable. false when that is already so: read now, nothing subscribed.
+ * From w's owner thread only (it alone subscribes w: see cache_waiter.armed). */
 bool cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_state seen,
                          uint64_t have);
 /* Stop waiting (the visitor left, or its lock timeout passed); also cancels a callback
