@@ -45,10 +45,20 @@ static uint64_t purge_gen;            /* atomic: bumped by every purge */
 uint64_t
 cache_key_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)len * k, w = 0;
+    for (; len >= 8; s += 8, len -= 8) { /* eight bytes a step: a key is hashed per request */
+        memcpy(&w, s, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 31;
+    }
+    w = 0;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29); /* the top bits pick the shard: mix the low ones in */
+        w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    h = (h ^ w) * k;
+    h ^= h >> 29; /* the top bits pick the shard, the low ones the chain: mix both ways */
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
 }
 
 static struct shard *

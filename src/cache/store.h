@@ -101,7 +101,7 @@ uint64_t cache_store_max_object(void);
 /* Drop every object (tests and benchmarks). */
 void cache_store_clear(void);
 
-/* The 64-bit hash used for keys (FNV-1a). */
+/* The 64-bit hash used for keys (eight bytes a step, then mixed: splitmix64's finish). */
 uint64_t cache_key_hash(const char *s, size_t len);
 
 /* A lookup: the stored object and the fill in progress for this request's variant. */

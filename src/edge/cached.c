@@ -121,7 +121,7 @@ struct request_facts {
 static int
 decide_swr(struct cached_visit *v, struct cache_lookup *l)
 {
-    v->label = "UPDATING";
+    v->result = METRICS_CACHE_UPDATING;
     if (l->busy == NULL)
         return CACHED_LEAD;
     if (l->leading) {
@@ -140,7 +140,7 @@ decide(struct cached_visit *v, struct cache_lookup *l, const struct request_fact
     if (o != NULL && f->auth && !o->auth_shared)
         cache_obj_release(&o); /* RFC 9111 3.5: not for requests with Authorization */
     if (o != NULL && usable(o, f->rq, f->now)) {
-        v->label = "HIT";
+        v->result = METRICS_CACHE_HIT;
         v->hit = o;
         cache_obj_release(&l->busy);
         return CACHED_HIT;
@@ -150,7 +150,7 @@ decide(struct cached_visit *v, struct cache_lookup *l, const struct request_fact
         return decide_swr(v, l);
     }
     v->stale = o;
-    v->label = o ? "EXPIRED" : "MISS";
+    v->result = o ? METRICS_CACHE_EXPIRED : METRICS_CACHE_MISS;
     if (l->busy != NULL && (l->leading || !f->rq->no_cache)) {
         v->busy = l->busy;
         v->leading = l->leading;
@@ -170,7 +170,7 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
     struct cache_control rq;
     cache_control_parse(req, &rq);
     v->request_time = now;
-    v->label = "BYPASS";
+    v->result = METRICS_CACHE_BYPASS;
     if (!eligible(req, &rq))
         return CACHED_BYPASS;
     v->eligible = true;
@@ -363,19 +363,19 @@ put_i64(struct out *o, int64_t v)
 static void
 put_cache_status(struct out *o, const struct cached_reply *r, const struct cache_obj *obj)
 {
-    const char *l = r->label;
+    enum metrics_cache l = r->result;
     put_str(o, r->edge_name);
-    if (strcmp(l, "MISS") == 0 || strcmp(l, "EXPIRED") == 0) {
-        put_str(o, l[0] == 'M' ? "; fwd=uri-miss; fwd-status=" : "; fwd=stale; fwd-status=");
+    if (l == METRICS_CACHE_MISS || l == METRICS_CACHE_EXPIRED) {
+        put_str(o, l == METRICS_CACHE_MISS ? "; fwd=uri-miss; fwd-status=" : "; fwd=stale; fwd-status=");
         put_u64(o, (uint64_t)r->fwd_status);
         put_str(o, "; stored");
         return;
     }
-    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; fwd=stale; fwd-status=304; ttl=" : "; hit; ttl=");
+    put_str(o, l == METRICS_CACHE_REVALIDATED ? "; fwd=stale; fwd-status=304; ttl=" : "; hit; ttl=");
     put_i64(o, ttl_of(obj, r->now));
-    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; stored"
-               : strcmp(l, "STALE") == 0      ? "; detail=stale-if-error"
-               : strcmp(l, "UPDATING") == 0   ? "; detail=stale-while-revalidate"
+    put_str(o, l == METRICS_CACHE_REVALIDATED ? "; stored"
+               : l == METRICS_CACHE_STALE     ? "; detail=stale-if-error"
+               : l == METRICS_CACHE_UPDATING  ? "; detail=stale-while-revalidate"
                : r->collapsed                 ? "; collapsed"
                                               : "");
 }
@@ -453,7 +453,7 @@ request_fields(char *buf, size_t len, const struct answer *a, const struct cache
     put_str(&o, "\r\nCache-Status: ");
     put_cache_status(&o, r, obj);
     put_str(&o, "\r\nX-Cache: ");
-    put_str(&o, r->label);
+    put_str(&o, metrics_cache_results[r->result]);
     if (r->proxy_status != NULL) {
         put_str(&o, "\r\nProxy-Status: ");
         put_str(&o, r->proxy_status);
@@ -796,9 +796,9 @@ void
 cached_pass_fields(const struct cached_visit *v, const char *edge_name, int status,
                    struct buf *head)
 {
-    if (v->label == NULL)
+    if (v->result == METRICS_CACHE_NONE)
         return;
     const char *fwd = !v->eligible ? "bypass" : v->stale ? "stale" : "uri-miss";
     buf_printf(head, "Cache-Status: %s; fwd=%s; fwd-status=%d\r\nX-Cache: %s\r\n", edge_name,
-               fwd, status, v->label);
+               fwd, status, metrics_cache_results[v->result]);
 }

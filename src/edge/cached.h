@@ -37,7 +37,7 @@ struct cached_send {
 /* What a visitor of a caching zone is doing with the cache. Embedded in the request;
  * zeroed between requests by cached_visit_clear. */
 struct cached_visit {
-    const char *label;        /* X-Cache word; NULL outside caching zones */
+    enum metrics_cache result; /* the X-Cache word; METRICS_CACHE_NONE outside caching zones */
     bool eligible;            /* looked up, and its response may be stored */
     bool collapsed;           /* answered from another visitor's fill */
     bool revalidating;        /* the stale object's validators went to the origin */
@@ -73,7 +73,7 @@ enum cached_decision {
     CACHED_FETCH,   /* fetch it (leading busy if set); stale keeps an expired copy */
 };
 
-/* Look the request up (after cached_key) and decide. Sets v's label and objects; busy is
+/* Look the request up (after cached_key) and decide. Sets v's result and objects; busy is
  * set for JOIN and, with leading, for a FETCH this request leads. */
 enum cached_decision cached_lookup(struct cached_visit *v, struct worker *w,
                                    const struct config_zone *z, const struct http_msg *req,
@@ -88,7 +88,7 @@ bool cached_fill_answers(const struct cache_obj *o, struct worker *w, const stru
 struct cached_reply {
     const struct http_msg *req;
     const char *edge_name, *request_id;
-    const char *label;        /* X-Cache word */
+    enum metrics_cache result; /* the X-Cache word */
     const char *proxy_status; /* Proxy-Status value, or NULL */
     int fwd_status;           /* the origin's status for MISS/EXPIRED/REVALIDATED */
     bool collapsed, via, head_method;

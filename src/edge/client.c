@@ -150,7 +150,7 @@ static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
 static bool cache_consider(struct client *c);
-static void cache_answer(struct client *c, struct cache_obj *o, const char *label,
+static void cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
                          const struct proxy_error *err);
 static void cache_wait(struct client *c);
 static void cache_leave(struct client *c);
@@ -680,7 +680,7 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *origin = c->req.origin;
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
-    const char *cache = c->req.cache.label ? c->req.cache.label : "-";
+    const char *cache = metrics_cache_results[c->req.cache.result];
     if (!json) {
         buf_printf(line, "\"%s ", method);
         log_escape(line, url, ulen, false);
@@ -757,13 +757,13 @@ static void
 count_request(struct client *c)
 {
     struct request *r = &c->req;
-    int cache_result = metrics_cache_result(r->cache.label);
+    enum metrics_cache cache_result = r->cache.result;
     if (r->counted || r->stats == NULL)
         return;
     r->counted = true;
     if (r->status > 0 && r->status < 600)
         STAT_INC(r->stats->status[r->status]);
-    if (cache_result >= 0)
+    if (cache_result != METRICS_CACHE_NONE)
         STAT_INC(r->stats->cache[cache_result]);
 }
 
@@ -906,8 +906,11 @@ keep_string(struct request *r, const char *s, size_t len)
     if (r->strings.len == 0)
         buf_append(&r->strings, "-", 2); /* offset 0 stays "-" */
     uint32_t off = (uint32_t)r->strings.len;
-    buf_append(&r->strings, s, len);
-    buf_append(&r->strings, "", 1);
+    if (buf_reserve(&r->strings, len + 1) == 0) { /* no cap: it fits */
+        memcpy(buf_tail(&r->strings), s, len);
+        buf_tail(&r->strings)[len] = '\0';
+        r->strings.len += len + 1;
+    }
     return off;
 }
 
@@ -1199,10 +1202,10 @@ start_fetch(struct client *c)
 
 static void client_pump(struct client *c, const struct iovec *head, int nhead);
 
-/* Answer from object o with the X-Cache word label; err set: a stale copy instead of an
+/* Answer from object o with the X-Cache word of result; err set: a stale copy instead of an
  * error. The head goes out with the first body bytes, from the object's own memory. */
 static void
-cache_answer(struct client *c, struct cache_obj *o, const char *label,
+cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
              const struct proxy_error *err)
 {
     struct request *r = &c->req;
@@ -1219,7 +1222,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         .req = &c->parser.msg,
         .edge_name = r->cfg->edge_name,
         .request_id = req_string(c, r->rid_off),
-        .label = label,
+        .result = result,
         .proxy_status = err ? ps : NULL,
         .fwd_status = v->fwd_status,
         .collapsed = v->collapsed,
@@ -1228,7 +1231,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         .close = c->close_after,
         .now = (time_t)loop_wall(c->w->loop),
     };
-    v->label = label;
+    v->result = result;
     c->state = CLIENT_FORWARDING;
     if (cached_reply_prepare(&v->send, o, &rep, buf, sizeof(buf), iov, &niov, &status, &close) < 0) {
         /* A range of a fill of unknown length: answered when the fill completes. */
@@ -1236,7 +1239,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         v->send.obj = cache_obj_acquire(o);
         if (r->up == NULL && !cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_FILLING, UINT64_MAX)) {
             v->awaiting_length = false; /* it completed meanwhile */
-            cache_answer(c, o, label, err);
+            cache_answer(c, o, result, err);
         }
         return;
     }
@@ -1350,7 +1353,7 @@ fetch_on_own(struct client *c)
 static void
 serve_stale(struct client *c, const struct proxy_error *e)
 {
-    cache_answer(c, c->req.cache.stale, "STALE", e);
+    cache_answer(c, c->req.cache.stale, METRICS_CACHE_STALE, e);
 }
 
 /* The fill it waited for failed before a head: the origin's error is this visitor's too. */
@@ -1385,7 +1388,7 @@ cache_wait(struct client *c)
     loop_timer_stop(c->w->loop, &c->wait_timer);
     if (next == CACHED_WAKE_READ) {
         v->collapsed = true;
-        cache_answer(c, v->busy, "HIT", NULL);
+        cache_answer(c, v->busy, METRICS_CACHE_HIT, NULL);
     } else if (next == CACHED_WAKE_STALE) {
         serve_stale(c, take_wait_error(c));
     } else if (next == CACHED_WAKE_ERROR) {
@@ -1408,7 +1411,7 @@ on_cache_progress(struct client *c)
     } else if (v->awaiting_length) {
         struct cache_obj *o = cache_obj_acquire(v->send.obj);
         v->awaiting_length = false;
-        cache_answer(c, o, v->label, NULL);
+        cache_answer(c, o, v->result, NULL);
         cache_obj_release(&o);
     } else if (cached_send_active(&v->send) && !c->blocked) {
         client_pump(c, NULL, 0);
@@ -1477,7 +1480,7 @@ cache_consider(struct client *c)
     if (!r->zone->cache_enabled)
         return false;
     cache_waiter_init(&v->waiter, &c->w->notifier, on_cache_wake);
-    v->label = "BYPASS";
+    v->result = METRICS_CACHE_BYPASS;
     if (!request_key(c))
         return false;
     switch (cached_lookup(v, c->w, r->zone, &c->parser.msg, (time_t)loop_wall(c->w->loop))) {
@@ -1531,7 +1534,7 @@ cache_take_head(struct client *c, const struct http_msg *resp)
     v->fwd_status = resp->status;
     r->status = resp->status;
     if (!v->revalidated)
-        cache_answer(c, o, v->label, NULL);
+        cache_answer(c, o, v->result, NULL);
     return true;
 }
 
@@ -1857,7 +1860,7 @@ on_origin_complete(void *owner)
     if (v->fill != NULL) {
         cache_obj_finish(v->fill); /* stored, and every visitor reading it is told */
         if (v->revalidated)
-            cache_answer(c, v->fill, "REVALIDATED", NULL);
+            cache_answer(c, v->fill, METRICS_CACHE_REVALIDATED, NULL);
         else if (v->awaiting_length)
             on_cache_progress(c);
         else if (!c->blocked && cached_send_active(&v->send))
@@ -2060,7 +2063,7 @@ answer_parsed(struct client *c)
     if (c->rejected)
         respond_rejected(c);
     else if (c->req.cache.hit != NULL)
-        cache_answer(c, c->req.cache.hit, c->req.cache.label, NULL);
+        cache_answer(c, c->req.cache.hit, c->req.cache.result, NULL);
     else if (c->req.cache.waiting)
         cache_wait(c);
     else if (c->req.zone_down)

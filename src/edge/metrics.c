@@ -104,22 +104,21 @@ static const struct {
 
 /* Families are rendered whole, one after another, as the text format requires. */
 const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {
-    "HIT", "MISS", "EXPIRED", "REVALIDATED", "STALE", "UPDATING", "BYPASS"};
-
-int
-metrics_cache_result(const char *word)
-{
-    for (int i = 0; word != NULL && i < METRICS_CACHE_RESULTS; i++)
-        if (strcmp(metrics_cache_results[i], word) == 0)
-            return i;
-    return -1;
-}
+    [METRICS_CACHE_NONE] = "-",
+    [METRICS_CACHE_HIT] = "HIT",
+    [METRICS_CACHE_MISS] = "MISS",
+    [METRICS_CACHE_EXPIRED] = "EXPIRED",
+    [METRICS_CACHE_REVALIDATED] = "REVALIDATED",
+    [METRICS_CACHE_STALE] = "STALE",
+    [METRICS_CACHE_UPDATING] = "UPDATING",
+    [METRICS_CACHE_BYPASS] = "BYPASS",
+};
 
 static int
 render_cache(struct buf *out, const struct zone_entry *e)
 {
     int rc = 0;
-    for (int i = 0; i < METRICS_CACHE_RESULTS; i++) {
+    for (int i = METRICS_CACHE_HIT; i < METRICS_CACHE_RESULTS; i++) {
         uint64_t n = sum(e, offsetof(struct zone_stats, cache) + (size_t)i * sizeof(uint64_t));
         if (n > 0)
             rc |= buf_printf(out, "verge_cache_requests_total{zone=\"%s\",result=\"%s\"} %llu\n",
