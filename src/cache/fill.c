@@ -60,16 +60,19 @@ body_length(const struct http_msg *resp)
     return resp->has_content_length && !resp->chunked ? (int64_t)resp->content_length : -1;
 }
 
-bool
-cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
-                const struct cache_fill_params *p, struct buf *scratch, char *why, size_t whylen)
+const char *
+cache_fill_refusal(const struct http_msg *req, const struct http_msg *resp)
 {
-    if (!cache_storable(req, resp, why, whylen))
-        return false;
-    if (resp->has_content_length && resp->content_length > cache_store_max_object()) {
-        snprintf(why, whylen, "larger than cache.max_object");
-        return false;
-    }
+    const char *why = cache_refusal(req, resp);
+    if (why == NULL && resp->has_content_length && resp->content_length > cache_store_max_object())
+        why = "larger than cache.max_object";
+    return why;
+}
+
+void
+cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
+                const struct cache_fill_params *p, struct buf *scratch)
+{
     struct buf fields;
     buf_init(&fields, SIZE_MAX);
     for (size_t i = 0; i < resp->nheaders; i++)
@@ -100,7 +103,6 @@ cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct ht
     buf_free(&fields);
     free(names);
     free(tags);
-    return true;
 }
 
 bool

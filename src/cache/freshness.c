@@ -158,47 +158,62 @@ has_explicit_freshness(const struct http_msg *resp, const struct cache_control *
     return has_explicit_lifetime(resp, cc) || cc->public_;
 }
 
-static bool
-refuse(char *why, size_t len, const char *reason)
+/* The refusals that come from the request (cache_refusal_by_request): distinct objects. */
+static const char refused_method[] = "method", refused_authorization[] = "authorization",
+                  refused_request_no_store[] = "no-store";
+
+const char *
+cache_refusal(const struct http_msg *req, const struct http_msg *resp)
 {
-    snprintf(why, len, "%s", reason);
-    return false;
+    struct cache_control rq, rs;
+    cache_control_parse(req, &rq);
+    cache_control_parse(resp, &rs);
+    if (req->method != HTTP_GET)
+        return refused_method;
+    if (rq.no_store)
+        return refused_request_no_store;
+    if (rs.no_store)
+        return "no-store";
+    if (rs.private_)
+        return "private";
+    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) && !rs.public_ && rs.s_maxage == CC_UNSET &&
+        !rs.must_revalidate)
+        return refused_authorization;
+    if (http_msg_field(resp, HTTP_FIELD_SET_COOKIE))
+        return "set-cookie";
+    const struct http_header *vary = http_msg_field(resp, HTTP_FIELD_VARY);
+    if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
+        return "vary-star";
+    /* A 304 answers one visitor's conditional request: stored, it would be every
+     * unconditional visitor's answer (it only refreshes a stored response, 4.3.4). */
+    if (resp->status == 206 || resp->status == 304 || resp->status < 200)
+        return "status";
+    if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
+        return "status";
+    if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
+        return "5xx without explicit freshness"; /* not even public */
+    if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
+        http_msg_field(resp, HTTP_FIELD_LAST_MODIFIED) == NULL &&
+        http_msg_field(resp, HTTP_FIELD_ETAG) == NULL)
+        return "no-freshness";
+    return NULL;
+}
+
+bool
+cache_refusal_by_request(const char *why)
+{
+    return why == refused_method || why == refused_authorization ||
+           why == refused_request_no_store;
 }
 
 bool
 cache_storable(const struct http_msg *req, const struct http_msg *resp, char *why,
                size_t whylen)
 {
-    struct cache_control rq, rs;
-    cache_control_parse(req, &rq);
-    cache_control_parse(resp, &rs);
-    if (req->method != HTTP_GET)
-        return refuse(why, whylen, "method");
-    if (rq.no_store || rs.no_store)
-        return refuse(why, whylen, "no-store");
-    if (rs.private_)
-        return refuse(why, whylen, "private");
-    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) && !rs.public_ && rs.s_maxage == CC_UNSET &&
-        !rs.must_revalidate)
-        return refuse(why, whylen, "authorization");
-    if (http_msg_field(resp, HTTP_FIELD_SET_COOKIE))
-        return refuse(why, whylen, "set-cookie");
-    const struct http_header *vary = http_msg_field(resp, HTTP_FIELD_VARY);
-    if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
-        return refuse(why, whylen, "vary-star");
-    /* A 304 answers one visitor's conditional request: stored, it would be every
-     * unconditional visitor's answer (it only refreshes a stored response, 4.3.4). */
-    if (resp->status == 206 || resp->status == 304 || resp->status < 200)
-        return refuse(why, whylen, "status");
-    if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
-        return refuse(why, whylen, "status");
-    if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
-        return refuse(why, whylen, "5xx without explicit freshness"); /* not even public */
-    if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
-        http_msg_field(resp, HTTP_FIELD_LAST_MODIFIED) == NULL &&
-        http_msg_field(resp, HTTP_FIELD_ETAG) == NULL)
-        return refuse(why, whylen, "no-freshness");
-    return true;
+    const char *reason = cache_refusal(req, resp);
+    if (reason != NULL)
+        str_copy(why, whylen, reason);
+    return reason == NULL;
 }
 
 /* ---------------------------------------------------------------- freshness and age */

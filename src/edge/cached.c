@@ -151,6 +151,11 @@ decide(struct cached_visit *v, struct cache_lookup *l, const struct request_fact
     }
     v->stale = o;
     v->result = o ? METRICS_CACHE_EXPIRED : METRICS_CACHE_MISS;
+    if (!l->leading && l->marker != NULL && cache_obj_fresh(l->marker, f->now)) {
+        v->hit_for_miss = true; /* not stored lately: to the origin at once, no entry */
+        cache_obj_release(&l->busy);
+        return CACHED_FETCH;
+    }
     if (l->busy != NULL && (l->leading || !f->rq->no_cache)) {
         v->busy = l->busy;
         v->leading = l->leading;
@@ -183,9 +188,11 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
         .req = req,
         .scratch = &w->cache_scratch,
     };
+    v->key_hash = l.hash;
     for (;;) {
         cache_store_lookup(&l);
         int d = decide(v, &l, &f);
+        cache_obj_release(&l.marker);
         if (d != CACHED_LEAD)
             return (enum cached_decision)d;
         /* Nobody fetches it: look again, making the entry every worker's visitors find. */
@@ -740,20 +747,41 @@ cached_fill_params(const struct config *cfg, const struct config_zone *z, time_t
     };
 }
 
+static bool
+refreshes_stale(const struct cached_origin_head *h)
+{
+    return h->revalidating && h->stale != NULL && h->resp->status == 304;
+}
+
+const char *
+cached_head_refusal(struct cache_obj *busy, const struct cached_origin_head *h)
+{
+    const char *why = refreshes_stale(h) ? NULL : cache_fill_refusal(h->req, h->resp);
+    int64_t lifetime = (int64_t)(h->zone->hit_for_miss / 1000);
+    if (why == NULL)
+        return NULL;
+    if (busy != NULL)
+        cache_obj_fail(busy, CACHE_FAIL_NOT_STORED, NULL, 0);
+    if (h->marked || lifetime <= 0 || cache_refusal_by_request(why))
+        return why;
+    if (busy != NULL)
+        cache_store_mark(busy->key, busy->base_len, busy->hash, h->now, lifetime);
+    else if (h->key != NULL)
+        cache_store_mark(h->key, h->key_len, h->key_hash, h->now, lifetime);
+    return why;
+}
+
 enum cached_head
 cached_take_head(struct cache_obj *o, const struct cached_origin_head *h)
 {
-    char why[64];
     struct cache_fill_params p;
     cached_fill_params(h->cfg, h->zone, h->request_time, h->now, &p);
-    if (h->revalidating && h->stale != NULL && h->resp->status == 304) {
+    if (refreshes_stale(h)) {
         cache_fill_revalidated(o, h->stale, h->resp, &p);
         return CACHED_HEAD_REVALIDATED;
     }
-    if (cache_fill_head(o, h->req, h->resp, &p, h->scratch, why, sizeof(why)))
-        return CACHED_HEAD_STORED;
-    cache_obj_fail(o, CACHE_FAIL_NOT_STORED, NULL, 0);
-    return CACHED_HEAD_NOT_STORED;
+    cache_fill_head(o, h->req, h->resp, &p, h->scratch);
+    return CACHED_HEAD_STORED;
 }
 
 bool
@@ -798,7 +826,15 @@ cached_pass_fields(const struct cached_visit *v, const char *edge_name, int stat
 {
     if (v->result == METRICS_CACHE_NONE)
         return;
-    const char *fwd = !v->eligible ? "bypass" : v->stale ? "stale" : "uri-miss";
-    buf_printf(head, "Cache-Status: %s; fwd=%s; fwd-status=%d\r\nX-Cache: %s\r\n", edge_name,
-               fwd, status, metrics_cache_results[v->result]);
+    buf_append_str(head, "Cache-Status: ");
+    buf_append_str(head, edge_name);
+    buf_append_str(head, !v->eligible ? "; fwd=bypass; fwd-status="
+                         : v->stale   ? "; fwd=stale; fwd-status="
+                                      : "; fwd=uri-miss; fwd-status=");
+    buf_append_u64(head, (uint64_t)status);
+    if (v->hit_for_miss)
+        buf_append_str(head, "; detail=hit-for-miss");
+    buf_append_str(head, "\r\nX-Cache: ");
+    buf_append_str(head, metrics_cache_results[v->result]);
+    buf_append(head, "\r\n", 2);
 }

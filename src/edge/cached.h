@@ -45,6 +45,8 @@ struct cached_visit {
     bool leading;             /* busy was made for this request's fetch */
     bool waiting;             /* subscribed to busy until its head arrives */
     bool awaiting_length;     /* a range of a fill of unknown length: wait for its end */
+    bool hit_for_miss;        /* the lookup found a fresh hit-for-miss marker: this request
+                               * fetches on its own, leading no fill and waiting for none */
     int fwd_status;           /* the origin's status, when this request fetched it */
     struct cache_obj *hit;    /* the stored object to answer with (a hit, or stale) */
     struct cache_obj *stale;  /* an expired copy: stale-if-error, its validators */
@@ -53,6 +55,7 @@ struct cached_visit {
     struct cache_waiter waiter;
     struct cached_send send;
     time_t request_time;
+    uint64_t key_hash;        /* of the base key it was looked up by (cached_lookup) */
 };
 
 /* Release what v holds: objects, a subscription. Leaves v zeroed (waiter too). */
@@ -149,15 +152,27 @@ struct cached_origin_head {
     bool revalidating;       /* they went */
     time_t request_time, now;
     struct buf *scratch;
+    const char *key;         /* the base key the request was looked up by, for a marker */
+    size_t key_len;
+    uint64_t key_hash;
+    bool marked;             /* the lookup found a fresh hit-for-miss marker already */
 };
+
+/* May the head fill an object: a 304 refreshing the stale copy, or a response that may be
+ * stored (cache_fill_refusal)? NULL when it may. Else why not, and then the entry this
+ * fetch leads (busy, or NULL) fails, its waiters fetching on their own, and the key
+ * (busy's, else h's) is marked uncacheable for the zone's hit_for_miss (cache_store_mark):
+ * unless the request itself was the reason (cache_refusal_by_request) or h->marked.
+ * Nothing is allocated for a response that is not stored. */
+const char *cached_head_refusal(struct cache_obj *busy, const struct cached_origin_head *h);
 
 enum cached_head {
     CACHED_HEAD_STORED,      /* o has the response's head; its body follows */
     CACHED_HEAD_REVALIDATED, /* o is the stale copy refreshed by a 304, complete */
-    CACHED_HEAD_NOT_STORED,  /* o failed (its waiters fetch on their own) */
 };
 
-/* What the head does to o, the fill of the fetch (the entry it leads, or its own). */
+/* Give o, the fill of the fetch (the entry it leads, or its own), the head that
+ * cached_head_refusal let through. */
 enum cached_head cached_take_head(struct cache_obj *o, const struct cached_origin_head *h);
 
 /* The origin answered status: may the stale copy be served instead (RFC 5861 lets

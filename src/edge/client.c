@@ -64,6 +64,7 @@ struct request {
     uint32_t host_off, rid_off; /* offsets into strings */
     uint32_t name_off, name_len; /* the host normalised (zone_host_normalise); 0: invalid */
     uint32_t origin_host_off; /* the normalised host, sent with origin_host: visitor */
+    uint32_t key_off, key_len; /* the base cache key it was looked up by */
     struct admit_facts facts; /* read from the head once it is admitted */
     uint64_t start_ms;
     int status;
@@ -1483,6 +1484,8 @@ cache_consider(struct client *c)
     v->result = METRICS_CACHE_BYPASS;
     if (!request_key(c))
         return false;
+    r->key_len = (uint32_t)buf_used(&c->w->cache_key);
+    r->key_off = keep_string(r, buf_head(&c->w->cache_key), r->key_len);
     switch (cached_lookup(v, c->w, r->zone, &c->parser.msg, (time_t)loop_wall(c->w->loop))) {
     case CACHED_REFRESH:
         start_refresh(c);
@@ -1503,9 +1506,7 @@ cache_consider(struct client *c)
 static struct cache_obj *
 anonymous_fill(struct client *c)
 {
-    if (!request_key(c))
-        return NULL;
-    return cache_obj_new(buf_head(&c->w->cache_key), buf_used(&c->w->cache_key));
+    return cache_obj_new(req_string(c, c->req.key_off), c->req.key_len);
 }
 
 /* The origin's head for a fetch that may fill the cache: a 304 refreshing the stale copy,
@@ -1518,18 +1519,25 @@ cache_take_head(struct client *c, const struct http_msg *resp)
     struct cached_visit *v = &r->cache;
     if (!v->eligible || c->parser.msg.method != HTTP_GET)
         return false;
+    struct cached_origin_head h = {
+        .cfg = r->cfg,
+        .zone = r->zone,
+        .req = &c->parser.msg,
+        .resp = resp,
+        .stale = v->stale,
+        .revalidating = v->revalidating,
+        .request_time = v->request_time,
+        .now = (time_t)loop_wall(c->w->loop),
+        .scratch = &c->w->cache_scratch,
+        .key = req_string(c, r->key_off),
+        .key_len = r->key_len,
+        .key_hash = v->key_hash,
+        .marked = v->hit_for_miss,
+    };
+    if (cached_head_refusal(v->busy, &h) != NULL)
+        return false; /* passed through; the entry it led failed, the key is marked */
     struct cache_obj *o = v->busy ? cache_obj_acquire(v->busy) : anonymous_fill(c);
-    if (o == NULL)
-        return false;
-    struct cached_origin_head h = {r->cfg, r->zone, &c->parser.msg, resp, v->stale,
-                                   v->revalidating, v->request_time,
-                                   (time_t)loop_wall(c->w->loop), &c->w->cache_scratch};
-    enum cached_head use = cached_take_head(o, &h);
-    if (use == CACHED_HEAD_NOT_STORED) {
-        cache_obj_release(&o); /* failed: its waiters fetch on their own */
-        return false;
-    }
-    v->revalidated = use == CACHED_HEAD_REVALIDATED;
+    v->revalidated = cached_take_head(o, &h) == CACHED_HEAD_REVALIDATED;
     v->fill = o;
     v->fwd_status = resp->status;
     r->status = resp->status;

@@ -203,9 +203,13 @@ metrics_render(struct buf *out)
                      "# TYPE verge_cache_evictions_total counter\n"
                      "verge_cache_evictions_total %llu\n"
                      "# HELP verge_cache_fills Responses being fetched into the cache now.\n"
-                     "# TYPE verge_cache_fills gauge\nverge_cache_fills %llu\n",
+                     "# TYPE verge_cache_fills gauge\nverge_cache_fills %llu\n"
+                     "# HELP verge_cache_hit_for_miss URLs remembered as not storable "
+                     "(hit-for-miss markers).\n"
+                     "# TYPE verge_cache_hit_for_miss gauge\nverge_cache_hit_for_miss %llu\n",
                      (unsigned long long)cs.objects, (unsigned long long)cs.bytes,
-                     (unsigned long long)cs.evictions, (unsigned long long)cs.fills);
+                     (unsigned long long)cs.evictions, (unsigned long long)cs.fills,
+                     (unsigned long long)cs.markers);
     pthread_mutex_lock(&registry_lock);
     rc |= render_zones(out);
     pthread_mutex_unlock(&registry_lock);
