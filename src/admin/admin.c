@@ -71,7 +71,7 @@ admin_set_token(struct admin *a, const char *token)
 static bool
 token_ok(const struct admin *a, const struct http_msg *m)
 {
-    const struct http_header *h = http_msg_find(m, "Authorization");
+    const struct http_header *h = http_msg_field(m, HTTP_FIELD_AUTHORIZATION);
     static const char bearer[] = "Bearer ";
     if (a->token == NULL || h == NULL || h->value.len < sizeof(bearer) - 1)
         return false;

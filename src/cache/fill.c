@@ -11,9 +11,8 @@
 static bool
 kept_field(const struct http_msg *resp, const struct http_header *h)
 {
-    const char *name = http_str_ptr(resp, h->name);
-    return !http_msg_is_hop_header(resp, h) && !str_ieq(name, h->name.len, "Age") &&
-           !str_ieq(name, h->name.len, "X-Request-Id");
+    enum http_field f = http_header_field(resp, h);
+    return !http_msg_is_hop_header(resp, h) && f != HTTP_FIELD_AGE && f != HTTP_FIELD_X_REQUEST_ID;
 }
 
 static void
@@ -33,8 +32,8 @@ tags_of(const struct http_msg *resp)
     buf_init(&t, 8192);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct http_header *h = &resp->headers[i];
-        const char *name = http_str_ptr(resp, h->name);
-        if (!str_ieq(name, h->name.len, "Cache-Tag") && !str_ieq(name, h->name.len, "Surrogate-Key"))
+        enum http_field f = http_header_field(resp, h);
+        if (f != HTTP_FIELD_CACHE_TAG && f != HTTP_FIELD_SURROGATE_KEY)
             continue;
         buf_append(&t, " ", 1);
         buf_append(&t, http_str_ptr(resp, h->value), h->value.len);
@@ -61,16 +60,19 @@ body_length(const struct http_msg *resp)
     return resp->has_content_length && !resp->chunked ? (int64_t)resp->content_length : -1;
 }
 
-bool
-cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
-                const struct cache_fill_params *p, struct buf *scratch, char *why, size_t whylen)
+const char *
+cache_fill_refusal(const struct http_msg *req, const struct http_msg *resp)
 {
-    if (!cache_storable(req, resp, why, whylen))
-        return false;
-    if (resp->has_content_length && resp->content_length > cache_store_max_object()) {
-        snprintf(why, whylen, "larger than cache.max_object");
-        return false;
-    }
+    const char *why = cache_refusal(req, resp);
+    if (why == NULL && resp->has_content_length && resp->content_length > cache_store_max_object())
+        why = "larger than cache.max_object";
+    return why;
+}
+
+void
+cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
+                const struct cache_fill_params *p, struct buf *scratch)
+{
     struct buf fields;
     buf_init(&fields, SIZE_MAX);
     for (size_t i = 0; i < resp->nheaders; i++)
@@ -101,7 +103,6 @@ cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct ht
     buf_free(&fields);
     free(names);
     free(tags);
-    return true;
 }
 
 bool

@@ -14,12 +14,14 @@ struct cache_fill_params {
     int64_t stale_while_revalidate; /* the zone's default window, seconds */
 };
 
-/* May resp (the answer to req) be stored? If so, give o its head (visitors waiting on o
- * wake and start reading) and return true; otherwise why says why and o is untouched.
- * scratch is a reusable buffer. */
-bool cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
-                     const struct cache_fill_params *p, struct buf *scratch, char *why,
-                     size_t whylen);
+/* May resp (the answer to req) fill an object: storable (cache_refusal) and not announced
+ * larger than cache.max_object? NULL when it may, else why not (a static string). */
+const char *cache_fill_refusal(const struct http_msg *req, const struct http_msg *resp);
+
+/* Give o the head of resp, which may fill it (cache_fill_refusal said so): visitors
+ * waiting on o wake and start reading. scratch is a reusable buffer. */
+void cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct http_msg *resp,
+                     const struct cache_fill_params *p, struct buf *scratch);
 
 /* A 304 from the origin refreshed old (RFC 9111 4.3.4): o gets old's body (shared, not
  * copied), old's fields with those the 304 carries replaced, and freshness from the 304.

@@ -89,11 +89,9 @@ cache_control_parse(const struct http_msg *m, struct cache_control *cc)
                                  .min_fresh = CC_UNSET, .max_stale = CC_UNSET,
                                  .stale_if_error = CC_UNSET,
                                  .stale_while_revalidate = CC_UNSET};
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (str_ieq(http_str_ptr(m, h->name), h->name.len, "Cache-Control"))
-            parse_list(cc, http_str_ptr(m, h->value), h->value.len);
-    }
+    for (const struct http_header *h = http_msg_field(m, HTTP_FIELD_CACHE_CONTROL); h != NULL;
+         h = http_msg_field_next(m, HTTP_FIELD_CACHE_CONTROL, h))
+        parse_list(cc, http_str_ptr(m, h->value), h->value.len);
 }
 
 /* ---------------------------------------------------------------- dates */
@@ -134,9 +132,9 @@ http_date_format(time_t t, char out[30])
 }
 
 static time_t
-header_date(const struct http_msg *m, const char *name)
+header_date(const struct http_msg *m, enum http_field f)
 {
-    const struct http_header *h = http_msg_find(m, name);
+    const struct http_header *h = http_msg_field(m, f);
     return h ? http_date_parse(http_str_ptr(m, h->value), h->value.len) : -1;
 }
 
@@ -158,7 +156,7 @@ static bool
 has_explicit_lifetime(const struct http_msg *resp, const struct cache_control *cc)
 {
     return cc->max_age != CC_UNSET || cc->s_maxage != CC_UNSET ||
-           http_msg_find(resp, "Expires") != NULL;
+           http_msg_field(resp, HTTP_FIELD_EXPIRES) != NULL;
 }
 
 /* An explicit lifetime, or public (which allows heuristic freshness for any status). */
@@ -168,46 +166,62 @@ has_explicit_freshness(const struct http_msg *resp, const struct cache_control *
     return has_explicit_lifetime(resp, cc) || cc->public_;
 }
 
-static bool
-refuse(char *why, size_t len, const char *reason)
+/* The refusals that come from the request (cache_refusal_by_request): distinct objects. */
+static const char refused_method[] = "method", refused_authorization[] = "authorization",
+                  refused_request_no_store[] = "no-store";
+
+const char *
+cache_refusal(const struct http_msg *req, const struct http_msg *resp)
 {
-    snprintf(why, len, "%s", reason);
-    return false;
+    struct cache_control rq, rs;
+    cache_control_parse(req, &rq);
+    cache_control_parse(resp, &rs);
+    if (req->method != HTTP_GET)
+        return refused_method;
+    if (rq.no_store)
+        return refused_request_no_store;
+    if (rs.no_store)
+        return "no-store";
+    if (rs.private_)
+        return "private";
+    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) && !rs.public_ && rs.s_maxage == CC_UNSET &&
+        !rs.must_revalidate)
+        return refused_authorization;
+    if (http_msg_field(resp, HTTP_FIELD_SET_COOKIE))
+        return "set-cookie";
+    const struct http_header *vary = http_msg_field(resp, HTTP_FIELD_VARY);
+    if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
+        return "vary-star";
+    /* A 304 answers one visitor's conditional request: stored, it would be every
+     * unconditional visitor's answer (it only refreshes a stored response, 4.3.4). */
+    if (resp->status == 206 || resp->status == 304 || resp->status < 200)
+        return "status";
+    if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
+        return "status";
+    if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
+        return "5xx without explicit freshness"; /* not even public */
+    if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
+        http_msg_field(resp, HTTP_FIELD_LAST_MODIFIED) == NULL &&
+        http_msg_field(resp, HTTP_FIELD_ETAG) == NULL)
+        return "no-freshness";
+    return NULL;
+}
+
+bool
+cache_refusal_by_request(const char *why)
+{
+    return why == refused_method || why == refused_authorization ||
+           why == refused_request_no_store;
 }
 
 bool
 cache_storable(const struct http_msg *req, const struct http_msg *resp, char *why,
                size_t whylen)
 {
-    struct cache_control rq, rs;
-    cache_control_parse(req, &rq);
-    cache_control_parse(resp, &rs);
-    if (req->method != HTTP_GET)
-        return refuse(why, whylen, "method");
-    if (rq.no_store || rs.no_store)
-        return refuse(why, whylen, "no-store");
-    if (rs.private_)
-        return refuse(why, whylen, "private");
-    if (http_msg_find(req, "Authorization") && !rs.public_ && rs.s_maxage == CC_UNSET &&
-        !rs.must_revalidate)
-        return refuse(why, whylen, "authorization");
-    if (http_msg_find(resp, "Set-Cookie"))
-        return refuse(why, whylen, "set-cookie");
-    const struct http_header *vary = http_msg_find(resp, "Vary");
-    if (vary && http_list_has_token(http_str_ptr(resp, vary->value), vary->value.len, "*"))
-        return refuse(why, whylen, "vary-star");
-    /* A 304 answers one visitor's conditional request: stored, it would be every
-     * unconditional visitor's answer (it only refreshes a stored response, 4.3.4). */
-    if (resp->status == 206 || resp->status == 304 || resp->status < 200)
-        return refuse(why, whylen, "status");
-    if (!heuristically_cacheable(resp->status) && !has_explicit_freshness(resp, &rs))
-        return refuse(why, whylen, "status");
-    if (resp->status >= 500 && !has_explicit_lifetime(resp, &rs))
-        return refuse(why, whylen, "5xx without explicit freshness"); /* not even public */
-    if (!has_explicit_freshness(resp, &rs) && !rs.no_cache &&
-        http_msg_find(resp, "Last-Modified") == NULL && http_msg_find(resp, "ETag") == NULL)
-        return refuse(why, whylen, "no-freshness");
-    return true;
+    const char *reason = cache_refusal(req, resp);
+    if (reason != NULL)
+        str_copy(why, whylen, reason);
+    return reason == NULL;
 }
 
 /* ---------------------------------------------------------------- freshness and age */
@@ -221,15 +235,15 @@ cache_freshness_lifetime(const struct http_msg *resp, int64_t heuristic_cap)
         return cc.s_maxage;
     if (cc.max_age != CC_UNSET)
         return cc.max_age;
-    time_t date = header_date(resp, "Date");
-    const struct http_header *exp = http_msg_find(resp, "Expires");
+    time_t date = header_date(resp, HTTP_FIELD_DATE);
+    const struct http_header *exp = http_msg_field(resp, HTTP_FIELD_EXPIRES);
     if (exp != NULL) {
         time_t expires = http_date_parse(http_str_ptr(resp, exp->value), exp->value.len);
         if (expires < 0 || date < 0)
             return 0; /* an invalid Expires means already expired */
         return expires > date ? expires - date : 0;
     }
-    time_t modified = header_date(resp, "Last-Modified");
+    time_t modified = header_date(resp, HTTP_FIELD_LAST_MODIFIED);
     if (heuristic_cap > 0 && heuristically_cacheable(resp->status) && modified >= 0 &&
         date >= modified)
         return MIN((int64_t)(date - modified) / 10, heuristic_cap);
@@ -240,11 +254,11 @@ int64_t
 cache_current_age(const struct http_msg *resp, time_t request_time, time_t response_time,
                   time_t now)
 {
-    const struct http_header *h = http_msg_find(resp, "Age");
+    const struct http_header *h = http_msg_field(resp, HTTP_FIELD_AGE);
     uint64_t age_value = 0;
     if (h != NULL && str_to_u64(http_str_ptr(resp, h->value), h->value.len, &age_value) < 0)
         age_value = 0;
-    time_t date = header_date(resp, "Date");
+    time_t date = header_date(resp, HTTP_FIELD_DATE);
     int64_t apparent_age = date >= 0 ? MAX((int64_t)0, (int64_t)(response_time - date)) : 0;
     int64_t response_delay = (int64_t)(response_time - request_time);
     int64_t corrected_age_value = (int64_t)MIN(age_value, (uint64_t)INT32_MAX) + response_delay;

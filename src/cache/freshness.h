@@ -41,6 +41,12 @@ void http_date_format(time_t t, char out[30]);
  * public alone. */
 bool cache_storable(const struct http_msg *req, const struct http_msg *resp, char *why,
                     size_t whylen);
+/* The same question: NULL when it may be stored, else the reason, a static string
+ * ("no-store"). */
+const char *cache_refusal(const struct http_msg *req, const struct http_msg *resp);
+/* Is this refusal the request's doing (Authorization without a response that says it may
+ * be shared), not the response's alone: another request may get an answer to store? */
+bool cache_refusal_by_request(const char *why);
 
 /* Freshness lifetime in seconds (RFC 9111 4.2.1): s-maxage, max-age, Expires - Date, or
  * the heuristic (10% of Date - Last-Modified, at most heuristic_cap; 0 disables it) for

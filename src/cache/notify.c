@@ -25,6 +25,7 @@ cache_waiter_init(struct cache_waiter *w, struct cache_notifier *n,
     w->cb = cb;
     w->subscribed = false;
     w->queued = false;
+    w->armed = false;
 }
 
 void
@@ -49,8 +50,8 @@ void
 cache_waiter_cancel(struct cache_waiter *w)
 {
     struct cache_notifier *n = w->notifier;
-    if (n == NULL)
-        return;
+    if (n == NULL || !w->armed)
+        return; /* not subscribed since init or its last callback: nobody posted it */
     pthread_mutex_lock(&n->lock);
     if (w->queued) {
         struct cache_waiter **pp = &n->head;

@@ -19,6 +19,9 @@ struct cache_waiter {
     void (*cb)(struct cache_waiter *w);
     bool subscribed; /* in an object's subscriber list (under that object's lock) */
     bool queued;     /* in the notifier's inbox (under the notifier's lock) */
+    bool armed;      /* the owner's own: subscribed at least once since init; while false
+                      * nobody can have posted it, so cancelling takes no lock (a visitor
+                      * answered by a hit never subscribes) */
 };
 
 struct cache_notifier {
@@ -42,7 +45,7 @@ void cache_waiter_init(struct cache_waiter *w, struct cache_notifier *n,
 void cache_waiter_post(struct cache_waiter *w);
 
 /* Take w out of its inbox if it is queued: its callback will not run. Owner thread only;
- * harmless when not queued. (To stop a subscription, see cache_obj_unsubscribe.) */
+ * harmless when not queued, and free (no lock) when w was never subscribed since its init. (To stop a subscription, see cache_obj_unsubscribe.) */
 void cache_waiter_cancel(struct cache_waiter *w);
 
 #endif

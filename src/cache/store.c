@@ -32,12 +32,17 @@ static struct cache_evict policy = {.policy = CACHE_EVICT_S3FIFO, .limit = 256ul
 static uint64_t limit_bytes = 256ull << 20, max_object = 64ull << 20;
 static uint64_t used_bytes, nobjects; /* also read atomically by cache_store_stats */
 
-/* Change the totals (policy lock held); stores are atomic for the stats' readers. */
+static uint64_t nmarkers; /* hit-for-miss markers; like nobjects */
+
+/* o enters (sign 1) or leaves (-1) the totals (policy lock held); stores are atomic for
+ * the stats' readers. A marker counts its bytes but is no object. */
 static void
-totals_add(int64_t bytes, int64_t objects)
+totals_add(const struct cache_obj *o, int sign)
 {
-    __atomic_store_n(&used_bytes, used_bytes + (uint64_t)bytes, __ATOMIC_RELAXED);
-    __atomic_store_n(&nobjects, nobjects + (uint64_t)objects, __ATOMIC_RELAXED);
+    uint64_t *count = o->hit_for_miss ? &nmarkers : &nobjects;
+    __atomic_store_n(&used_bytes, used_bytes + (uint64_t)(sign * (int64_t)o->charge),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(count, *count + (uint64_t)(int64_t)sign, __ATOMIC_RELAXED);
 }
 static uint64_t nfills;               /* atomic */
 static uint64_t purge_gen;            /* atomic: bumped by every purge */
@@ -45,10 +50,20 @@ static uint64_t purge_gen;            /* atomic: bumped by every purge */
 uint64_t
 cache_key_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = (uint64_t)len * k, w = 0;
+    for (; len >= 8; s += 8, len -= 8) { /* eight bytes a step: a key is hashed per request */
+        memcpy(&w, s, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 31;
+    }
+    w = 0;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29); /* the top bits pick the shard: mix the low ones in */
+        w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    h = (h ^ w) * k;
+    h ^= h >> 29; /* the top bits pick the shard, the low ones the chain: mix both ways */
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
 }
 
 static struct shard *
@@ -137,14 +152,21 @@ obj_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant,
     o->key[base_len + 1 + vlen] = '\0';
     o->total_len = -1;
     o->state = CACHE_OBJ_PENDING;
-    __atomic_add_fetch(&nfills, 1, __ATOMIC_RELAXED);
     return o;
+}
+
+/* A fill: counted until it completes or fails. */
+static struct cache_obj *
+fill_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant, size_t vlen)
+{
+    __atomic_add_fetch(&nfills, 1, __ATOMIC_RELAXED);
+    return obj_alloc(base, base_len, hash, variant, vlen);
 }
 
 struct cache_obj *
 cache_obj_new(const char *base, size_t base_len)
 {
-    struct cache_obj *o = obj_alloc(base, base_len, cache_key_hash(base, base_len), "", 0);
+    struct cache_obj *o = fill_alloc(base, base_len, cache_key_hash(base, base_len), "", 0);
     o->insert_on_finish = true;
     o->purge_gen = __atomic_load_n(&purge_gen, __ATOMIC_ACQUIRE);
     return o;
@@ -233,8 +255,8 @@ pending_new(struct shard *s, struct cache_lookup *l, const struct cache_obj *kno
     buf_reset(l->scratch);
     if (known != NULL && known->vary != NULL)
         cache_variant(l->req, known->vary, l->scratch);
-    struct cache_obj *o = obj_alloc(l->base, l->base_len, l->hash, buf_head(l->scratch),
-                                    buf_used(l->scratch));
+    struct cache_obj *o = fill_alloc(l->base, l->base_len, l->hash, buf_head(l->scratch),
+                                     buf_used(l->scratch));
     o->vary_known = known != NULL;
     o->vary = known && known->vary ? xstrdup(known->vary) : NULL;
     o->purge_gen = __atomic_load_n(&purge_gen, __ATOMIC_ACQUIRE);
@@ -252,6 +274,10 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     for (; o != NULL; o = o->hash_next) {
         if (!same_base(o, l))
             continue;
+        if (o->hit_for_miss) {
+            l->marker = l->marker ? l->marker : o; /* for every variant: no Vary to match */
+            continue;
+        }
         enum cache_obj_state st = cache_obj_state(o);
         if (o->vary_known && known == NULL)
             known = o;
@@ -264,6 +290,8 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     }
     if (l->stored != NULL)
         cache_obj_acquire(l->stored);
+    if (l->marker != NULL)
+        cache_obj_acquire(l->marker);
     if (l->busy != NULL)
         cache_obj_acquire(l->busy);
     else if (l->lead) {
@@ -276,7 +304,7 @@ void
 cache_store_lookup(struct cache_lookup *l)
 {
     struct shard *s = shard_of(l->hash);
-    l->stored = l->busy = NULL;
+    l->stored = l->busy = l->marker = NULL;
     l->leading = false;
     pthread_mutex_lock(&s->lock);
     lookup_locked(s, l);
@@ -321,6 +349,7 @@ cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_
         w->next = o->subs;
         o->subs = w;
         w->subscribed = subscribed = true;
+        w->armed = true; /* the owner's thread: it alone subscribes w */
     }
     pthread_mutex_unlock(m);
     return subscribed || w->subscribed;
@@ -451,12 +480,12 @@ cache_obj_share_body(struct cache_obj *o, struct cache_obj *old)
 
 /* ---------------------------------------------------------------- storing (policy locked) */
 
-/* Take a stored object out: queue, table, totals. */
+/* Take a stored object (or marker) out: queue, table, totals. */
 static void
 drop_stored(struct shard *s, struct cache_obj *o)
 {
     cache_evict_remove(&policy, o);
-    totals_add(-(int64_t)o->charge, -1);
+    totals_add(o, -1);
     table_unlink(s, o);
 }
 
@@ -489,7 +518,7 @@ evict_until(uint64_t room, struct shard *held)
         struct shard *vs = shard_of(v->hash);
         if (vs != held)
             pthread_mutex_lock(&vs->lock); /* policy lock held: no other multi-shard locker */
-        totals_add(-(int64_t)v->charge, -1);
+        totals_add(v, -1);
         table_unlink(vs, v);
         if (vs != held)
             pthread_mutex_unlock(&vs->lock);
@@ -525,13 +554,50 @@ cache_obj_finish(struct cache_obj *o)
         drop_replaced(s, o);
         evict_until(o->charge, s);
         cache_evict_insert(&policy, o);
-        totals_add((int64_t)o->charge, 1);
+        totals_add(o, 1);
     }
     __atomic_store_n(&o->state, CACHE_OBJ_COMPLETE, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&policy_lock);
     __atomic_sub_fetch(&nfills, 1, __ATOMIC_RELAXED);
     notify(o);
+}
+
+/* Older markers of o's base (o is the new one). */
+static void
+drop_markers(struct shard *s, const struct cache_obj *o)
+{
+    struct cache_obj *x = s->buckets[o->hash & (s->nbuckets - 1)], *next;
+    for (; x != NULL; x = next) {
+        next = x->hash_next;
+        if (x != o && x->hit_for_miss && x->hash == o->hash && x->base_len == o->base_len &&
+            memcmp(x->key, o->key, o->base_len) == 0)
+            drop_stored(s, x);
+    }
+}
+
+void
+cache_store_mark(const char *base, size_t base_len, uint64_t hash, time_t now, int64_t lifetime)
+{
+    struct cache_obj *o = obj_alloc(base, base_len, hash, "", 0);
+    struct shard *s = shard_of(hash);
+    size_t klen = base_len + 1;
+    o->hit_for_miss = o->vary_known = true;
+    o->state = CACHE_OBJ_COMPLETE;
+    o->response_time = now;
+    o->lifetime = lifetime;
+    o->charge = klen + STORE_OVERHEAD;
+    o->full_hash = cache_key_hash(o->key, klen) | 1;
+    pthread_mutex_lock(&policy_lock);
+    pthread_mutex_lock(&s->lock);
+    table_link(s, o);
+    drop_markers(s, o);
+    evict_until(o->charge, s);
+    cache_evict_insert(&policy, o);
+    totals_add(o, 1);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&policy_lock);
+    cache_obj_release(&o); /* the table keeps its own */
 }
 
 void
@@ -646,11 +712,12 @@ purge_one(struct shard *s, struct cache_obj *o, bool soft)
             table_unlink(s, o);
         return false;
     }
+    bool counts = !o->hit_for_miss;
     if (soft)
         __atomic_store_n(&o->lifetime, 0, __ATOMIC_RELAXED);
     else
         drop_stored(s, o);
-    return true;
+    return counts;
 }
 
 static size_t
@@ -714,4 +781,5 @@ cache_store_stats(struct cache_store_stats *st)
     st->bytes = __atomic_load_n(&used_bytes, __ATOMIC_RELAXED);
     st->evictions = __atomic_load_n(&policy.evictions, __ATOMIC_RELAXED);
     st->fills = __atomic_load_n(&nfills, __ATOMIC_RELAXED);
+    st->markers = __atomic_load_n(&nmarkers, __ATOMIC_RELAXED);
 }

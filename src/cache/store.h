@@ -12,7 +12,13 @@
  * worker's visitors of it find the fetch in flight and wait for it instead of asking the
  * origin again; then "filling" (the response head is known, the body arriving: visitors
  * read what is there and follow); then "complete" (counted against cache.memory and
- * queued for eviction) or "failed" (taken out; the reason says what waiters should do). */
+ * queued for eviction) or "failed" (taken out; the reason says what waiters should do).
+ *
+ * Beside objects the table holds markers (hit-for-miss, as Varnish calls it): "the
+ * response under this key may not be stored", for a while. While one is fresh, lookups
+ * of its key make no pending entry, so its visitors go to the origin at once, each on its
+ * own, none waiting behind another's fetch; the first response that may be stored
+ * replaces it. */
 #ifndef VERGE_CACHE_STORE_H
 #define VERGE_CACHE_STORE_H
 
@@ -88,6 +94,7 @@ struct cache_obj {
     bool hashed;         /* reachable through the table */
     bool purged;         /* a purge selected this fill while in progress: not stored */
     bool insert_on_finish; /* a fill nobody could find (no entry was made): stored at the end */
+    bool hit_for_miss;   /* a marker (cache_store_mark): no response, complete from the start */
     uint64_t purge_gen;  /* the purge generation when the fill began */
     uint64_t full_hash;  /* of key, for the ghost queue */
     size_t charge;       /* bytes counted against cache.memory */
@@ -101,7 +108,7 @@ uint64_t cache_store_max_object(void);
 /* Drop every object (tests and benchmarks). */
 void cache_store_clear(void);
 
-/* The 64-bit hash used for keys (FNV-1a). */
+/* The 64-bit hash used for keys (eight bytes a step, then mixed: splitmix64's finish). */
 uint64_t cache_key_hash(const char *s, size_t len);
 
 /* A lookup: the stored object and the fill in progress for this request's variant. */
@@ -115,9 +122,19 @@ struct cache_lookup {
     /* Results, each with a reference (or NULL). */
     struct cache_obj *stored;    /* complete */
     struct cache_obj *busy;      /* pending or filling */
+    struct cache_obj *marker;    /* the key's hit-for-miss marker (fresh or not) */
     bool leading;                /* busy was made by this call: fill it or fail it */
 };
 void cache_store_lookup(struct cache_lookup *l);
+
+/* Remember that the response under base (any variant) may not be stored, for lifetime
+ * seconds from now: lookups report the marker (cache_lookup.marker; a caller that finds
+ * it fresh does not lead a fill). It replaces an older marker of base; an object stored
+ * under base replaces it (cache_obj_finish); a purge selecting base removes it (a soft one
+ * ends its freshness). It is charged (its key) and evicted like an object, and counted
+ * apart from them (cache_store_stats.markers). */
+void cache_store_mark(const char *base, size_t base_len, uint64_t hash, time_t now,
+                      int64_t lifetime);
 
 /* A fill that is not in the table (its visitor could not wait for, or join, another): it
  * is stored when it finishes. */
@@ -172,7 +189,8 @@ int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct 
 size_t cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen);
 
 /* Call w's callback (in w's worker) once o's state differs from seen_state or more than
- * have bytes are readable. false when that is already so: read now, nothing subscribed. */
+ * have bytes are readable. false when that is already so: read now, nothing subscribed.
+ * From w's owner thread only (it alone subscribes w: see cache_waiter.armed). */
 bool cache_obj_subscribe(struct cache_obj *o, struct cache_waiter *w, enum cache_obj_state seen,
                          uint64_t have);
 /* Stop waiting (the visitor left, or its lock timeout passed); also cancels a callback
@@ -185,8 +203,9 @@ struct cache_purge {
     const char *zone, *host, *path, *prefix, *tag;
     bool soft; /* mark stale (stale-if-error still protects) instead of removing */
 };
-/* Apply it; returns how many objects it touched. It has taken effect when it returns:
- * fills in progress then are not stored (they finish for their visitors). */
+/* Apply it; returns how many objects it touched (markers it removes are not counted). It
+ * has taken effect when it returns: fills in progress then are not stored (they finish
+ * for their visitors). */
 size_t cache_store_purge(const struct cache_purge *p);
 
 struct cache_obj *cache_obj_acquire(struct cache_obj *obj);
@@ -208,6 +227,7 @@ cache_obj_fields(const struct cache_obj *o, size_t *len)
 /* Counters for /metrics. */
 struct cache_store_stats {
     uint64_t objects, bytes, evictions, fills;
+    uint64_t markers; /* hit-for-miss markers held (cache_store_mark) */
 };
 void cache_store_stats(struct cache_store_stats *s);
 

@@ -29,10 +29,8 @@ cache_vary_names(const struct http_msg *resp)
 {
     struct buf out;
     buf_init(&out, 4096);
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        const struct http_header *h = &resp->headers[i];
-        if (!str_ieq(http_str_ptr(resp, h->name), h->name.len, "Vary"))
-            continue;
+    for (const struct http_header *h = http_msg_field(resp, HTTP_FIELD_VARY); h != NULL;
+         h = http_msg_field_next(resp, HTTP_FIELD_VARY, h)) {
         const char *v = http_str_ptr(resp, h->value);
         for (size_t k = 0; k < h->value.len; k++) {
             char ch = v[k] == ' ' || v[k] == '\t' ? 0 : (char)tolower((unsigned char)v[k]);

@@ -1132,6 +1132,7 @@ static const struct field zone_fields[] = {
     {"health", field_section, 0, &health_table},
     {"stale_if_error", field_duration, ZONE_FIELD(stale_if_error), NULL},
     {"stale_while_revalidate", field_duration, ZONE_FIELD(stale_while_revalidate), NULL},
+    {"hit_for_miss", field_duration, ZONE_FIELD(hit_for_miss), NULL},
     {"error_pages", field_error_pages, 0, NULL},
     {"pass_headers", field_pass_headers, 0, NULL},
     {"cache", field_bool, ZONE_FIELD(cache_enabled), NULL},
@@ -1154,6 +1155,7 @@ zone_defaults(struct config_zone *z)
     z->health_failures = 3;
     z->health_hold = 10000;
     z->retries = 2;
+    z->hit_for_miss = 120000;
     z->active_interval = 5000;
     z->active_timeout = 2000;
     z->active_rise = 2;

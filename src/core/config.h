@@ -101,6 +101,8 @@ struct config_zone {
                                 * origin fails and the response did not say otherwise */
     uint64_t stale_while_revalidate; /* ms, default 0: serve stale this long past freshness
                                       * while refreshing in the background */
+    uint64_t hit_for_miss;     /* ms, default 120000: how long a response that may not be
+                                * stored marks its URL (hit-for-miss); 0 = never */
     char **pass_headers;       /* unkeyed request fields the zone lets through (lower case) */
     size_t npass_headers;
     struct config_error_page *error_pages;

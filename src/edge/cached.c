@@ -58,18 +58,13 @@ cached_visit_clear(struct cached_visit *v)
 }
 
 bool
-cached_key(struct worker *w, const struct config_zone *z, const struct http_msg *req,
-           const char *host)
+cached_key(struct worker *w, const struct config_zone *z, const char *host, size_t hlen,
+           const char *target, size_t tlen)
 {
-    char name[256];
-    size_t tlen; /* absolute form: the key has the origin form, as the origin gets it */
-    const char *target = admit_origin_target(http_str_ptr(req, req->url), req->url.len, &tlen);
-    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
-        return false;
     struct buf *key = &w->cache_key;
     buf_reset(key);
     return buf_append_str(key, z->name) == 0 && buf_append(key, "\n", 1) == 0 &&
-           buf_append_str(key, name) == 0 && buf_append(key, "\n", 1) == 0 &&
+           buf_append(key, host, hlen) == 0 && buf_append(key, "\n", 1) == 0 &&
            (target[0] != '?' || buf_append(key, "/", 1) == 0) &&
            cache_key_target(key, target, tlen, z->cache_key_query) == 0;
 }
@@ -126,7 +121,7 @@ struct request_facts {
 static int
 decide_swr(struct cached_visit *v, struct cache_lookup *l)
 {
-    v->label = "UPDATING";
+    v->result = METRICS_CACHE_UPDATING;
     if (l->busy == NULL)
         return CACHED_LEAD;
     if (l->leading) {
@@ -145,7 +140,7 @@ decide(struct cached_visit *v, struct cache_lookup *l, const struct request_fact
     if (o != NULL && f->auth && !o->auth_shared)
         cache_obj_release(&o); /* RFC 9111 3.5: not for requests with Authorization */
     if (o != NULL && usable(o, f->rq, f->now)) {
-        v->label = "HIT";
+        v->result = METRICS_CACHE_HIT;
         v->hit = o;
         cache_obj_release(&l->busy);
         return CACHED_HIT;
@@ -155,7 +150,12 @@ decide(struct cached_visit *v, struct cache_lookup *l, const struct request_fact
         return decide_swr(v, l);
     }
     v->stale = o;
-    v->label = o ? "EXPIRED" : "MISS";
+    v->result = o ? METRICS_CACHE_EXPIRED : METRICS_CACHE_MISS;
+    if (!l->leading && l->marker != NULL && cache_obj_fresh(l->marker, f->now)) {
+        v->hit_for_miss = true; /* not stored lately: to the origin at once, no entry */
+        cache_obj_release(&l->busy);
+        return CACHED_FETCH;
+    }
     if (l->busy != NULL && (l->leading || !f->rq->no_cache)) {
         v->busy = l->busy;
         v->leading = l->leading;
@@ -175,12 +175,12 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
     struct cache_control rq;
     cache_control_parse(req, &rq);
     v->request_time = now;
-    v->label = "BYPASS";
+    v->result = METRICS_CACHE_BYPASS;
     if (!eligible(req, &rq))
         return CACHED_BYPASS;
     v->eligible = true;
     struct request_facts f = {&rq, req->method == HTTP_GET,
-                              http_msg_find(req, "Authorization") != NULL, now};
+                              http_msg_field(req, HTTP_FIELD_AUTHORIZATION) != NULL, now};
     struct cache_lookup l = {
         .base = buf_head(&w->cache_key),
         .base_len = buf_used(&w->cache_key),
@@ -188,9 +188,11 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
         .req = req,
         .scratch = &w->cache_scratch,
     };
+    v->key_hash = l.hash;
     for (;;) {
         cache_store_lookup(&l);
         int d = decide(v, &l, &f);
+        cache_obj_release(&l.marker);
         if (d != CACHED_LEAD)
             return (enum cached_decision)d;
         /* Nobody fetches it: look again, making the entry every worker's visitors find. */
@@ -203,7 +205,7 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
 bool
 cached_fill_answers(const struct cache_obj *o, struct worker *w, const struct http_msg *req)
 {
-    if (http_msg_find(req, "Authorization") != NULL && !o->auth_shared)
+    if (http_msg_field(req, HTTP_FIELD_AUTHORIZATION) != NULL && !o->auth_shared)
         return false;
     if (o->vary == NULL)
         return true;
@@ -221,7 +223,7 @@ cached_fill_answers(const struct cache_obj *o, struct worker *w, const struct ht
 static bool
 not_modified(const struct http_msg *m, const struct cache_obj *o)
 {
-    const struct http_header *inm = http_msg_find(m, "If-None-Match");
+    const struct http_header *inm = http_msg_field(m, HTTP_FIELD_IF_NONE_MATCH);
     char etag[256], lm[64];
     if (o->status != 200)
         return false;
@@ -234,7 +236,7 @@ not_modified(const struct http_msg *m, const struct cache_obj *o)
         const char *weakless = strncmp(etag, "W/", 2) == 0 ? etag + 2 : etag;
         return memmem(v, inm->value.len, weakless, strlen(weakless)) != NULL;
     }
-    const struct http_header *ims = http_msg_find(m, "If-Modified-Since");
+    const struct http_header *ims = http_msg_field(m, HTTP_FIELD_IF_MODIFIED_SINCE);
     if (ims == NULL || !cache_obj_field(o, "Last-Modified", lm, sizeof(lm)))
         return false;
     time_t since = http_date_parse(http_str_ptr(m, ims->value), ims->value.len);
@@ -247,7 +249,8 @@ not_modified(const struct http_msg *m, const struct cache_obj *o)
 static const struct http_header *
 range_wanted(const struct http_msg *m, const struct cache_obj *o)
 {
-    const struct http_header *h = http_msg_find(m, "Range"), *ir = http_msg_find(m, "If-Range");
+    const struct http_header *h = http_msg_field(m, HTTP_FIELD_RANGE);
+    const struct http_header *ir = http_msg_field(m, HTTP_FIELD_IF_RANGE);
     char etag[256];
     if (h == NULL || o->status != 200 || m->method != HTTP_GET)
         return NULL;
@@ -367,19 +370,19 @@ put_i64(struct out *o, int64_t v)
 static void
 put_cache_status(struct out *o, const struct cached_reply *r, const struct cache_obj *obj)
 {
-    const char *l = r->label;
+    enum metrics_cache l = r->result;
     put_str(o, r->edge_name);
-    if (strcmp(l, "MISS") == 0 || strcmp(l, "EXPIRED") == 0) {
-        put_str(o, l[0] == 'M' ? "; fwd=uri-miss; fwd-status=" : "; fwd=stale; fwd-status=");
+    if (l == METRICS_CACHE_MISS || l == METRICS_CACHE_EXPIRED) {
+        put_str(o, l == METRICS_CACHE_MISS ? "; fwd=uri-miss; fwd-status=" : "; fwd=stale; fwd-status=");
         put_u64(o, (uint64_t)r->fwd_status);
         put_str(o, "; stored");
         return;
     }
-    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; fwd=stale; fwd-status=304; ttl=" : "; hit; ttl=");
+    put_str(o, l == METRICS_CACHE_REVALIDATED ? "; fwd=stale; fwd-status=304; ttl=" : "; hit; ttl=");
     put_i64(o, ttl_of(obj, r->now));
-    put_str(o, strcmp(l, "REVALIDATED") == 0 ? "; stored"
-               : strcmp(l, "STALE") == 0      ? "; detail=stale-if-error"
-               : strcmp(l, "UPDATING") == 0   ? "; detail=stale-while-revalidate"
+    put_str(o, l == METRICS_CACHE_REVALIDATED ? "; stored"
+               : l == METRICS_CACHE_STALE     ? "; detail=stale-if-error"
+               : l == METRICS_CACHE_UPDATING  ? "; detail=stale-while-revalidate"
                : r->collapsed                 ? "; collapsed"
                                               : "");
 }
@@ -457,7 +460,7 @@ request_fields(char *buf, size_t len, const struct answer *a, const struct cache
     put_str(&o, "\r\nCache-Status: ");
     put_cache_status(&o, r, obj);
     put_str(&o, "\r\nX-Cache: ");
-    put_str(&o, r->label);
+    put_str(&o, metrics_cache_results[r->result]);
     if (r->proxy_status != NULL) {
         put_str(&o, "\r\nProxy-Status: ");
         put_str(&o, r->proxy_status);
@@ -744,20 +747,41 @@ cached_fill_params(const struct config *cfg, const struct config_zone *z, time_t
     };
 }
 
+static bool
+refreshes_stale(const struct cached_origin_head *h)
+{
+    return h->revalidating && h->stale != NULL && h->resp->status == 304;
+}
+
+const char *
+cached_head_refusal(struct cache_obj *busy, const struct cached_origin_head *h)
+{
+    const char *why = refreshes_stale(h) ? NULL : cache_fill_refusal(h->req, h->resp);
+    int64_t lifetime = (int64_t)(h->zone->hit_for_miss / 1000);
+    if (why == NULL)
+        return NULL;
+    if (busy != NULL)
+        cache_obj_fail(busy, CACHE_FAIL_NOT_STORED, NULL, 0);
+    if (h->marked || lifetime <= 0 || cache_refusal_by_request(why))
+        return why;
+    if (busy != NULL)
+        cache_store_mark(busy->key, busy->base_len, busy->hash, h->now, lifetime);
+    else if (h->key != NULL)
+        cache_store_mark(h->key, h->key_len, h->key_hash, h->now, lifetime);
+    return why;
+}
+
 enum cached_head
 cached_take_head(struct cache_obj *o, const struct cached_origin_head *h)
 {
-    char why[64];
     struct cache_fill_params p;
     cached_fill_params(h->cfg, h->zone, h->request_time, h->now, &p);
-    if (h->revalidating && h->stale != NULL && h->resp->status == 304) {
+    if (refreshes_stale(h)) {
         cache_fill_revalidated(o, h->stale, h->resp, &p);
         return CACHED_HEAD_REVALIDATED;
     }
-    if (cache_fill_head(o, h->req, h->resp, &p, h->scratch, why, sizeof(why)))
-        return CACHED_HEAD_STORED;
-    cache_obj_fail(o, CACHE_FAIL_NOT_STORED, NULL, 0);
-    return CACHED_HEAD_NOT_STORED;
+    cache_fill_head(o, h->req, h->resp, &p, h->scratch);
+    return CACHED_HEAD_STORED;
 }
 
 bool
@@ -800,9 +824,17 @@ void
 cached_pass_fields(const struct cached_visit *v, const char *edge_name, int status,
                    struct buf *head)
 {
-    if (v->label == NULL)
+    if (v->result == METRICS_CACHE_NONE)
         return;
-    const char *fwd = !v->eligible ? "bypass" : v->stale ? "stale" : "uri-miss";
-    buf_printf(head, "Cache-Status: %s; fwd=%s; fwd-status=%d\r\nX-Cache: %s\r\n", edge_name,
-               fwd, status, v->label);
+    buf_append_str(head, "Cache-Status: ");
+    buf_append_str(head, edge_name);
+    buf_append_str(head, !v->eligible ? "; fwd=bypass; fwd-status="
+                         : v->stale   ? "; fwd=stale; fwd-status="
+                                      : "; fwd=uri-miss; fwd-status=");
+    buf_append_u64(head, (uint64_t)status);
+    if (v->hit_for_miss)
+        buf_append_str(head, "; detail=hit-for-miss");
+    buf_append_str(head, "\r\nX-Cache: ");
+    buf_append_str(head, metrics_cache_results[v->result]);
+    buf_append(head, "\r\n", 2);
 }

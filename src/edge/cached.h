@@ -37,7 +37,7 @@ struct cached_send {
 /* What a visitor of a caching zone is doing with the cache. Embedded in the request;
  * zeroed between requests by cached_visit_clear. */
 struct cached_visit {
-    const char *label;        /* X-Cache word; NULL outside caching zones */
+    enum metrics_cache result; /* the X-Cache word; METRICS_CACHE_NONE outside caching zones */
     bool eligible;            /* looked up, and its response may be stored */
     bool collapsed;           /* answered from another visitor's fill */
     bool revalidating;        /* the stale object's validators went to the origin */
@@ -45,6 +45,8 @@ struct cached_visit {
     bool leading;             /* busy was made for this request's fetch */
     bool waiting;             /* subscribed to busy until its head arrives */
     bool awaiting_length;     /* a range of a fill of unknown length: wait for its end */
+    bool hit_for_miss;        /* the lookup found a fresh hit-for-miss marker: this request
+                               * fetches on its own, leading no fill and waiting for none */
     int fwd_status;           /* the origin's status, when this request fetched it */
     struct cache_obj *hit;    /* the stored object to answer with (a hit, or stale) */
     struct cache_obj *stale;  /* an expired copy: stale-if-error, its validators */
@@ -53,15 +55,17 @@ struct cached_visit {
     struct cache_waiter waiter;
     struct cached_send send;
     time_t request_time;
+    uint64_t key_hash;        /* of the base key it was looked up by (cached_lookup) */
 };
 
 /* Release what v holds: objects, a subscription. Leaves v zeroed (waiter too). */
 void cached_visit_clear(struct cached_visit *v);
 
-/* The base key (zone \n host \n target) of a request into w's key buffer; false when the
- * host is not a valid name (the request then bypasses the cache). */
-bool cached_key(struct worker *w, const struct config_zone *z, const struct http_msg *req,
-                const char *host);
+/* The base key (zone \n host \n target) of a request into w's key buffer, from its host
+ * normalised (zone_host_normalise) and the target the origin gets (admit.h); false when it
+ * does not fit (the request then bypasses the cache). */
+bool cached_key(struct worker *w, const struct config_zone *z, const char *host, size_t hlen,
+                const char *target, size_t tlen);
 
 enum cached_decision {
     CACHED_BYPASS,  /* the cache may not answer or store this request: to the origin */
@@ -72,7 +76,7 @@ enum cached_decision {
     CACHED_FETCH,   /* fetch it (leading busy if set); stale keeps an expired copy */
 };
 
-/* Look the request up (after cached_key) and decide. Sets v's label and objects; busy is
+/* Look the request up (after cached_key) and decide. Sets v's result and objects; busy is
  * set for JOIN and, with leading, for a FETCH this request leads. */
 enum cached_decision cached_lookup(struct cached_visit *v, struct worker *w,
                                    const struct config_zone *z, const struct http_msg *req,
@@ -87,7 +91,7 @@ bool cached_fill_answers(const struct cache_obj *o, struct worker *w, const stru
 struct cached_reply {
     const struct http_msg *req;
     const char *edge_name, *request_id;
-    const char *label;        /* X-Cache word */
+    enum metrics_cache result; /* the X-Cache word */
     const char *proxy_status; /* Proxy-Status value, or NULL */
     int fwd_status;           /* the origin's status for MISS/EXPIRED/REVALIDATED */
     bool collapsed, via, head_method;
@@ -148,15 +152,27 @@ struct cached_origin_head {
     bool revalidating;       /* they went */
     time_t request_time, now;
     struct buf *scratch;
+    const char *key;         /* the base key the request was looked up by, for a marker */
+    size_t key_len;
+    uint64_t key_hash;
+    bool marked;             /* the lookup found a fresh hit-for-miss marker already */
 };
+
+/* May the head fill an object: a 304 refreshing the stale copy, or a response that may be
+ * stored (cache_fill_refusal)? NULL when it may. Else why not, and then the entry this
+ * fetch leads (busy, or NULL) fails, its waiters fetching on their own, and the key
+ * (busy's, else h's) is marked uncacheable for the zone's hit_for_miss (cache_store_mark):
+ * unless the request itself was the reason (cache_refusal_by_request) or h->marked.
+ * Nothing is allocated for a response that is not stored. */
+const char *cached_head_refusal(struct cache_obj *busy, const struct cached_origin_head *h);
 
 enum cached_head {
     CACHED_HEAD_STORED,      /* o has the response's head; its body follows */
     CACHED_HEAD_REVALIDATED, /* o is the stale copy refreshed by a 304, complete */
-    CACHED_HEAD_NOT_STORED,  /* o failed (its waiters fetch on their own) */
 };
 
-/* What the head does to o, the fill of the fetch (the entry it leads, or its own). */
+/* Give o, the fill of the fetch (the entry it leads, or its own), the head that
+ * cached_head_refusal let through. */
 enum cached_head cached_take_head(struct cache_obj *o, const struct cached_origin_head *h);
 
 /* The origin answered status: may the stale copy be served instead (RFC 5861 lets

@@ -62,8 +62,11 @@ struct request {
     struct zone_stats *stats;
     struct upstream *up;
     struct buf strings; /* copies kept for the log and the origin request */
-    uint32_t host_off, rid_off, xff_off; /* offsets into strings */
+    uint32_t host_off, rid_off; /* offsets into strings */
+    uint32_t name_off, name_len; /* the host normalised (zone_host_normalise); 0: invalid */
     uint32_t origin_host_off; /* the normalised host, sent with origin_host: visitor */
+    uint32_t key_off, key_len; /* the base cache key it was looked up by */
+    struct admit_facts facts; /* read from the head once it is admitted */
     uint64_t start_ms;
     int status;
     uint64_t body_sent;     /* response body bytes to the visitor */
@@ -149,7 +152,7 @@ static void respond_error(struct client *c, int status, const char *message,
                           const struct proxy_error *err);
 static void respond_rejected(struct client *c);
 static bool cache_consider(struct client *c);
-static void cache_answer(struct client *c, struct cache_obj *o, const char *label,
+static void cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
                          const struct proxy_error *err);
 static void cache_wait(struct client *c);
 static void cache_leave(struct client *c);
@@ -635,9 +638,9 @@ req_string(const struct client *c, uint32_t off)
 }
 
 static void
-header_value(const struct client *c, const char *name, const char **v, size_t *len)
+header_value(const struct client *c, enum http_field f, const char **v, size_t *len)
 {
-    const struct http_header *h = http_msg_find(&c->parser.msg, name);
+    const struct http_header *h = http_msg_field(&c->parser.msg, f);
     *v = h ? http_str_ptr(&c->parser.msg, h->value) : "-";
     *len = h ? h->value.len : 1;
 }
@@ -672,14 +675,14 @@ access_log_fields(struct client *c, struct buf *line, bool json)
     const char *url = m->url.len > 0 ? http_str_ptr(m, m->url) : "-";
     size_t ulen = m->url.len > 0 ? m->url.len : 1;
     size_t ualen, reflen;
-    header_value(c, "User-Agent", &ua, &ualen);
-    header_value(c, "Referer", &ref, &reflen);
+    header_value(c, HTTP_FIELD_USER_AGENT, &ua, &ualen);
+    header_value(c, HTTP_FIELD_REFERER, &ref, &reflen);
     double rt = (double)(loop_now(c->w->loop) - c->req.start_ms) / 1000.0;
     uint64_t ot = c->req.origin_ms;
     const char *origin = c->req.origin;
     const char *zone = c->req.zone ? c->req.zone->name : "-";
     const char *err = c->req.failed ? proxy_error_name(c->req.err.type) : "-";
-    const char *cache = c->req.cache.label ? c->req.cache.label : "-";
+    const char *cache = metrics_cache_results[c->req.cache.result];
     if (!json) {
         buf_printf(line, "\"%s ", method);
         log_escape(line, url, ulen, false);
@@ -756,13 +759,13 @@ static void
 count_request(struct client *c)
 {
     struct request *r = &c->req;
-    int cache_result = metrics_cache_result(r->cache.label);
+    enum metrics_cache cache_result = r->cache.result;
     if (r->counted || r->stats == NULL)
         return;
     r->counted = true;
     if (r->status > 0 && r->status < 600)
         STAT_INC(r->stats->status[r->status]);
-    if (cache_result >= 0)
+    if (cache_result != METRICS_CACHE_NONE)
         STAT_INC(r->stats->cache[cache_result]);
 }
 
@@ -855,7 +858,7 @@ respond_error(struct client *c, int status, const char *message, const struct pr
     if (r->start_ms == 0)
         r->start_ms = loop_now(c->w->loop);
     const struct http_header *accept = c->parser.headers_done
-                                           ? http_msg_find(&c->parser.msg, "Accept")
+                                           ? http_msg_field(&c->parser.msg, HTTP_FIELD_ACCEPT)
                                            : NULL;
     struct errpage page = {
         .status = status,
@@ -907,15 +910,18 @@ keep_string(struct request *r, const char *s, size_t len)
     if (r->strings.len == 0)
         buf_append(&r->strings, "-", 2); /* offset 0 stays "-" */
     uint32_t off = (uint32_t)r->strings.len;
-    buf_append(&r->strings, s, len);
-    buf_append(&r->strings, "", 1);
+    if (buf_reserve(&r->strings, len + 1) == 0) { /* no cap: it fits */
+        memcpy(buf_tail(&r->strings), s, len);
+        buf_tail(&r->strings)[len] = '\0';
+        r->strings.len += len + 1;
+    }
     return off;
 }
 
 static void
 keep_request_id(struct client *c)
 {
-    const struct http_header *h = http_msg_find(&c->parser.msg, "X-Request-Id");
+    const struct http_header *h = http_msg_field(&c->parser.msg, HTTP_FIELD_X_REQUEST_ID);
     struct request *r = &c->req;
     if (h != NULL && admit_request_id_valid(http_str_ptr(&c->parser.msg, h->value), h->value.len,
                                              CLIENT_MAX_REQUEST_ID)) {
@@ -951,7 +957,7 @@ static int
 check_request(struct client *c, const char **message)
 {
     const char *reason;
-    int status = admit_head_check(&c->parser.msg, &reason);
+    int status = admit_head_check(&c->parser.msg, &c->req.facts, &reason);
     if (status == 405)
         c->close_after = true; /* what follows would be tunnel bytes, not HTTP */
     if (status == 405 || status == 417) {
@@ -964,40 +970,35 @@ check_request(struct client *c, const char **message)
 /* The host an origin gets with origin_host: visitor: the name the cache key holds (lower
  * case, no trailing dot, no port), so no two responses under one key can differ by it. */
 static void
-keep_origin_host(struct client *c)
+keep_origin_host(struct client *c, const char *name, size_t n)
 {
     struct request *r = &c->req;
-    char name[256], text[260];
-    const char *host = req_string(c, r->host_off);
-    if (zone_host_normalise(host, strlen(host), name, sizeof(name)) < 0)
-        return; /* refused as an invalid host */
-    size_t n = strlen(name);
-    bool v6 = memchr(name, ':', n) != NULL;
+    char text[260];
+    if (memchr(name, ':', n) == NULL) {
+        r->origin_host_off = r->name_off;
+        return;
+    }
     text[0] = '[';
-    memcpy(text + v6, name, n);
-    if (v6)
-        text[++n] = ']';
-    r->origin_host_off = keep_string(r, text, n + v6);
+    memcpy(text + 1, name, n);
+    text[n + 1] = ']';
+    r->origin_host_off = keep_string(r, text, n + 2);
 }
 
-/* Which zone serves this request; sets r->host_off. NULL means 421. */
+/* Which zone serves this request; sets r->host_off and, for a valid host, its normalised
+ * name (name_off: 0 when it is not a host name). NULL means 421 (or 400, invalid). */
 static const struct config_zone *
 route(struct client *c)
 {
     struct request *r = &c->req;
-    size_t hlen;
-    const char *host = admit_host(&c->parser.msg, &hlen);
-    r->host_off = keep_string(r, host, hlen);
-    keep_origin_host(c);
-    return zone_find(r->cfg, req_string(c, r->host_off), hlen);
-}
-
-static bool
-host_valid(const struct client *c)
-{
     char name[256];
-    const char *host = req_string(c, c->req.host_off);
-    return zone_host_normalise(host, strlen(host), name, sizeof(name)) >= 0;
+    r->host_off = keep_string(r, r->facts.host, r->facts.host_len);
+    int n = zone_host_normalise(r->facts.host, r->facts.host_len, name, sizeof(name));
+    if (n < 0)
+        return NULL;
+    r->name_off = keep_string(r, name, (size_t)n);
+    r->name_len = (uint32_t)n;
+    keep_origin_host(c, name, (size_t)n);
+    return zone_match(r->cfg, name, (size_t)n);
 }
 
 /* ---------------------------------------------------------------- the origin request */
@@ -1024,10 +1025,8 @@ append_forwarded_for(struct client *c, struct buf *head)
 {
     const struct http_msg *m = &c->parser.msg;
     buf_append_str(head, "X-Forwarded-For: ");
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (!str_ieq(http_str_ptr(m, h->name), h->name.len, "X-Forwarded-For"))
-            continue;
+    for (const struct http_header *h = http_msg_field(m, HTTP_FIELD_X_FORWARDED_FOR); h != NULL;
+         h = http_msg_field_next(m, HTTP_FIELD_X_FORWARDED_FOR, h)) {
         buf_append(head, http_str_ptr(m, h->value), h->value.len);
         buf_append_str(head, ", ");
     }
@@ -1046,6 +1045,8 @@ unkeyed_field(const struct config_zone *z, const char *name, size_t len)
         "X-Method-Override", "X-Original-Host",
     };
     bool listed = false;
+    if (len == 0 || (name[0] | 0x20) != 'x')
+        return false; /* every one of them starts with X */
     for (size_t i = 0; i < ARRAY_SIZE(unkeyed) && !listed; i++)
         listed = str_ieq(name, len, unkeyed[i]);
     for (size_t i = 0; listed && i < z->npass_headers; i++)
@@ -1054,15 +1055,21 @@ unkeyed_field(const struct config_zone *z, const char *name, size_t len)
     return listed;
 }
 
-/* Fields the edge replaces or consumes instead of forwarding. */
+/* Fields the edge replaces or consumes instead of forwarding; f is the name's known
+ * field (http_field_of). */
 static bool
-replaced_request_field(const struct config_zone *z, const char *name, size_t len)
+replaced_request_field(const struct config_zone *z, enum http_field f, const char *name,
+                       size_t len)
 {
-    return unkeyed_field(z, name, len) || str_ieq(name, len, "Host") ||
-           str_ieq(name, len, "Expect") ||
-           str_ieq(name, len, "X-Request-Id") ||
-           (z->add_x_forwarded_for && str_ieq(name, len, "X-Forwarded-For")) ||
-           (z->add_x_forwarded_proto && str_ieq(name, len, "X-Forwarded-Proto"));
+    switch (f) {
+    case HTTP_FIELD_HOST:
+    case HTTP_FIELD_EXPECT:
+    case HTTP_FIELD_X_REQUEST_ID: return true;
+    case HTTP_FIELD_X_FORWARDED_FOR: return z->add_x_forwarded_for;
+    case HTTP_FIELD_X_FORWARDED_PROTO: return z->add_x_forwarded_proto;
+    case HTTP_FIELD_OTHER: return unkeyed_field(z, name, len);
+    default: return false;
+    }
 }
 
 /* "X_Forwarded_For" is X-Forwarded-For to an origin that reads fields by CGI-style names
@@ -1077,7 +1084,8 @@ underscore_alias(const struct http_msg *m, const struct config_zone *z, const ch
         return false;
     for (size_t i = 0; i < len; i++)
         dashed[i] = name[i] == '_' ? '-' : name[i];
-    return http_name_is_hop(m, dashed, len) || replaced_request_field(z, dashed, len);
+    return http_name_is_hop(m, dashed, len) ||
+           replaced_request_field(z, http_field_of(dashed, len), dashed, len);
 }
 
 /* Revalidate an expired object (RFC 9111 4.3.1) with its validators. true when sent. */
@@ -1100,11 +1108,11 @@ add_validators(struct buf *head, const struct cache_obj *o)
 /* A fetch that may fill the cache asks for the whole object: the visitor's range and
  * conditionals are answered by the edge, from the object, as for every other visitor. */
 static bool
-answered_by_edge(const struct client *c, const char *name, size_t len)
+answered_by_edge(const struct client *c, enum http_field f)
 {
     return c->req.cache.eligible && c->parser.msg.method == HTTP_GET &&
-           (str_ieq(name, len, "Range") || str_ieq(name, len, "If-Range") ||
-            str_ieq(name, len, "If-None-Match") || str_ieq(name, len, "If-Modified-Since"));
+           (f == HTTP_FIELD_RANGE || f == HTTP_FIELD_IF_RANGE || f == HTTP_FIELD_IF_NONE_MATCH ||
+            f == HTTP_FIELD_IF_MODIFIED_SINCE);
 }
 
 /* The request line and fields for the origin (the upstream adds Host), with the validators
@@ -1114,8 +1122,8 @@ build_origin_head(struct client *c, struct buf *head, const struct cache_obj *va
 {
     const struct http_msg *m = &c->parser.msg;
     const struct config_zone *z = c->req.zone;
-    size_t ulen;
-    const char *url = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &ulen);
+    size_t ulen = c->req.facts.origin_target_len;
+    const char *url = c->req.facts.origin_target;
     buf_append_str(head, http_method_name(m->method));
     buf_append_str(head, url[0] == '?' ? " /" : " ");
     buf_append(head, url, ulen);
@@ -1123,8 +1131,9 @@ build_origin_head(struct client *c, struct buf *head, const struct cache_obj *va
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct http_header *h = &m->headers[i];
         const char *name = http_str_ptr(m, h->name);
-        if (http_msg_is_hop_header(m, h) || replaced_request_field(z, name, h->name.len) ||
-            underscore_alias(m, z, name, h->name.len) || answered_by_edge(c, name, h->name.len))
+        enum http_field f = http_header_field(m, h);
+        if (http_msg_is_hop_header(m, h) || replaced_request_field(z, f, name, h->name.len) ||
+            underscore_alias(m, z, name, h->name.len) || answered_by_edge(c, f))
             continue;
         buf_append(head, name, h->name.len);
         buf_append_str(head, ": ");
@@ -1197,10 +1206,10 @@ start_fetch(struct client *c)
 
 static void client_pump(struct client *c, const struct iovec *head, int nhead);
 
-/* Answer from object o with the X-Cache word label; err set: a stale copy instead of an
+/* Answer from object o with the X-Cache word of result; err set: a stale copy instead of an
  * error. The head goes out with the first body bytes, from the object's own memory. */
 static void
-cache_answer(struct client *c, struct cache_obj *o, const char *label,
+cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
              const struct proxy_error *err)
 {
     struct request *r = &c->req;
@@ -1217,7 +1226,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         .req = &c->parser.msg,
         .edge_name = r->cfg->edge_name,
         .request_id = req_string(c, r->rid_off),
-        .label = label,
+        .result = result,
         .proxy_status = err ? ps : NULL,
         .fwd_status = v->fwd_status,
         .collapsed = v->collapsed,
@@ -1226,7 +1235,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         .close = c->close_after,
         .now = (time_t)loop_wall(c->w->loop),
     };
-    v->label = label;
+    v->result = result;
     c->state = CLIENT_FORWARDING;
     if (cached_reply_prepare(&v->send, o, &rep, buf, sizeof(buf), iov, &niov, &status, &close) < 0) {
         /* A range of a fill of unknown length: answered when the fill completes. */
@@ -1234,7 +1243,7 @@ cache_answer(struct client *c, struct cache_obj *o, const char *label,
         v->send.obj = cache_obj_acquire(o);
         if (r->up == NULL && !cache_obj_subscribe(o, &v->waiter, CACHE_OBJ_FILLING, UINT64_MAX)) {
             v->awaiting_length = false; /* it completed meanwhile */
-            cache_answer(c, o, label, err);
+            cache_answer(c, o, result, err);
         }
         return;
     }
@@ -1348,7 +1357,7 @@ fetch_on_own(struct client *c)
 static void
 serve_stale(struct client *c, const struct proxy_error *e)
 {
-    cache_answer(c, c->req.cache.stale, "STALE", e);
+    cache_answer(c, c->req.cache.stale, METRICS_CACHE_STALE, e);
 }
 
 /* The fill it waited for failed before a head: the origin's error is this visitor's too. */
@@ -1383,7 +1392,7 @@ cache_wait(struct client *c)
     loop_timer_stop(c->w->loop, &c->wait_timer);
     if (next == CACHED_WAKE_READ) {
         v->collapsed = true;
-        cache_answer(c, v->busy, "HIT", NULL);
+        cache_answer(c, v->busy, METRICS_CACHE_HIT, NULL);
     } else if (next == CACHED_WAKE_STALE) {
         serve_stale(c, take_wait_error(c));
     } else if (next == CACHED_WAKE_ERROR) {
@@ -1406,7 +1415,7 @@ on_cache_progress(struct client *c)
     } else if (v->awaiting_length) {
         struct cache_obj *o = cache_obj_acquire(v->send.obj);
         v->awaiting_length = false;
-        cache_answer(c, o, v->label, NULL);
+        cache_answer(c, o, v->result, NULL);
         cache_obj_release(&o);
     } else if (cached_send_active(&v->send) && !c->blocked) {
         client_pump(c, NULL, 0);
@@ -1456,6 +1465,15 @@ start_refresh(struct client *c)
     v->leading = false;
 }
 
+/* The request's cache key into the worker's key buffer (cached_key). */
+static bool
+request_key(struct client *c)
+{
+    const struct request *r = &c->req;
+    return cached_key(c->w, r->zone, req_string(c, r->name_off), r->name_len,
+                      r->facts.origin_target, r->facts.origin_target_len);
+}
+
 /* Look the request up. true: no fetch now (a hit is answered when the request message
  * ends, or the request waits for another visitor's fill). */
 static bool
@@ -1466,9 +1484,11 @@ cache_consider(struct client *c)
     if (!r->zone->cache_enabled)
         return false;
     cache_waiter_init(&v->waiter, &c->w->notifier, on_cache_wake);
-    v->label = "BYPASS";
-    if (!cached_key(c->w, r->zone, &c->parser.msg, req_string(c, r->host_off)))
+    v->result = METRICS_CACHE_BYPASS;
+    if (!request_key(c))
         return false;
+    r->key_len = (uint32_t)buf_used(&c->w->cache_key);
+    r->key_off = keep_string(r, buf_head(&c->w->cache_key), r->key_len);
     switch (cached_lookup(v, c->w, r->zone, &c->parser.msg, (time_t)loop_wall(c->w->loop))) {
     case CACHED_REFRESH:
         start_refresh(c);
@@ -1489,9 +1509,7 @@ cache_consider(struct client *c)
 static struct cache_obj *
 anonymous_fill(struct client *c)
 {
-    if (!cached_key(c->w, c->req.zone, &c->parser.msg, req_string(c, c->req.host_off)))
-        return NULL;
-    return cache_obj_new(buf_head(&c->w->cache_key), buf_used(&c->w->cache_key));
+    return cache_obj_new(req_string(c, c->req.key_off), c->req.key_len);
 }
 
 /* The origin's head for a fetch that may fill the cache: a 304 refreshing the stale copy,
@@ -1504,23 +1522,30 @@ cache_take_head(struct client *c, const struct http_msg *resp)
     struct cached_visit *v = &r->cache;
     if (!v->eligible || c->parser.msg.method != HTTP_GET)
         return false;
+    struct cached_origin_head h = {
+        .cfg = r->cfg,
+        .zone = r->zone,
+        .req = &c->parser.msg,
+        .resp = resp,
+        .stale = v->stale,
+        .revalidating = v->revalidating,
+        .request_time = v->request_time,
+        .now = (time_t)loop_wall(c->w->loop),
+        .scratch = &c->w->cache_scratch,
+        .key = req_string(c, r->key_off),
+        .key_len = r->key_len,
+        .key_hash = v->key_hash,
+        .marked = v->hit_for_miss,
+    };
+    if (cached_head_refusal(v->busy, &h) != NULL)
+        return false; /* passed through; the entry it led failed, the key is marked */
     struct cache_obj *o = v->busy ? cache_obj_acquire(v->busy) : anonymous_fill(c);
-    if (o == NULL)
-        return false;
-    struct cached_origin_head h = {r->cfg, r->zone, &c->parser.msg, resp, v->stale,
-                                   v->revalidating, v->request_time,
-                                   (time_t)loop_wall(c->w->loop), &c->w->cache_scratch};
-    enum cached_head use = cached_take_head(o, &h);
-    if (use == CACHED_HEAD_NOT_STORED) {
-        cache_obj_release(&o); /* failed: its waiters fetch on their own */
-        return false;
-    }
-    v->revalidated = use == CACHED_HEAD_REVALIDATED;
+    v->revalidated = cached_take_head(o, &h) == CACHED_HEAD_REVALIDATED;
     v->fill = o;
     v->fwd_status = resp->status;
     r->status = resp->status;
     if (!v->revalidated)
-        cache_answer(c, o, v->label, NULL);
+        cache_answer(c, o, v->result, NULL);
     return true;
 }
 
@@ -1635,7 +1660,7 @@ admit_request(struct client *c, const char **message)
     if (status != 0)
         return status;
     r->zone = route(c);
-    if (r->zone == NULL && !host_valid(c))
+    if (r->zone == NULL && r->name_off == 0)
         return refuse_malformed(c, 400, "the Host is not a valid host name", message);
     if (r->zone == NULL) {
         *message = "This server does not serve the requested host name.";
@@ -1684,7 +1709,7 @@ on_request_head(struct http_parser *p)
     /* A GET with a body ("fat GET") neither uses nor fills the cache (cached.c: BYPASS). */
     if (cache_consider(c))
         return 0; /* a hit: served when the request message ends */
-    if (has_body && http_msg_find(m, "Expect") != NULL && m->minor >= 1)
+    if (has_body && http_msg_field(m, HTTP_FIELD_EXPECT) != NULL && m->minor >= 1)
         send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     if (c->closed)
         return -1;
@@ -1767,7 +1792,7 @@ append_edge_fields(struct client *c, const struct http_msg *resp, struct buf *he
     struct request *r = &c->req;
     if (r->zone->add_via)
         append_field(head, "Via: 1.1 ", r->cfg->edge_name);
-    if (http_msg_find(resp, "X-Request-Id") == NULL)
+    if (http_msg_field(resp, HTTP_FIELD_X_REQUEST_ID) == NULL)
         append_field(head, "X-Request-Id: ", req_string(c, r->rid_off));
     if (c->close_after)
         buf_append_str(head, "Connection: close\r\n");
@@ -1846,7 +1871,7 @@ on_origin_complete(void *owner)
     if (v->fill != NULL) {
         cache_obj_finish(v->fill); /* stored, and every visitor reading it is told */
         if (v->revalidated)
-            cache_answer(c, v->fill, "REVALIDATED", NULL);
+            cache_answer(c, v->fill, METRICS_CACHE_REVALIDATED, NULL);
         else if (v->awaiting_length)
             on_cache_progress(c);
         else if (!c->blocked && cached_send_active(&v->send))
@@ -2049,7 +2074,7 @@ answer_parsed(struct client *c)
     if (c->rejected)
         respond_rejected(c);
     else if (c->req.cache.hit != NULL)
-        cache_answer(c, c->req.cache.hit, c->req.cache.label, NULL);
+        cache_answer(c, c->req.cache.hit, c->req.cache.result, NULL);
     else if (c->req.cache.waiting)
         cache_wait(c);
     else if (c->req.zone_down)

@@ -104,22 +104,21 @@ static const struct {
 
 /* Families are rendered whole, one after another, as the text format requires. */
 const char *const metrics_cache_results[METRICS_CACHE_RESULTS] = {
-    "HIT", "MISS", "EXPIRED", "REVALIDATED", "STALE", "UPDATING", "BYPASS"};
-
-int
-metrics_cache_result(const char *word)
-{
-    for (int i = 0; word != NULL && i < METRICS_CACHE_RESULTS; i++)
-        if (strcmp(metrics_cache_results[i], word) == 0)
-            return i;
-    return -1;
-}
+    [METRICS_CACHE_NONE] = "-",
+    [METRICS_CACHE_HIT] = "HIT",
+    [METRICS_CACHE_MISS] = "MISS",
+    [METRICS_CACHE_EXPIRED] = "EXPIRED",
+    [METRICS_CACHE_REVALIDATED] = "REVALIDATED",
+    [METRICS_CACHE_STALE] = "STALE",
+    [METRICS_CACHE_UPDATING] = "UPDATING",
+    [METRICS_CACHE_BYPASS] = "BYPASS",
+};
 
 static int
 render_cache(struct buf *out, const struct zone_entry *e)
 {
     int rc = 0;
-    for (int i = 0; i < METRICS_CACHE_RESULTS; i++) {
+    for (int i = METRICS_CACHE_HIT; i < METRICS_CACHE_RESULTS; i++) {
         uint64_t n = sum(e, offsetof(struct zone_stats, cache) + (size_t)i * sizeof(uint64_t));
         if (n > 0)
             rc |= buf_printf(out, "verge_cache_requests_total{zone=\"%s\",result=\"%s\"} %llu\n",
@@ -204,9 +203,13 @@ metrics_render(struct buf *out)
                      "# TYPE verge_cache_evictions_total counter\n"
                      "verge_cache_evictions_total %llu\n"
                      "# HELP verge_cache_fills Responses being fetched into the cache now.\n"
-                     "# TYPE verge_cache_fills gauge\nverge_cache_fills %llu\n",
+                     "# TYPE verge_cache_fills gauge\nverge_cache_fills %llu\n"
+                     "# HELP verge_cache_hit_for_miss URLs remembered as not storable "
+                     "(hit-for-miss markers).\n"
+                     "# TYPE verge_cache_hit_for_miss gauge\nverge_cache_hit_for_miss %llu\n",
                      (unsigned long long)cs.objects, (unsigned long long)cs.bytes,
-                     (unsigned long long)cs.evictions, (unsigned long long)cs.fills);
+                     (unsigned long long)cs.evictions, (unsigned long long)cs.fills,
+                     (unsigned long long)cs.markers);
     pthread_mutex_lock(&registry_lock);
     rc |= render_zones(out);
     pthread_mutex_unlock(&registry_lock);

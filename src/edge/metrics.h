@@ -9,12 +9,20 @@
 
 #define METRICS_MAX_WORKERS 256
 
-/* Cache results counted per zone, in this order: HIT, MISS, EXPIRED, REVALIDATED, STALE,
- * UPDATING, BYPASS. */
-#define METRICS_CACHE_RESULTS 7
+/* What the cache did for a request (the X-Cache word), counted per zone. */
+enum metrics_cache {
+    METRICS_CACHE_NONE, /* not a caching zone's request: no X-Cache, not counted */
+    METRICS_CACHE_HIT,
+    METRICS_CACHE_MISS,
+    METRICS_CACHE_EXPIRED,
+    METRICS_CACHE_REVALIDATED,
+    METRICS_CACHE_STALE,
+    METRICS_CACHE_UPDATING,
+    METRICS_CACHE_BYPASS,
+    METRICS_CACHE_RESULTS,
+};
+/* The X-Cache words ("HIT"), "-" for METRICS_CACHE_NONE. */
 extern const char *const metrics_cache_results[METRICS_CACHE_RESULTS];
-/* The index of an X-Cache word in metrics_cache_results, or -1. */
-int metrics_cache_result(const char *word);
 
 struct zone_stats {
     uint64_t status[600];          /* responses sent to visitors by status code */
@@ -23,7 +31,7 @@ struct zone_stats {
     uint64_t origin_errors[PROXY_ERR_COUNT];
     uint64_t bytes_sent;           /* to visitors */
     uint64_t bytes_received;       /* from visitors */
-    uint64_t cache[METRICS_CACHE_RESULTS]; /* requests by cache result (metrics_cache_results) */
+    uint64_t cache[METRICS_CACHE_RESULTS]; /* requests by enum metrics_cache */
 };
 
 /* Single-writer increment: a plain add, with relaxed atomic access for the readers. */

@@ -47,17 +47,25 @@ static void
 on_head(void *owner, const struct http_msg *resp)
 {
     struct refresh *r = owner;
-    struct cached_origin_head h = {r->cfg, r->zone, &r->visitor, resp, r->stale,
-                                   r->revalidating, r->request_time,
-                                   (time_t)loop_wall(r->w->loop), &r->w->cache_scratch};
-    enum cached_head use = r->busy ? cached_take_head(r->busy, &h) : CACHED_HEAD_NOT_STORED;
-    if (use != CACHED_HEAD_NOT_STORED) {
+    struct cached_origin_head h = {
+        .cfg = r->cfg,
+        .zone = r->zone,
+        .req = &r->visitor,
+        .resp = resp,
+        .stale = r->stale,
+        .revalidating = r->revalidating,
+        .request_time = r->request_time,
+        .now = (time_t)loop_wall(r->w->loop),
+        .scratch = &r->w->cache_scratch,
+    }; /* the key of a marker is busy's */
+    const char *why = r->busy ? cached_head_refusal(r->busy, &h) : "no entry to fill";
+    if (why == NULL) {
+        r->revalidated = cached_take_head(r->busy, &h) == CACHED_HEAD_REVALIDATED;
         r->fill = cache_obj_acquire(r->busy);
-        r->revalidated = use == CACHED_HEAD_REVALIDATED;
         return;
     }
-    log_debug("zone \"%s\": a fetch of the cache's own got %d, not to store", r->zone->name,
-              resp->status);
+    log_debug("zone \"%s\": a fetch of the cache's own got %d, not to store (%s)",
+              r->zone->name, resp->status, why);
     done(r); /* the body is not wanted: waiters fetch on their own */
 }
 

@@ -3,12 +3,10 @@
 
 #define ZONE_MAX_HOST 256
 
-static bool
-host_char_ok(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
-           ch == '_';
-}
+/* A byte of a host name as it is normalised: itself, its lower case, or 0 (not allowed). */
+static const unsigned char host_chars[256] = {
+    ['a' ... 'z'] = 1, ['0' ... '9'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1, ['A' ... 'Z'] = 2,
+};
 
 static int
 port_ok(const char *p, size_t len)
@@ -59,12 +57,10 @@ zone_host_normalise(const char *host, size_t len, char *out, size_t outlen)
     if (len == 0 || len + 1 > outlen)
         return -1;
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)host[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (unsigned char)(ch - 'A' + 'a');
-        if (!host_char_ok(ch))
+        unsigned char ch = (unsigned char)host[i], kind = host_chars[ch];
+        if (kind == 0)
             return -1;
-        out[i] = (char)ch;
+        out[i] = (char)(kind == 2 ? ch | 0x20 : ch);
     }
     out[len] = '\0';
     return (int)len;
@@ -75,7 +71,7 @@ static int
 wildcard_match(const char *pattern, const char *name, size_t nlen)
 {
     size_t slen = strlen(pattern) - 1; /* ".suffix" */
-    if (nlen <= slen || strcmp(name + nlen - slen, pattern + 1) != 0)
+    if (nlen <= slen || memcmp(name + nlen - slen, pattern + 1, slen) != 0)
         return -1;
     return (int)slen;
 }
@@ -85,23 +81,27 @@ zone_find(const struct config *cfg, const char *host, size_t len)
 {
     char name[ZONE_MAX_HOST];
     int n = zone_host_normalise(host, len, name, sizeof(name));
+    return n < 0 ? NULL : zone_match(cfg, name, (size_t)n);
+}
+
+const struct config_zone *
+zone_match(const struct config *cfg, const char *name, size_t n)
+{
     const struct config_zone *best = NULL, *catch_all = NULL;
     int best_len = -1;
-    if (n < 0)
-        return NULL;
     for (size_t i = 0; i < cfg->nzones; i++) {
         const struct config_zone *z = &cfg->zones[i];
         for (size_t j = 0; j < z->nhosts; j++) {
             const char *h = z->hosts[j];
-            if (strcmp(h, "*") == 0) {
+            if (h[0] == '*' && h[1] == '\0') {
                 catch_all = catch_all ? catch_all : z;
             } else if (h[0] == '*' && h[1] == '.') {
-                int m = wildcard_match(h, name, (size_t)n);
+                int m = wildcard_match(h, name, n);
                 if (m > best_len) {
                     best_len = m;
                     best = z;
                 }
-            } else if (strcmp(h, name) == 0) {
+            } else if (strlen(h) == n && memcmp(h, name, n) == 0) {
                 return z;
             }
         }

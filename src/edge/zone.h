@@ -11,6 +11,8 @@
  * matches "a.example.com" and "a.b.example.com" but not "example.com".
  * Returns NULL when no zone serves the host, or when host is empty or malformed. */
 const struct config_zone *zone_find(const struct config *cfg, const char *host, size_t len);
+/* The same for a host already normalised (zone_host_normalise), len bytes. */
+const struct config_zone *zone_match(const struct config *cfg, const char *name, size_t len);
 
 /* Normalise a Host value into out (lower case, no port, no trailing dot, IPv6 without
  * brackets). Returns the length, or -1 when it is malformed or does not fit in outlen. */

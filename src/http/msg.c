@@ -20,7 +20,7 @@ http_msg_reset(struct http_msg *m)
     m->reason = (struct http_str){0, 0};
     m->method = m->status = 0;
     m->major = m->minor = 0;
-    m->keep_alive = m->chunked = m->has_content_length = m->hop_marked = false;
+    m->keep_alive = m->chunked = m->has_content_length = m->indexed = false;
     m->content_length = 0;
 }
 
@@ -100,29 +100,138 @@ named_by_connection(const struct http_msg *m, const char *name, size_t len)
         return false;
     memcpy(token, name, len);
     token[len] = '\0';
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *c = &m->headers[i];
-        if (name_is(m, c, "connection") &&
-            http_list_has_token(http_str_ptr(m, c->value), c->value.len, token))
+    for (const struct http_header *c = http_msg_field(m, HTTP_FIELD_CONNECTION); c != NULL;
+         c = http_msg_field_next(m, HTTP_FIELD_CONNECTION, c))
+        if (http_list_has_token(http_str_ptr(m, c->value), c->value.len, token))
             return true;
-    }
     return false;
+}
+
+#define FIELD(id, name) [id] = {name, sizeof(name) - 1}
+
+static const struct {
+    const char *name;
+    size_t len;
+} field_names[HTTP_FIELD_COUNT] = {
+    FIELD(HTTP_FIELD_HOST, "Host"),
+    FIELD(HTTP_FIELD_EXPECT, "Expect"),
+    FIELD(HTTP_FIELD_CONTENT_LENGTH, "Content-Length"),
+    FIELD(HTTP_FIELD_TRANSFER_ENCODING, "Transfer-Encoding"),
+    FIELD(HTTP_FIELD_CONNECTION, "Connection"),
+    FIELD(HTTP_FIELD_KEEP_ALIVE, "Keep-Alive"),
+    FIELD(HTTP_FIELD_TE, "TE"),
+    FIELD(HTTP_FIELD_TRAILER, "Trailer"),
+    FIELD(HTTP_FIELD_UPGRADE, "Upgrade"),
+    FIELD(HTTP_FIELD_CACHE_CONTROL, "Cache-Control"),
+    FIELD(HTTP_FIELD_AUTHORIZATION, "Authorization"),
+    FIELD(HTTP_FIELD_RANGE, "Range"),
+    FIELD(HTTP_FIELD_IF_RANGE, "If-Range"),
+    FIELD(HTTP_FIELD_IF_NONE_MATCH, "If-None-Match"),
+    FIELD(HTTP_FIELD_IF_MODIFIED_SINCE, "If-Modified-Since"),
+    FIELD(HTTP_FIELD_X_REQUEST_ID, "X-Request-Id"),
+    FIELD(HTTP_FIELD_X_FORWARDED_FOR, "X-Forwarded-For"),
+    FIELD(HTTP_FIELD_X_FORWARDED_PROTO, "X-Forwarded-Proto"),
+    FIELD(HTTP_FIELD_ACCEPT, "Accept"),
+    FIELD(HTTP_FIELD_USER_AGENT, "User-Agent"),
+    FIELD(HTTP_FIELD_REFERER, "Referer"),
+    FIELD(HTTP_FIELD_SET_COOKIE, "Set-Cookie"),
+    FIELD(HTTP_FIELD_VARY, "Vary"),
+    FIELD(HTTP_FIELD_EXPIRES, "Expires"),
+    FIELD(HTTP_FIELD_LAST_MODIFIED, "Last-Modified"),
+    FIELD(HTTP_FIELD_ETAG, "ETag"),
+    FIELD(HTTP_FIELD_DATE, "Date"),
+    FIELD(HTTP_FIELD_AGE, "Age"),
+    FIELD(HTTP_FIELD_CACHE_TAG, "Cache-Tag"),
+    FIELD(HTTP_FIELD_SURROGATE_KEY, "Surrogate-Key"),
+};
+
+const char *
+http_field_name(enum http_field f)
+{
+    return f < HTTP_FIELD_COUNT ? field_names[f].name : "";
+}
+
+/* The known fields whose names start with c (lower case), for http_field_of. */
+static const uint8_t *
+fields_starting(char c)
+{
+    static const uint8_t a[] = {HTTP_FIELD_AGE, HTTP_FIELD_ACCEPT, HTTP_FIELD_AUTHORIZATION,
+                                HTTP_FIELD_OTHER};
+    static const uint8_t c_[] = {HTTP_FIELD_CONNECTION, HTTP_FIELD_CONTENT_LENGTH,
+                                 HTTP_FIELD_CACHE_CONTROL, HTTP_FIELD_CACHE_TAG, HTTP_FIELD_OTHER};
+    static const uint8_t d[] = {HTTP_FIELD_DATE, HTTP_FIELD_OTHER};
+    static const uint8_t e[] = {HTTP_FIELD_ETAG, HTTP_FIELD_EXPECT, HTTP_FIELD_EXPIRES,
+                                HTTP_FIELD_OTHER};
+    static const uint8_t h[] = {HTTP_FIELD_HOST, HTTP_FIELD_OTHER};
+    static const uint8_t i[] = {HTTP_FIELD_IF_RANGE, HTTP_FIELD_IF_NONE_MATCH,
+                                HTTP_FIELD_IF_MODIFIED_SINCE, HTTP_FIELD_OTHER};
+    static const uint8_t k[] = {HTTP_FIELD_KEEP_ALIVE, HTTP_FIELD_OTHER};
+    static const uint8_t l[] = {HTTP_FIELD_LAST_MODIFIED, HTTP_FIELD_OTHER};
+    static const uint8_t r[] = {HTTP_FIELD_RANGE, HTTP_FIELD_REFERER, HTTP_FIELD_OTHER};
+    static const uint8_t s[] = {HTTP_FIELD_SET_COOKIE, HTTP_FIELD_SURROGATE_KEY, HTTP_FIELD_OTHER};
+    static const uint8_t t[] = {HTTP_FIELD_TE, HTTP_FIELD_TRAILER, HTTP_FIELD_TRANSFER_ENCODING,
+                                HTTP_FIELD_OTHER};
+    static const uint8_t u[] = {HTTP_FIELD_UPGRADE, HTTP_FIELD_USER_AGENT, HTTP_FIELD_OTHER};
+    static const uint8_t v[] = {HTTP_FIELD_VARY, HTTP_FIELD_OTHER};
+    static const uint8_t x[] = {HTTP_FIELD_X_REQUEST_ID, HTTP_FIELD_X_FORWARDED_FOR,
+                                HTTP_FIELD_X_FORWARDED_PROTO, HTTP_FIELD_OTHER};
+    static const uint8_t none[] = {HTTP_FIELD_OTHER};
+    switch (c) {
+    case 'a': return a;
+    case 'c': return c_;
+    case 'd': return d;
+    case 'e': return e;
+    case 'h': return h;
+    case 'i': return i;
+    case 'k': return k;
+    case 'l': return l;
+    case 'r': return r;
+    case 's': return s;
+    case 't': return t;
+    case 'u': return u;
+    case 'v': return v;
+    case 'x': return x;
+    default: return none;
+    }
+}
+
+enum http_field
+http_field_of(const char *name, size_t len)
+{
+    if (len == 0)
+        return HTTP_FIELD_OTHER;
+    for (const uint8_t *f = fields_starting((char)(name[0] | 0x20)); *f != HTTP_FIELD_OTHER; f++)
+        if (field_names[*f].len == len && strncasecmp(name, field_names[*f].name, len) == 0)
+            return (enum http_field)*f;
+    return HTTP_FIELD_OTHER;
+}
+
+const struct http_header *
+http_msg_field_next(const struct http_msg *m, enum http_field f, const struct http_header *h)
+{
+    size_t i = h != NULL ? (size_t)(h - m->headers) + 1 : 0;
+    if (m->indexed && h == NULL)
+        return http_msg_field(m, f);
+    for (; i < m->nheaders; i++)
+        if (http_header_field(m, &m->headers[i]) == f)
+            return &m->headers[i];
+    return NULL;
 }
 
 /* Hop-by-hop by name alone (RFC 9110 7.6.1, and the framing fields the proxy redoes). */
 static bool
+hop_field(enum http_field f)
+{
+    return f == HTTP_FIELD_TE || f == HTTP_FIELD_TRAILER || f == HTTP_FIELD_UPGRADE ||
+           f == HTTP_FIELD_CONNECTION || f == HTTP_FIELD_KEEP_ALIVE ||
+           f == HTTP_FIELD_CONTENT_LENGTH || f == HTTP_FIELD_TRANSFER_ENCODING;
+}
+
+static bool
 hop_by_name(const char *name, size_t len)
 {
-    if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
-        return true;
-    switch (len) {
-    case 2: return str_ieq(name, len, "te");
-    case 7: return str_ieq(name, len, "trailer") || str_ieq(name, len, "upgrade");
-    case 10: return str_ieq(name, len, "connection") || str_ieq(name, len, "keep-alive");
-    case 14: return str_ieq(name, len, "content-length");
-    case 17: return str_ieq(name, len, "transfer-encoding");
-    default: return false;
-    }
+    return (len >= 6 && strncasecmp(name, "proxy-", 6) == 0) ||
+           hop_field(http_field_of(name, len));
 }
 
 bool
@@ -155,23 +264,32 @@ mark_connection_tokens(struct http_msg *m, const struct http_header *c)
 }
 
 void
-http_msg_mark_hop(struct http_msg *m)
+http_msg_index(struct http_msg *m)
 {
     memset(m->hop, 0, sizeof(m->hop));
-    for (size_t i = 0; i < m->nheaders; i++)
-        if (hop_by_name(http_str_ptr(m, m->headers[i].name), m->headers[i].name.len))
+    memset(m->first, 0, sizeof(m->first));
+    memset(m->count, 0, sizeof(m->count));
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const struct http_header *h = &m->headers[i];
+        const char *name = http_str_ptr(m, h->name);
+        enum http_field f = http_field_of(name, h->name.len);
+        m->field[i] = (uint8_t)f;
+        if (f != HTTP_FIELD_OTHER && m->count[f]++ == 0)
+            m->first[f] = (uint8_t)(i + 1);
+        if (hop_field(f) || (h->name.len >= 6 && strncasecmp(name, "proxy-", 6) == 0))
             mark_hop(m, i);
-    for (size_t i = 0; i < m->nheaders; i++)
-        if (name_is(m, &m->headers[i], "connection"))
-            mark_connection_tokens(m, &m->headers[i]);
-    m->hop_marked = true;
+    }
+    m->indexed = true;
+    for (const struct http_header *c = http_msg_field(m, HTTP_FIELD_CONNECTION); c != NULL;
+         c = http_msg_field_next(m, HTTP_FIELD_CONNECTION, c))
+        mark_connection_tokens(m, c);
 }
 
 bool
 http_msg_is_hop_header(const struct http_msg *m, const struct http_header *h)
 {
     size_t i = (size_t)(h - m->headers);
-    if (m->hop_marked && i < m->nheaders)
+    if (m->indexed && i < m->nheaders)
         return (m->hop[i / 64] >> (i % 64)) & 1;
     return http_name_is_hop(m, http_str_ptr(m, h->name), h->name.len);
 }

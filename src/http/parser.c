@@ -72,9 +72,11 @@ on_url(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
     append(p, &p->msg.url, at, len, SPAN_URL);
+    if (p->max_line == 0 || p->msg.url.len + 64 <= p->max_line)
+        return 0; /* within the bound whatever the method (every name is shorter than 48) */
     size_t line = strlen(llhttp_method_name((llhttp_method_t)ll->method)) + 1 +
                   p->msg.url.len + sizeof(" HTTP/1.1") - 1;
-    if (p->max_line > 0 && line > p->max_line)
+    if (line > p->max_line)
         p->span_limits |= SPAN_URL;
     return 0;
 }
@@ -150,11 +152,18 @@ on_headers_complete(llhttp_t *ll)
 {
     struct http_parser *p = self(ll);
     struct http_msg *m = &p->msg;
-    p->invalid = http_head_check(p->raw.data, buf_used(&p->raw), ll->type == HTTP_REQUEST, NULL);
+    const char *raw = p->head_at;
+    size_t len = (size_t)(p->input_end - p->head_at);
+    if (buf_used(&p->raw) > 0) { /* it began in an earlier input: join its rest to it */
+        buf_append(&p->raw, p->head_at, len); /* fits: the input is cut at the head limit */
+        raw = buf_head(&p->raw);
+        len = buf_used(&p->raw);
+    }
+    p->invalid = http_head_check(raw, len, ll->type == HTTP_REQUEST, NULL);
     if (p->invalid != NULL)
         return HPE_USER;
     trim_values(m);
-    http_msg_mark_hop(m);
+    http_msg_index(m);
     ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
     m->method = ll->method;
     m->status = ll->status_code;
@@ -287,7 +296,7 @@ http_parser_reset(struct http_parser *p, size_t max_head)
     p->max_line = 0;
     p->max_body = p->body_bytes = 0;
     p->head_bytes = p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
-    p->input_end = NULL;
+    p->input_end = p->head_at = NULL;
     p->crlf_owed = 0;
     p->invalid = NULL;
     p->in_head = p->in_message = false;
@@ -346,9 +355,12 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
                 break;
             }
             chunk = MIN(chunk, p->max_head - p->head_bytes);
-            buf_append(&p->raw, data + done, chunk); /* fits: a head is at most max_head */
+            p->head_at = data + done;
         }
         st = execute(p, data + done, chunk, &used);
+        if (head && st == HTTP_PARSE_MORE && (p->in_head || !p->in_message))
+            buf_append(&p->raw, data + done, used); /* the head goes on in the next input;
+                                                     * fits: a head is at most max_head */
         if (head && st != HTTP_PARSE_PAUSED) /* a completed message reset the count */
             p->head_bytes += used;
         done += used;

@@ -36,8 +36,11 @@ struct http_parser {
     const struct http_parser_ops *ops;
     void *owner;
     struct http_msg msg;
-    struct buf raw;     /* the current head's raw bytes (capped at max_head), for
-                         * http_head_check: llhttp 8.1 lets obs-fold, bare LF and more by */
+    struct buf raw;     /* the raw bytes of a head that did not arrive in one input (capped
+                         * at max_head), for http_head_check: llhttp 8.1 lets obs-fold,
+                         * bare LF and more by. A head that arrives whole is checked where
+                         * it lies in the input, without a copy */
+    const char *head_at; /* where the input being parsed now holds (the rest of) the head */
     size_t max_head;
     size_t max_fields;  /* header fields per message (<= HTTP_MAX_HEADERS) */
     size_t max_line;    /* request line length; 0: only max_head bounds it */

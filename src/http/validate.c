@@ -34,13 +34,13 @@ is_text(unsigned char c)
     return (c >= 0x21 && c != 0x7f) || c == ' ' || c == '\t';
 }
 
-/* Is every byte text (is_text)? Eight at a time: a word with no byte below 0x20 and none
- * equal to 0x7f needs no closer look (values are most of a head's bytes). */
-static bool
-text_ok(const char *s, size_t n)
+/* The first byte from i on (before n) that is not text (is_text), or n. Eight at a time:
+ * a word with no byte below 0x20 and none equal to 0x7f needs no closer look (values are
+ * most of a head's bytes). */
+static size_t
+text_end(const char *s, size_t i, size_t n)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w, del;
         memcpy(&w, s + i, 8);
@@ -48,10 +48,15 @@ text_ok(const char *s, size_t n)
         if ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs)
             break; /* a control byte (a tab, maybe) or DEL in this word */
     }
-    for (; i < n; i++)
-        if (!is_text((unsigned char)s[i]))
-            return false;
-    return true;
+    while (i < n && is_text((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+static bool
+text_ok(const char *s, size_t n)
+{
+    return text_end(s, 0, n) == n;
 }
 
 /* ---------------------------------------------------------------- the raw head */
@@ -144,6 +149,64 @@ field_line_check(const char *s, size_t n)
     return text_ok(s + i + 1, n - i - 1) ? NULL : "header field value holds a control character";
 }
 
+/* The one pass over a line that nearly every head takes: the start of the next line when
+ * the line at pos is plainly valid (text up to its CRLF, the part before that as the kind
+ * of line requires), else 0: then line_at and the line's own check look at it closely and
+ * give the reason (or find it valid after all). A line taken here is one they accept. */
+static size_t
+plain_line_end(const char *d, size_t len, size_t i)
+{
+    i = text_end(d, i, len);
+    return i + 1 < len && d[i] == '\r' && d[i + 1] == '\n' ? i + 2 : 0;
+}
+
+static size_t
+plain_field_line(const char *d, size_t len, size_t pos)
+{
+    size_t i = pos;
+    while (i < len && is_tchar((unsigned char)d[i]))
+        i++;
+    return i > pos && i < len && d[i] == ':' ? plain_line_end(d, len, i + 1) : 0;
+}
+
+static size_t
+plain_request_line(const char *d, size_t len, size_t pos)
+{
+    size_t i = pos, target;
+    while (i < len && is_tchar((unsigned char)d[i]))
+        i++;
+    if (i == pos || i == len || d[i] != ' ')
+        return 0;
+    for (target = ++i; i < len && (unsigned char)d[i] > 0x20 && (unsigned char)d[i] < 0x7f;)
+        i++;
+    if (i == target || i + 11 > len || d[i] != ' ' || !version_ok(d + i + 1, 8))
+        return 0;
+    return d[i + 9] == '\r' && d[i + 10] == '\n' ? i + 11 : 0;
+}
+
+static size_t
+plain_status_line(const char *d, size_t len, size_t pos)
+{
+    const char *s = d + pos;
+    if (len - pos < 14 || !version_ok(s, 8) || s[8] != ' ' || !is_digit((unsigned char)s[9]) ||
+        !is_digit((unsigned char)s[10]) || !is_digit((unsigned char)s[11]))
+        return 0;
+    if (s[12] == '\r')
+        return s[13] == '\n' ? pos + 14 : 0;
+    return s[12] == ' ' ? plain_line_end(d, len, pos + 13) : 0;
+}
+
+/* The start line at pos, closely (line_at and the line's check): NULL and *next, or why. */
+static const char *
+start_line_check(const char *d, size_t len, size_t pos, bool request, size_t *next)
+{
+    size_t end;
+    const char *why = line_at(d, len, pos, &end, next);
+    if (why != NULL)
+        return why;
+    return request ? request_line_check(d + pos, end - pos) : status_line_check(d + pos, end - pos);
+}
+
 const char *
 http_head_check(const char *d, size_t len, bool request, size_t *head_len)
 {
@@ -151,12 +214,16 @@ http_head_check(const char *d, size_t len, bool request, size_t *head_len)
     const char *why;
     while (request && pos + 1 < len && d[pos] == '\r' && d[pos + 1] == '\n')
         pos += 2; /* empty lines before a request line are ignored (RFC 9112 2.2) */
-    if ((why = line_at(d, len, pos, &end, &next)) != NULL)
-        return why;
-    why = request ? request_line_check(d + pos, end - pos) : status_line_check(d + pos, end - pos);
-    if (why != NULL)
+    next = request ? plain_request_line(d, len, pos) : plain_status_line(d, len, pos);
+    if (next == 0 && (why = start_line_check(d, len, pos, request, &next)) != NULL)
         return why;
     for (pos = next;; pos = next) {
+        if (pos + 1 < len && d[pos] == '\r' && d[pos + 1] == '\n') {
+            next = pos + 2; /* the empty line that ends the head */
+            break;
+        }
+        if ((next = plain_field_line(d, len, pos)) != 0)
+            continue;
         if ((why = line_at(d, len, pos, &end, &next)) != NULL)
             return why;
         if (end == pos)
@@ -298,10 +365,8 @@ http_te_classify(const struct http_msg *m)
 {
     size_t fields = 0, codings = 0, chunked = 0;
     bool last_chunked = false;
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (!str_ieq(http_str_ptr(m, h->name), h->name.len, "Transfer-Encoding"))
-            continue;
+    for (const struct http_header *h = http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING); h != NULL;
+         h = http_msg_field_next(m, HTTP_FIELD_TRANSFER_ENCODING, h)) {
         fields++;
         const char *v = http_str_ptr(m, h->value);
         for (size_t k = 0; k < h->value.len;) {
@@ -335,13 +400,13 @@ http_te_classify(const struct http_msg *m)
 static const char *
 content_length_check(const struct http_msg *m)
 {
-    const struct http_header *cl = http_msg_find(m, "Content-Length");
+    const struct http_header *cl = http_msg_field(m, HTTP_FIELD_CONTENT_LENGTH);
     uint64_t n;
     if (cl == NULL)
         return NULL;
-    if (http_msg_count(m, "Content-Length") > 1)
+    if (http_msg_field_count(m, HTTP_FIELD_CONTENT_LENGTH) > 1)
         return "more than one Content-Length field";
-    if (http_msg_find(m, "Transfer-Encoding") != NULL)
+    if (http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING) != NULL)
         return "Content-Length together with Transfer-Encoding";
     if (str_to_u64(http_str_ptr(m, cl->value), cl->value.len, &n) < 0)
         return "Content-Length is not one decimal number";
@@ -376,8 +441,8 @@ target_check(const struct http_msg *m, struct http_target *t)
 static const char *
 host_check(const struct http_msg *m, const struct http_target *t)
 {
-    const struct http_header *host = http_msg_find(m, "Host");
-    if (http_msg_count(m, "Host") > 1)
+    const struct http_header *host = http_msg_field(m, HTTP_FIELD_HOST);
+    if (http_msg_field_count(m, HTTP_FIELD_HOST) > 1)
         return "more than one Host field";
     if (host == NULL)
         return m->minor >= 1 ? "HTTP/1.1 request without a Host field" : NULL;
@@ -389,15 +454,15 @@ host_check(const struct http_msg *m, const struct http_target *t)
 }
 
 int
-http_request_check(const struct http_msg *m, const char **reason)
+http_request_check(const struct http_msg *m, struct http_target *t, const char **reason)
 {
-    struct http_target t;
     enum http_te te = http_te_classify(m);
     if (m->major != 1) {
         *reason = "HTTP version other than 1.x";
         return 505;
     }
-    if ((*reason = target_check(m, &t)) != NULL || (*reason = content_length_check(m)) != NULL)
+    *t = (struct http_target){.form = HTTP_TARGET_ORIGIN, .path = ""};
+    if ((*reason = target_check(m, t)) != NULL || (*reason = content_length_check(m)) != NULL)
         return 400;
     if (te != HTTP_TE_NONE && m->minor == 0) {
         *reason = "Transfer-Encoding in an HTTP/1.0 request";
@@ -405,7 +470,7 @@ http_request_check(const struct http_msg *m, const char **reason)
     }
     if ((*reason = te_reason(te)) != NULL)
         return te == HTTP_TE_UNSUPPORTED ? 501 : 400;
-    return (*reason = host_check(m, &t)) != NULL ? 400 : 0;
+    return (*reason = host_check(m, t)) != NULL ? 400 : 0;
 }
 
 const char *
@@ -430,6 +495,6 @@ http_response_framing_reusable(const struct http_msg *m)
     bool no_body_status = (m->status >= 100 && m->status < 200) || m->status == 204;
     if (!no_body_status)
         return true;
-    return http_msg_find(m, "Transfer-Encoding") == NULL &&
+    return http_msg_field(m, HTTP_FIELD_TRANSFER_ENCODING) == NULL &&
            !(m->has_content_length && m->content_length > 0);
 }

@@ -66,15 +66,15 @@ enum http_te {
 };
 enum http_te http_te_classify(const struct http_msg *m);
 
-/* A parsed request head that llhttp accepted: is it one Verge may act on? Returns 0, or
- * the status to refuse it with (400, 501 for a transfer coding other than chunked, 505
- * for a version other than HTTP/1.x) and *reason. Checked: the version; the target
+/* A parsed request head that llhttp accepted: is it one Verge may act on? Returns 0 with
+ * its target split into *t, or the status to refuse it with (400, 501 for a transfer
+ * coding other than chunked, 505 for a version other than HTTP/1.x) and *reason. Checked: the version; the target
  * (http_target_parse; "*" only with OPTIONS, authority-form only with CONNECT);
  * Content-Length together with Transfer-Encoding; Content-Length more than once (even
  * with equal values: RFC 9110 8.6 lets a recipient reject them) or not one decimal
  * number; Transfer-Encoding in HTTP/1.0 or not ending in chunked; more than one Host, no
  * Host in HTTP/1.1, a Host that contradicts an absolute-form target. */
-int http_request_check(const struct http_msg *m, const char **reason);
+int http_request_check(const struct http_msg *m, struct http_target *t, const char **reason);
 
 /* A parsed response head: NULL when a proxy may forward it, else the reason. Checked:
  * the version (HTTP/1.x), the status (100-599), Content-Length with Transfer-Encoding,

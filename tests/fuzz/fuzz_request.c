@@ -37,20 +37,23 @@ on_request_head(struct http_parser *p, struct buf *trace, int *count)
 {
     const struct http_msg *m = &p->msg;
     const char *message = NULL;
-    int status = admit_head_check(m, &message);
+    struct admit_facts f = {.host = "", .origin_target = ""};
+    int status = admit_head_check(m, &f, &message);
     if (status != 0 && (message == NULL || status < 400))
         abort();
-    size_t hlen, tlen;
-    const char *host = admit_host(m, &hlen);
+    const char *host = status == 0 ? f.host : "";
+    size_t hlen = status == 0 ? f.host_len : 0, tlen = status == 0 ? f.origin_target_len : 0;
+    const char *target = status == 0 ? f.origin_target : "";
     const struct config_zone *z = status == 0 ? zone_find(cfg, host, hlen) : NULL;
     char name[256];
     int nlen = zone_host_normalise(host, hlen, name, sizeof(name));
-    if (z != NULL && nlen < 0)
-        abort(); /* a zone was found for a host that does not normalise */
-    const char *target = admit_origin_target(http_str_ptr(m, m->url), m->url.len, &tlen);
-    if (m->url.len > 0 && tlen == 0)
+    if (z != NULL && (nlen < 0 || zone_match(cfg, name, (size_t)nlen) != z))
+        abort(); /* a zone was found for a host that does not normalise, or not by its name */
+    if (status == 0 && m->url.len > 0 && tlen == 0)
         abort();
-    const struct http_header *rid = http_msg_find(m, "X-Request-Id");
+    if (http_msg_field(m, HTTP_FIELD_X_REQUEST_ID) != http_msg_find(m, "X-Request-Id"))
+        abort(); /* the field index and the names disagree */
+    const struct http_header *rid = http_msg_field(m, HTTP_FIELD_X_REQUEST_ID);
     bool rid_ok = rid && admit_request_id_valid(http_str_ptr(m, rid->value), rid->value.len, 200);
     buf_printf(trace, "admit %d zone=%s host=%d target=%.*s rid=%d\n", status, z ? z->name : "-",
                nlen, (int)MIN(tlen, 64u), target, rid_ok);

@@ -164,6 +164,7 @@ zones:
     cache: yes
     stale_if_error: 1m
     stale_while_revalidate: 30s
+    hit_for_miss: 2m
     pass_headers: [ X-Forwarded-Host ]
     allow_private: false
     expose_details: off

@@ -36,7 +36,8 @@ check(const char *head, const char **message)
     size_t used;
     http_parser_init(&p, HTTP_REQUEST, 4096, &ops, NULL);
     assert_int_not_equal(http_parser_feed(&p, head, strlen(head), &used), HTTP_PARSE_ERROR);
-    int status = admit_head_check(&p.msg, message);
+    struct admit_facts f;
+    int status = admit_head_check(&p.msg, &f, message);
     http_parser_free(&p);
     return status;
 }
@@ -56,45 +57,60 @@ test_head_checks_refuse_with_their_own_status(void **state)
     assert_int_equal(check("GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", &m), 417);
 }
 
+/* The facts of an admitted head (parsed whole) into *f; the parser stays in *p. */
+static void
+admitted(struct http_parser *p, const char *head, struct admit_facts *f)
+{
+    const char *message;
+    size_t used;
+    http_parser_init(p, HTTP_REQUEST, 4096, &ops, NULL);
+    assert_int_not_equal(http_parser_feed(p, head, strlen(head), &used), HTTP_PARSE_ERROR);
+    assert_int_equal(admit_head_check(&p->msg, f, &message), 0);
+}
+
 static void
 test_absolute_form_names_the_host_and_gives_the_origin_its_path(void **state)
 {
-    size_t alen, plen, tlen;
-    const char *path;
-    const char *url = "http://b.test:8080?q=1";
-    const char *host = admit_target_authority(url, strlen(url), &alen, &path, &plen);
-    assert_non_null(host);
-    assert_memory_equal(host, "b.test:8080", alen);
-    assert_int_equal(alen, 11);
-    assert_string_equal(path, "?q=1");
-    const char *t = admit_origin_target("http://b.test", 13, &tlen);
-    assert_int_equal(tlen, 1);
-    assert_memory_equal(t, "/", 1);
-    t = admit_origin_target("http://b.test/x/y", 17, &tlen);
-    assert_int_equal(tlen, 4);
-    assert_memory_equal(t, "/x/y", 4);
-    t = admit_origin_target("/a://b", 6, &tlen); /* origin form stays as it is */
-    assert_int_equal(tlen, 6);
-    assert_null(admit_target_authority("/a://b", 6, &alen, &path, &plen));
+    struct http_parser p;
+    struct admit_facts f;
+    admitted(&p, "GET http://b.test:8080?q=1 HTTP/1.1\r\nHost: b.test:8080\r\n\r\n", &f);
+    assert_int_equal(f.target.form, HTTP_TARGET_ABSOLUTE);
+    assert_int_equal(f.host_len, 11);
+    assert_memory_equal(f.host, "b.test:8080", 11);
+    assert_int_equal(f.origin_target_len, 4);
+    assert_memory_equal(f.origin_target, "?q=1", 4);
+    http_parser_free(&p);
+    admitted(&p, "GET http://b.test HTTP/1.1\r\nHost: b.test\r\n\r\n", &f);
+    assert_int_equal(f.origin_target_len, 1);
+    assert_memory_equal(f.origin_target, "/", 1);
+    http_parser_free(&p);
+    admitted(&p, "GET http://b.test/x/y HTTP/1.1\r\nHost: b.test\r\n\r\n", &f);
+    assert_int_equal(f.origin_target_len, 4);
+    assert_memory_equal(f.origin_target, "/x/y", 4);
+    http_parser_free(&p);
+    admitted(&p, "GET /a://b HTTP/1.1\r\nHost: a.test\r\n\r\n", &f);
+    assert_int_equal(f.target.form, HTTP_TARGET_ORIGIN); /* origin form stays as it is */
+    assert_int_equal(f.origin_target_len, 6);
+    assert_memory_equal(f.origin_target, "/a://b", 6);
+    http_parser_free(&p);
 }
 
 static void
 test_host_comes_from_the_absolute_target_before_the_host_field(void **state)
 {
     struct http_parser p;
-    size_t used, len;
-    const char *req = "GET http://b.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n";
-    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, NULL);
-    http_parser_feed(&p, req, strlen(req), &used);
-    const char *host = admit_host(&p.msg, &len);
-    assert_int_equal(len, 6);
-    assert_memory_equal(host, "b.test", 6);
+    struct admit_facts f;
+    admitted(&p, "GET http://b.test/x HTTP/1.1\r\nHost: B.test:80\r\n\r\n", &f);
+    assert_int_equal(f.host_len, 6);
+    assert_memory_equal(f.host, "b.test", 6);
     http_parser_free(&p);
-    req = "GET / HTTP/1.0\r\n\r\n";
-    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, NULL);
-    http_parser_feed(&p, req, strlen(req), &used);
-    assert_string_equal(admit_host(&p.msg, &len), "");
-    assert_int_equal(len, 0);
+    admitted(&p, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", &f);
+    assert_int_equal(f.host_len, 6);
+    assert_memory_equal(f.host, "a.test", 6);
+    http_parser_free(&p);
+    admitted(&p, "GET / HTTP/1.0\r\n\r\n", &f);
+    assert_string_equal(f.host, "");
+    assert_int_equal(f.host_len, 0);
     http_parser_free(&p);
 }
 

@@ -2,6 +2,7 @@
  * byte by byte, pipelining, bodies in both framings, limits, hop-by-hop fields, and what
  * the glue checks that llhttp 8.1 lets by (raw head, CRLF after chunks, extensions,
  * trailers, Upgrade). */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -339,7 +340,7 @@ test_hop_marks_agree_with_names_for_every_field(void **state)
              long_name, long_name);
     http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
     feed(&p, req, strlen(req), 0);
-    assert_true(p.msg.hop_marked);
+    assert_true(p.msg.indexed);
     const char *hop[] = {"connection", "X-One", "X-Two", "Proxy-A", "Trailer"};
     const char *end[] = {"Host", "X-Three", "Content-Type", long_name};
     for (size_t i = 0; i < ARRAY_SIZE(hop); i++)
@@ -351,6 +352,56 @@ test_hop_marks_agree_with_names_for_every_field(void **state)
         assert_int_equal(http_msg_is_hop_header(&p.msg, h),
                          http_name_is_hop(&p.msg, http_str_ptr(&p.msg, h->name), h->name.len));
     }
+    http_parser_free(&p);
+}
+
+/* Every known field is found by its name in any case, and nothing else is. */
+static void
+test_known_field_names_are_recognised_in_any_case(void **state)
+{
+    char lower[64], upper[64];
+    for (int f = 0; f < HTTP_FIELD_COUNT; f++) {
+        const char *name = http_field_name((enum http_field)f);
+        size_t n = strlen(name);
+        for (size_t i = 0; i <= n; i++) {
+            lower[i] = (char)tolower((unsigned char)name[i]);
+            upper[i] = (char)toupper((unsigned char)name[i]);
+        }
+        assert_int_equal(http_field_of(name, n), f);
+        assert_int_equal(http_field_of(lower, n), f);
+        assert_int_equal(http_field_of(upper, n), f);
+        assert_int_equal(http_field_of(name, n - 1), HTTP_FIELD_OTHER); /* a prefix */
+    }
+    assert_int_equal(http_field_of("Hosts", 5), HTTP_FIELD_OTHER);
+    assert_int_equal(http_field_of("X-Forwarded-Host", 16), HTTP_FIELD_OTHER);
+    assert_int_equal(http_field_of("", 0), HTTP_FIELD_OTHER);
+}
+
+/* The index the parser fills answers as the names do: the first field of each name, how
+ * many there are, and each one in order, for repeated fields in mixed case. */
+static void
+test_field_index_agrees_with_the_names(void **state)
+{
+    struct seen s = {0};
+    struct http_parser p;
+    const char req[] = "GET / HTTP/1.1\r\nhost: a\r\nCache-Control: no-cache\r\n"
+                       "X-Other: 1\r\ncache-control: max-age=5\r\nVARY: a\r\n"
+                       "X-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n";
+    http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+    feed(&p, req, sizeof(req) - 1, 0);
+    assert_true(p.msg.indexed);
+    for (int f = 0; f < HTTP_FIELD_COUNT; f++) {
+        const char *name = http_field_name((enum http_field)f);
+        assert_ptr_equal(http_msg_field(&p.msg, (enum http_field)f), http_msg_find(&p.msg, name));
+        assert_int_equal(http_msg_field_count(&p.msg, (enum http_field)f),
+                         http_msg_count(&p.msg, name));
+    }
+    const struct http_header *h = http_msg_field(&p.msg, HTTP_FIELD_CACHE_CONTROL);
+    assert_memory_equal(http_str_ptr(&p.msg, h->value), "no-cache", 8);
+    h = http_msg_field_next(&p.msg, HTTP_FIELD_CACHE_CONTROL, h);
+    assert_memory_equal(http_str_ptr(&p.msg, h->value), "max-age=5", 9);
+    assert_null(http_msg_field_next(&p.msg, HTTP_FIELD_CACHE_CONTROL, h));
+    assert_int_equal(http_header_field(&p.msg, &p.msg.headers[2]), HTTP_FIELD_OTHER);
     http_parser_free(&p);
 }
 
@@ -589,6 +640,8 @@ main(void)
         cmocka_unit_test(test_conflicting_content_length_and_chunked_is_refused),
         cmocka_unit_test(test_hop_by_hop_fields_include_those_named_by_connection),
         cmocka_unit_test(test_hop_marks_agree_with_names_for_every_field),
+        cmocka_unit_test(test_known_field_names_are_recognised_in_any_case),
+        cmocka_unit_test(test_field_index_agrees_with_the_names),
         cmocka_unit_test(test_reset_parser_parses_the_next_request_cleanly),
         cmocka_unit_test(test_strings_of_a_message_without_any_are_empty_not_null),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),

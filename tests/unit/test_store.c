@@ -329,6 +329,90 @@ test_purge_hard_soft_and_fills_in_progress(void **state)
     assert_null(l.stored);
 }
 
+/* ---------------------------------------------------------------- hit-for-miss markers */
+
+static void
+mark(const char *base, int64_t lifetime)
+{
+    cache_store_mark(base, strlen(base), cache_key_hash(base, strlen(base)), time(NULL), lifetime);
+}
+
+static uint64_t
+markers(void)
+{
+    struct cache_store_stats st;
+    cache_store_stats(&st);
+    return st.markers;
+}
+
+/* A marker is found by lookups of its key, fresh for its lifetime, and is neither a stored
+ * object nor a fill; marking again replaces it. */
+static void
+test_a_marker_is_found_and_is_no_object(void **state)
+{
+    mark("z\nh\n/np", 120);
+    mark("z\nh\n/np", 60); /* the newer one replaces it */
+    struct cache_lookup l = lookup("z\nh\n/np", NULL, false);
+    assert_non_null(l.marker);
+    assert_true(l.marker->hit_for_miss);
+    assert_int_equal(cache_obj_lifetime(l.marker), 60);
+    assert_true(cache_obj_fresh(l.marker, time(NULL)));
+    assert_false(cache_obj_fresh(l.marker, time(NULL) + 61));
+    assert_null(l.stored);
+    assert_null(l.busy);
+    cache_obj_release(&l.marker);
+    struct cache_store_stats st;
+    cache_store_stats(&st);
+    assert_int_equal(st.markers, 1);
+    assert_int_equal(st.objects, 0);
+    assert_int_equal(st.fills, 0);
+    assert_true(st.bytes > 0); /* charged against cache.memory like an object */
+    l = lookup("z\nh\n/other", NULL, false);
+    assert_null(l.marker);
+}
+
+/* The first response stored under the key replaces its marker, whatever its Vary. */
+static void
+test_a_stored_response_replaces_the_marker(void **state)
+{
+    mark("z\nh\n/later", 120);
+    store_object("z\nh\n/later", "now cacheable", NULL, "", NULL);
+    struct cache_lookup l = lookup("z\nh\n/later", NULL, false);
+    assert_null(l.marker);
+    body_is(l.stored, "now cacheable");
+    cache_obj_release(&l.stored);
+    struct http_parser gz;
+    const struct http_msg *g =
+        parse_request(&gz, "GET /varied HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n");
+    mark("z\nh\n/varied", 120);
+    store_object("z\nh\n/varied", "gzipped", "accept-encoding", "accept-encoding=gzip;\n", g);
+    l = lookup("z\nh\n/varied", g, false);
+    assert_null(l.marker);
+    body_is(l.stored, "gzipped");
+    cache_obj_release(&l.stored);
+    assert_int_equal(markers(), 0);
+    http_parser_free(&gz);
+}
+
+/* A purge removes the markers it selects (a soft one ends their freshness) and counts only
+ * objects. */
+static void
+test_purge_removes_markers_without_counting_them(void **state)
+{
+    mark("z\nh\n/m1", 120);
+    mark("z\nh\n/m2", 120);
+    struct cache_purge soft = {.zone = "z", .path = "/m1", .soft = true};
+    assert_int_equal(cache_store_purge(&soft), 0);
+    struct cache_lookup l = lookup("z\nh\n/m1", NULL, false);
+    assert_false(cache_obj_fresh(l.marker, time(NULL)));
+    cache_obj_release(&l.marker);
+    struct cache_purge zone = {.zone = "z"};
+    assert_int_equal(cache_store_purge(&zone), 0);
+    assert_int_equal(markers(), 0);
+    l = lookup("z\nh\n/m2", NULL, false);
+    assert_null(l.marker);
+}
+
 /* The store stays within cache.memory; a reader keeps an evicted object alive. */
 static void
 test_memory_bound_and_readers_outlive_eviction(void **state)
@@ -368,6 +452,9 @@ main(void)
         cmocka_unit_test_setup(test_unsubscribing_cancels_a_queued_wake_up, setup),
         cmocka_unit_test_setup(test_a_failure_carries_its_reason_to_waiters, setup),
         cmocka_unit_test_setup(test_purge_hard_soft_and_fills_in_progress, setup),
+        cmocka_unit_test_setup(test_a_marker_is_found_and_is_no_object, setup),
+        cmocka_unit_test_setup(test_a_stored_response_replaces_the_marker, setup),
+        cmocka_unit_test_setup(test_purge_removes_markers_without_counting_them, setup),
         cmocka_unit_test_setup(test_memory_bound_and_readers_outlive_eviction, setup),
     };
     int rc = cmocka_run_group_tests_name("store", tests, NULL, NULL);

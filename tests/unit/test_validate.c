@@ -237,8 +237,13 @@ request_status(int method, int minor, const char *url, const char *const *fields
                const char **reason)
 {
     struct http_msg m;
+    struct http_target t;
+    const char *indexed_reason;
     msg_build(&m, method, minor, url, fields);
-    int status = http_request_check(&m, reason);
+    int status = http_request_check(&m, &t, reason);
+    http_msg_index(&m); /* as the parser leaves it: the same answer from the field index */
+    assert_int_equal(http_request_check(&m, &t, &indexed_reason), status);
+    assert_ptr_equal(indexed_reason, *reason);
     http_msg_free(&m);
     return status;
 }
@@ -290,13 +295,14 @@ static void
 test_request_versions_other_than_1x_get_505(void **state)
 {
     struct http_msg m;
+    struct http_target t;
     const char *why;
     msg_build(&m, HTTP_GET, 0, "/", (const char *[]){"Host", "a", NULL});
     m.major = 2;
-    assert_int_equal(http_request_check(&m, &why), 505);
+    assert_int_equal(http_request_check(&m, &t, &why), 505);
     m.major = 0;
     m.minor = 9;
-    assert_int_equal(http_request_check(&m, &why), 505);
+    assert_int_equal(http_request_check(&m, &t, &why), 505);
     http_msg_free(&m);
 }
 
