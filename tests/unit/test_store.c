@@ -59,6 +59,7 @@ store_object(const char *base, const char *body, const char *vary, const char *v
     cache_obj_finish(l.busy);
     cache_obj_release(&l.busy);
     cache_obj_release(&l.stored);
+    cache_obj_release(&l.marker);
 }
 
 static void
