@@ -77,7 +77,8 @@ e2e-valgrind: $(B)/verge
 
 # Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan into
 # build-fuzz/. `make fuzz` runs each for FUZZ_SECONDS, `make fuzz-short` for
-# FUZZ_SHORT_SECONDS (part of `make test`); a crash, leak, hang or UB report fails the run
+# FUZZ_SHORT_SECONDS with the fixed seed FUZZ_SHORT_SEED (part of `make test`: the same
+# pass everywhere, not a lottery; `make fuzz` explores with a new seed each run); a crash, leak, hang or UB report fails the run
 # and names the reproducer. See docs/hardening.md.
 FUZZ_CC            ?= clang
 FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -85,6 +86,7 @@ FUZZ_SAN           := -fsanitize=address,undefined -fno-sanitize-recover=undefin
 FUZZ_TARGETS       ?= $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_SECONDS       ?= 60
 FUZZ_SHORT_SECONDS ?= 10
+FUZZ_SHORT_SEED    ?= 1
 
 .SECONDARY: $(B)/tests/fuzz/http_feed.o
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(B)/tests/fuzz/http_feed.o $(OBJ) $(LLHTTP_OBJ)
@@ -98,7 +100,7 @@ fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-short: fuzz-build
-	tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
+	FUZZ_SEED=$(FUZZ_SHORT_SEED) tests/fuzz/run $(FUZZ_SHORT_SECONDS) $(FUZZ_TARGETS)
 
 # Line coverage of what each target is for, replaying its corpus (build-fuzz-cov/).
 fuzz-coverage:
