@@ -99,6 +99,7 @@ loop_io_start(struct loop *loop, struct loop_io *io, int fd, uint32_t events, lo
     io->fd = fd;
     io->cb = cb;
     io->events = events;
+    io->ready = 0;
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
     io->registered = true;
@@ -336,8 +337,11 @@ loop_run(struct loop *loop)
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
         update_time(loop);
         take_yielded(loop);
+        for (int i = 0; i < n; i++)
+            ((struct loop_io *)events[i].data.ptr)->ready = events[i].events;
         for (int i = 0; i < n; i++) {
             struct loop_io *io = events[i].data.ptr;
+            io->ready = 0;
             if (io->registered)
                 io->cb(io, events[i].events);
         }

@@ -20,6 +20,8 @@ typedef void (*loop_defer_cb)(struct loop_defer *d);
 struct loop_io {
     int fd;
     uint32_t events; /* EPOLLIN / EPOLLOUT currently watched (level-triggered) */
+    uint32_t ready;  /* what epoll reported for it in the batch being dispatched, until
+                      * its callback runs: another callback can see that it is pending */
     bool registered;
     loop_io_cb cb;
 };

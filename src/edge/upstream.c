@@ -155,13 +155,15 @@ pool_unlink(struct origin_conn *c)
 }
 
 /* An idle connection is clean when the origin sent nothing after its last response: no
- * stray bytes (they would be read as the next visitor's response), no close. */
+ * stray bytes (they would be read as the next visitor's response), no close. It is watched
+ * for both while idle (pool_put) and closed when they come; what arrived in the batch
+ * being dispatched but not yet handled shows in io.ready. So no recv(MSG_PEEK) per
+ * request, as nginx and HAProxy do not peek either: a close racing the next request is
+ * the retry's business (the request is idempotent, or nothing was sent). */
 static bool
 conn_clean(const struct origin_conn *c)
 {
-    char b;
-    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    return (c->io.ready & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0;
 }
 
 static struct origin_conn *
