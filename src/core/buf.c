@@ -43,24 +43,6 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
-buf_append(struct buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 0; /* a fresh buffer has no data yet: no pointer arithmetic on NULL */
-    if (buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-int
-buf_append_str(struct buf *b, const char *s)
-{
-    return buf_append(b, s, strlen(s));
-}
-
-int
 buf_append_u64(struct buf *b, uint64_t v)
 {
     char digits[20];

@@ -46,8 +46,25 @@ buf_room(const struct buf *b)
     return b->size - b->len;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_append_str(struct buf *b, const char *s);
+/* Inline: heads are built from many short pieces, most of them literals whose length the
+ * compiler knows; only a full buffer calls out (buf_reserve). */
+static inline int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0; /* a fresh buffer has no data yet: no pointer arithmetic on NULL */
+    if (b->size - b->len < n && buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int
+buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
 /* v in decimal; -1 past the cap. */
 int buf_append_u64(struct buf *b, uint64_t v);
 /* printf-style append; -1 past the cap. */
