@@ -40,12 +40,22 @@ LOG_WAIT = 5.0 * TIMEOUT_SCALE
 
 # --------------------------------------------------------------------------- processes
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A port nobody listens on right now: bind port 0, read it, close."""
+    """A port nobody listens on right now (bind port 0, read it, close) and not handed out
+    before in this run: two calls in a row can otherwise get the same port back from the
+    kernel (a verge's visitor and admin ports then clash)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(1000):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out before")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
