@@ -489,6 +489,14 @@ drop_stored(struct shard *s, struct cache_obj *o)
     table_unlink(s, o);
 }
 
+/* Is x stored under o's base key (any variant)? */
+static bool
+same_base_as(const struct cache_obj *x, const struct cache_obj *o)
+{
+    return x->hash == o->hash && x->base_len == o->base_len &&
+           memcmp(x->key, o->key, o->base_len) == 0;
+}
+
 /* Objects o replaces: the stored one of its variant, and stored variants made under other
  * Vary names (the origin changed its Vary). */
 static void
@@ -497,8 +505,7 @@ drop_replaced(struct shard *s, const struct cache_obj *o)
     struct cache_obj *x = s->buckets[o->hash & (s->nbuckets - 1)], *next;
     for (; x != NULL; x = next) {
         next = x->hash_next;
-        if (x == o || x->hash != o->hash || x->base_len != o->base_len ||
-            memcmp(x->key, o->key, o->base_len) != 0 || cache_obj_state(x) != CACHE_OBJ_COMPLETE)
+        if (x == o || !same_base_as(x, o) || cache_obj_state(x) != CACHE_OBJ_COMPLETE)
             continue;
         bool same_names = (x->vary == NULL) == (o->vary == NULL) &&
                           (x->vary == NULL || strcmp(x->vary, o->vary) == 0);
@@ -570,8 +577,7 @@ drop_markers(struct shard *s, const struct cache_obj *o)
     struct cache_obj *x = s->buckets[o->hash & (s->nbuckets - 1)], *next;
     for (; x != NULL; x = next) {
         next = x->hash_next;
-        if (x != o && x->hit_for_miss && x->hash == o->hash && x->base_len == o->base_len &&
-            memcmp(x->key, o->key, o->base_len) == 0)
+        if (x != o && x->hit_for_miss && same_base_as(x, o))
             drop_stored(s, x);
     }
 }
