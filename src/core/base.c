@@ -71,20 +71,11 @@ str_to_u64(const char *s, size_t len, uint64_t *out)
     uint64_t v = 0;
     if (len == 0)
         return -1;
-    if (len < 20) { /* 19 digits cannot overflow: no check per digit */
-        for (size_t i = 0; i < len; i++) {
-            if (s[i] < '0' || s[i] > '9')
-                return -1;
-            v = v * 10 + (uint64_t)(s[i] - '0');
-        }
-        *out = v;
-        return 0;
-    }
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
             return -1;
         uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
+        if (i >= 19 && v > (UINT64_MAX - d) / 10) /* 19 digits cannot overflow */
             return -1;
         v = v * 10 + d;
     }
