@@ -227,11 +227,17 @@ hop_field(enum http_field f)
            f == HTTP_FIELD_CONTENT_LENGTH || f == HTTP_FIELD_TRANSFER_ENCODING;
 }
 
+/* Hop-by-hop by name, f being the name's known field (http_field_of). */
+static bool
+hop_named(enum http_field f, const char *name, size_t len)
+{
+    return hop_field(f) || (len >= 6 && strncasecmp(name, "proxy-", 6) == 0);
+}
+
 static bool
 hop_by_name(const char *name, size_t len)
 {
-    return (len >= 6 && strncasecmp(name, "proxy-", 6) == 0) ||
-           hop_field(http_field_of(name, len));
+    return hop_named(http_field_of(name, len), name, len);
 }
 
 bool
@@ -276,7 +282,7 @@ http_msg_index(struct http_msg *m)
         m->field[i] = (uint8_t)f;
         if (f != HTTP_FIELD_OTHER && m->count[f]++ == 0)
             m->first[f] = (uint8_t)(i + 1);
-        if (hop_field(f) || (h->name.len >= 6 && strncasecmp(name, "proxy-", 6) == 0))
+        if (hop_named(f, name, h->name.len))
             mark_hop(m, i);
     }
     m->indexed = true;
