@@ -1474,6 +1474,16 @@ request_key(struct client *c)
                       r->facts.origin_target, r->facts.origin_target_len);
 }
 
+/* Keep the key a fetch of this request may fill or mark (the worker's key buffer is the
+ * next request's by the time the origin answers). */
+static void
+keep_key(struct client *c)
+{
+    struct request *r = &c->req;
+    r->key_len = (uint32_t)buf_used(&c->w->cache_key);
+    r->key_off = keep_string(r, buf_head(&c->w->cache_key), r->key_len);
+}
+
 /* Look the request up. true: no fetch now (a hit is answered when the request message
  * ends, or the request waits for another visitor's fill). */
 static bool
@@ -1487,19 +1497,20 @@ cache_consider(struct client *c)
     v->result = METRICS_CACHE_BYPASS;
     if (!request_key(c))
         return false;
-    r->key_len = (uint32_t)buf_used(&c->w->cache_key);
-    r->key_off = keep_string(r, buf_head(&c->w->cache_key), r->key_len);
     switch (cached_lookup(v, c->w, r->zone, &c->parser.msg, (time_t)loop_wall(c->w->loop))) {
     case CACHED_REFRESH:
         start_refresh(c);
         return true;
     case CACHED_HIT:
-        return true;
+        return true; /* answered from the object: the key is not needed again */
     case CACHED_JOIN:
+        keep_key(c); /* a failed fill leaves it to fetch on its own */
         v->waiting = true;
         return true;
-    case CACHED_BYPASS:
     case CACHED_FETCH:
+        keep_key(c);
+        break;
+    case CACHED_BYPASS:
         break;
     }
     return false;
