@@ -30,6 +30,23 @@ char *xstrndup(const char *s, size_t n);
  * literal: its length is then known at compile time). Inline, and it looks at the length
  * and the first byte before comparing: header names are matched this way many times per
  * request, and nearly every comparison fails on one of those two. */
+static inline unsigned char
+ascii_lower(unsigned char c)
+{
+    return (unsigned char)(c - 'A') < 26 ? (unsigned char)(c | 0x20) : c;
+}
+
+/* a[0..n) and b[0..n) equal but for the case of ASCII letters (no locale, no NUL rule:
+ * strncasecmp costs a library call and a locale lookup for the same answer). */
+static inline bool
+mem_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
 static inline bool
 str_ieq(const char *s, size_t len, const char *lit)
 {
@@ -37,7 +54,7 @@ str_ieq(const char *s, size_t len, const char *lit)
         return false;
     if (len > 0 && (s[0] | 0x20) != (lit[0] | 0x20))
         return false; /* differs in a letter's case only when both are the same letter */
-    return strncasecmp(s, lit, len) == 0;
+    return mem_ieq(s, lit, len);
 }
 
 /* Copy src into dst[size] (size > 0), cut to fit and always NUL-terminated: what

@@ -151,58 +151,94 @@ http_field_name(enum http_field f)
     return f < HTTP_FIELD_COUNT ? field_names[f].name : "";
 }
 
-/* The known fields whose names start with c (lower case), for http_field_of. */
-static const uint8_t *
-fields_starting(char c)
+/* The known fields by a hash of their name's length and first and last bytes (lower
+ * case): open addressing in a table eight times the fields' number, so a lookup is a hash,
+ * one slot and, when its length matches, one comparison of eight bytes at a time with the
+ * name in lower case. Built before main runs. */
+#define FIELD_SLOTS 256
+#define FIELD_NAME_MAX 24
+static uint8_t field_slot[FIELD_SLOTS];          /* 1 + the field; 0: empty */
+static char field_lower[HTTP_FIELD_COUNT][FIELD_NAME_MAX]; /* zero-padded */
+
+static size_t
+field_hash(const char *name, size_t len)
 {
-    static const uint8_t a[] = {HTTP_FIELD_AGE, HTTP_FIELD_ACCEPT, HTTP_FIELD_AUTHORIZATION,
-                                HTTP_FIELD_OTHER};
-    static const uint8_t c_[] = {HTTP_FIELD_CONNECTION, HTTP_FIELD_CONTENT_LENGTH,
-                                 HTTP_FIELD_CACHE_CONTROL, HTTP_FIELD_CACHE_TAG, HTTP_FIELD_OTHER};
-    static const uint8_t d[] = {HTTP_FIELD_DATE, HTTP_FIELD_OTHER};
-    static const uint8_t e[] = {HTTP_FIELD_ETAG, HTTP_FIELD_EXPECT, HTTP_FIELD_EXPIRES,
-                                HTTP_FIELD_OTHER};
-    static const uint8_t h[] = {HTTP_FIELD_HOST, HTTP_FIELD_OTHER};
-    static const uint8_t i[] = {HTTP_FIELD_IF_RANGE, HTTP_FIELD_IF_NONE_MATCH,
-                                HTTP_FIELD_IF_MODIFIED_SINCE, HTTP_FIELD_OTHER};
-    static const uint8_t k[] = {HTTP_FIELD_KEEP_ALIVE, HTTP_FIELD_OTHER};
-    static const uint8_t l[] = {HTTP_FIELD_LAST_MODIFIED, HTTP_FIELD_OTHER};
-    static const uint8_t r[] = {HTTP_FIELD_RANGE, HTTP_FIELD_REFERER, HTTP_FIELD_OTHER};
-    static const uint8_t s[] = {HTTP_FIELD_SET_COOKIE, HTTP_FIELD_SURROGATE_KEY, HTTP_FIELD_OTHER};
-    static const uint8_t t[] = {HTTP_FIELD_TE, HTTP_FIELD_TRAILER, HTTP_FIELD_TRANSFER_ENCODING,
-                                HTTP_FIELD_OTHER};
-    static const uint8_t u[] = {HTTP_FIELD_UPGRADE, HTTP_FIELD_USER_AGENT, HTTP_FIELD_OTHER};
-    static const uint8_t v[] = {HTTP_FIELD_VARY, HTTP_FIELD_OTHER};
-    static const uint8_t x[] = {HTTP_FIELD_X_REQUEST_ID, HTTP_FIELD_X_FORWARDED_FOR,
-                                HTTP_FIELD_X_FORWARDED_PROTO, HTTP_FIELD_OTHER};
-    static const uint8_t none[] = {HTTP_FIELD_OTHER};
-    switch (c) {
-    case 'a': return a;
-    case 'c': return c_;
-    case 'd': return d;
-    case 'e': return e;
-    case 'h': return h;
-    case 'i': return i;
-    case 'k': return k;
-    case 'l': return l;
-    case 'r': return r;
-    case 's': return s;
-    case 't': return t;
-    case 'u': return u;
-    case 'v': return v;
-    case 'x': return x;
-    default: return none;
+    return (len * 37 + ascii_lower((unsigned char)name[0]) * 7 +
+            ascii_lower((unsigned char)name[len - 1])) % FIELD_SLOTS;
+}
+
+__attribute__((constructor)) static void
+field_slots_build(void)
+{
+    for (size_t f = 0; f < HTTP_FIELD_COUNT; f++) {
+        if (field_names[f].len >= FIELD_NAME_MAX)
+            abort(); /* FIELD_NAME_MAX is to grow with the names */
+        for (size_t k = 0; k < field_names[f].len; k++)
+            field_lower[f][k] = (char)ascii_lower((unsigned char)field_names[f].name[k]);
+        size_t i = field_hash(field_names[f].name, field_names[f].len);
+        while (field_slot[i] != 0)
+            i = (i + 1) % FIELD_SLOTS;
+        field_slot[i] = (uint8_t)(f + 1);
     }
+}
+
+/* Eight bytes with their ASCII capitals made small (bytes from 0x80 stay as they are). */
+static uint64_t
+lower8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t heptets = w & ~highs;
+    uint64_t from_a = heptets + (0x80 - 'A') * ones, past_z = heptets + (0x7f - 'Z') * ones;
+    return w | ((from_a & ~past_z & ~w & highs) >> 2);
+}
+
+static uint64_t
+load8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+static uint64_t
+load4(const char *p)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    return x;
+}
+
+/* name is field f but for case: words of eight (or four) bytes compared with the name in
+ * lower case, the last word overlapping the one before, so no name takes a byte loop. */
+static bool
+is_field(const char *name, size_t len, size_t f)
+{
+    const char *lower = field_lower[f];
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8)
+            if (lower8(load8(name + i)) != load8(lower + i))
+                return false;
+        return lower8(load8(name + len - 8)) == load8(lower + len - 8);
+    }
+    if (len >= 4)
+        return lower8(load4(name)) == load4(lower) &&
+               lower8(load4(name + len - 4)) == load4(lower + len - 4);
+    for (size_t i = 0; i < len; i++)
+        if (ascii_lower((unsigned char)name[i]) != (unsigned char)lower[i])
+            return false;
+    return true;
 }
 
 enum http_field
 http_field_of(const char *name, size_t len)
 {
-    if (len == 0)
+    if (len == 0 || len >= FIELD_NAME_MAX)
         return HTTP_FIELD_OTHER;
-    for (const uint8_t *f = fields_starting((char)(name[0] | 0x20)); *f != HTTP_FIELD_OTHER; f++)
-        if (field_names[*f].len == len && strncasecmp(name, field_names[*f].name, len) == 0)
-            return (enum http_field)*f;
+    for (size_t i = field_hash(name, len); field_slot[i] != 0; i = (i + 1) % FIELD_SLOTS) {
+        size_t f = field_slot[i] - 1u;
+        if (field_names[f].len == len && is_field(name, len, f))
+            return (enum http_field)f;
+    }
     return HTTP_FIELD_OTHER;
 }
 
@@ -231,7 +267,7 @@ hop_field(enum http_field f)
 static bool
 hop_named(enum http_field f, const char *name, size_t len)
 {
-    return hop_field(f) || (len >= 6 && strncasecmp(name, "proxy-", 6) == 0);
+    return hop_field(f) || (len >= 6 && mem_ieq(name, "proxy-", 6));
 }
 
 static bool
@@ -263,7 +299,7 @@ mark_connection_tokens(struct http_msg *m, const struct http_header *c)
         for (size_t k = 0; end > start && end - start < 64 && k < m->nheaders; k++) {
             const struct http_header *h = &m->headers[k];
             if (h->name.len == end - start &&
-                strncasecmp(http_str_ptr(m, h->name), list + start, end - start) == 0)
+                mem_ieq(http_str_ptr(m, h->name), list + start, end - start))
                 mark_hop(m, k);
         }
     }

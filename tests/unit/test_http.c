@@ -375,6 +375,13 @@ test_known_field_names_are_recognised_in_any_case(void **state)
     assert_int_equal(http_field_of("Hosts", 5), HTTP_FIELD_OTHER);
     assert_int_equal(http_field_of("X-Forwarded-Host", 16), HTTP_FIELD_OTHER);
     assert_int_equal(http_field_of("", 0), HTTP_FIELD_OTHER);
+    /* bytes that are one bit from a name's, but not its letters in the other case */
+    assert_int_equal(http_field_of("Content_Length", 14), HTTP_FIELD_OTHER);
+    assert_int_equal(http_field_of("Dat\x05", 4), HTTP_FIELD_OTHER);
+    assert_int_equal(http_field_of("\x08ost", 4), HTTP_FIELD_OTHER);
+    assert_true(mem_ieq("Proxy-Authorization", "pROXY-aUTHORIZATION", 19));
+    assert_false(mem_ieq("[", "{", 1));
+    assert_false(mem_ieq("@", "`", 1));
 }
 
 /* The index the parser fills answers as the names do: the first field of each name, how

@@ -77,6 +77,33 @@ test_field_names_and_values_hold_only_their_characters(void **state)
     assert_non_null(head("GET / HTTP/1.1\r\nX: abcdefghijklm\x7fnopqrstuvwx\r\n\r\n", true));
     assert_non_null(head("GET / HTTP/1.1\r\nX: abcdefghijklmnopqrst\x1fuvwx\r\n\r\n", true));
     assert_non_null(head("GET / HTTP/1.1\r\nX: \xff\xff\xff\xff\xff\xff\x01\xff\xff\r\n\r\n", true));
+
+}
+
+/* Values are scanned sixteen bytes at a time: every byte value, at every offset of a value
+ * longer than two vectors, passes exactly when it is text (a tab, SP, VCHAR, obs-text),
+ * and a tab before it does not hide it. */
+static void
+test_every_byte_at_every_offset_of_a_value(void **state)
+{
+    char buf[128];
+    const char *start = "GET / HTTP/1.1\r\nX: ";
+    size_t at = strlen(start), vlen = 40;
+    for (int tab = 0; tab < 2; tab++)
+        for (size_t off = 0; off < vlen; off++)
+            for (int c = 0; c < 256; c++) {
+                memcpy(buf, start, at);
+                memset(buf + at, 'v', vlen);
+                if (tab && off > 0)
+                    buf[at + off - 1] = '\t';
+                buf[at + off] = (char)c;
+                memcpy(buf + at + vlen, "\r\n\r\n", 4);
+                bool text = c == '\t' || (c >= 0x20 && c != 0x7f);
+                const char *why = http_head_check(buf, at + vlen + 4, true, NULL);
+                if (text != (why == NULL))
+                    fail_msg("byte 0x%02x at %zu (tab before: %d): %s", c, off, tab,
+                             why ? why : "accepted");
+            }
 }
 
 static void
@@ -371,6 +398,7 @@ main(void)
         cmocka_unit_test(test_line_endings_other_than_crlf_are_refused),
         cmocka_unit_test(test_obs_fold_and_whitespace_before_the_colon_are_refused),
         cmocka_unit_test(test_field_names_and_values_hold_only_their_characters),
+        cmocka_unit_test(test_every_byte_at_every_offset_of_a_value),
         cmocka_unit_test(test_request_lines_have_one_space_between_three_parts),
         cmocka_unit_test(test_status_lines_have_three_digits_and_a_clean_reason),
         cmocka_unit_test(test_targets_are_split_by_form),
