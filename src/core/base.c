@@ -82,3 +82,25 @@ str_to_u64(const char *s, size_t len, uint64_t *out)
     *out = v;
     return 0;
 }
+
+size_t
+u64_digits(uint64_t v, char out[U64_DIGITS])
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    size_t i = U64_DIGITS;
+    while (v >= 100) {
+        i -= 2;
+        memcpy(out + i, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        i -= 2;
+        memcpy(out + i, pairs + 2 * v, 2);
+    } else {
+        out[--i] = (char)('0' + v);
+    }
+    return i;
+}

@@ -45,13 +45,9 @@ buf_reserve(struct buf *b, size_t n)
 int
 buf_append_u64(struct buf *b, uint64_t v)
 {
-    char digits[20];
-    size_t n = 0;
-    do {
-        digits[sizeof(digits) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return buf_append(b, digits + sizeof(digits) - n, n);
+    char digits[U64_DIGITS];
+    size_t at = u64_digits(v, digits);
+    return buf_append(b, digits + at, sizeof(digits) - at);
 }
 
 int

@@ -333,15 +333,22 @@ struct out {
     char *p, *end;
 };
 
-static void
+/* With n known at compile time (a literal through put_str), the copy in the branch taken
+ * is a few moves, not a call. */
+static inline void
 put(struct out *o, const char *s, size_t n)
 {
-    n = MIN(n, (size_t)(o->end - o->p));
+    if (likely((size_t)(o->end - o->p) >= n)) {
+        memcpy(o->p, s, n);
+        o->p += n;
+        return;
+    }
+    n = (size_t)(o->end - o->p);
     memcpy(o->p, s, n);
     o->p += n;
 }
 
-static void
+static inline void
 put_str(struct out *o, const char *s)
 {
     put(o, s, strlen(s));
@@ -350,12 +357,9 @@ put_str(struct out *o, const char *s)
 static void
 put_u64(struct out *o, uint64_t v)
 {
-    char digits[20];
-    size_t i = sizeof(digits);
-    do
-        digits[--i] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    put(o, digits + i, sizeof(digits) - i);
+    char digits[U64_DIGITS];
+    size_t at = u64_digits(v, digits);
+    put(o, digits + at, sizeof(digits) - at);
 }
 
 static void

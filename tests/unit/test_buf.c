@@ -60,6 +60,16 @@ test_u64_is_written_in_decimal_at_every_size(void **state)
         assert_int_equal(buf_used(&b), strlen(text[i]));
         assert_memory_equal(buf_head(&b), text[i], strlen(text[i]));
     }
+    /* two digits a step: each side of every power of ten, and odd and even counts */
+    for (uint64_t p = 1; p != 0 && p <= 10000000000000000000ull; p = p > UINT64_MAX / 10 ? 0 : p * 10)
+        for (uint64_t v = p > 2 ? p - 2 : 0; v < p + 2; v++) {
+            char want[32];
+            int n = snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+            buf_reset(&b);
+            assert_int_equal(buf_append_u64(&b, v), 0);
+            assert_int_equal(buf_used(&b), (size_t)n);
+            assert_memory_equal(buf_head(&b), want, (size_t)n);
+        }
     buf_free(&b);
     buf_init(&b, 3);
     assert_int_equal(buf_append_u64(&b, 1234), -1); /* past the cap */
