@@ -125,7 +125,14 @@ loop_io_stop(struct loop *loop, struct loop_io *io)
     io->registered = false;
 }
 
-/* ---- timers: binary min-heap, 1-based, each timer knows its slot ---- */
+/* ---- timers: binary min-heap, 1-based, each timer knows its slot ----
+ *
+ * The heap is ordered by key, the deadline the timer had when it last moved in the heap;
+ * due is its deadline now. Moving a deadline later (a keep-alive timer re-armed after each
+ * request, a parked timer) only writes due: the timer is put in its place when its old key
+ * comes up, before anything due after it fires. Moving it earlier moves it up at once.
+ * Every request used to cost a removal and an insertion, each touching other
+ * connections' timers (cache misses, on the hit path). */
 
 static void
 heap_place(struct loop *loop, size_t i, struct loop_timer *t)
@@ -138,7 +145,7 @@ static void
 heap_up(struct loop *loop, size_t i)
 {
     struct loop_timer *t = loop->heap[i];
-    while (i > 1 && loop->heap[i / 2]->due > t->due) {
+    while (i > 1 && loop->heap[i / 2]->key > t->key) {
         heap_place(loop, i, loop->heap[i / 2]);
         i /= 2;
     }
@@ -153,9 +160,9 @@ heap_down(struct loop *loop, size_t i)
         size_t c = i * 2;
         if (c > loop->heap_len)
             break;
-        if (c + 1 <= loop->heap_len && loop->heap[c + 1]->due < loop->heap[c]->due)
+        if (c + 1 <= loop->heap_len && loop->heap[c + 1]->key < loop->heap[c]->key)
             c++;
-        if (loop->heap[c]->due >= t->due)
+        if (loop->heap[c]->key >= t->key)
             break;
         heap_place(loop, i, loop->heap[c]);
         i = c;
@@ -166,7 +173,7 @@ heap_down(struct loop *loop, size_t i)
 void
 loop_timer_init(struct loop_timer *t, loop_timer_cb cb)
 {
-    t->due = 0;
+    t->due = t->key = 0;
     t->heap_index = 0;
     t->cb = cb;
 }
@@ -190,30 +197,42 @@ void
 loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t ms)
 {
     uint64_t due = loop->now + ms;
+    t->due = due;
     if (t->heap_index != 0) {
-        uint64_t old = t->due;
-        t->due = due;
-        if (due < old)
+        if (due < t->key) {
+            t->key = due;
             heap_up(loop, t->heap_index);
-        else if (due > old)
-            heap_down(loop, t->heap_index);
-        return;
+        }
+        return; /* later: in place when the old key comes up */
     }
     if (loop->heap_len + 1 >= loop->heap_cap) {
         loop->heap_cap *= 2;
         loop->heap = xrealloc(loop->heap, sizeof(*loop->heap) * loop->heap_cap);
     }
-    t->due = due;
+    t->key = due;
     loop->heap[++loop->heap_len] = t;
     t->heap_index = loop->heap_len;
     heap_up(loop, loop->heap_len);
 }
 
+void
+loop_timer_park(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    if (t->heap_index != 0)
+        t->due = LOOP_TIMER_PARKED;
+}
+
 static void
 run_timers(struct loop *loop)
 {
-    while (loop->heap_len > 0 && loop->heap[1]->due <= loop->now) {
+    while (loop->heap_len > 0 && loop->heap[1]->key <= loop->now) {
         struct loop_timer *t = loop->heap[1];
+        if (t->key != t->due) {
+            t->key = t->due; /* moved later since it was placed: to its place now */
+            heap_down(loop, 1);
+            continue;
+        }
         loop_timer_stop(loop, t);
         t->cb(t);
     }
@@ -226,7 +245,7 @@ next_timeout(const struct loop *loop)
         return 0;
     if (loop->heap_len == 0)
         return 1000;
-    uint64_t due = loop->heap[1]->due;
+    uint64_t due = loop->heap[1]->key; /* maybe early: run_timers then puts it in place */
     if (due <= loop->now)
         return 0;
     return (int)MIN(due - loop->now, 1000);

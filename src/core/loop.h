@@ -28,7 +28,8 @@ struct loop_io {
 
 /* Embedded in its owner. heap_index == 0 means not armed; stopping twice is harmless. */
 struct loop_timer {
-    uint64_t due; /* ms, monotonic */
+    uint64_t due; /* ms, monotonic; LOOP_TIMER_PARKED: parked */
+    uint64_t key; /* its place in the heap: due when it was put there (loop.c) */
     size_t heap_index;
     loop_timer_cb cb;
 };
@@ -54,10 +55,15 @@ void loop_timer_init(struct loop_timer *t, loop_timer_cb cb);
 /* (Re)arm t to fire after ms milliseconds from the loop's current time. */
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t ms);
 void loop_timer_stop(struct loop *loop, struct loop_timer *t);
+/* Stop t without taking it out of the heap (free: no other timer is touched): it never
+ * fires, and a later loop_timer_set is as cheap. Its owner still calls loop_timer_stop
+ * before its memory goes. */
+#define LOOP_TIMER_PARKED UINT64_MAX
+void loop_timer_park(struct loop *loop, struct loop_timer *t);
 static inline bool
 loop_timer_armed(const struct loop_timer *t)
 {
-    return t->heap_index != 0;
+    return t->heap_index != 0 && t->due != LOOP_TIMER_PARKED;
 }
 
 void loop_defer_init(struct loop_defer *d, loop_defer_cb cb);

@@ -383,7 +383,7 @@ arm_forwarding_timer(struct client *c)
     else if (!c->req.request_done && !c->req.body_blocked)
         loop_timer_set(c->w->loop, t, cfg->client_body_timeout);
     else
-        loop_timer_stop(c->w->loop, t);
+        loop_timer_park(c->w->loop, t); /* nothing to time: the answer is written */
 }
 
 /* Our side is finished: stop writing, read and discard what the visitor still sends so
@@ -1706,7 +1706,7 @@ on_request_head(struct http_parser *p)
     r->head_method = m->method == HTTP_HEAD;
     keep_request_id(c);
     c->state = CLIENT_FORWARDING;
-    loop_timer_stop(c->w->loop, &c->v->timer);
+    loop_timer_park(c->w->loop, &c->v->timer); /* the keep-alive timer is set again after */
     if (!m->keep_alive || c->w->draining)
         c->close_after = true;
     int status = admit_request(c, &message);
@@ -2092,18 +2092,16 @@ answer_parsed(struct client *c)
         answer_zone_down(c);
 }
 
-/* A request starts on v: its state, and the header timeout from its first byte (the first
- * request's runs from the accept). */
+/* A request starts on v (*fresh) or goes on. */
 static struct client *
-begin_request(struct visitor *v)
+begin_request(struct visitor *v, bool *fresh)
 {
     struct client *c = v->busy != NULL ? v->busy : client_take(v);
-    if (c->state != CLIENT_IDLE)
+    *fresh = c->state == CLIENT_IDLE;
+    if (!*fresh)
         return c;
     c->state = CLIENT_READING_HEAD;
     c->rejected = false;
-    if (v->requests > 0)
-        loop_timer_set(v->w->loop, &v->timer, v->w->cfg->client_header_timeout);
     return c;
 }
 
@@ -2140,7 +2138,8 @@ serve_requests(struct visitor *v, const char *data, size_t len)
     int served = 0;
     v->feeding = true;
     while (done < len && (v->state == VISITOR_BUSY || v->state == VISITOR_WAITING)) {
-        struct client *c = begin_request(v);
+        bool fresh;
+        struct client *c = begin_request(v, &fresh);
         if (c->state == CLIENT_FORWARDING && c->req.request_done)
             break; /* a pipelined request waits until this response is finished */
         size_t used;
@@ -2153,6 +2152,11 @@ serve_requests(struct visitor *v, const char *data, size_t len)
             on_parse_error(c);
             break;
         }
+        /* The header timeout runs from a request's first byte (the first request's from
+         * the accept): set now, in the same iteration, when this read did not hold the
+         * whole head; a head read whole never needs it. */
+        if (fresh && c->state == CLIENT_READING_HEAD && v->requests > 0)
+            loop_timer_set(v->w->loop, &v->timer, v->w->cfg->client_header_timeout);
         if (st == HTTP_PARSE_PAUSED && (!on_parsed(c) || ++served == CLIENT_BATCH_MAX)) {
             if (served == CLIENT_BATCH_MAX && v->busy != NULL && v->pending > 0)
                 loop_yield(v->w->loop, &v->busy->next_defer);

@@ -1,6 +1,8 @@
 """Listeners and connections: IPv6, failing over to the next origin, malformed and slow
 requests, and the origin pool's idle cap."""
 
+import time
+
 from harness import Client, free_port, wait_until, zone
 
 
@@ -57,6 +59,22 @@ def test_request_header_not_finished_in_time_gets_408(verge, nginx_origin):
         c.send(b"GET /small.txt HTTP/1.1\r\nHost: a.te")
         resp = c.read_response()
         assert resp.status == 408, resp
+        assert c.peer_closed()
+
+
+def test_second_request_header_not_finished_in_time_gets_408(verge, nginx_origin):
+    """On a kept-alive connection the header timeout runs from the next request's first
+    byte, not the keep-alive timeout (30 s here): a head cut short gets 408 after 1 s."""
+    v = verge([zone("z1", [nginx_origin])],
+              client={"header_timeout": "1s", "keepalive_timeout": "30s"})
+    with Client(v.port) as c:
+        c.send(b"GET /small.txt HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert c.read_response().status == 200
+        c.send(b"GET /small.txt HTTP/1.1\r\nHost: a.te")
+        started = time.monotonic()
+        resp = c.read_response()
+        assert resp.status == 408, resp
+        assert time.monotonic() - started < 10
         assert c.peer_closed()
 
 

@@ -124,12 +124,73 @@ test_events_pending_in_the_batch_show_in_ready(void **state)
     loop_free(&loop);
 }
 
+/* Timers moved later or parked stay where they were in the heap (loop.c): they still fire
+ * in the order of their deadlines now, never before them, and a parked one never. */
+struct fired {
+    struct loop_timer t;
+    char name;
+    uint64_t due_ms; /* after the start */
+};
+static struct fired timers[5];
+static char fired_order[8];
+static int nfired;
+static uint64_t started;
+
+static void
+on_fired(struct loop_timer *t)
+{
+    struct fired *f = container_of(t, struct fired, t);
+    if (loop_now(loop) < started + f->due_ms)
+        fail_msg("timer %c fired at %llu ms, before its %llu", f->name,
+                 (unsigned long long)(loop_now(loop) - started), (unsigned long long)f->due_ms);
+    fired_order[nfired++] = f->name;
+    if (f->name == 'd')
+        loop_stop(loop);
+}
+
+static void
+test_timers_moved_later_or_parked_fire_in_order_and_never_early(void **state)
+{
+    loop = loop_new();
+    started = loop_now(loop);
+    const char names[] = "abcdp";
+    for (int i = 0; i < 5; i++) {
+        timers[i].name = names[i];
+        loop_timer_init(&timers[i].t, on_fired);
+    }
+    struct loop_timer *a = &timers[0].t, *b = &timers[1].t, *c = &timers[2].t,
+                      *d = &timers[3].t, *p = &timers[4].t;
+    loop_timer_set(loop, a, 500); /* moved earlier: to 10 */
+    loop_timer_set(loop, a, 10);
+    timers[0].due_ms = 10;
+    loop_timer_set(loop, b, 20); /* parked, then set again: 40 */
+    loop_timer_park(loop, b);
+    assert_false(loop_timer_armed(b));
+    loop_timer_set(loop, b, 40);
+    assert_true(loop_timer_armed(b));
+    timers[1].due_ms = 40;
+    loop_timer_set(loop, c, 60);
+    timers[2].due_ms = 60;
+    loop_timer_set(loop, d, 30); /* moved later: 90 */
+    loop_timer_set(loop, d, 90);
+    timers[3].due_ms = 90;
+    loop_timer_set(loop, p, 20); /* parked: never */
+    loop_timer_park(loop, p);
+    loop_run(loop);
+    fired_order[nfired] = '\0';
+    assert_string_equal(fired_order, "abcd");
+    assert_true(loop_timer_armed(&timers[4].t) == false);
+    loop_timer_stop(loop, p);
+    loop_free(&loop);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yielded_work_runs_after_the_next_poll_and_cancelled_work_never),
         cmocka_unit_test(test_events_pending_in_the_batch_show_in_ready),
+        cmocka_unit_test(test_timers_moved_later_or_parked_fire_in_order_and_never_early),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
