@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct conn {
     const struct response *resp;
     int match;
     size_t owed, off;
+    bool want_out; /* EPOLLOUT is in its epoll interest */
 };
 
 struct listener {
@@ -146,6 +148,18 @@ conn_close(int ep, struct conn *c)
     free(c);
 }
 
+/* EPOLLOUT in the interest only while responses are owed: changed only when that changes,
+ * so a request answered at once costs a read and a write, no epoll_ctl. */
+static void
+want_out(int ep, struct conn *c, bool on)
+{
+    if (c->want_out == on)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_out = on;
+}
+
 static void
 on_readable(int ep, struct conn *c, char *buf)
 {
@@ -167,8 +181,7 @@ on_readable(int ep, struct conn *c, char *buf)
         conn_close(ep, c);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN | (c->owed ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+    want_out(ep, c, c->owed > 0);
 }
 
 static void
@@ -215,10 +228,8 @@ worker_run(void *arg)
                 on_readable(ep, p, buf);
             else if (conn_flush(p) < 0)
                 conn_close(ep, p);
-            else if (((struct conn *)p)->owed == 0) {
-                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
-                epoll_ctl(ep, EPOLL_CTL_MOD, ((struct conn *)p)->fd, &ev);
-            }
+            else
+                want_out(ep, p, ((struct conn *)p)->owed > 0);
         }
     }
     return NULL;
