@@ -483,12 +483,14 @@ attempt_begin(struct upstream *u, const char *target, enum proxy_phase phase, ui
     if (u->nattempts == STORY_MAX_ATTEMPTS)
         return;
     struct story_attempt *a = &u->tried[u->nattempts++];
-    memset(a, 0, sizeof(*a));
     size_t n = strnlen(target, sizeof(a->target) - 1);
     memmove(a->target, target, n); /* target may live in *u too */
     a->target[n] = '\0';
     a->phase = phase;
+    a->result = PROXY_ERR_NONE;
+    a->detail[0] = '\0';
     a->start_ms = start;
+    a->took_ms = 0; /* every field set: no memset of the whole record per request */
 }
 
 /* The last attempt ended: with u->err when failed, else fine at phase. */
@@ -657,8 +659,8 @@ build_wire(struct upstream *u, const struct config_origin *o)
 {
     const char *h = buf_head(&u->head);
     size_t n = buf_used(&u->head);
-    const char *eol = memmem(h, n, "\r\n", 2);
-    size_t line = eol ? (size_t)(eol - h) + 2 : n;
+    const char *lf = memchr(h, '\n', n); /* the request line we wrote ends in CRLF */
+    size_t line = lf ? (size_t)(lf - h) + 1 : n;
     buf_reset(&u->wire);
     buf_append(&u->wire, h, line);
     buf_append_str(&u->wire, "Host: ");

@@ -80,6 +80,29 @@ test_field_names_and_values_hold_only_their_characters(void **state)
 
 }
 
+/* Names are scanned four bytes at a time: every byte value at every offset of a name
+ * passes exactly when it is a tchar (or a colon that ends a shorter name). */
+static void
+test_every_byte_at_every_offset_of_a_name(void **state)
+{
+    char buf[128];
+    const char *start = "GET / HTTP/1.1\r\n";
+    size_t at = strlen(start), nlen = 13;
+    for (size_t off = 0; off < nlen; off++)
+        for (int c = 0; c < 256; c++) {
+            memcpy(buf, start, at);
+            memset(buf + at, 'n', nlen);
+            buf[at + off] = (char)c;
+            memcpy(buf + at + nlen, ": v\r\n\r\n", 7);
+            bool tchar = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+                         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+            bool valid = tchar || (c == ':' && off > 0);
+            const char *why = http_head_check(buf, at + nlen + 7, true, NULL);
+            if (valid != (why == NULL))
+                fail_msg("byte 0x%02x at %zu of a name: %s", c, off, why ? why : "accepted");
+        }
+}
+
 /* Values are scanned sixteen bytes at a time: every byte value, at every offset of a value
  * longer than two vectors, passes exactly when it is text (a tab, SP, VCHAR, obs-text),
  * and a tab before it does not hide it. */
@@ -399,6 +422,7 @@ main(void)
         cmocka_unit_test(test_obs_fold_and_whitespace_before_the_colon_are_refused),
         cmocka_unit_test(test_field_names_and_values_hold_only_their_characters),
         cmocka_unit_test(test_every_byte_at_every_offset_of_a_value),
+        cmocka_unit_test(test_every_byte_at_every_offset_of_a_name),
         cmocka_unit_test(test_request_lines_have_one_space_between_three_parts),
         cmocka_unit_test(test_status_lines_have_three_digits_and_a_clean_reason),
         cmocka_unit_test(test_targets_are_split_by_form),
