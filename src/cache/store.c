@@ -192,6 +192,14 @@ table_grow(struct shard *s)
     s->nbuckets = n;
 }
 
+/* Is x stored under o's base key (any variant)? */
+static bool
+same_base_as(const struct cache_obj *x, const struct cache_obj *o)
+{
+    return x->hash == o->hash && x->base_len == o->base_len &&
+           memcmp(x->key, o->key, o->base_len) == 0;
+}
+
 /* Link o; the table takes a reference. */
 static void
 table_link(struct shard *s, struct cache_obj *o)
@@ -199,6 +207,9 @@ table_link(struct shard *s, struct cache_obj *o)
     if (s->count >= s->nbuckets)
         table_grow(s);
     struct cache_obj **head = &s->buckets[o->hash & (s->nbuckets - 1)];
+    for (struct cache_obj *x = *head; x != NULL; x = x->hash_next)
+        if (same_base_as(x, o)) /* a lookup of x's key now finds o as well */
+            __atomic_store_n(&x->gen, x->gen + 1, __ATOMIC_RELEASE);
     o->hash_next = *head;
     *head = cache_obj_acquire(o);
     o->hashed = true;
@@ -215,6 +226,7 @@ table_unlink(struct shard *s, struct cache_obj *o)
     *pp = o->hash_next;
     o->hash_next = NULL;
     o->hashed = false;
+    __atomic_store_n(&o->gen, o->gen + 1, __ATOMIC_RELEASE);
     s->count--;
     cache_obj_release(&o);
 }
@@ -271,9 +283,11 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     bool computed = false;
     const struct cache_obj *known = NULL;
     struct cache_obj *o = s->nbuckets ? s->buckets[l->hash & (s->nbuckets - 1)] : NULL;
+    l->entries = 0;
     for (; o != NULL; o = o->hash_next) {
         if (!same_base(o, l))
             continue;
+        l->entries++;
         if (o->hit_for_miss) {
             l->marker = l->marker ? l->marker : o; /* for every variant: no Vary to match */
             continue;
@@ -288,8 +302,10 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
         else if (st != CACHE_OBJ_COMPLETE && l->busy == NULL)
             l->busy = o;
     }
-    if (l->stored != NULL)
+    if (l->stored != NULL) {
         cache_obj_acquire(l->stored);
+        l->gen = l->stored->gen;
+    }
     if (l->marker != NULL)
         cache_obj_acquire(l->marker);
     if (l->busy != NULL)
@@ -300,18 +316,69 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     }
 }
 
+/* The memo's object for l, if it is still all a locked lookup would find: with a reference. */
+static struct cache_obj *
+near_find(struct cache_near *n, const struct cache_lookup *l)
+{
+    struct cache_obj *o = n->slot[l->hash % CACHE_NEAR_SLOTS].obj;
+    if (o == NULL || !same_base(o, l) ||
+        __atomic_load_n(&o->gen, __ATOMIC_ACQUIRE) != n->slot[l->hash % CACHE_NEAR_SLOTS].gen)
+        return NULL;
+    return cache_obj_acquire(o);
+}
+
+/* Remember l's answer when it was one small stored object and nothing else of its key. */
+static void
+near_keep(struct cache_near *n, const struct cache_lookup *l)
+{
+    struct cache_obj *o = l->stored;
+    if (l->entries != 1 || l->busy != NULL || l->marker != NULL || o->vary != NULL ||
+        o->charge > CACHE_NEAR_MAX_CHARGE)
+        return;
+    size_t i = l->hash % CACHE_NEAR_SLOTS;
+    cache_obj_release(&n->slot[i].obj);
+    n->slot[i].obj = cache_obj_acquire(o);
+    n->slot[i].gen = l->gen;
+}
+
+void
+cache_near_sweep(struct cache_near *n)
+{
+    for (size_t i = 0; i < CACHE_NEAR_SLOTS; i++) {
+        struct cache_obj *o = n->slot[i].obj;
+        if (o != NULL && __atomic_load_n(&o->gen, __ATOMIC_ACQUIRE) != n->slot[i].gen)
+            cache_obj_release(&n->slot[i].obj);
+    }
+}
+
+void
+cache_near_clear(struct cache_near *n)
+{
+    for (size_t i = 0; i < CACHE_NEAR_SLOTS; i++)
+        cache_obj_release(&n->slot[i].obj);
+}
+
 void
 cache_store_lookup(struct cache_lookup *l)
 {
     struct shard *s = shard_of(l->hash);
+    bool s3fifo = __atomic_load_n(&policy.policy, __ATOMIC_RELAXED) == CACHE_EVICT_S3FIFO;
     l->stored = l->busy = l->marker = NULL;
     l->leading = false;
+    /* LRU moves the object in its queue under the policy lock on every hit: no memo */
+    bool near = l->near != NULL && !l->lead && s3fifo;
+    if (near && (l->stored = near_find(l->near, l)) != NULL) {
+        cache_evict_touch(l->stored);
+        return;
+    }
     pthread_mutex_lock(&s->lock);
     lookup_locked(s, l);
     pthread_mutex_unlock(&s->lock);
     if (l->stored == NULL)
         return;
-    if (__atomic_load_n(&policy.policy, __ATOMIC_RELAXED) == CACHE_EVICT_S3FIFO) {
+    if (near)
+        near_keep(l->near, l);
+    if (s3fifo) {
         cache_evict_touch(l->stored);
         return;
     }
@@ -487,14 +554,6 @@ drop_stored(struct shard *s, struct cache_obj *o)
     cache_evict_remove(&policy, o);
     totals_add(o, -1);
     table_unlink(s, o);
-}
-
-/* Is x stored under o's base key (any variant)? */
-static bool
-same_base_as(const struct cache_obj *x, const struct cache_obj *o)
-{
-    return x->hash == o->hash && x->base_len == o->base_len &&
-           memcmp(x->key, o->key, o->base_len) == 0;
 }
 
 /* Objects o replaces: the stored one of its variant, and stored variants made under other

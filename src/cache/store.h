@@ -89,6 +89,8 @@ struct cache_obj {
     void *fail_info; /* what the filler left for waiters (CACHE_FAIL_ERROR); owned */
     size_t fail_info_len;
     /* The store's bookkeeping. */
+    uint32_t gen; /* bumped (under the shard lock) when a lookup of its key could find
+                   * something else: it is unlinked, or an entry of its key is linked */
     struct cache_obj *hash_next, *q_prev, *q_next;
     uint8_t queue, freq; /* evict.c */
     bool hashed;         /* reachable through the table */
@@ -112,6 +114,24 @@ void cache_store_clear(void);
 uint64_t cache_key_hash(const char *s, size_t len);
 
 /* A lookup: the stored object and the fill in progress for this request's variant. */
+/* A worker's own memo of lookups whose whole answer was one small stored object (no other
+ * entry of its key: no variant, fill or marker): the next lookup of that key on the worker
+ * checks the object's gen instead of taking the shard's lock, which every worker's hits of
+ * a popular object would otherwise queue on. Each slot holds a reference; an object taken
+ * out of the store is let go at the slot's next use or sweep. One thread only. */
+#define CACHE_NEAR_SLOTS 256
+#define CACHE_NEAR_MAX_CHARGE (64 * 1024) /* what a slot may keep alive past its removal */
+struct cache_near {
+    struct {
+        struct cache_obj *obj;
+        uint32_t gen;
+    } slot[CACHE_NEAR_SLOTS];
+};
+/* Let go of the objects that are no longer what their key finds (a timer, each second). */
+void cache_near_sweep(struct cache_near *n);
+/* Let go of every object (the worker ends). */
+void cache_near_clear(struct cache_near *n);
+
 struct cache_lookup {
     const char *base; /* base key (zone \n host \n target), base_len bytes */
     size_t base_len;
@@ -119,11 +139,14 @@ struct cache_lookup {
     const struct http_msg *req;  /* its Vary values choose the variant */
     struct buf *scratch;         /* for the variant; reused, so no allocation once grown */
     bool lead;                   /* when no fill is in progress, make one: the caller leads */
+    struct cache_near *near;     /* the worker's memo, or NULL */
     /* Results, each with a reference (or NULL). */
     struct cache_obj *stored;    /* complete */
     struct cache_obj *busy;      /* pending or filling */
     struct cache_obj *marker;    /* the key's hit-for-miss marker (fresh or not) */
     bool leading;                /* busy was made by this call: fill it or fail it */
+    int entries;                 /* of the key, seen under the lock (near.c's "alone") */
+    uint32_t gen;                /* stored's, under the lock */
 };
 void cache_store_lookup(struct cache_lookup *l);
 

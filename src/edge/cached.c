@@ -187,6 +187,7 @@ cached_lookup(struct cached_visit *v, struct worker *w, const struct config_zone
         .hash = cache_key_hash(buf_head(&w->cache_key), buf_used(&w->cache_key)),
         .req = req,
         .scratch = &w->cache_scratch,
+        .near = &w->cache_near,
     };
     v->key_hash = l.hash;
     for (;;) {

@@ -70,6 +70,15 @@ on_accept(struct loop_io *io, uint32_t events)
     }
 }
 
+/* Objects the store let go of are let go here too within a second (store.h cache_near). */
+static void
+on_near_sweep(struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, near_timer);
+    cache_near_sweep(&w->cache_near);
+    loop_timer_set(w->loop, t, 1000);
+}
+
 struct worker *
 worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
 {
@@ -80,6 +89,7 @@ worker_new(int id, struct config *cfg, const int *fds, size_t nfds)
     pthread_mutex_init(&w->lock, NULL);
     loop_timer_init(&w->accept_timer, on_accept_pause_end);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
+    loop_timer_init(&w->near_timer, on_near_sweep);
     cache_notifier_init(&w->notifier, w->loop);
     buf_init(&w->cache_key, 1 << 20);
     buf_init(&w->cache_scratch, 1 << 20);
@@ -230,7 +240,10 @@ worker_main(void *arg)
     log_set_thread_id(w->id);
     if (w->id == 1)
         w->prober = prober_new(w);
+    loop_timer_set(w->loop, &w->near_timer, 1000);
     loop_run(w->loop);
+    loop_timer_stop(w->loop, &w->near_timer);
+    cache_near_clear(&w->cache_near);
     prober_free(&w->prober);
     refresh_abort_all(w);
     upstream_pool_close_all(w);

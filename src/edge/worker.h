@@ -4,6 +4,7 @@
 #define VERGE_EDGE_WORKER_H
 
 #include "cache/notify.h"
+#include "cache/store.h"
 #include "core/config.h"
 #include "core/loop.h"
 #include "edge/metrics.h"
@@ -63,6 +64,8 @@ struct worker {
     struct cache_notifier notifier; /* wakes this worker's visitors waiting on cache fills */
     struct buf cache_key;          /* the current request's cache key (cached.c) */
     struct buf cache_scratch;      /* variants and such while looking it up */
+    struct cache_near cache_near;  /* this worker's memo of hits (store.h) */
+    struct loop_timer near_timer;  /* sweeps it each second */
     struct buf log_line;           /* the access log line being written */
     void *refreshes;               /* the cache's own fetches running here (refresh.c) */
     struct pool_bucket *pool; /* list of buckets, one per origin address seen */

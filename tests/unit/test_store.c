@@ -438,6 +438,111 @@ test_memory_bound_and_readers_outlive_eviction(void **state)
     cache_obj_release(&held.stored);
 }
 
+/* ---------------------------------------------------------------- a worker's memo */
+
+static struct cache_near near;
+
+static struct cache_lookup
+lookup_near(const char *base, bool lead)
+{
+    struct cache_lookup l = {.base = base, .base_len = strlen(base),
+                             .hash = cache_key_hash(base, strlen(base)), .scratch = &scratch,
+                             .lead = lead, .near = &near};
+    cache_store_lookup(&l);
+    return l;
+}
+
+static struct cache_obj *
+memo_of(const char *base)
+{
+    return near.slot[cache_key_hash(base, strlen(base)) % CACHE_NEAR_SLOTS].obj;
+}
+
+/* The memo answers as the locked lookup would, whatever happened to the key since: it is
+ * purged, replaced, refreshed (a fill in progress), marked; a sweep lets go of what the
+ * store dropped, and only small objects alone under their key are kept. */
+static void
+test_the_memo_answers_as_the_store_does(void **state)
+{
+    const char *k = "z\nh\n/near";
+    store_object(k, "one", NULL, "", NULL);
+    struct cache_lookup l = lookup_near(k, false);
+    assert_non_null(l.stored);
+    struct cache_obj *first = l.stored;
+    assert_ptr_equal(memo_of(k), first);
+    cache_obj_release(&l.stored);
+    l = lookup_near(k, false); /* from the memo */
+    assert_ptr_equal(l.stored, first);
+    assert_null(l.busy);
+    cache_obj_release(&l.stored);
+
+    /* a refresh began on another worker: the fill is found too */
+    struct cache_lookup refresh = lookup(k, NULL, true);
+    assert_non_null(refresh.busy);
+    cache_obj_release(&refresh.stored);
+    l = lookup_near(k, false);
+    assert_ptr_equal(l.stored, first);
+    assert_ptr_equal(l.busy, refresh.busy);
+    cache_obj_release(&l.stored);
+    cache_obj_release(&l.busy);
+    /* it completes: the new object replaces the old, in the memo's answer as well */
+    set_head(refresh.busy, -1, NULL, "");
+    assert_true(cache_obj_append(refresh.busy, "two", 3));
+    cache_obj_finish(refresh.busy);
+    struct cache_obj *second = refresh.busy;
+    l = lookup_near(k, false);
+    assert_ptr_equal(l.stored, second);
+    body_is(l.stored, "two");
+    cache_obj_release(&l.stored);
+    cache_obj_release(&refresh.busy);
+    assert_ptr_equal(memo_of(k), second);
+
+    /* a marker of the key is reported */
+    mark(k, 60);
+    l = lookup_near(k, false);
+    assert_non_null(l.marker);
+    cache_obj_release(&l.stored);
+    cache_obj_release(&l.marker);
+
+    /* hard purge: nothing, and the sweep lets go of the purged object */
+    store_object("z\nh\n/near2", "three", NULL, "", NULL);
+    l = lookup_near("z\nh\n/near2", false);
+    cache_obj_release(&l.stored);
+    assert_non_null(memo_of("z\nh\n/near2"));
+    struct cache_purge hard = {.zone = "z", .path = "/near2"};
+    assert_int_equal(cache_store_purge(&hard), 1);
+    l = lookup_near("z\nh\n/near2", false);
+    assert_null(l.stored);
+    cache_near_sweep(&near);
+    assert_null(memo_of("z\nh\n/near2"));
+
+    /* soft purge: the memo's object is the stale one the store keeps */
+    store_object("z\nh\n/near3", "four", NULL, "", NULL);
+    l = lookup_near("z\nh\n/near3", false);
+    cache_obj_release(&l.stored);
+    struct cache_purge soft = {.zone = "z", .path = "/near3", .soft = true};
+    assert_int_equal(cache_store_purge(&soft), 1);
+    l = lookup_near("z\nh\n/near3", false);
+    assert_non_null(l.stored);
+    assert_false(cache_obj_fresh(l.stored, time(NULL)));
+    cache_obj_release(&l.stored);
+
+    /* variants are not kept: each request still gets its own */
+    struct http_parser gz;
+    const struct http_msg *g = parse_request(&gz, "GET /v HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n");
+    store_object("z\nh\n/v", "gzipped", "accept-encoding", "accept-encoding=gzip;\n", g);
+    struct cache_lookup v = {.base = "z\nh\n/v", .base_len = 6, .req = g,
+                             .hash = cache_key_hash("z\nh\n/v", 6), .scratch = &scratch,
+                             .near = &near};
+    cache_store_lookup(&v);
+    body_is(v.stored, "gzipped");
+    assert_null(memo_of("z\nh\n/v"));
+    cache_obj_release(&v.stored);
+    http_parser_free(&gz);
+    cache_near_clear(&near);
+    assert_null(memo_of(k));
+}
+
 int
 main(void)
 {
@@ -457,6 +562,7 @@ main(void)
         cmocka_unit_test_setup(test_a_stored_response_replaces_the_marker, setup),
         cmocka_unit_test_setup(test_purge_removes_markers_without_counting_them, setup),
         cmocka_unit_test_setup(test_memory_bound_and_readers_outlive_eviction, setup),
+        cmocka_unit_test_setup(test_the_memo_answers_as_the_store_does, setup),
     };
     int rc = cmocka_run_group_tests_name("store", tests, NULL, NULL);
     buf_free(&scratch);
