@@ -283,11 +283,13 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     bool computed = false;
     const struct cache_obj *known = NULL;
     struct cache_obj *o = s->nbuckets ? s->buckets[l->hash & (s->nbuckets - 1)] : NULL;
+    struct cache_obj *o0 = NULL; /* the key's one entry, when it has one */
     l->entries = 0;
     for (; o != NULL; o = o->hash_next) {
         if (!same_base(o, l))
             continue;
         l->entries++;
+        o0 = o;
         if (o->hit_for_miss) {
             l->marker = l->marker ? l->marker : o; /* for every variant: no Vary to match */
             continue;
@@ -302,12 +304,12 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
         else if (st != CACHE_OBJ_COMPLETE && l->busy == NULL)
             l->busy = o;
     }
-    if (l->stored != NULL) {
+    if (l->stored != NULL)
         cache_obj_acquire(l->stored);
-        l->gen = l->stored->gen;
-    }
     if (l->marker != NULL)
         cache_obj_acquire(l->marker);
+    if (l->entries == 1)
+        l->gen = (l->stored ? l->stored : l->marker ? l->marker : o0)->gen;
     if (l->busy != NULL)
         cache_obj_acquire(l->busy);
     else if (l->lead) {
@@ -316,24 +318,30 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     }
 }
 
-/* The memo's object for l, if it is still all a locked lookup would find: with a reference. */
-static struct cache_obj *
-near_find(struct cache_near *n, const struct cache_lookup *l)
+/* The memo's entry for l, if it is still all a locked lookup would find: into l (stored or
+ * marker, with a reference). */
+static bool
+near_find(struct cache_near *n, struct cache_lookup *l)
 {
-    struct cache_obj *o = n->slot[l->hash % CACHE_NEAR_SLOTS].obj;
-    if (o == NULL || !same_base(o, l) ||
-        __atomic_load_n(&o->gen, __ATOMIC_ACQUIRE) != n->slot[l->hash % CACHE_NEAR_SLOTS].gen)
-        return NULL;
-    return cache_obj_acquire(o);
+    size_t i = l->hash % CACHE_NEAR_SLOTS;
+    struct cache_obj *o = n->slot[i].obj;
+    if (o == NULL || !same_base(o, l) || __atomic_load_n(&o->gen, __ATOMIC_ACQUIRE) != n->slot[i].gen)
+        return false;
+    if (o->hit_for_miss)
+        l->marker = cache_obj_acquire(o);
+    else
+        l->stored = cache_obj_acquire(o);
+    return true;
 }
 
-/* Remember l's answer when it was one small stored object and nothing else of its key. */
+/* Remember l's answer when it was the key's only entry: a small stored object without
+ * Vary, or a hit-for-miss marker (the URL's visitors go to the origin without a lock). */
 static void
 near_keep(struct cache_near *n, const struct cache_lookup *l)
 {
-    struct cache_obj *o = l->stored;
-    if (l->entries != 1 || l->busy != NULL || l->marker != NULL || o->vary != NULL ||
-        o->charge > CACHE_NEAR_MAX_CHARGE)
+    struct cache_obj *o = l->stored ? l->stored : l->marker;
+    if (l->entries != 1 || l->busy != NULL || o == NULL ||
+        (o == l->stored && (o->vary != NULL || o->charge > CACHE_NEAR_MAX_CHARGE)))
         return;
     size_t i = l->hash % CACHE_NEAR_SLOTS;
     cache_obj_release(&n->slot[i].obj);
@@ -367,17 +375,18 @@ cache_store_lookup(struct cache_lookup *l)
     l->leading = false;
     /* LRU moves the object in its queue under the policy lock on every hit: no memo */
     bool near = l->near != NULL && !l->lead && s3fifo;
-    if (near && (l->stored = near_find(l->near, l)) != NULL) {
-        cache_evict_touch(l->stored);
+    if (near && near_find(l->near, l)) {
+        if (l->stored != NULL)
+            cache_evict_touch(l->stored);
         return;
     }
     pthread_mutex_lock(&s->lock);
     lookup_locked(s, l);
     pthread_mutex_unlock(&s->lock);
-    if (l->stored == NULL)
-        return;
     if (near)
         near_keep(l->near, l);
+    if (l->stored == NULL)
+        return;
     if (s3fifo) {
         cache_evict_touch(l->stored);
         return;

@@ -114,8 +114,8 @@ void cache_store_clear(void);
 uint64_t cache_key_hash(const char *s, size_t len);
 
 /* A lookup: the stored object and the fill in progress for this request's variant. */
-/* A worker's own memo of lookups whose whole answer was one small stored object (no other
- * entry of its key: no variant, fill or marker): the next lookup of that key on the worker
+/* A worker's own memo of lookups whose whole answer was one small stored object or one
+ * hit-for-miss marker (no other entry of its key): the next lookup of that key on the worker
  * checks the object's gen instead of taking the shard's lock, which every worker's hits of
  * a popular object would otherwise queue on. Each slot holds a reference; an object taken
  * out of the store is let go at the slot's next use or sweep. One thread only. */
@@ -146,7 +146,7 @@ struct cache_lookup {
     struct cache_obj *marker;    /* the key's hit-for-miss marker (fresh or not) */
     bool leading;                /* busy was made by this call: fill it or fail it */
     int entries;                 /* of the key, seen under the lock (near.c's "alone") */
-    uint32_t gen;                /* stored's, under the lock */
+    uint32_t gen;                /* the key's one entry's, under the lock (entries == 1) */
 };
 void cache_store_lookup(struct cache_lookup *l);
 

@@ -539,6 +539,23 @@ test_the_memo_answers_as_the_store_does(void **state)
     assert_null(memo_of("z\nh\n/v"));
     cache_obj_release(&v.stored);
     http_parser_free(&gz);
+    /* a marker alone is kept too, until a stored response replaces it */
+    const char *m = "z\nh\n/near-mark";
+    mark(m, 60);
+    l = lookup_near(m, false);
+    assert_non_null(l.marker);
+    assert_null(l.stored);
+    assert_ptr_equal(memo_of(m), l.marker);
+    cache_obj_release(&l.marker);
+    l = lookup_near(m, false); /* from the memo */
+    assert_non_null(l.marker);
+    cache_obj_release(&l.marker);
+    store_object(m, "stored now", NULL, "", NULL);
+    l = lookup_near(m, false);
+    assert_null(l.marker);
+    body_is(l.stored, "stored now");
+    cache_obj_release(&l.stored);
+
     cache_near_clear(&near);
     assert_null(memo_of(k));
 }
