@@ -57,7 +57,7 @@ static const char *const client_state_names[] = {"idle", "reading_head", "forwar
 
 /* One request on the connection; reset between requests. */
 struct request {
-    struct config *cfg; /* one reference for the request's life */
+    struct config *cfg; /* for the request's life (worker_config_take) */
     const struct config_zone *zone;
     struct zone_stats *stats;
     struct upstream *up;
@@ -184,7 +184,7 @@ request_clear(struct client *c)
     struct buf strings = r->strings;
     cache_leave(c); /* first: a fill it fetches may go on without it */
     upstream_abort(&r->up);
-    config_release(&r->cfg);
+    worker_config_put(c->w, &r->cfg);
     buf_reset(&strings);
     memset(r, 0, sizeof(*r));
     r->strings = strings;
@@ -1701,7 +1701,7 @@ on_request_head(struct http_parser *p)
     const struct http_msg *m = &p->msg;
     const char *message = NULL;
     bool has_body = m->chunked || m->content_length > 0;
-    r->cfg = config_acquire(c->w->cfg);
+    r->cfg = worker_config_take(c->w);
     r->start_ms = loop_now(c->w->loop);
     r->head_method = m->method == HTTP_HEAD;
     keep_request_id(c);

@@ -190,8 +190,14 @@ on_wake(struct loop *loop, void *arg)
     w->pending_cfg = NULL;
     pthread_mutex_unlock(&w->lock);
     if (cfg != NULL) {
+        if (w->cfg_users > 0) { /* requests in progress keep it: the reference moves */
+            w->old_cfgs = xrealloc(w->old_cfgs, (w->nold_cfgs + 1) * sizeof(*w->old_cfgs));
+            w->old_cfgs[w->nold_cfgs++] = (struct worker_old_cfg){w->cfg, w->cfg_users};
+            w->cfg = NULL;
+        }
         config_release(&w->cfg);
         w->cfg = cfg; /* the reference taken in worker_set_config */
+        w->cfg_users = 0;
         bind_zone_stats(w);
         upstream_config_bind(w);
         errcache_clear(w->errcache);
@@ -208,6 +214,35 @@ on_wake(struct loop *loop, void *arg)
     if (drain)
         start_drain(w);
     cache_notifier_run(&w->notifier);
+}
+
+struct config *
+worker_config_take(struct worker *w)
+{
+    w->cfg_users++;
+    return w->cfg;
+}
+
+void
+worker_config_put(struct worker *w, struct config **cfgp)
+{
+    struct config *cfg = *cfgp;
+    *cfgp = NULL;
+    if (cfg == NULL)
+        return;
+    if (cfg == w->cfg) {
+        w->cfg_users--;
+        return;
+    }
+    for (size_t i = 0; i < w->nold_cfgs; i++) {
+        if (w->old_cfgs[i].cfg != cfg)
+            continue;
+        if (--w->old_cfgs[i].users == 0) {
+            config_release(&w->old_cfgs[i].cfg);
+            w->old_cfgs[i] = w->old_cfgs[--w->nold_cfgs];
+        }
+        return;
+    }
 }
 
 void
@@ -285,6 +320,9 @@ worker_free(struct worker *w)
     errcache_free(&w->errcache);
     config_release(&w->pending_cfg);
     config_release(&w->cfg);
+    for (size_t i = 0; i < w->nold_cfgs; i++)
+        config_release(&w->old_cfgs[i].cfg);
+    free(w->old_cfgs);
     pthread_mutex_destroy(&w->lock);
     cache_notifier_destroy(&w->notifier);
     buf_free(&w->cache_key);

@@ -41,6 +41,12 @@ struct worker {
     pthread_t thread;
     struct loop *loop;
     struct config *cfg;            /* the one new requests use; one reference held */
+    uint32_t cfg_users;            /* requests using cfg (worker_config_take) */
+    struct worker_old_cfg {        /* configurations replaced while requests still used */
+        struct config *cfg;        /* them: one reference each, held until the last is */
+        uint32_t users;            /* done */
+    } *old_cfgs;
+    size_t nold_cfgs;
     struct config *pending_cfg;    /* handed over by the main thread (under lock) */
     pthread_mutex_t lock;
     bool drain_requested;          /* set by the main thread (under lock) */
@@ -89,6 +95,12 @@ struct worker {
 /* Create a worker; fds are its already-bound listening sockets (one per cfg->listens). */
 struct worker *worker_new(int id, struct config *cfg, const int *fds, size_t nfds);
 int worker_start(struct worker *w);
+/* The configuration for a request starting now, and its end: counted by the worker, not
+ * by the configuration's shared reference count, whose cache line every worker's requests
+ * would otherwise write twice each (the line holds fields a hit reads). Worker thread only. */
+struct config *worker_config_take(struct worker *w);
+void worker_config_put(struct worker *w, struct config **cfg);
+
 /* From the main thread: serve cfg from now on (the worker takes its own reference). */
 void worker_set_config(struct worker *w, struct config *cfg);
 /* From the main thread: stop accepting, finish in-flight requests, exit the loop. */
