@@ -78,3 +78,25 @@ def test_soft_purge_keeps_stale_if_error_hard_purge_does_not(verge, scripted_ori
     assert m.value("verge_cache_requests_total", zone="z1", result="STALE") == 1
     assert m.value("verge_requests_total", zone="z1", status="502") == 1
     assert len(origin.requests) == 2  # /soft and /hard, once each
+
+
+def test_no_worker_answers_from_a_purged_object(verge, scripted_origin, tmp_path):
+    """Both workers (a new connection per request lands on either) remember their hits of
+    /hot; once the purge has answered, neither gives the purged object again."""
+    version = [0]
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            version[0] += 1
+            conn.respond(200, b"v%d\n" % version[0], {"Cache-Control": "max-age=600"})
+
+    v = edge(verge, tmp_path, scripted_origin(handler))
+    for _ in range(3):
+        before = {v.get("/hot").body for _ in range(16)}
+        assert len(before) == 1, before
+        assert purge(v, "zone=z1&path=/hot").status == 200
+        after = {v.get("/hot").body for _ in range(16)}
+        assert not before & after, (before, after)
