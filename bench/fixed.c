@@ -1,7 +1,8 @@
 /* fixed.c - the benchmark's ceiling: an HTTP/1.1 server that answers every request with
- * the same bytes from memory (a realistic header and a body of a fixed size), with epoll,
+ * the same bytes (a realistic header and a body of a fixed size), with epoll,
  * keep-alive and pipelining, and no per-request allocation, copy or parsing beyond finding
- * the end of each request header. It proxies nothing and stores nothing: one hop cannot be
+ * the end of each request header; bodies of 64 KiB and more go out with sendfile from a
+ * memfd (conn_sendfile), which is faster than any copy here. It proxies nothing and stores nothing: one hop cannot be
  * faster than this on the same machine.
  *
  * Usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
@@ -18,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -27,10 +30,13 @@
 #define MAX_THREADS 64
 #define READ_SIZE 16384
 #define IOV_BATCH 64
+#define SENDFILE_MIN (64 * 1024) /* bodies this big go out with sendfile from a memfd */
 
 struct response {
-    char *bytes;
+    char *bytes;     /* header and body */
     size_t len;
+    size_t head_len;
+    int body_fd;     /* a memfd holding the body, or -1: bytes are written from memory */
 };
 
 /* One visitor connection: how far it is through the end-of-header pattern "\r\n\r\n",
@@ -76,11 +82,18 @@ response_build(struct response *r, size_t body_len)
                      "X-Cache: HIT\r\nConnection: keep-alive\r\n\r\n",
                      date, body_len, date, body_len);
     r->len = (size_t)n + body_len;
+    r->head_len = (size_t)n;
     if ((r->bytes = malloc(r->len)) == NULL)
         die("malloc");
     memcpy(r->bytes, head, (size_t)n);
     for (size_t i = 0; i < body_len; i++)
         r->bytes[n + i] = (char)('a' + i % 26);
+    r->body_fd = -1;
+    if (body_len < SENDFILE_MIN)
+        return;
+    if ((r->body_fd = memfd_create("fixed-body", 0)) < 0 ||
+        write(r->body_fd, r->bytes + n, body_len) != (ssize_t)body_len)
+        die("memfd");
 }
 
 static int
@@ -119,9 +132,39 @@ requests_ended(struct conn *c, const char *buf, size_t len)
 
 /* Write what is owed, up to IOV_BATCH responses per writev, until done or EAGAIN.
  * Returns -1 when the connection failed. */
+/* A big body: the header with MSG_MORE, then sendfile from the memfd, a response at a
+ * time. Every response shares the memfd's pages (as a file in the page cache does for
+ * nginx's sendfile), so the receiver copies from memory that stays in the CPU caches; a
+ * copy from user memory into each response's own socket buffers is slower on loopback
+ * (1.8-2.1 against 2.5-3.2 GB/s measured at 1 MiB), and the ceiling must be the faster. */
+static int
+conn_sendfile(struct conn *c)
+{
+    const struct response *r = c->resp;
+    while (c->owed > 0) {
+        ssize_t k;
+        if (c->off < r->head_len) {
+            k = send(c->fd, r->bytes + c->off, r->head_len - c->off, MSG_MORE | MSG_NOSIGNAL);
+        } else {
+            off_t at = (off_t)(c->off - r->head_len);
+            k = sendfile(c->fd, r->body_fd, &at, r->len - c->off);
+        }
+        if (k < 0)
+            return errno == EAGAIN ? 0 : errno == EINTR ? conn_sendfile(c) : -1;
+        c->off += (size_t)k;
+        if (c->off == r->len) {
+            c->off = 0;
+            c->owed--;
+        }
+    }
+    return 0;
+}
+
 static int
 conn_flush(struct conn *c)
 {
+    if (c->resp->body_fd >= 0)
+        return conn_sendfile(c);
     while (c->owed > 0) {
         struct iovec iov[IOV_BATCH];
         int n = 0;
