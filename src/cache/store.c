@@ -5,11 +5,15 @@
 #include "cache/vary.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define STORE_OVERHEAD (sizeof(struct cache_obj) + 64) /* charged per object */
 #define STORE_FIRST_BUCKETS 256
 #define CHUNK_MIN (16 * 1024)
 #define CHUNK_MAX (1024 * 1024)
+#define FILE_CHUNK_MIN (64 * 1024) /* a known-length body this big is kept in a memfd */
+#define FILE_CHUNKS_MAX 4096       /* memfds held at once, each an open file */
 #define SUB_LOCKS 64
 
 struct shard {
@@ -86,13 +90,51 @@ cache_store_max_object(void)
 
 /* ---------------------------------------------------------------- objects */
 
+static int file_chunks; /* memfds held, atomically */
+
+static void
+chunk_free(struct cache_chunk *c)
+{
+    if (c->fd >= 0) {
+        munmap(c->data, c->size);
+        close(c->fd);
+        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
+    }
+    free(c);
+}
+
+/* A piece in a memfd of size bytes, mapped; NULL when there is none to be had (too many
+ * open, or the system refuses): the caller keeps the body in memory instead. */
+static struct cache_chunk *
+file_chunk_new(size_t size)
+{
+    if (__atomic_add_fetch(&file_chunks, 1, __ATOMIC_RELAXED) > FILE_CHUNKS_MAX) {
+        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    struct cache_chunk *c = malloc(sizeof(*c));
+    int fd = memfd_create("verge-object", MFD_CLOEXEC);
+    void *map = MAP_FAILED;
+    if (c != NULL && fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        if (fd >= 0)
+            close(fd);
+        free(c);
+        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    *c = (struct cache_chunk){.size = size, .data = map, .fd = fd};
+    return c;
+}
+
 static void
 obj_free(struct cache_obj *o)
 {
     struct cache_chunk *c = o->body_of ? NULL : o->first, *next;
     for (; c != NULL; c = next) {
         next = c->next;
-        free(c);
+        chunk_free(c);
     }
     cache_obj_release(&o->body_of);
     free(o->key);
@@ -503,11 +545,14 @@ chunk_new(const struct cache_obj *o, size_t need)
         size = (size_t)o->total_len; /* the length is known: the body is one piece */
     else
         size = MIN(MAX(o->last ? o->last->size * 2 : CHUNK_MIN, need), (size_t)CHUNK_MAX);
-    struct cache_chunk *c = malloc(sizeof(*c) + size); /* no memory: not stored, no abort */
-    if (c != NULL) {
-        c->next = NULL;
-        c->size = size;
+    if (o->first == NULL && o->total_len >= FILE_CHUNK_MIN) {
+        struct cache_chunk *f = file_chunk_new(size);
+        if (f != NULL)
+            return f;
     }
+    struct cache_chunk *c = malloc(sizeof(*c) + size); /* no memory: not stored, no abort */
+    if (c != NULL)
+        *c = (struct cache_chunk){.size = size, .data = (char *)(c + 1), .fd = -1};
     return c;
 }
 
@@ -720,6 +765,27 @@ cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iove
         c = c->next;
     }
     return n;
+}
+
+size_t
+cache_obj_file(const struct cache_obj *o, uint64_t from, uint64_t to, int *fd, off_t *off)
+{
+    uint64_t at = 0;
+    const struct cache_obj *b = o->body_of ? o->body_of : o;
+    to = MIN(to, cache_obj_available(o));
+    if (from >= to)
+        return 0;
+    for (const struct cache_chunk *c = b->first; c != NULL; c = c->next) {
+        if (from < at + c->size) {
+            if (c->fd < 0)
+                return 0;
+            *fd = c->fd;
+            *off = (off_t)(from - at);
+            return (size_t)(MIN(to, at + c->size) - from);
+        }
+        at += c->size;
+    }
+    return 0;
 }
 
 size_t

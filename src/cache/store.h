@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "http/msg.h"
 
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -54,8 +55,9 @@ enum cache_fail {
 /* A piece of a body; pieces never move once written. */
 struct cache_chunk {
     struct cache_chunk *next;
-    size_t size; /* bytes of data[] */
-    char data[];
+    size_t size; /* bytes at data */
+    char *data;  /* after the struct, or the mapping of fd */
+    int fd;      /* a memfd holding the piece (sendfile), or -1 */
 };
 
 struct cache_obj {
@@ -209,6 +211,12 @@ cache_obj_available(const struct cache_obj *o)
 int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iovec *iov,
                   int max);
 /* The readable body as one contiguous copy (tests, small objects): up to outlen bytes. */
+/* The file behind bytes [from, to) of the body, when the piece holding from is one (a
+ * large body of known length is kept in a memfd, whose pages every answer shares: sent
+ * with sendfile, a visitor's copy is read from memory that stays cached, where a copy into
+ * each response's socket buffers costs both sides). *fd and *off locate from; returns how
+ * many bytes from on lie in that piece (at most to - from), 0 when none is a file. */
+size_t cache_obj_file(const struct cache_obj *o, uint64_t from, uint64_t to, int *fd, off_t *off);
 size_t cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen);
 
 /* Call w's callback (in w's worker) once o's state differs from seen_state or more than

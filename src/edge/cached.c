@@ -10,6 +10,8 @@
 
 #include <llhttp.h>
 #include <strings.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define CACHED_IOV 64
@@ -667,13 +669,32 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
             iov[n++] = head[i];
         if (st == CACHED_READY && frame_pending(s))
             iov[n++] = (struct iovec){(void *)(s->frame + s->frame_pos), s->frame_len - s->frame_pos};
-        if (st == CACHED_READY && limit > s->pos)
+        int file_fd = -1;
+        off_t file_off = 0;
+        size_t file_len = 0;
+        if (st == CACHED_READY && limit > s->pos &&
+            (file_len = cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off)) > 0 && n == 0) {
+            /* the body's piece is a file: sendfile, with the head sent just before */
+            ssize_t k = sendfile(fd, file_fd, &file_off, file_len);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return errno == EAGAIN ? CACHED_BLOCKED : CACHED_ERROR;
+            account(s, out, NULL, 0, (size_t)k, count);
+            count->wire += (uint64_t)k;
+            if ((size_t)k < file_len)
+                return CACHED_BLOCKED;
+            continue;
+        }
+        if (st == CACHED_READY && limit > s->pos && file_len == 0)
             n += cache_obj_iov(s->obj, s->pos, limit, iov + n, CACHED_IOV - n);
         if (n <= 0)
             return st == CACHED_READY ? CACHED_SENT : (enum cached_pump)st;
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
-        ssize_t k = writev(fd, iov, n);
+        /* before a file's piece: held back (MSG_MORE) to leave in its first packet */
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t k = file_len > 0 ? sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL) : writev(fd, iov, n);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {

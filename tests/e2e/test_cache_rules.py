@@ -3,6 +3,7 @@ ask many times) and with the counters: several ranges as multipart/byteranges, a
 on a miss fetching the whole object, cache key options, BYPASS, negative caching, zero
 5xx while the origin is down under load, and stored bodies sent without copies."""
 
+import os
 import re
 import threading
 import time
@@ -36,6 +37,44 @@ def parts_of(resp):
 
 
 # ---------------------------------------------------------------- ranges
+
+def memfds(pid):
+    """The memfds verge holds: large bodies of known length are kept in one each."""
+    names = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            names.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return [n for n in names if n.startswith("/memfd:verge-object")]
+
+
+def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge, scripted_origin):
+    """A 300 KiB body is held in a memfd and sent with sendfile, after the head: every
+    byte right for a hit, a range, several ranges, HEAD and two pipelined requests."""
+    body = bytes(range(256)) * 1200
+    origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"}, body=body)
+    v = cached_edge(verge, origin)
+    assert v.get("/large").body == body
+    resp = v.get("/large")
+    assert resp.headers.get("x-cache") == "HIT" and resp.body == body
+    assert len(memfds(v.pid)) == 1
+    resp = v.get("/large", headers=[("Range", "bytes=100000-200009")])
+    assert resp.status == 206 and resp.body == body[100000:200010]
+    resp = v.get("/large", headers=[("Range", "bytes=0-9, 300000-300009, -5")])
+    assert resp.status == 206
+    assert [data for _, data in parts_of(resp)] == [body[:10], body[300000:300010], body[-5:]]
+    resp = http(v.port, "HEAD", "/large")
+    assert resp.status == 200 and resp.body == b""
+    assert resp.headers.get("content-length") == str(len(body))
+    with Client(v.port) as c:
+        c.send(build_request("GET", "/large", "a.test", (), None, "HTTP/1.1") * 2)
+        for _ in range(2):
+            resp = c.read_response()
+            assert resp.status == 200 and resp.body == body
+    assert len(origin.requests) == 1
+
+
 
 def test_several_ranges_are_answered_as_multipart_byteranges(verge, scripted_origin):
     origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60",
