@@ -365,7 +365,9 @@ log_started(const struct server *s)
 
 /* Raise the soft open-files limit to the hard one: every visitor and origin connection
  * is a descriptor. client.max_connections "auto" is 3/4 of what is allowed, leaving the
- * rest for origin connections, logs, DNS and listeners. */
+ * rest for origin connections, logs, DNS and listeners; an eighth (at most
+ * STORE_FILES_MAX) may hold large cached bodies, sent with sendfile (store.h). */
+#define STORE_FILES_MAX 4096
 static void
 raise_open_files(const struct config *cfg)
 {
@@ -380,6 +382,7 @@ raise_open_files(const struct config *cfg)
     }
     uint64_t files = rl.rlim_cur == RLIM_INFINITY ? (uint64_t)1 << 20 : (uint64_t)rl.rlim_cur;
     conn_limit_set_auto(MAX(files * 3 / 4, (uint64_t)1));
+    cache_store_set_files((int)MIN(files / 8, (uint64_t)STORE_FILES_MAX));
     log_info("open files limit %llu: at most %llu visitor connections (client.max_connections "
              "%s)", (unsigned long long)files,
              (unsigned long long)(cfg->client_max_connections ? cfg->client_max_connections

@@ -13,7 +13,7 @@
 #define CHUNK_MIN (16 * 1024)
 #define CHUNK_MAX (1024 * 1024)
 #define FILE_CHUNK_MIN (64 * 1024) /* a known-length body this big is kept in a memfd */
-#define FILE_CHUNKS_MAX 4096       /* memfds held at once, each an open file */
+
 #define SUB_LOCKS 64
 
 struct shard {
@@ -90,7 +90,14 @@ cache_store_max_object(void)
 
 /* ---------------------------------------------------------------- objects */
 
-static int file_chunks; /* memfds held, atomically */
+static int file_chunks;     /* memfds held, atomically */
+static int file_chunks_max; /* cache_store_set_files; 0 until then: bodies in memory */
+
+void
+cache_store_set_files(int n)
+{
+    __atomic_store_n(&file_chunks_max, n, __ATOMIC_RELAXED);
+}
 
 static void
 chunk_free(struct cache_chunk *c)
@@ -108,7 +115,8 @@ chunk_free(struct cache_chunk *c)
 static struct cache_chunk *
 file_chunk_new(size_t size)
 {
-    if (__atomic_add_fetch(&file_chunks, 1, __ATOMIC_RELAXED) > FILE_CHUNKS_MAX) {
+    if (__atomic_add_fetch(&file_chunks, 1, __ATOMIC_RELAXED) >
+        __atomic_load_n(&file_chunks_max, __ATOMIC_RELAXED)) {
         __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
         return NULL;
     }
