@@ -674,7 +674,8 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
         size_t file_len = 0;
         if (st == CACHED_READY && limit > s->pos &&
             (file_len = cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off)) > 0 && n == 0) {
-            /* the body's piece is a file: sendfile, with the head sent just before */
+            /* the body's piece is a file: sendfile, with the head sent just before (fd is a
+             * plain TCP socket: a TLS listener would need kTLS here, or the writev path) */
             ssize_t k = sendfile(fd, file_fd, &file_off, file_len);
             if (k < 0 && errno == EINTR)
                 continue;
