@@ -13,7 +13,6 @@
 #define CHUNK_MIN (16 * 1024)
 #define CHUNK_MAX (1024 * 1024)
 #define FILE_CHUNK_MIN (64 * 1024) /* a known-length body this big is kept in a memfd */
-
 #define SUB_LOCKS 64
 
 struct shard {
@@ -359,7 +358,7 @@ lookup_locked(struct shard *s, struct cache_lookup *l)
     if (l->marker != NULL)
         cache_obj_acquire(l->marker);
     if (l->entries == 1)
-        l->gen = (l->stored ? l->stored : l->marker ? l->marker : o0)->gen;
+        l->gen = o0->gen; /* stored, marker or busy: the key's only entry */
     if (l->busy != NULL)
         cache_obj_acquire(l->busy);
     else if (l->lead) {
@@ -549,14 +548,13 @@ static struct cache_chunk *
 chunk_new(const struct cache_obj *o, size_t need)
 {
     size_t size;
-    if (o->first == NULL && o->total_len > 0)
+    if (o->first == NULL && o->total_len > 0) {
         size = (size_t)o->total_len; /* the length is known: the body is one piece */
-    else
-        size = MIN(MAX(o->last ? o->last->size * 2 : CHUNK_MIN, need), (size_t)CHUNK_MAX);
-    if (o->first == NULL && o->total_len >= FILE_CHUNK_MIN) {
-        struct cache_chunk *f = file_chunk_new(size);
+        struct cache_chunk *f = size >= FILE_CHUNK_MIN ? file_chunk_new(size) : NULL;
         if (f != NULL)
             return f;
+    } else {
+        size = MIN(MAX(o->last ? o->last->size * 2 : CHUNK_MIN, need), (size_t)CHUNK_MAX);
     }
     struct cache_chunk *c = malloc(sizeof(*c) + size); /* no memory: not stored, no abort */
     if (c != NULL)

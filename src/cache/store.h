@@ -118,7 +118,6 @@ void cache_store_clear(void);
 /* The 64-bit hash used for keys (eight bytes a step, then mixed: splitmix64's finish). */
 uint64_t cache_key_hash(const char *s, size_t len);
 
-/* A lookup: the stored object and the fill in progress for this request's variant. */
 /* A worker's own memo of lookups whose whole answer was one small stored object or one
  * hit-for-miss marker (no other entry of its key): the next lookup of that key on the worker
  * checks the object's gen instead of taking the shard's lock, which every worker's hits of
@@ -137,6 +136,7 @@ void cache_near_sweep(struct cache_near *n);
 /* Let go of every object (the worker ends). */
 void cache_near_clear(struct cache_near *n);
 
+/* A lookup: the stored object and the fill in progress for this request's variant. */
 struct cache_lookup {
     const char *base; /* base key (zone \n host \n target), base_len bytes */
     size_t base_len;
@@ -150,7 +150,7 @@ struct cache_lookup {
     struct cache_obj *busy;      /* pending or filling */
     struct cache_obj *marker;    /* the key's hit-for-miss marker (fresh or not) */
     bool leading;                /* busy was made by this call: fill it or fail it */
-    int entries;                 /* of the key, seen under the lock (near.c's "alone") */
+    int entries;                 /* of the key, seen under the lock (the memo keeps only 1) */
     uint32_t gen;                /* the key's one entry's, under the lock (entries == 1) */
 };
 void cache_store_lookup(struct cache_lookup *l);
@@ -213,13 +213,13 @@ cache_obj_available(const struct cache_obj *o)
  * into iov (at most max); returns how many, 0 when there is nothing to read yet. */
 int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iovec *iov,
                   int max);
-/* The readable body as one contiguous copy (tests, small objects): up to outlen bytes. */
 /* The file behind bytes [from, to) of the body, when the piece holding from is one (a
  * large body of known length is kept in a memfd, whose pages every answer shares: sent
  * with sendfile, a visitor's copy is read from memory that stays cached, where a copy into
  * each response's socket buffers costs both sides). *fd and *off locate from; returns how
  * many bytes from on lie in that piece (at most to - from), 0 when none is a file. */
 size_t cache_obj_file(const struct cache_obj *o, uint64_t from, uint64_t to, int *fd, off_t *off);
+/* The readable body as one contiguous copy (tests, small objects): up to outlen bytes. */
 size_t cache_obj_copy(const struct cache_obj *o, uint64_t from, char *out, size_t outlen);
 
 /* Call w's callback (in w's worker) once o's state differs from seen_state or more than

@@ -26,10 +26,6 @@ void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
-/* Case-insensitive compare of a length-delimited string with a C string (usually a
- * literal: its length is then known at compile time). Inline, and it looks at the length
- * and the first byte before comparing: header names are matched this way many times per
- * request, and nearly every comparison fails on one of those two. */
 static inline unsigned char
 ascii_lower(unsigned char c)
 {
@@ -47,6 +43,10 @@ mem_ieq(const char *a, const char *b, size_t n)
     return true;
 }
 
+/* Case-insensitive compare of a length-delimited string with a C string (usually a
+ * literal: its length is then known at compile time). Inline, and it looks at the length
+ * and the first byte before comparing: header names are matched this way many times per
+ * request, and nearly every comparison fails on one of those two. */
 static inline bool
 str_ieq(const char *s, size_t len, const char *lit)
 {

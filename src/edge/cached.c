@@ -669,11 +669,11 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
             iov[n++] = head[i];
         if (st == CACHED_READY && frame_pending(s))
             iov[n++] = (struct iovec){(void *)(s->frame + s->frame_pos), s->frame_len - s->frame_pos};
+        bool body = st == CACHED_READY && limit > s->pos;
         int file_fd = -1;
         off_t file_off = 0;
-        size_t file_len = 0;
-        if (st == CACHED_READY && limit > s->pos &&
-            (file_len = cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off)) > 0 && n == 0) {
+        size_t file_len = body ? cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off) : 0;
+        if (file_len > 0 && n == 0) {
             /* the body's piece is a file: sendfile, with the head sent just before (fd is a
              * plain TCP socket: a TLS listener would need kTLS here, or the writev path) */
             ssize_t k = sendfile(fd, file_fd, &file_off, file_len);
@@ -687,7 +687,7 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
                 return CACHED_BLOCKED;
             continue;
         }
-        if (st == CACHED_READY && limit > s->pos && file_len == 0)
+        if (body && file_len == 0)
             n += cache_obj_iov(s->obj, s->pos, limit, iov + n, CACHED_IOV - n);
         if (n <= 0)
             return st == CACHED_READY ? CACHED_SENT : (enum cached_pump)st;

@@ -193,9 +193,9 @@ on_wake(struct loop *loop, void *arg)
         if (w->cfg_users > 0) { /* requests in progress keep it: the reference moves */
             w->old_cfgs = xrealloc(w->old_cfgs, (w->nold_cfgs + 1) * sizeof(*w->old_cfgs));
             w->old_cfgs[w->nold_cfgs++] = (struct worker_old_cfg){w->cfg, w->cfg_users};
-            w->cfg = NULL;
+        } else {
+            config_release(&w->cfg);
         }
-        config_release(&w->cfg);
         w->cfg = cfg; /* the reference taken in worker_set_config */
         w->cfg_users = 0;
         bind_zone_stats(w);

@@ -223,10 +223,7 @@ is_field(const char *name, size_t len, size_t f)
     if (len >= 4)
         return lower8(load4(name)) == load4(lower) &&
                lower8(load4(name + len - 4)) == load4(lower + len - 4);
-    for (size_t i = 0; i < len; i++)
-        if (ascii_lower((unsigned char)name[i]) != (unsigned char)lower[i])
-            return false;
-    return true;
+    return mem_ieq(name, lower, len);
 }
 
 enum http_field

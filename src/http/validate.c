@@ -201,16 +201,14 @@ plain_line_end(const char *d, size_t len, size_t i)
 static size_t
 plain_field_line(const char *d, size_t len, size_t pos)
 {
-    size_t i = pos;
-    i = token_end(d, i, len);
+    size_t i = token_end(d, pos, len);
     return i > pos && i < len && d[i] == ':' ? plain_line_end(d, len, i + 1) : 0;
 }
 
 static size_t
 plain_request_line(const char *d, size_t len, size_t pos)
 {
-    size_t i = pos, target;
-    i = token_end(d, i, len);
+    size_t i = token_end(d, pos, len), target;
     if (i == pos || i == len || d[i] != ' ')
         return 0;
     for (target = ++i; i < len && (unsigned char)d[i] > 0x20 && (unsigned char)d[i] < 0x7f;)
