@@ -1,7 +1,8 @@
 """The benchmark's own tools (bench/): the fixed-response ceiling must answer exactly one
 response per request however requests are split or pipelined, the process rig must leave
-nothing running, and the callgrind reader must count what callgrind wrote. A wrong
-ceiling or a miscounted profile would make every figure of make bench wrong."""
+nothing running, the callgrind reader must count what callgrind wrote, and the targets must
+be judged on the figures of the same rounds. A wrong ceiling, a miscounted profile or a
+ratio of the wrong runs would make every figure of make bench wrong."""
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "be
 sys.path.insert(0, os.path.abspath(BENCH))
 import costs  # noqa: E402
 import idle  # noqa: E402
+import report  # noqa: E402
 import rig  # noqa: E402
 
 
@@ -145,3 +147,46 @@ def test_callgrind_reader_counts_self_inclusive_and_calls(tmp_path):
     assert cg.calls["malloc"] == 3 and cg.edges[("serve_cached", "malloc")] == 3
     assert ("pthread_mutex_lock", "/libc/vsnprintf.c") in cg.self_ir  # version suffix gone
     assert cg.total == 176
+
+
+def _runs(scenario, metric, figures):
+    """Runs of make bench's shape: {server: [figure of round 1, round 2, ...]}."""
+    return [{"scenario": scenario, "server": server, "round": i + 1, metric: v}
+            for server, values in figures.items() for i, v in enumerate(values)]
+
+
+def test_targets_are_judged_on_the_ratios_of_the_same_rounds():
+    # The machine is slow in round 2 for everyone and in round 3 for Verge alone: its
+    # rounds' ratios to HAProxy are 1.10, 1.10, 0.80, though its median (800) over
+    # HAProxy's (1000) is 0.80.
+    runs = _runs("hit-1k", "rps", {"verge": [1100, 550, 800], "haproxy": [1000, 500, 1000],
+                                   "fixed": [1200, 600, 1000], "nginx": [900, 450, 900]})
+    table = {"runs": runs, "idle": [], "summary": {"hit-1k": {}}}
+    for server in ("verge", "haproxy", "fixed", "nginx"):
+        values = [r["rps"] for r in runs if r["server"] == server]
+        table["summary"]["hit-1k"][server] = {"rps": report._stats(values, None, None)}
+    got = {t["target"]: t for t in report.targets(table)}
+    haproxy = got["hit 1 KiB req/s >= 1.05x HAProxy"]
+    assert haproxy["reference_server"] == "haproxy"
+    assert abs(haproxy["ratio"] - 1.10) < 0.01 and haproxy["met"]
+    assert abs(haproxy["ratio_of_medians"] - 0.80) < 0.01
+    assert abs(haproxy["ratio_min"] - 0.80) < 0.01 and abs(haproxy["ratio_max"] - 1.10) < 0.01
+    # against the fixed server: 0.917, 0.917, 0.80 -> median 0.917, met
+    fixed = got["hit 1 KiB req/s >= 0.90x fixed"]
+    assert abs(fixed["ratio"] - 1100 / 1200) < 0.01 and fixed["met"]
+    # a target whose scenario has no runs is neither met nor missed
+    assert got["pass req/s >= 1.05x best peer"]["met"] is None
+
+
+def test_the_best_peer_is_chosen_by_median_and_compared_round_by_round():
+    runs = _runs("pass", "rps", {"verge": [120, 60, 110], "nginx": [100, 100, 100],
+                                 "haproxy": [110, 50, 105], "varnish": [30, 30, 30]})
+    table = {"runs": runs, "idle": [], "summary": {"pass": {}}}
+    for server in ("verge", "nginx", "haproxy", "varnish"):
+        values = [r["rps"] for r in runs if r["server"] == server]
+        table["summary"]["pass"][server] = {"rps": report._stats(values, None, None)}
+    got = {t["target"]: t for t in report.targets(table)}["pass req/s >= 1.05x best peer"]
+    assert got["reference_server"] == "haproxy"  # median 105 against nginx's 100
+    # rounds: 120/110, 60/50, 110/105 -> median 1.09; of medians 110/105 = 1.048 would miss
+    assert abs(got["ratio"] - 120 / 110) < 0.001 and abs(got["ratio_of_medians"] - 110 / 105) < 0.001
+    assert got["met"]
