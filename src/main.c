@@ -366,7 +366,7 @@ log_started(const struct server *s)
 /* Raise the soft open-files limit to the hard one: every visitor and origin connection
  * is a descriptor. client.max_connections "auto" is 3/4 of what is allowed, leaving the
  * rest for origin connections, logs, DNS and listeners; an eighth (at most
- * STORE_FILES_MAX) may hold large cached bodies, sent with sendfile (store.h). */
+ * STORE_FILES_MAX) may be the memfds that hold large cached bodies (cache/slab.h). */
 #define STORE_FILES_MAX 4096
 static void
 raise_open_files(const struct config *cfg)

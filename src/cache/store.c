@@ -5,14 +5,12 @@
 #include "cache/vary.h"
 
 #include <pthread.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define STORE_OVERHEAD (sizeof(struct cache_obj) + 64) /* charged per object */
 #define STORE_FIRST_BUCKETS 256
 #define CHUNK_MIN (16 * 1024)
 #define CHUNK_MAX (1024 * 1024)
-#define FILE_CHUNK_MIN (64 * 1024) /* a known-length body this big is kept in a memfd */
+#define FILE_CHUNK_MIN CACHE_SLAB_BLOCK_MIN /* a known-length body this big: in a memfd */
 #define SUB_LOCKS 64
 
 struct shard {
@@ -89,49 +87,33 @@ cache_store_max_object(void)
 
 /* ---------------------------------------------------------------- objects */
 
-static int file_chunks;     /* memfds held, atomically */
-static int file_chunks_max; /* cache_store_set_files; 0 until then: bodies in memory */
-
 void
 cache_store_set_files(int n)
 {
-    __atomic_store_n(&file_chunks_max, n, __ATOMIC_RELAXED);
+    cache_slab_set_files(n);
 }
 
 static void
 chunk_free(struct cache_chunk *c)
 {
-    if (c->fd >= 0) {
-        munmap(c->data, c->size);
-        close(c->fd);
-        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
-    }
+    cache_slab_give(&c->file);
     free(c);
 }
 
-/* A piece in a memfd of size bytes, mapped; NULL when there is none to be had (too many
- * open, or the system refuses): the caller keeps the body in memory instead. */
+/* A piece of size bytes in a memfd's block; NULL when there is none to be had: the caller
+ * keeps the body in memory instead. */
 static struct cache_chunk *
 file_chunk_new(size_t size)
 {
-    if (__atomic_add_fetch(&file_chunks, 1, __ATOMIC_RELAXED) >
-        __atomic_load_n(&file_chunks_max, __ATOMIC_RELAXED)) {
-        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
-        return NULL;
-    }
     struct cache_chunk *c = malloc(sizeof(*c));
-    int fd = memfd_create("verge-object", MFD_CLOEXEC);
-    void *map = MAP_FAILED;
-    if (c != NULL && fd >= 0 && ftruncate(fd, (off_t)size) == 0)
-        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        if (fd >= 0)
-            close(fd);
+    if (c == NULL)
+        return NULL;
+    *c = (struct cache_chunk){.size = size};
+    if (cache_slab_take(size, &c->file) < 0) {
         free(c);
-        __atomic_sub_fetch(&file_chunks, 1, __ATOMIC_RELAXED);
         return NULL;
     }
-    *c = (struct cache_chunk){.size = size, .data = map, .fd = fd};
+    c->data = c->file.data;
     return c;
 }
 
@@ -558,7 +540,7 @@ chunk_new(const struct cache_obj *o, size_t need)
     }
     struct cache_chunk *c = malloc(sizeof(*c) + size); /* no memory: not stored, no abort */
     if (c != NULL)
-        *c = (struct cache_chunk){.size = size, .data = (char *)(c + 1), .fd = -1};
+        *c = (struct cache_chunk){.size = size, .data = (char *)(c + 1)};
     return c;
 }
 
@@ -783,10 +765,10 @@ cache_obj_file(const struct cache_obj *o, uint64_t from, uint64_t to, int *fd, o
         return 0;
     for (const struct cache_chunk *c = b->first; c != NULL; c = c->next) {
         if (from < at + c->size) {
-            if (c->fd < 0)
+            if (c->file.slab == NULL)
                 return 0;
-            *fd = c->fd;
-            *off = (off_t)(from - at);
+            *fd = c->file.fd;
+            *off = c->file.off + (off_t)(from - at);
             return (size_t)(MIN(to, at + c->size) - from);
         }
         at += c->size;

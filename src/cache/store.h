@@ -24,6 +24,7 @@
 
 #include "cache/evict.h"
 #include "cache/notify.h"
+#include "cache/slab.h"
 #include "core/buf.h"
 #include "http/msg.h"
 
@@ -56,8 +57,9 @@ enum cache_fail {
 struct cache_chunk {
     struct cache_chunk *next;
     size_t size; /* bytes at data */
-    char *data;  /* after the struct, or the mapping of fd */
-    int fd;      /* a memfd holding the piece (sendfile), or -1 */
+    char *data;  /* after the struct, or file.data */
+    struct cache_slab_piece file; /* a block of a memfd holding the piece (sendfile), or
+                                   * file.slab NULL */
 };
 
 struct cache_obj {
@@ -109,8 +111,7 @@ struct cache_obj {
  * limit are evicted on the next insert). */
 void cache_store_configure(uint64_t memory, uint64_t max_object, enum cache_eviction policy);
 uint64_t cache_store_max_object(void);
-/* How many large bodies may be kept in memfds (cache_obj_file), each an open file; 0 (the
- * default): none. */
+/* How many memfds may hold large bodies (cache_obj_file, slab.h); 0 (the default): none. */
 void cache_store_set_files(int n);
 /* Drop every object (tests and benchmarks). */
 void cache_store_clear(void);
@@ -214,7 +215,8 @@ cache_obj_available(const struct cache_obj *o)
 int cache_obj_iov(const struct cache_obj *o, uint64_t from, uint64_t to, struct iovec *iov,
                   int max);
 /* The file behind bytes [from, to) of the body, when the piece holding from is one (a
- * large body of known length is kept in a memfd, whose pages every answer shares: sent
+ * large body of known length is kept in a block of a memfd (slab.h), whose pages every
+ * answer shares: sent
  * with sendfile, a visitor's copy is read from memory that stays cached, where a copy into
  * each response's socket buffers costs both sides). *fd and *off locate from; returns how
  * many bytes from on lie in that piece (at most to - from), 0 when none is a file. */

@@ -39,14 +39,14 @@ def parts_of(resp):
 # ---------------------------------------------------------------- ranges
 
 def memfds(pid):
-    """The memfds verge holds: large bodies of known length are kept in one each."""
+    """The memfds verge holds for large bodies of known length (blocks of shared slabs)."""
     names = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             names.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
         except OSError:
             pass
-    return [n for n in names if n.startswith("/memfd:verge-object")]
+    return [n for n in names if n.startswith("/memfd:verge-bodies")]
 
 
 def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge, scripted_origin):
@@ -74,6 +74,57 @@ def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge,
             assert resp.status == 200 and resp.body == body
     assert len(origin.requests) == 1
 
+
+
+def body_for(path, size):
+    """A body of size bytes that no other path's is like."""
+    seed = path.encode() + b"|"
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_bytes(
+        verge, scripted_origin, tmp_path):
+    """Ten 100 KiB bodies (128 KiB blocks) and three of 300 KiB (512 KiB blocks) take one
+    memfd per block size, not one each; every answer, whole or a range of one body, has
+    that body's bytes, also after a purge freed a block and another body was stored."""
+    sizes = {f"/b{i}": 100 * 1024 + i for i in range(10)}
+    sizes.update({f"/c{i}": 300 * 1024 + i for i in range(3)})
+    sizes["/d"] = 100 * 1024 + 77
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            path = req.target.split("?")[0]
+            conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
+    origin = scripted_origin(handler)
+    (tmp_path / "admin.token").write_text("purge-token-for-tests-0123456789\n")
+    v = verge.prepare()
+    cfg = v.build_config([zone("z1", [origin.url], cache=True)])
+    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
+    v.write_config(cfg)
+    v = v.start()
+    paths = [p for p in sizes if p != "/d"]
+    for p in paths:
+        assert v.get(p).body == body_for(p, sizes[p])
+    assert len(memfds(v.pid)) == 2
+    for p in paths:
+        resp = v.get(p)
+        assert resp.headers.get("x-cache") == "HIT" and resp.body == body_for(p, sizes[p]), p
+    resp = v.get("/b7", headers=[("Range", "bytes=50000-50099")])
+    assert resp.status == 206 and resp.body == body_for("/b7", sizes["/b7"])[50000:50100]
+    resp = http(v.admin_port, "POST", "/purge?zone=z1&path=/b3", host="admin",
+                headers=[("Connection", "close"),
+                         ("Authorization", "Bearer purge-token-for-tests-0123456789")])
+    assert resp.status == 200
+    assert v.get("/d").body == body_for("/d", sizes["/d"])
+    for p in paths + ["/d"]:
+        if p != "/b3":
+            resp = v.get(p)
+            assert resp.headers.get("x-cache") == "HIT" and resp.body == body_for(p, sizes[p]), p
+    assert len(memfds(v.pid)) == 2
+    assert len(origin.requests) == len(sizes)
 
 
 def test_several_ranges_are_answered_as_multipart_byteranges(verge, scripted_origin):
