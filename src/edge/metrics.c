@@ -210,6 +210,15 @@ metrics_render(struct buf *out)
                      (unsigned long long)cs.objects, (unsigned long long)cs.bytes,
                      (unsigned long long)cs.evictions, (unsigned long long)cs.fills,
                      (unsigned long long)cs.markers);
+    struct cache_slab_stats ss;
+    cache_slab_stats(&ss);
+    rc |= buf_printf(out,
+                     "# HELP verge_cache_body_files Memfds holding large cached bodies "
+                     "(sent with sendfile).\n"
+                     "# TYPE verge_cache_body_files gauge\nverge_cache_body_files %d\n"
+                     "# HELP verge_cache_body_blocks Large cached bodies in those memfds.\n"
+                     "# TYPE verge_cache_body_blocks gauge\nverge_cache_body_blocks %llu\n",
+                     ss.files, (unsigned long long)ss.blocks);
     pthread_mutex_lock(&registry_lock);
     rc |= render_zones(out);
     pthread_mutex_unlock(&registry_lock);

@@ -109,6 +109,8 @@ def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_b
     for p in paths:
         assert v.get(p).body == body_for(p, sizes[p])
     assert len(memfds(v.pid)) == 2
+    m = v.metrics()
+    assert m.value("verge_cache_body_files") == 2 and m.value("verge_cache_body_blocks") == 13
     for p in paths:
         resp = v.get(p)
         assert resp.headers.get("x-cache") == "HIT" and resp.body == body_for(p, sizes[p]), p
@@ -124,6 +126,7 @@ def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_b
             resp = v.get(p)
             assert resp.headers.get("x-cache") == "HIT" and resp.body == body_for(p, sizes[p]), p
     assert len(memfds(v.pid)) == 2
+    assert v.metrics().value("verge_cache_body_blocks") == 13  # one purged, one stored
     assert len(origin.requests) == len(sizes)
 
 
