@@ -130,7 +130,11 @@ $(B)/bench/fixed: bench/fixed.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o $@ $<
 
-bench: $(B)/verge $(B)/bench/fixed
+$(B)/bench/pace: bench/pace.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+bench: $(B)/verge $(B)/bench/fixed $(B)/bench/pace
 	@bench/setup
 	$(PYTHON) bench/bench.py
 

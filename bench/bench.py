@@ -28,11 +28,16 @@ WARM_SECONDS = 0 if QUICK else 1  # per scenario and server; the caches are prim
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE", 2000 if QUICK else 10000))
 IDLE_BATCHES = 3  # idle connections open in 3 steps: 3 samples of memory per connection
 WRK_LUA = os.path.join(rig.BENCH, "wrk.lua")
+PACE_BIN = os.path.join(rig.ROOT, "build", "bench", "pace")
+# Open-loop scenarios (bench/pace.c): requests per second offered to every server alike,
+# below what each of them answers in the closed-loop hit-1k (the slowest, Varnish, ~20k).
+PACED = {"hit-1k-paced-15k": 15000}
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
 # pass: every request must; error: every origin down)
 SCENARIOS = [
     ("hit-1k", "/1k.bin", 1, None, "hit"),
+    ("hit-1k-paced-15k", "/1k.bin", 1, None, "hit"),
     ("hit-1k-pipelined-16", "/1k.bin", 16, None, "hit"),
     ("hit-100k", "/100k.bin", 1, None, "hit"),
     ("hit-1m", "/1m.bin", 1, None, "hit"),
@@ -47,9 +52,9 @@ if ONLY:
 # wrk, wrk threads and connections.
 TABLES = {
     "1": dict(title="1 worker each, servers and origin pinned to CPU 0, wrk to CPU 1",
-              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50),
+              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, paced=True),
     "2": dict(title="2 workers each, nothing pinned", workers=2, server_cpus=None,
-              wrk_cpus=None, threads=2, conns=100),
+              wrk_cpus=None, threads=2, conns=100, paced=False),  # within the 10 minutes
 }
 
 
@@ -82,6 +87,34 @@ def wrk(procs, table, server, scenario, seconds):
         "cpu_per_100k": cpu / r["requests"] * 1e5 if r["requests"] else None,
         "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "non_2xx_rate": r["errors_status"] / secs, "socket_errors": errors,
+        "origin_requests": table["origin"].requests() - origin_before,
+    }
+
+
+def paced(procs, table, server, scenario, seconds):
+    """One bench/pace.c run against one server: latency from each request's slot in a
+    fixed schedule (coordinated omission corrected), with the same figures as wrk()."""
+    name, path, _, host, _ = scenario
+    cmd = [PACE_BIN, str(server.port_for(path)), path, str(PACED[name]), str(table["conns"]),
+           str(seconds)] + ([host] if host else [])
+    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    out = procs.run("pace", cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
+    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
+    time.sleep(0.05)
+    line = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not line:
+        raise RuntimeError("pace printed no result for %s on %s:\n%s" % (name, server.name, out))
+    r = json.loads(line[-1])
+    table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
+    secs = r["duration_us"] / 1e6
+    return {
+        "server": server.name, "scenario": name, "requests": r["answered"], "due": r["due"],
+        "unanswered": r["unanswered"], "rps": r["rate"], "mbps": None,
+        "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+        "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
+        "cpu_per_100k": cpu / r["answered"] * 1e5 if r["answered"] else None,
+        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
+        "non_2xx_rate": r["non_2xx"] / secs, "socket_errors": r["errors"],
         "origin_requests": table["origin"].requests() - origin_before,
     }
 
@@ -159,14 +192,17 @@ def run_table(procs, work, key):
         table["versions"] = {s.name: s.version() for s in srvs}
         table["notes"] += prime(table, srvs)
         for sc in SCENARIOS:
+            run = paced if sc[0] in PACED else wrk
+            if run is paced and not table["paced"]:
+                continue
             progress("table %s: %s" % (key, sc[0]))
             for s in srvs if WARM_SECONDS else []:  # warm-up, not measured
-                wrk(procs, table, s, sc, WARM_SECONDS)
+                run(procs, table, s, sc, WARM_SECONDS)
             for rnd in range(ROUNDS):
                 # A B C D E, E D C B A, ...: drift hits every server alike, and no server
                 # always runs right after the same one
                 for s in srvs if rnd % 2 == 0 else srvs[::-1]:
-                    r = wrk(procs, table, s, sc, SECONDS)
+                    r = run(procs, table, s, sc, SECONDS)
                     r["round"] = rnd + 1
                     table["runs"].append(r)
         for s in srvs if not ONLY or "idle" in ONLY else []:
@@ -206,12 +242,12 @@ def main():
     for tool in ("wrk", "taskset"):
         if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
             sys.exit("bench: %s is missing: run bench/setup (make bench does)" % tool)
-    for path in (servers.VERGE_BIN, servers.FIXED_BIN):
+    for path in (servers.VERGE_BIN, servers.FIXED_BIN, PACE_BIN):
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is missing: run make bench (it builds it)" % path)
     result = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "seconds": SECONDS,
               "idle_connections": IDLE_CONNS, "scenarios": [s[0] for s in SCENARIOS],
-              "kinds": {s[0]: s[4] for s in SCENARIOS}}
+              "kinds": {s[0]: s[4] for s in SCENARIOS}, "paced": PACED}
     procs, work = rig.Procs(), rig.Workdir()
     try:
         keys = os.environ.get("BENCH_TABLES", "12")

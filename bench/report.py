@@ -145,6 +145,32 @@ def _ratio(st):
     return "%s / %s" % (f(st["x_nginx"]), f(st["x_fixed"]))
 
 
+def _paced_md(result, t):
+    """The open-loop scenarios' latencies, with the tail the main table leaves out."""
+    out = []
+    for sc, rate in result.get("paced", {}).items():
+        runs = [r for r in t["runs"] if r["scenario"] == sc]
+        if not runs:
+            continue
+        out += ["", "Open-loop latency, `%s` ([pace.c](../pace.c)): %d requests per second "
+                "offered to every server alike on %d connections, each latency counted from "
+                "the moment the schedule said the request should leave (wrk sends a "
+                "connection's next request only after the last answer, so the requests a "
+                "stall delays are never measured). Medians of the rounds (min–max):"
+                % (sc, rate, t["conns"]), "",
+                "| server | answered/s | p50 ms | p99 ms | p99.9 ms | max ms | CPU s/100k req | not answered |",
+                "|---|---|---|---|---|---|---|---|"]
+        for name in t["summary"][sc]:
+            rs = [r for r in runs if r["server"] == name]
+            st = lambda m: _stats([r[m] for r in rs], None, None)
+            lost = sum(r["unanswered"] + r["socket_errors"] for r in rs)
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %d of %d |" % (
+                name, _cell(st("rps")), _cell(st("p50_ms"), 3), _cell(st("p99_ms"), 3),
+                _cell(st("p999_ms"), 3), _cell(st("max_ms"), 3), _cell(st("cpu_per_100k"), 2),
+                lost, sum(r["due"] for r in rs)))
+    return out
+
+
 def _table_md(result, t):
     out = ["## Table %s: %s" % (t["key"], t["title"]), ""]
     out.append("wrk: %d thread(s), %d connections, %.0f s per run, %d round(s), servers "
@@ -169,6 +195,7 @@ def _table_md(result, t):
                 sc, name, rps, _cell(row["mbps"], 1), _cell(row["p50_ms"], 3),
                 _cell(row["p99_ms"], 3), _cell(row["cpu_per_100k"], 2), _num(row["rss_mib"]["median"], 1),
                 origin))
+    out += _paced_md(result, t)
     out += ["", "Ratios (median ÷ nginx's median / ÷ fixed's median; higher is better for req/s "
             "and MB/s, lower for latency, CPU and RSS):", "",
             "| scenario | server | req/s | MB/s | p50 | p99 | CPU/100k | RSS |", "|---|---|---|---|---|---|---|---|"]

@@ -1,12 +1,15 @@
 """The benchmark's own tools (bench/): the fixed-response ceiling must answer exactly one
 response per request however requests are split or pipelined, the process rig must leave
-nothing running, the callgrind reader must count what callgrind wrote, and the targets must
-be judged on the figures of the same rounds. A wrong ceiling, a miscounted profile or a
+nothing running, the open-loop load must count a stall against every request it delays,
+the callgrind reader must count what callgrind wrote, and the targets must be judged on
+the figures of the same rounds. A wrong ceiling, a miscounted profile or a
 ratio of the wrong runs would make every figure of make bench wrong."""
 import os
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -190,3 +193,55 @@ def test_the_best_peer_is_chosen_by_median_and_compared_round_by_round():
     # rounds: 120/110, 60/50, 110/105 -> median 1.09; of medians 110/105 = 1.048 would miss
     assert abs(got["ratio"] - 120 / 110) < 0.001 and abs(got["ratio_of_medians"] - 110 / 105) < 0.001
     assert got["met"]
+
+
+def pace_run(tmp_path, port, rate, conns, seconds):
+    exe = tmp_path / "pace"
+    subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                    "-o", str(exe), os.path.join(BENCH, "pace.c")], check=True)
+    out = subprocess.run([str(exe), str(port), "/1k", str(rate), str(conns), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 30, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_pace_answers_every_request_it_schedules(fixed, tmp_path):
+    r = pace_run(tmp_path, fixed[0], 5000, 10, 1)
+    assert r["due"] == 5000 and r["answered"] == 5000
+    assert r["errors"] == 0 and r["unanswered"] == 0 and r["non_2xx"] == 0
+    assert 4500 < r["rate"] <= 5100
+    assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"]
+
+
+def test_pace_counts_a_stall_against_every_request_it_delays(tmp_path):
+    """One connection, 1000 requests a second, and a server that stalls 300 ms once: the
+    ~300 requests due during the stall wait for it, and their latency counts from when
+    they were due. A closed loop (wrk) would send none of them and see one slow answer."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+
+    def serve():
+        conn, _ = lsock.accept()
+        data, n = b"", 0
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+            while b"\r\n\r\n" in data:
+                _, _, data = data.partition(b"\r\n\r\n")
+                n += 1
+                if n == 100:
+                    time.sleep(0.3)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = pace_run(tmp_path, port, 1000, 1, 1)
+    finally:
+        lsock.close()
+    assert r["answered"] == 1000 and r["errors"] == 0
+    assert r["p99_us"] >= 250_000  # the requests queued behind the stall
+    assert r["max_us"] >= 290_000
+    assert r["p50_us"] < 50_000  # the rest were answered at once

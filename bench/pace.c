@@ -1,0 +1,273 @@
+/* pace.c - the benchmark's open-loop load: GET requests sent on a fixed schedule, whatever
+ * the server's answers do, with each latency counted from the moment the schedule said the
+ * request should leave. wrk sends a connection's next request only when the last answer
+ * is in, so a server that stalls is simply asked less, and the requests that would have
+ * waited through the stall are never measured ("coordinated omission"): its percentiles
+ * are those of a closed loop. Here a request that could not leave on time because its
+ * connection was still waiting is sent as soon as it can and counted from its slot.
+ *
+ * Usage: pace PORT PATH RATE CONNECTIONS SECONDS [HOST]
+ * Request j is due at start + j / RATE on connection j mod CONNECTIONS (one request in
+ * flight per connection, HTTP/1.1 keep-alive, 127.0.0.1). Answers must carry
+ * Content-Length. Prints one JSON line: requests due, answered, non-2xx, errors, the
+ * achieved rate, and latency percentiles in microseconds over every answered request. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS 1024
+#define HEAD_MAX 16384
+
+struct conn {
+    int fd;
+    uint64_t owed;      /* requests due on this connection and not sent yet */
+    uint64_t first_due; /* the slot of the oldest of them, or of the one in flight */
+    bool busy;          /* a request is in flight */
+    uint64_t sent_slot; /* the slot the request in flight was due at */
+    char head[HEAD_MAX];
+    size_t head_len;
+    uint64_t body_left; /* bytes of the answer's body still to come; UINT64_MAX: in the head */
+    int status;
+};
+
+static struct conn conns[MAX_CONNS];
+static int nconns, port, epfd;
+static char request[1024];
+static size_t request_len;
+static double rate;
+static uint64_t start_ns, *latencies, nlat, cap_lat, non2xx, errors;
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+slot_ns(uint64_t j)
+{
+    return start_ns + (uint64_t)((double)j * 1e9 / rate);
+}
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "pace: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void
+conn_open(struct conn *c)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        die("connect");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        die("epoll_ctl");
+    c->busy = false;
+    c->head_len = 0;
+    c->body_left = UINT64_MAX;
+}
+
+/* A broken connection: its request in flight is an error, the next ones go on a new one. */
+static void
+conn_reset(struct conn *c)
+{
+    errors += c->busy;
+    close(c->fd);
+    conn_open(c);
+}
+
+static void
+send_next(struct conn *c)
+{
+    if (c->busy || c->owed == 0)
+        return;
+    /* one write of a short request: the socket buffer always has room for it */
+    if (write(c->fd, request, request_len) != (ssize_t)request_len) {
+        errors++;
+        conn_reset(c);
+        return;
+    }
+    c->busy = true;
+    c->sent_slot = c->first_due;
+    c->owed--;
+    c->first_due += (uint64_t)nconns;
+}
+
+static void
+answered(struct conn *c, uint64_t now)
+{
+    if (nlat < cap_lat)
+        latencies[nlat++] = now - slot_ns(c->sent_slot);
+    non2xx += c->status < 200 || c->status > 299;
+    c->busy = false;
+    c->head_len = 0;
+    c->body_left = UINT64_MAX;
+    send_next(c);
+}
+
+/* The head is complete at its blank line: status and Content-Length; the rest is body. */
+static int
+parse_head(struct conn *c, size_t end)
+{
+    c->head[end] = '\0';
+    if (sscanf(c->head, "HTTP/1.%*d %d", &c->status) != 1)
+        return -1;
+    for (char *p = strstr(c->head, "\r\n"); p != NULL && p < c->head + end; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, "content-length:", 15) == 0) {
+            c->body_left = strtoull(p + 17, NULL, 10);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void
+on_readable(struct conn *c, uint64_t now)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_reset(c);
+            return;
+        }
+        if (n < 0)
+            return;
+        size_t at = 0;
+        while (at < (size_t)n) {
+            if (c->body_left == UINT64_MAX) {
+                size_t take = (size_t)n - at;
+                if (take > HEAD_MAX - 1 - c->head_len)
+                    take = HEAD_MAX - 1 - c->head_len;
+                memcpy(c->head + c->head_len, buf + at, take);
+                size_t from = c->head_len >= 3 ? c->head_len - 3 : 0;
+                c->head_len += take;
+                c->head[c->head_len] = '\0';
+                char *blank = strstr(c->head + from, "\r\n\r\n");
+                if (blank == NULL) {
+                    if (c->head_len >= HEAD_MAX - 1) {
+                        conn_reset(c);
+                        return;
+                    }
+                    at += take;
+                    continue;
+                }
+                size_t head_end = (size_t)(blank - c->head) + 4;
+                at += take - (c->head_len - head_end); /* body bytes after the head */
+                if (parse_head(c, head_end) < 0) {
+                    conn_reset(c);
+                    return;
+                }
+            } else {
+                size_t take = (size_t)n - at;
+                if (take > c->body_left)
+                    take = (size_t)c->body_left;
+                c->body_left -= take;
+                at += take;
+            }
+            if (c->body_left == 0) {
+                if (!c->busy || at < (size_t)n) { /* an answer nobody asked for */
+                    conn_reset(c);
+                    return;
+                }
+                answered(c, now);
+            }
+        }
+        if ((size_t)n < sizeof(buf))
+            return;
+    }
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t
+percentile(double p)
+{
+    if (nlat == 0)
+        return 0;
+    uint64_t i = (uint64_t)(p / 100.0 * (double)(nlat - 1) + 0.5);
+    return latencies[i];
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 6 || argc > 7) {
+        fprintf(stderr, "usage: pace PORT PATH RATE CONNECTIONS SECONDS [HOST]\n");
+        return 2;
+    }
+    port = atoi(argv[1]);
+    rate = atof(argv[3]);
+    nconns = atoi(argv[4]);
+    double seconds = atof(argv[5]);
+    if (port <= 0 || rate <= 0 || nconns <= 0 || nconns > MAX_CONNS || seconds <= 0) {
+        fprintf(stderr, "pace: bad arguments (at most %d connections)\n", MAX_CONNS);
+        return 2;
+    }
+    request_len = (size_t)snprintf(request, sizeof(request),
+                                   "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", argv[2],
+                                   argc == 7 ? argv[6] : "127.0.0.1");
+    uint64_t total = (uint64_t)(rate * seconds);
+    cap_lat = total;
+    latencies = malloc(sizeof(*latencies) * (total + 1));
+    if ((epfd = epoll_create1(0)) < 0 || latencies == NULL)
+        die("setup");
+    for (int i = 0; i < nconns; i++)
+        conn_open(&conns[i]);
+    start_ns = now_ns();
+    uint64_t end_ns = slot_ns(total), next = 0, now = start_ns;
+    /* after the last slot, wait up to 2 s more for the answers still owed */
+    while (now < end_ns + 2000000000u) {
+        now = now_ns();
+        for (; next < total && slot_ns(next) <= now; next++) {
+            struct conn *c = &conns[next % (uint64_t)nconns];
+            if (c->owed++ == 0)
+                c->first_due = next; /* its later slots follow nconns apart */
+            send_next(c);
+        }
+        if (next >= total && nlat + errors >= total)
+            break;
+        struct epoll_event evs[64];
+        uint64_t due = next < total ? slot_ns(next) : now + 2000000u; /* draining */
+        int timeout = due > now + 1000000u ? (int)((due - now) / 1000000u) : 0;
+        int n = epoll_wait(epfd, evs, 64, timeout);
+        now = now_ns();
+        for (int i = 0; i < n; i++)
+            on_readable(evs[i].data.ptr, now);
+    }
+    double elapsed = (double)(now - start_ns) / 1e9;
+    uint64_t unanswered = total - nlat - errors;
+    qsort(latencies, nlat, sizeof(*latencies), cmp_u64);
+    printf("{\"due\": %llu, \"answered\": %llu, \"non_2xx\": %llu, \"errors\": %llu, "
+           "\"unanswered\": %llu, \"duration_us\": %.0f, \"rate\": %.1f, \"p50_us\": %.1f, "
+           "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
+           (unsigned long long)total, (unsigned long long)nlat, (unsigned long long)non2xx,
+           (unsigned long long)errors, (unsigned long long)unanswered, elapsed * 1e6,
+           (double)nlat / elapsed, percentile(50) / 1e3, percentile(99) / 1e3,
+           percentile(99.9) / 1e3, nlat ? latencies[nlat - 1] / 1e3 : 0.0);
+    return 0;
+}
