@@ -12,6 +12,7 @@
  * Content-Length. Prints one JSON line: requests due, answered, non-2xx, errors, the
  * achieved rate, and latency percentiles in microseconds over every answered request. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -74,7 +75,8 @@ conn_open(struct conn *c)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0)
         die("connect");
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -86,6 +88,8 @@ conn_open(struct conn *c)
     c->body_left = UINT64_MAX;
 }
 
+static void send_next(struct conn *c);
+
 /* A broken connection: its request in flight is an error, the next ones go on a new one. */
 static void
 conn_reset(struct conn *c)
@@ -93,23 +97,28 @@ conn_reset(struct conn *c)
     errors += c->busy;
     close(c->fd);
     conn_open(c);
+    send_next(c);
 }
 
+/* Sends the oldest request owed, unless one is in flight. A request whose write fails is
+ * an error and is not sent again: each slot is answered, an error, or unanswered. */
 static void
 send_next(struct conn *c)
 {
-    if (c->busy || c->owed == 0)
-        return;
-    /* one write of a short request: the socket buffer always has room for it */
-    if (write(c->fd, request, request_len) != (ssize_t)request_len) {
+    while (!c->busy && c->owed > 0) {
+        uint64_t slot = c->first_due;
+        c->owed--;
+        c->first_due += (uint64_t)nconns;
+        /* one write of a short request: an empty socket buffer has room for it */
+        if (send(c->fd, request, request_len, MSG_NOSIGNAL) == (ssize_t)request_len) {
+            c->busy = true;
+            c->sent_slot = slot;
+            return;
+        }
         errors++;
-        conn_reset(c);
-        return;
+        close(c->fd);
+        conn_open(c);
     }
-    c->busy = true;
-    c->sent_slot = c->first_due;
-    c->owed--;
-    c->first_due += (uint64_t)nconns;
 }
 
 static void
@@ -133,8 +142,11 @@ parse_head(struct conn *c, size_t end)
         return -1;
     for (char *p = strstr(c->head, "\r\n"); p != NULL && p < c->head + end; p = strstr(p + 2, "\r\n")) {
         if (strncasecmp(p + 2, "content-length:", 15) == 0) {
-            c->body_left = strtoull(p + 17, NULL, 10);
-            return 0;
+            char *digits = p + 17, *end;
+            while (*digits == ' ' || *digits == '\t')
+                digits++;
+            c->body_left = strtoull(digits, &end, 10);
+            return end == digits || c->body_left == UINT64_MAX ? -1 : 0;
         }
     }
     return -1;
@@ -192,8 +204,6 @@ on_readable(struct conn *c, uint64_t now)
                 answered(c, now);
             }
         }
-        if ((size_t)n < sizeof(buf))
-            return;
     }
 }
 
@@ -260,7 +270,7 @@ main(int argc, char **argv)
             on_readable(evs[i].data.ptr, now);
     }
     double elapsed = (double)(now - start_ns) / 1e9;
-    uint64_t unanswered = total - nlat - errors;
+    uint64_t unanswered = total > nlat + errors ? total - nlat - errors : 0;
     qsort(latencies, nlat, sizeof(*latencies), cmp_u64);
     printf("{\"due\": %llu, \"answered\": %llu, \"non_2xx\": %llu, \"errors\": %llu, "
            "\"unanswered\": %llu, \"duration_us\": %.0f, \"rate\": %.1f, \"p50_us\": %.1f, "

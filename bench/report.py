@@ -98,7 +98,8 @@ def targets(t):
     for text, sc, metric, ref, factor, higher in TARGETS:
         value = _figure(t, sc, "verge", metric)
         if ref in ("best", "lowest"):
-            peers = [(x, p) for x, p in ((_figure(t, sc, p, metric), p) for p in PEERS) if x]
+            peers = [(x, p) for x, p in ((_figure(t, sc, p, metric), p) for p in PEERS)
+                     if x is not None]
             base, ref = (max if ref == "best" else min)(peers) if peers else (None, None)
         else:
             base = _figure(t, sc, ref, metric)

@@ -19,6 +19,7 @@ struct cache_slab {
     int fd;
     int cls;
     uint32_t nblocks, nfree;
+    uint32_t lost;   /* blocks whose pages could not be released: never used again */
     uint32_t free[]; /* nfree block numbers, the next one to take last */
 };
 
@@ -148,22 +149,28 @@ cache_slab_give(struct cache_slab_piece *p)
         pthread_mutex_unlock(&slabs.lock);
         return;
     }
-    /* The block is still ours: no one can take it while its pages go. */
+    /* The block is still ours: no one can take it while its pages go. The whole block,
+     * page-aligned, is punched: a partial page would be zeroed in place instead of let go,
+     * under a socket that may still hold it. */
     bool released = fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p->off,
                               (off_t)s->block) == 0;
     pthread_mutex_lock(&slabs.lock);
     slabs.blocks--;
     if (!released) {
-        slabs.lost++; /* never written again: a socket may still hold its pages */
+        s->lost++; /* never written again: a socket may still hold its pages */
+        slabs.lost++;
     } else {
         s->free[s->nfree++] = (uint32_t)(p->off / (off_t)s->block);
         if (s->nfree == 1)
             open_push(s);
-        /* An empty slab goes unless it is its class's only open one (kept for the next). */
-        if (s->nfree == s->nblocks && (slabs.open[s->cls] != s || s->next != NULL)) {
+    }
+    /* A slab with no body left goes, unless it is its class's only open one and whole
+     * (kept for the next body). */
+    if (s->nfree + s->lost == s->nblocks &&
+        (s->lost > 0 || slabs.open[s->cls] != s || s->next != NULL)) {
+        if (s->nfree > 0)
             open_remove(s);
-            slab_free(s);
-        }
+        slab_free(s);
     }
     pthread_mutex_unlock(&slabs.lock);
 }

@@ -245,3 +245,39 @@ def test_pace_counts_a_stall_against_every_request_it_delays(tmp_path):
     assert r["p99_us"] >= 250_000  # the requests queued behind the stall
     assert r["max_us"] >= 290_000
     assert r["p50_us"] < 50_000  # the rest were answered at once
+
+
+def test_pace_goes_on_over_a_new_connection_when_the_server_closes_one(tmp_path):
+    """A server that closes each connection after 50 answers (a keep-alive limit): every
+    scheduled request is answered or counted as an error, none left unsent."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    port = lsock.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            data, n = b"", 0
+            while n < 50:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                while b"\r\n\r\n" in data and n < 50:
+                    _, _, data = data.partition(b"\r\n\r\n")
+                    n += 1
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = pace_run(tmp_path, port, 1000, 1, 1)
+    finally:
+        lsock.close()
+    assert r["unanswered"] == 0
+    assert r["answered"] + r["errors"] == 1000
+    assert r["answered"] >= 950  # at most the request in flight at each close is lost
