@@ -58,37 +58,46 @@ TABLES = {
 }
 
 
+def measure(procs, table, server, name, tool, cmd, seconds):
+    """Runs the load generator cmd (wrk or pace) against server; its JSON result line, and
+    the figures every run has: the server's CPU seconds and RSS and the origin's request
+    count over the same interval."""
+    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    out = procs.run(tool, cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
+    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
+    time.sleep(0.05)  # origin requests still in flight when the run stopped belong to it
+    line = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not line:
+        raise RuntimeError("%s printed no result for %s on %s:\n%s" % (tool, name, server.name, out))
+    # when each run ended, to match against the logs that BENCH_KEEP=1 keeps
+    table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
+    return json.loads(line[-1]), cpu, {
+        "server": server.name, "scenario": name,
+        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
+        "origin_requests": table["origin"].requests() - origin_before,
+    }
+
+
 def wrk(procs, table, server, scenario, seconds):
-    """One wrk run against one server; its figures, with the server's CPU time, RSS and
-    the origin's request count over the same interval."""
+    """One wrk run against one server, with its figures."""
     name, path, depth, host, _ = scenario
     url = "http://127.0.0.1:%d%s" % (server.port_for(path), path)
     cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
     cmd += [url, "--", str(depth)]
-    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
-    out = procs.run("wrk", cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
-    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
-    time.sleep(0.05)  # origin requests still in flight when wrk stopped belong to this run
-    line = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not line:
-        raise RuntimeError("wrk printed no result for %s on %s:\n%s" % (name, server.name, out))
-    r = json.loads(line[-1])
-    # when each run ended, to match against the logs that BENCH_KEEP=1 keeps
-    table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
+    r, cpu, run = measure(procs, table, server, name, "wrk", cmd, seconds)
     secs = r["duration_us"] / 1e6
     errors = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
-    return {
-        "server": server.name, "scenario": name, "requests": r["requests"],
+    run.update({
+        "requests": r["requests"],
         "rps": r["requests"] / secs, "mbps": r["bytes"] / secs / 1e6,
         # wrk 4.1 records one latency per pipelined batch, so its percentiles are wrong there
         "p50_ms": r["p50_us"] / 1000 if depth == 1 else None,
         "p99_ms": r["p99_us"] / 1000 if depth == 1 else None,
         "cpu_per_100k": cpu / r["requests"] * 1e5 if r["requests"] else None,
-        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "non_2xx_rate": r["errors_status"] / secs, "socket_errors": errors,
-        "origin_requests": table["origin"].requests() - origin_before,
-    }
+    })
+    return run
 
 
 def paced(procs, table, server, scenario, seconds):
@@ -97,26 +106,17 @@ def paced(procs, table, server, scenario, seconds):
     name, path, _, host, _ = scenario
     cmd = [PACE_BIN, str(server.port_for(path)), path, str(PACED[name]), str(table["conns"]),
            str(seconds)] + ([host] if host else [])
-    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
-    out = procs.run("pace", cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
-    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
-    time.sleep(0.05)
-    line = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if not line:
-        raise RuntimeError("pace printed no result for %s on %s:\n%s" % (name, server.name, out))
-    r = json.loads(line[-1])
-    table["log"].append("%.3f %s %s" % (time.time(), server.name, name))
+    r, cpu, run = measure(procs, table, server, name, "pace", cmd, seconds)
     secs = r["duration_us"] / 1e6
-    return {
-        "server": server.name, "scenario": name, "requests": r["answered"], "due": r["due"],
+    run.update({
+        "requests": r["answered"], "due": r["due"],
         "unanswered": r["unanswered"], "rps": r["rate"], "mbps": None,
         "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
         "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
         "cpu_per_100k": cpu / r["answered"] * 1e5 if r["answered"] else None,
-        "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "non_2xx_rate": r["non_2xx"] / secs, "socket_errors": r["errors"],
-        "origin_requests": table["origin"].requests() - origin_before,
-    }
+    })
+    return run
 
 
 def prime(table, srvs):

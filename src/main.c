@@ -2,6 +2,7 @@
  * listeners, start the workers, serve the admin endpoint, and act on signals (SIGHUP
  * reload, SIGTERM/SIGINT drain, SIGUSR1 reopen logs). */
 #include "admin/admin.h"
+#include "cache/slab.h"
 #include "cache/store.h"
 #include "core/config.h"
 #include "diag/auto.h"
@@ -382,7 +383,7 @@ raise_open_files(const struct config *cfg)
     }
     uint64_t files = rl.rlim_cur == RLIM_INFINITY ? (uint64_t)1 << 20 : (uint64_t)rl.rlim_cur;
     conn_limit_set_auto(MAX(files * 3 / 4, (uint64_t)1));
-    cache_store_set_files((int)MIN(files / 8, (uint64_t)STORE_FILES_MAX));
+    cache_slab_set_files((int)MIN(files / 8, (uint64_t)STORE_FILES_MAX));
     log_info("open files limit %llu: at most %llu visitor connections (client.max_connections "
              "%s)", (unsigned long long)files,
              (unsigned long long)(cfg->client_max_connections ? cfg->client_max_connections

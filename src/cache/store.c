@@ -87,12 +87,6 @@ cache_store_max_object(void)
 
 /* ---------------------------------------------------------------- objects */
 
-void
-cache_store_set_files(int n)
-{
-    cache_slab_set_files(n);
-}
-
 static void
 chunk_free(struct cache_chunk *c)
 {

@@ -111,8 +111,6 @@ struct cache_obj {
  * limit are evicted on the next insert). */
 void cache_store_configure(uint64_t memory, uint64_t max_object, enum cache_eviction policy);
 uint64_t cache_store_max_object(void);
-/* How many memfds may hold large bodies (cache_obj_file, slab.h); 0 (the default): none. */
-void cache_store_set_files(int n);
 /* Drop every object (tests and benchmarks). */
 void cache_store_clear(void);
 

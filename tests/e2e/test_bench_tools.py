@@ -4,8 +4,9 @@ nothing running, the open-loop load must count a stall against every request it 
 the callgrind reader must count what callgrind wrote, and the targets must be judged on
 the figures of the same rounds. A wrong ceiling, a miscounted profile or a
 ratio of the wrong runs would make every figure of make bench wrong."""
-import os
+import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -152,22 +153,22 @@ def test_callgrind_reader_counts_self_inclusive_and_calls(tmp_path):
     assert cg.total == 176
 
 
-def _runs(scenario, metric, figures):
-    """Runs of make bench's shape: {server: [figure of round 1, round 2, ...]}."""
-    return [{"scenario": scenario, "server": server, "round": i + 1, metric: v}
+def _table(scenario, metric, figures):
+    """A table of make bench's shape from {server: [figure of round 1, round 2, ...]}: its
+    runs, and the summary report.summarise would make of them."""
+    runs = [{"scenario": scenario, "server": server, "round": i + 1, metric: v}
             for server, values in figures.items() for i, v in enumerate(values)]
+    summary = {server: {metric: report._stats(values, None, None)}
+               for server, values in figures.items()}
+    return {"runs": runs, "idle": [], "summary": {scenario: summary}}
 
 
 def test_targets_are_judged_on_the_ratios_of_the_same_rounds():
     # The machine is slow in round 2 for everyone and in round 3 for Verge alone: its
     # rounds' ratios to HAProxy are 1.10, 1.10, 0.80, though its median (800) over
     # HAProxy's (1000) is 0.80.
-    runs = _runs("hit-1k", "rps", {"verge": [1100, 550, 800], "haproxy": [1000, 500, 1000],
-                                   "fixed": [1200, 600, 1000], "nginx": [900, 450, 900]})
-    table = {"runs": runs, "idle": [], "summary": {"hit-1k": {}}}
-    for server in ("verge", "haproxy", "fixed", "nginx"):
-        values = [r["rps"] for r in runs if r["server"] == server]
-        table["summary"]["hit-1k"][server] = {"rps": report._stats(values, None, None)}
+    table = _table("hit-1k", "rps", {"verge": [1100, 550, 800], "haproxy": [1000, 500, 1000],
+                                     "fixed": [1200, 600, 1000], "nginx": [900, 450, 900]})
     got = {t["target"]: t for t in report.targets(table)}
     haproxy = got["hit 1 KiB req/s >= 1.05x HAProxy"]
     assert haproxy["reference_server"] == "haproxy"
@@ -182,12 +183,8 @@ def test_targets_are_judged_on_the_ratios_of_the_same_rounds():
 
 
 def test_the_best_peer_is_chosen_by_median_and_compared_round_by_round():
-    runs = _runs("pass", "rps", {"verge": [120, 60, 110], "nginx": [100, 100, 100],
-                                 "haproxy": [110, 50, 105], "varnish": [30, 30, 30]})
-    table = {"runs": runs, "idle": [], "summary": {"pass": {}}}
-    for server in ("verge", "nginx", "haproxy", "varnish"):
-        values = [r["rps"] for r in runs if r["server"] == server]
-        table["summary"]["pass"][server] = {"rps": report._stats(values, None, None)}
+    table = _table("pass", "rps", {"verge": [120, 60, 110], "nginx": [100, 100, 100],
+                                   "haproxy": [110, 50, 105], "varnish": [30, 30, 30]})
     got = {t["target"]: t for t in report.targets(table)}["pass req/s >= 1.05x best peer"]
     assert got["reference_server"] == "haproxy"  # median 105 against nginx's 100
     # rounds: 120/110, 60/50, 110/105 -> median 1.09; of medians 110/105 = 1.048 would miss
@@ -212,35 +209,47 @@ def test_pace_answers_every_request_it_schedules(fixed, tmp_path):
     assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"]
 
 
+@contextlib.contextmanager
+def ok_server(stall_at=None, per_connection=None):
+    """A loopback server answering every request "ok", one connection after another; it
+    waits 300 ms before its answer number stall_at on a connection, and closes each
+    connection after per_connection answers. Yields its port."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            data, n = b"", 0
+            while per_connection is None or n < per_connection:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                while b"\r\n\r\n" in data and (per_connection is None or n < per_connection):
+                    _, _, data = data.partition(b"\r\n\r\n")
+                    n += 1
+                    if n == stall_at:
+                        time.sleep(0.3)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield lsock.getsockname()[1]
+    finally:
+        lsock.close()
+
+
 def test_pace_counts_a_stall_against_every_request_it_delays(tmp_path):
     """One connection, 1000 requests a second, and a server that stalls 300 ms once: the
     ~300 requests due during the stall wait for it, and their latency counts from when
     they were due. A closed loop (wrk) would send none of them and see one slow answer."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(1)
-    port = lsock.getsockname()[1]
-
-    def serve():
-        conn, _ = lsock.accept()
-        data, n = b"", 0
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
-            while b"\r\n\r\n" in data:
-                _, _, data = data.partition(b"\r\n\r\n")
-                n += 1
-                if n == 100:
-                    time.sleep(0.3)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
+    with ok_server(stall_at=100) as port:
         r = pace_run(tmp_path, port, 1000, 1, 1)
-    finally:
-        lsock.close()
     assert r["answered"] == 1000 and r["errors"] == 0
     assert r["p99_us"] >= 250_000  # the requests queued behind the stall
     assert r["max_us"] >= 290_000
@@ -250,34 +259,8 @@ def test_pace_counts_a_stall_against_every_request_it_delays(tmp_path):
 def test_pace_goes_on_over_a_new_connection_when_the_server_closes_one(tmp_path):
     """A server that closes each connection after 50 answers (a keep-alive limit): every
     scheduled request is answered or counted as an error, none left unsent."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(8)
-    port = lsock.getsockname()[1]
-
-    def serve():
-        while True:
-            try:
-                conn, _ = lsock.accept()
-            except OSError:
-                return
-            data, n = b"", 0
-            while n < 50:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                while b"\r\n\r\n" in data and n < 50:
-                    _, _, data = data.partition(b"\r\n\r\n")
-                    n += 1
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            conn.close()
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
+    with ok_server(per_connection=50) as port:
         r = pace_run(tmp_path, port, 1000, 1, 1)
-    finally:
-        lsock.close()
     assert r["unanswered"] == 0
     assert r["answered"] + r["errors"] == 1000
     assert r["answered"] >= 950  # at most the request in flight at each close is lost

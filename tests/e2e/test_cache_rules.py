@@ -10,6 +10,7 @@ import time
 
 from harness import Client, build_request, http, zone
 from test_cache import cached_edge, origin_answering
+from test_purge import edge as purgeable_edge, purge
 
 BODY = bytes(range(256)) * 4  # 1024 bytes
 
@@ -99,12 +100,7 @@ def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_b
             path = req.target.split("?")[0]
             conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
     origin = scripted_origin(handler)
-    (tmp_path / "admin.token").write_text("purge-token-for-tests-0123456789\n")
-    v = verge.prepare()
-    cfg = v.build_config([zone("z1", [origin.url], cache=True)])
-    cfg["admin"]["token_file"] = str(tmp_path / "admin.token")
-    v.write_config(cfg)
-    v = v.start()
+    v = purgeable_edge(verge, tmp_path, origin)
     paths = [p for p in sizes if p != "/d"]
     for p in paths:
         assert v.get(p).body == body_for(p, sizes[p])
@@ -116,10 +112,7 @@ def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_b
         assert resp.headers.get("x-cache") == "HIT" and resp.body == body_for(p, sizes[p]), p
     resp = v.get("/b7", headers=[("Range", "bytes=50000-50099")])
     assert resp.status == 206 and resp.body == body_for("/b7", sizes["/b7"])[50000:50100]
-    resp = http(v.admin_port, "POST", "/purge?zone=z1&path=/b3", host="admin",
-                headers=[("Connection", "close"),
-                         ("Authorization", "Bearer purge-token-for-tests-0123456789")])
-    assert resp.status == 200
+    assert purge(v, "zone=z1&path=/b3").status == 200
     assert v.get("/d").body == body_for("/d", sizes["/d"])
     for p in paths + ["/d"]:
         if p != "/b3":
