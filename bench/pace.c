@@ -7,7 +7,7 @@
  * connection was still waiting is sent as soon as it can and counted from its slot.
  *
  * Usage: pace PORT PATH RATE CONNECTIONS SECONDS [HOST]
- * Request j is due at start + j / RATE on connection j mod CONNECTIONS (one request in
+ * HOST defaults to 127.0.0.1:PORT, as wrk sends it. Request j is due at start + j / RATE on connection j mod CONNECTIONS (one request in
  * flight per connection, HTTP/1.1 keep-alive, 127.0.0.1). Answers must carry
  * Content-Length. Prints one JSON line: requests due, answered, non-2xx, errors, the
  * achieved rate, and latency percentiles in microseconds over every answered request. */
@@ -238,9 +238,11 @@ main(int argc, char **argv)
         fprintf(stderr, "pace: bad arguments (at most %d connections)\n", MAX_CONNS);
         return 2;
     }
+    char host[64];
+    snprintf(host, sizeof(host), "127.0.0.1:%d", port); /* wrk's: the same cache key */
     request_len = (size_t)snprintf(request, sizeof(request),
                                    "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", argv[2],
-                                   argc == 7 ? argv[6] : "127.0.0.1");
+                                   argc == 7 ? argv[6] : host);
     uint64_t total = (uint64_t)(rate * seconds);
     cap_lat = total;
     latencies = malloc(sizeof(*latencies) * (total + 1));

@@ -210,10 +210,11 @@ def test_pace_answers_every_request_it_schedules(fixed, tmp_path):
 
 
 @contextlib.contextmanager
-def ok_server(stall_at=None, per_connection=None):
+def ok_server(stall_at=None, per_connection=None, heads=None):
     """A loopback server answering every request "ok", one connection after another; it
-    waits 300 ms before its answer number stall_at on a connection, and closes each
-    connection after per_connection answers. Yields its port."""
+    waits 300 ms before its answer number stall_at on a connection, closes each
+    connection after per_connection answers, and appends each request head to heads
+    when given. Yields its port."""
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(8)
@@ -231,7 +232,9 @@ def ok_server(stall_at=None, per_connection=None):
                     break
                 data += chunk
                 while b"\r\n\r\n" in data and (per_connection is None or n < per_connection):
-                    _, _, data = data.partition(b"\r\n\r\n")
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    if heads is not None:
+                        heads.append(head.decode())
                     n += 1
                     if n == stall_at:
                         time.sleep(0.3)
@@ -242,6 +245,17 @@ def ok_server(stall_at=None, per_connection=None):
         yield lsock.getsockname()[1]
     finally:
         lsock.close()
+
+
+def test_pace_asks_for_what_wrk_asks_for(tmp_path):
+    """The same request line and Host as wrk's (127.0.0.1:PORT): caches that key on Host
+    (HAProxy, Varnish) must find the object wrk's runs found, not miss on a new key."""
+    heads = []
+    with ok_server(heads=heads) as port:
+        r = pace_run(tmp_path, port, 100, 1, 1)
+    assert r["answered"] == 100
+    assert heads[0] == f"GET /1k HTTP/1.1\r\nHost: 127.0.0.1:{port}"
+    assert len(set(heads)) == 1
 
 
 def test_pace_counts_a_stall_against_every_request_it_delays(tmp_path):
