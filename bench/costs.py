@@ -205,6 +205,7 @@ def report(base, run, n, syscalls):
             print("| %s | %.2f |" % (name, c / n))
     print("\nWho calls them (calls per request by direct caller):\n")
     print("| function | callers |\n|---|---|")
+    shown = 0
     for name in CALLERS:
         by = {}
         for (caller, callee), c in run.edges.items():
@@ -213,6 +214,9 @@ def report(base, run, n, syscalls):
         top = sorted(((c / n, who) for who, c in by.items() if c / n >= 0.01), reverse=True)
         if top:
             print("| %s | %s |" % (name, ", ".join("%s %.2f" % (w, c) for c, w in top[:6])))
+            shown += 1
+    if not shown:  # the table is not broken: this path calls none of them
+        print("| %s | none called at 0.01 per request or more |" % ", ".join(CALLERS))
     print("\nSystem calls per request (strace -c on a native Verge, all threads, %d requests):\n" % n)
     print("| syscall | calls/req |\n|---|---:|")
     for name, c in sorted(syscalls.items(), key=lambda kv: -kv[1]):

@@ -153,6 +153,22 @@ def test_callgrind_reader_counts_self_inclusive_and_calls(tmp_path):
     assert cg.total == 176
 
 
+def test_profile_report_says_when_no_watched_function_has_a_caller(tmp_path, capsys):
+    # A hit path that calls no malloc, lock or epoll_ctl gets a row saying so, not an
+    # empty table that reads as a broken report; one that does gets its callers.
+    path = tmp_path / "callgrind.out"
+    path.write_text(CALLGRIND.replace("cfn=(2) malloc", "cfn=(2) memchr"))
+    quiet = costs.Callgrind(str(path))
+    (tmp_path / "none.out").write_text("events: Ir\n")  # the warm-up run: nothing to subtract
+    empty = costs.Callgrind(str(tmp_path / "none.out"))
+    costs.report(empty, quiet, 1, {"read": 1})
+    assert "none called at 0.01 per request or more" in capsys.readouterr().out
+    path.write_text(CALLGRIND)
+    costs.report(empty, costs.Callgrind(str(path)), 1, {"read": 1})
+    out = capsys.readouterr().out
+    assert "| malloc | serve_cached 3.00 |" in out and "none called" not in out
+
+
 def _table(scenario, metric, figures):
     """A table of make bench's shape from {server: [figure of round 1, round 2, ...]}: its
     runs, and the summary report.summarise would make of them."""
