@@ -174,9 +174,13 @@ def _paced_md(result, t):
 
 def _table_md(result, t):
     out = ["## Table %s: %s" % (t["key"], t["title"]), ""]
-    out.append("wrk: %d thread(s), %d connections, %.0f s per run, %d round(s), servers "
+    rounds = "%d round(s)" % t["rounds"]
+    if t["deciding"] and t["deciding_rounds"] != t["rounds"]:
+        rounds += " (%s: %d, their CPU targets are judged on this table)" % (
+            " and ".join(t["deciding"]), t["deciding_rounds"])
+    out.append("wrk: %d thread(s), %d connections, %.0f s per run, %s, servers "
                "alternated within each round, in reverse order every other round. Load average before/after: %s / %s."
-               % (t["threads"], t["conns"], result["seconds"], result["rounds"],
+               % (t["threads"], t["conns"], result["seconds"], rounds,
                   "%.2f" % t["loadavg_before"][0], "%.2f" % t["loadavg_after"][0]))
     out.append("Other work on the machine used %.0f of the %.0f CPU seconds available during "
                "this table (%.0f%%): the more, the noisier the figures."
