@@ -69,6 +69,15 @@ die(const char *what)
     exit(1);
 }
 
+/* No request in flight, no answer begun: the next request may go. */
+static void
+conn_ready(struct conn *c)
+{
+    c->busy = false;
+    c->head_len = 0;
+    c->body_left = UINT64_MAX;
+}
+
 static void
 conn_open(struct conn *c)
 {
@@ -83,9 +92,7 @@ conn_open(struct conn *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl");
-    c->busy = false;
-    c->head_len = 0;
-    c->body_left = UINT64_MAX;
+    conn_ready(c);
 }
 
 static void send_next(struct conn *c);
@@ -127,9 +134,7 @@ answered(struct conn *c, uint64_t now)
     if (nlat < cap_lat)
         latencies[nlat++] = now - slot_ns(c->sent_slot);
     non2xx += c->status < 200 || c->status > 299;
-    c->busy = false;
-    c->head_len = 0;
-    c->body_left = UINT64_MAX;
+    conn_ready(c);
     send_next(c);
 }
 

@@ -113,8 +113,21 @@ def targets(t):
         met = None if ratio is None else (ratio >= factor if higher else ratio <= factor)
         out.append({"target": text, "verge": value, "reference": base, "reference_server": ref,
                     "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
-                    "ratio_of_medians": of_medians, "met": met})
+                    "ratio_of_medians": of_medians, "met": met,
+                    "note": _out_of_reach(t, sc, metric, base, factor) if higher else None})
     return out
+
+
+def _out_of_reach(t, sc, metric, base, factor):
+    """Why a "factor x the reference" throughput target cannot be met in this run: factor
+    times the reference is more than the fixed server (the ceiling one hop cannot pass,
+    set by the load generator) reached in the same scenario. None when it is within."""
+    ceiling = _figure(t, sc, "fixed", metric) if metric in ("rps", "mbps") else None
+    if not ceiling or base is None or factor * base <= ceiling:
+        return None
+    return ("%.2fx the reference would be %.2fx the fixed ceiling (%s): the load generator, "
+            "not the server, sets the figure here; compare CPU per request"
+            % (factor, factor * base / ceiling, _num(ceiling)))
 
 
 def _num(x, digits=None):
@@ -276,6 +289,9 @@ def markdown(result):
             " (%s)" % tg["reference_server"] if tg["reference_server"] else "",
             f2(tg["ratio"]), spread, f2(tg["ratio_of_medians"]),
             {True: "yes", False: "**no**", None: "-"}[tg["met"]]))
+    notes = ["- %s: %s." % (tg["target"], tg["note"]) for tg in result["targets"] if tg.get("note")]
+    if notes:
+        out += ["", "Out of reach in this run:", ""] + notes
     out += ["", "Whole run: %.0f s." % result["elapsed_s"], ""]
     return "\n".join(out)
 

@@ -189,6 +189,21 @@ def _table(scenario, metric, figures):
     return {"runs": runs, "idle": [], "summary": {scenario: summary}}
 
 
+def test_a_throughput_target_above_the_fixed_ceiling_is_reported_out_of_reach():
+    # Varnish at 2900 MB/s with the fixed server at 3100: 1.1x Varnish (3190) is more than
+    # one hop can carry in this run. The target stays unmet, with the reason beside it.
+    table = _table("hit-1m", "mbps", {"verge": [3000, 3000, 3000], "varnish": [2900] * 3,
+                                      "nginx": [2000] * 3, "haproxy": [2000] * 3,
+                                      "fixed": [3100] * 3})
+    one_mib = {t["target"]: t for t in report.targets(table)}["hit 1 MiB MB/s >= 1.1x best peer"]
+    assert not one_mib["met"] and "1.03x the fixed ceiling" in one_mib["note"]
+    # with the ceiling out of the way, no note
+    table = _table("hit-1m", "mbps", {"verge": [3000] * 3, "varnish": [2000] * 3,
+                                      "fixed": [3100] * 3})
+    one_mib = {t["target"]: t for t in report.targets(table)}["hit 1 MiB MB/s >= 1.1x best peer"]
+    assert one_mib["met"] and one_mib["note"] is None
+
+
 def test_targets_are_judged_on_the_ratios_of_the_same_rounds():
     # The machine is slow in round 2 for everyone and in round 3 for Verge alone: its
     # rounds' ratios to HAProxy are 1.10, 1.10, 0.80, though its median (800) over
