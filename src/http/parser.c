@@ -28,30 +28,34 @@ on_message_begin(llhttp_t *ll)
     p->chunk_ext = p->chunk_ext_total = p->trailer_bytes = 0;
     p->crlf_owed = 0;
     p->invalid = NULL;
+    p->split_span = false;
     return 0;
 }
 
-/* Limits hit while a span arrives (the strings cap, the request line length, the field
- * count, the trailer size) are noted in span_limits and reported, and fail the parse,
+/* Limits hit while a span arrives (the request line length, the field count, the
+ * trailer size) are noted in span_limits and reported, and fail the parse,
  * where that span ends (span_end): llhttp hands a span over in pieces cut wherever the
  * input was cut, so failing or flagging in a piece would let the cut decide between
  * llhttp's own error for a later byte of the span and the limit's: 400 or 431 for the
  * same bytes. */
-#define SPAN_STRINGS 1u /* the strings cap (or the trailer bytes) */
-#define SPAN_URL 2u     /* the request line: past max_line, or the strings cap in the URL */
+#define SPAN_STRINGS 1u /* the trailer bytes (reported as a head too large) */
+#define SPAN_URL 2u     /* the request line: past max_line */
 #define SPAN_FIELDS 4u  /* one field more than max_fields */
 
+/* A piece of a span of the head: where it lies in the head's bytes (those of earlier inputs,
+ * kept in raw, then this input's from head_at), which is where on_headers_complete puts
+ * them in msg.strings with one copy. A span's pieces are adjacent there; one that is not
+ * (a value folded over lines) is noted and refused once the head is complete. */
 static void
-append(struct http_parser *p, struct http_str *s, const char *at, size_t len, unsigned limit)
+append(struct http_parser *p, struct http_str *s, const char *at, size_t len)
 {
     if (p->span_limits != 0)
         return;
+    uint32_t pos = (uint32_t)(buf_used(&p->raw) + (size_t)(at - p->head_at));
     if (s->len == 0)
-        s->off = (uint32_t)p->msg.strings.len;
-    if (buf_append(&p->msg.strings, at, len) < 0) {
-        p->span_limits |= SPAN_STRINGS | limit;
-        return;
-    }
+        s->off = pos;
+    else if (s->off + s->len != pos)
+        p->split_span = true;
     s->len += (uint32_t)len;
 }
 
@@ -71,7 +75,7 @@ static int
 on_url(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    append(p, &p->msg.url, at, len, SPAN_URL);
+    append(p, &p->msg.url, at, len);
     if (p->max_line == 0 || p->msg.url.len + 64 <= p->max_line)
         return 0; /* within the bound whatever the method (every name is shorter than 48) */
     size_t line = strlen(llhttp_method_name((llhttp_method_t)ll->method)) + 1 +
@@ -85,7 +89,7 @@ static int
 on_status(llhttp_t *ll, const char *at, size_t len)
 {
     struct http_parser *p = self(ll);
-    append(p, &p->msg.reason, at, len, 0);
+    append(p, &p->msg.reason, at, len);
     return 0;
 }
 
@@ -116,7 +120,7 @@ on_header_field(llhttp_t *ll, const char *at, size_t len)
         p->msg.headers[p->msg.nheaders++] = (struct http_header){{0, 0}, {0, 0}};
         p->last_cb = 1;
     }
-    append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len, 0);
+    append(p, &p->msg.headers[p->msg.nheaders - 1].name, at, len);
     return 0;
 }
 
@@ -127,11 +131,8 @@ on_header_value(llhttp_t *ll, const char *at, size_t len)
     if (p->headers_done)
         return on_trailer_bytes(p, len);
     struct http_header *h = &p->msg.headers[p->msg.nheaders - 1];
-    if (p->last_cb != 2) {
-        h->value.off = (uint32_t)p->msg.strings.len;
-        p->last_cb = 2;
-    }
-    append(p, &h->value, at, len, 0);
+    p->last_cb = 2;
+    append(p, &h->value, at, len);
     return 0;
 }
 
@@ -159,9 +160,19 @@ on_headers_complete(llhttp_t *ll)
         raw = buf_head(&p->raw);
         len = buf_used(&p->raw);
     }
-    p->invalid = http_head_check(raw, len, ll->type == HTTP_REQUEST, NULL);
+    size_t head_len = 0;
+    p->invalid = http_head_check(raw, len, ll->type == HTTP_REQUEST, &head_len);
+    if (p->invalid == NULL && p->split_span)
+        p->invalid = "a field line split in pieces";
     if (p->invalid != NULL)
         return HPE_USER;
+    /* The spans point into the head's bytes: one copy of them instead of one per span
+     * (they fit: the strings' cap is raw's). */
+    buf_reset(&m->strings);
+    if (buf_append(&m->strings, raw, head_len) < 0) {
+        p->head_too_large = true;
+        return HPE_USER;
+    }
     trim_values(m);
     http_msg_index(m);
     ll->upgrade = 0; /* never switch protocols: the bytes that follow are HTTP */
@@ -278,7 +289,7 @@ http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,
     p->ops = ops;
     p->owner = owner;
     p->max_head = max_head;
-    http_msg_init(&p->msg, max_head);
+    http_msg_init(&p->msg, 2 * max_head); /* the head's bytes, as raw holds them */
     buf_init(&p->raw, 2 * max_head); /* a head, and the empty lines that may precede it */
     p->max_fields = HTTP_MAX_HEADERS;
 }
@@ -289,7 +300,7 @@ http_parser_reset(struct http_parser *p, size_t max_head)
     llhttp_init(&p->ll, (llhttp_type_t)p->ll.type, &settings);
     http_msg_reset(&p->msg);
     buf_reset(&p->raw);
-    p->msg.strings.cap = max_head;
+    p->msg.strings.cap = 2 * max_head;
     p->raw.cap = 2 * max_head;
     p->max_head = max_head;
     p->max_fields = HTTP_MAX_HEADERS;
@@ -304,6 +315,7 @@ http_parser_reset(struct http_parser *p, size_t max_head)
     p->headers_done = false;
     p->last_cb = 0;
     p->span_limits = 0;
+    p->split_span = false;
 }
 
 void
@@ -339,11 +351,28 @@ execute(struct http_parser *p, const char *data, size_t len, size_t *used)
     return e == HPE_PAUSED ? HTTP_PARSE_PAUSED : HTTP_PARSE_ERROR;
 }
 
+/* A head left incomplete (more to come, or refused before its end): msg.strings gets the
+ * head's bytes so far, raw's and then those of this input from at to end (NULL: none), so
+ * that its spans read there as the complete head's do. Appends only what it lacks: a head
+ * sent a byte at a time is copied once, not once a byte. */
+static void
+mirror_head(struct http_parser *p, const char *at, const char *end)
+{
+    struct buf *strings = &p->msg.strings;
+    size_t have = buf_used(strings), in_raw = buf_used(&p->raw);
+    if (have < in_raw && buf_append(strings, buf_head(&p->raw) + have, in_raw - have) < 0)
+        return;
+    have = MAX(have, in_raw);
+    if (at != NULL && have - in_raw < (size_t)(end - at))
+        buf_append(strings, at + (have - in_raw), (size_t)(end - at) - (have - in_raw));
+}
+
 enum http_parse_status
 http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *consumed)
 {
     size_t done = 0;
     enum http_parse_status st = HTTP_PARSE_MORE;
+    const char *head_at = NULL; /* this input's head bytes, when it parsed any */
     while (done < len && st == HTTP_PARSE_MORE) {
         size_t chunk = len - done, used;
         bool head = p->in_head || !p->in_message;
@@ -355,16 +384,20 @@ http_parser_feed(struct http_parser *p, const char *data, size_t len, size_t *co
                 break;
             }
             chunk = MIN(chunk, p->max_head - p->head_bytes);
-            p->head_at = data + done;
+            p->head_at = head_at = data + done;
         }
         st = execute(p, data + done, chunk, &used);
-        if (head && st == HTTP_PARSE_MORE && (p->in_head || !p->in_message))
+        if (head && st == HTTP_PARSE_MORE && (p->in_head || !p->in_message)) {
             buf_append(&p->raw, data + done, used); /* the head goes on in the next input;
                                                      * fits: a head is at most max_head */
+            head_at = NULL;
+        }
         if (head && st != HTTP_PARSE_PAUSED) /* a completed message reset the count */
             p->head_bytes += used;
         done += used;
     }
+    if (p->in_head && st != HTTP_PARSE_PAUSED)
+        mirror_head(p, head_at, p->input_end);
     *consumed = done;
     return st;
 }

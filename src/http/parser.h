@@ -61,6 +61,7 @@ struct http_parser {
     bool headers_done;
     int last_cb; /* 0 none, 1 header field, 2 header value */
     unsigned span_limits; /* limits hit in the current span, reported where it ends */
+    bool split_span;    /* a span's pieces were not adjacent in the head (refused) */
 };
 
 void http_parser_init(struct http_parser *p, llhttp_type_t type, size_t max_head,

@@ -232,6 +232,65 @@ test_where_the_input_is_cut_does_not_change_the_error(void **state)
 }
 
 static void
+assert_span(const struct http_msg *m, struct http_str sp, const char *want)
+{
+    assert_int_equal(sp.len, strlen(want));
+    assert_memory_equal(http_str_ptr(m, sp), want, sp.len);
+}
+
+/* The head's spans point into one copy of its bytes, made when it completes (or, when it
+ * is cut short or refused, of its bytes so far): wherever the input is cut, and with empty
+ * lines before it, each reads the same. */
+static void
+test_fields_read_the_same_wherever_the_input_is_cut(void **state)
+{
+    static const char text[] =
+        "\r\nGET /path?q=1 HTTP/1.1\r\nHost: a.test\r\n"
+        "X-Long: 0123456789012345678901234567890123456789012345678901234567890123456789  \r\n"
+        "Accept: */*\r\n\r\n";
+    static const size_t steps[] = {0, 1, 2, 7, 30};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+        assert_int_not_equal(feed(&p, text, sizeof(text) - 1, steps[i]), HTTP_PARSE_ERROR);
+        const struct http_msg *m = &p.msg;
+        assert_int_equal(s.heads, 1);
+        assert_span(m, m->url, "/path?q=1");
+        assert_int_equal(m->nheaders, 3);
+        assert_span(m, m->headers[0].name, "Host");
+        assert_span(m, m->headers[0].value, "a.test");
+        assert_span(m, m->headers[1].name, "X-Long");
+        assert_span(m, m->headers[1].value,
+                    "0123456789012345678901234567890123456789012345678901234567890123456789");
+        assert_span(m, m->headers[2].value, "*/*");
+        http_parser_free(&p);
+    }
+}
+
+static void
+test_a_head_cut_short_or_refused_keeps_what_was_read(void **state)
+{
+    static const size_t steps[] = {0, 1, 5};
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct seen s = {0};
+        struct http_parser p;
+        http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+        static const char part[] = "GET /not-yet HTTP/1.1\r\nHost: a.te";
+        assert_int_equal(feed(&p, part, sizeof(part) - 1, steps[i]), HTTP_PARSE_MORE);
+        assert_span(&p.msg, p.msg.url, "/not-yet"); /* what a head timeout logs */
+        http_parser_free(&p);
+
+        http_parser_init(&p, HTTP_REQUEST, 4096, &ops, &s);
+        static const char bad[] = "PUT /seen HTTP/1.1\r\nHost: a\r\nX-\x01: v\r\n\r\n";
+        assert_int_equal(feed(&p, bad, sizeof(bad) - 1, steps[i]), HTTP_PARSE_ERROR);
+        assert_span(&p.msg, p.msg.url, "/seen"); /* what the 400's log line shows */
+        assert_span(&p.msg, p.msg.headers[0].value, "a");
+        http_parser_free(&p);
+    }
+}
+
+static void
 test_close_delimited_response_completes_at_eof(void **state)
 {
     struct seen s = {0};
@@ -650,6 +709,8 @@ main(void)
         cmocka_unit_test(test_known_field_names_are_recognised_in_any_case),
         cmocka_unit_test(test_field_index_agrees_with_the_names),
         cmocka_unit_test(test_reset_parser_parses_the_next_request_cleanly),
+        cmocka_unit_test(test_fields_read_the_same_wherever_the_input_is_cut),
+        cmocka_unit_test(test_a_head_cut_short_or_refused_keeps_what_was_read),
         cmocka_unit_test(test_strings_of_a_message_without_any_are_empty_not_null),
         cmocka_unit_test(test_list_token_matching_is_case_insensitive_and_exact),
     };
