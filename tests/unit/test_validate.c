@@ -80,14 +80,15 @@ test_field_names_and_values_hold_only_their_characters(void **state)
 
 }
 
-/* Names are scanned four bytes at a time: every byte value at every offset of a name
- * passes exactly when it is a tchar (or a colon that ends a shorter name). */
+/* Names are scanned four bytes at a time, then a byte at a time: every byte value at every
+ * offset of a name (a short one, and one of 40 bytes) passes exactly when it is a tchar (or
+ * a colon that ends a shorter name). */
 static void
-test_every_byte_at_every_offset_of_a_name(void **state)
+check_every_byte_of_a_name(size_t nlen)
 {
     char buf[128];
     const char *start = "GET / HTTP/1.1\r\n";
-    size_t at = strlen(start), nlen = 13;
+    size_t at = strlen(start);
     for (size_t off = 0; off < nlen; off++)
         for (int c = 0; c < 256; c++) {
             memcpy(buf, start, at);
@@ -99,8 +100,16 @@ test_every_byte_at_every_offset_of_a_name(void **state)
             bool valid = tchar || (c == ':' && off > 0);
             const char *why = http_head_check(buf, at + nlen + 7, true, NULL);
             if (valid != (why == NULL))
-                fail_msg("byte 0x%02x at %zu of a name: %s", c, off, why ? why : "accepted");
+                fail_msg("byte 0x%02x at %zu of a name of %zu: %s", c, off, nlen,
+                         why ? why : "accepted");
         }
+}
+
+static void
+test_every_byte_at_every_offset_of_a_name(void **state)
+{
+    check_every_byte_of_a_name(13);
+    check_every_byte_of_a_name(40);
 }
 
 /* Values are scanned sixteen bytes at a time: every byte value, at every offset of a value
