@@ -483,6 +483,46 @@ request_fields(char *buf, size_t len, const struct answer *a, const struct cache
     return (size_t)(o.p - buf);
 }
 
+/* The per-request fields of a plain hit (the whole body, 200, keep-alive HTTP/1.1, no
+ * Proxy-Status) from the worker's memo, keyed by every value they are made of but the
+ * request id: formatted by request_fields when the memo has none for these values. */
+static size_t
+hit_fields(char *buf, size_t len, const struct answer *a, const struct cached_send *s,
+           const struct cache_obj *obj, const struct cached_reply *r)
+{
+    if (r->memo == NULL || a->status != 200 || a->nranges != 0 || !a->known || a->close ||
+        s->parts != NULL || r->result != METRICS_CACHE_HIT || r->collapsed ||
+        r->proxy_status != NULL || r->req->minor == 0)
+        return request_fields(buf, len, a, s, obj, r);
+    int64_t age = cache_obj_age(obj, r->now), ttl = ttl_of(obj, r->now);
+    size_t edge_len = strlen(r->edge_name), rid_len = strlen(r->request_id);
+    struct worker_hit_fields *m = &r->memo[(a->length ^ (uint64_t)age) % WORKER_HIT_FIELDS];
+    if (m->len == 0 || m->length != a->length || m->age != age || m->ttl != ttl ||
+        m->via != r->via || m->edge_len != edge_len || memcmp(m->edge, r->edge_name, edge_len)) {
+        struct cached_reply bare = *r;
+        bare.request_id = "";
+        size_t n = edge_len <= sizeof(m->edge) ? request_fields(m->text, sizeof(m->text), a, s,
+                                                                obj, &bare)
+                                               : 0;
+        m->len = 0;
+        if (n < 4 || n == sizeof(m->text)) /* a name too long for the memo */
+            return request_fields(buf, len, a, s, obj, r);
+        m->length = a->length;
+        m->age = age;
+        m->ttl = ttl;
+        m->via = r->via;
+        m->edge_len = (uint16_t)edge_len;
+        memcpy(m->edge, r->edge_name, edge_len);
+        m->len = (uint16_t)(n - 4); /* without the "\r\n\r\n" after the empty request id */
+    }
+    if ((size_t)m->len + rid_len + 4 > len)
+        return request_fields(buf, len, a, s, obj, r);
+    memcpy(buf, m->text, m->len);
+    memcpy(buf + m->len, r->request_id, rid_len);
+    memcpy(buf + m->len + rid_len, "\r\n\r\n", 4);
+    return m->len + rid_len + 4;
+}
+
 /* Where the body comes from: the object, from where to where, framed how. */
 static uint64_t
 plan_body(struct cached_send *s, struct cache_obj *o, struct answer *a)
@@ -522,7 +562,7 @@ cached_reply_prepare(struct cached_send *s, struct cache_obj *o, const struct ca
         iov[n++] = s->parts ? (struct iovec){s->parts->fields.data, buf_used(&s->parts->fields)}
                             : (struct iovec){(void *)f, flen};
     }
-    size_t k = request_fields(buf + used, buflen - used, &a, s, o, r);
+    size_t k = hit_fields(buf + used, buflen - used, &a, s, o, r);
     iov[n++] = (struct iovec){buf + used, k};
     *niov = n;
     *status = a.status;

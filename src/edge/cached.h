@@ -97,6 +97,7 @@ struct cached_reply {
     bool collapsed, via, head_method;
     bool close;               /* Connection: close (else keep-alive for HTTP/1.0) */
     time_t now;
+    struct worker_hit_fields *memo; /* the worker's WORKER_HIT_FIELDS, or NULL */
 };
 
 #define CACHED_HEAD_IOV 3

@@ -1234,6 +1234,7 @@ cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
         .head_method = r->head_method,
         .close = c->close_after,
         .now = (time_t)loop_wall(c->w->loop),
+        .memo = c->w->hit_fields,
     };
     v->result = result;
     c->state = CLIENT_FORWARDING;

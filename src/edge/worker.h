@@ -36,6 +36,19 @@ struct pool_bucket {
     size_t nidle;
 };
 
+/* The per-request fields of a plain cache hit (cached.c) as they were last formatted for
+ * one Content-Length, Age, ttl and edge name: those change at most once a second, and a
+ * hit then copies them instead of formatting them again. */
+#define WORKER_HIT_FIELDS 8
+struct worker_hit_fields {
+    uint64_t length;
+    int64_t age, ttl;
+    bool via;
+    uint16_t edge_len, len; /* len 0: empty */
+    char edge[64];
+    char text[320]; /* up to "X-Request-Id: " */
+};
+
 struct worker {
     int id; /* 1..N */
     pthread_t thread;
@@ -87,6 +100,7 @@ struct worker {
     struct zone_stats *unknown_zone_stats;
     struct worker_stats *stats;
 
+    struct worker_hit_fields hit_fields[WORKER_HIT_FIELDS]; /* cached.c's memo */
     uint64_t rng[2]; /* request ids */
     uint64_t refusal_logged_ms; /* last log line about connections refused (client.c) */
     uint64_t refusals_unlogged; /* refused since that line */

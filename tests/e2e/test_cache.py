@@ -44,6 +44,37 @@ def test_origin_answers_once_while_visitors_ask_four_times(verge, scripted_origi
     assert m.value("verge_cache_bytes") > len(b"cached body\n")
 
 
+def test_hits_within_a_second_keep_their_own_ids_and_their_zone_fields(verge, scripted_origin):
+    # A hit's Content-Length, Age and Cache-Status are formatted once a second per worker
+    # and copied after that: hits in the same second must still differ where they should.
+    # Two zones with same-sized bodies, one adding Via; ids of the visitor's own and new.
+    origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
+    v = verge([zone("via", [origin.url], hosts=("a.test",), cache=True),
+               zone("novia", [origin.url], hosts=("b.test",), cache=True,
+                    forwarded={"via": False})])
+    for host in ("a.test", "b.test"):
+        assert v.get("/same", host=host).headers.get("x-cache") == "MISS"
+    seen = set()
+    for i in range(6):
+        host = ("a.test", "b.test")[i % 2]
+        own = "visitor-id-%d%s" % (i, "x" * i)  # ids of every length
+        resp = v.get("/same", host=host, headers=[("X-Request-Id", own)] if i % 3 else [])
+        assert resp.status == 200 and resp.headers.get("x-cache") == "HIT"
+        rid = resp.headers.get("x-request-id")
+        assert rid == own if i % 3 else len(rid) == 32
+        assert rid not in seen
+        seen.add(rid)
+        assert ("via" in resp.headers) == (host == "a.test")
+        assert resp.headers.get("content-length") == str(len(b"cached body\n"))
+        assert resp.headers.get("cache-status").startswith("testedge; hit; ttl=")
+        assert resp.body == b"cached body\n"
+    time.sleep(1.1)  # the next second: Age and ttl move on
+    later = v.get("/same", host="a.test")
+    ttl = int(later.headers.get("cache-status").split("ttl=")[1])
+    assert int(later.headers.get("age")) >= 1 and ttl <= 59
+    assert ttl + int(later.headers.get("age")) in (59, 60)
+
+
 def test_query_is_part_of_the_key(verge, scripted_origin):
     origin = origin_answering(scripted_origin, {"Cache-Control": "max-age=60"})
     v = cached_edge(verge, origin)
