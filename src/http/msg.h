@@ -54,7 +54,8 @@ enum http_field {
 };
 
 struct http_msg {
-    struct buf strings; /* capped at the head size limit */
+    struct buf strings; /* the head's bytes, which the spans point into (the parser caps
+                         * them at twice the head size limit, as its raw copy) */
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t nheaders;
     struct http_str url;    /* requests */

@@ -148,6 +148,17 @@ trim_values(struct http_msg *m)
     }
 }
 
+/* msg.strings always holds the first bytes of the head (as raw and the inputs after it
+ * hold them, from the empty lines before the start line on), and gets them up to n from
+ * head, the head's bytes from its first: only what it lacks is copied, so a head sent a
+ * byte at a time is copied once, not once a byte. */
+static int
+strings_upto(struct http_parser *p, const char *head, size_t n)
+{
+    size_t have = buf_used(&p->msg.strings);
+    return have < n ? buf_append(&p->msg.strings, head + have, n - have) : 0;
+}
+
 static int
 on_headers_complete(llhttp_t *ll)
 {
@@ -168,8 +179,7 @@ on_headers_complete(llhttp_t *ll)
         return HPE_USER;
     /* The spans point into the head's bytes: one copy of them instead of one per span
      * (they fit: the strings' cap is raw's). */
-    buf_reset(&m->strings);
-    if (buf_append(&m->strings, raw, head_len) < 0) {
+    if (strings_upto(p, raw, head_len) < 0) {
         p->head_too_large = true;
         return HPE_USER;
     }
@@ -353,18 +363,16 @@ execute(struct http_parser *p, const char *data, size_t len, size_t *used)
 
 /* A head left incomplete (more to come, or refused before its end): msg.strings gets the
  * head's bytes so far, raw's and then those of this input from at to end (NULL: none), so
- * that its spans read there as the complete head's do. Appends only what it lacks: a head
- * sent a byte at a time is copied once, not once a byte. */
+ * that its spans read there as the complete head's do. */
 static void
 mirror_head(struct http_parser *p, const char *at, const char *end)
 {
-    struct buf *strings = &p->msg.strings;
-    size_t have = buf_used(strings), in_raw = buf_used(&p->raw);
-    if (have < in_raw && buf_append(strings, buf_head(&p->raw) + have, in_raw - have) < 0)
+    size_t in_raw = buf_used(&p->raw);
+    if (strings_upto(p, buf_head(&p->raw), in_raw) < 0 || at == NULL)
         return;
-    have = MAX(have, in_raw);
-    if (at != NULL && have - in_raw < (size_t)(end - at))
-        buf_append(strings, at + (have - in_raw), (size_t)(end - at) - (have - in_raw));
+    size_t have = buf_used(&p->msg.strings) - in_raw; /* of this input's bytes */
+    if (have < (size_t)(end - at))
+        buf_append(&p->msg.strings, at + have, (size_t)(end - at) - have);
 }
 
 enum http_parse_status
