@@ -24,6 +24,9 @@ REQUESTS = int(os.environ.get("PROFILE_REQUESTS", 20000))
 CONNS = int(os.environ.get("PROFILE_CONNS", 8))
 PATH = os.environ.get("PROFILE_PATH", "/1k.bin")  # or /100k.bin, /1m.bin, /nostore.bin
 HOST = os.environ.get("PROFILE_HOST")  # dead.test: the error path (its only origin is down)
+# Further zones, each with an exact host and a wildcard that no request of the profile
+# names: the cost of finding a request's zone in a configuration of many sites.
+ZONES = int(os.environ.get("PROFILE_ZONES", 0))
 STATUS = b"HTTP/1.1 503" if HOST == "dead.test" else b"HTTP/1.1 200"
 TOP = int(os.environ.get("PROFILE_TOP", 15))
 VERGE = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
@@ -127,6 +130,10 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     conf = rig.render("verge.yaml", work.path("verge-%s.yaml" % tag), dir=work.dir,
                           port=port, admin_port=admin, origin_port=origin_port,
                           dead_port=dead, workers=1)
+    with open(conf, "a") as f:
+        for i in range(ZONES):
+            f.write('  - { name: z%d, hosts: [ "h%d.example", "*.w%d.example" ], '
+                    'origins: [ "http://127.0.0.1:%d" ] }\n' % (i, i, i, origin_port))
     p = procs.start("verge-" + tag, wrapper + [VERGE, "serve", "-c", conf],
                     log=work.path("verge-%s.out" % tag))
     rig.wait_port(port, p, timeout=60, what="verge (%s)" % tag)
@@ -182,7 +189,8 @@ def report(base, run, n, syscalls):
     what = "the error path (every origin down)" if HOST == "dead.test" else "GET " + PATH
     print("\n# make profile: Verge, %s, 1 worker\n" % what)
     print("%d requests over %d keep-alive connections (one request per write), callgrind with "
-          "the warm-up run subtracted.\n" % (n, CONNS))
+          "the warm-up run subtracted.%s\n" % (n, CONNS, " %d further zones (PROFILE_ZONES)." % ZONES
+                                                if ZONES else ""))
     print("Instructions per request: %.0f Ir\n" % ir)
     print("Top %d functions by self instructions per request:\n" % TOP)
     print("| Ir/req self | % | Ir/req inclusive | function | file |\n|---:|---:|---:|---|---|")

@@ -1162,11 +1162,70 @@ zone_defaults(struct config_zone *z)
     z->active_fall = 3;
 }
 
+const struct config_zone *
+config_host_find(const struct config *cfg, uint64_t hash, const char *key, size_t len,
+                 bool wildcard)
+{
+    if (cfg->hosts_by_name == NULL)
+        return NULL; /* no zone has a host other than "*" */
+    for (size_t i = hash & cfg->host_mask;; i = (i + 1) & cfg->host_mask) {
+        const struct config_host *h = &cfg->hosts_by_name[i];
+        if (h->zone == NULL)
+            return NULL;
+        if (h->len == len && h->wildcard == wildcard && memcmp(h->key, key, len) == 0)
+            return h->zone;
+    }
+}
+
+static void
+host_put(struct config *cfg, struct config_host h)
+{
+    size_t s = config_host_hash(h.key, h.len) & cfg->host_mask;
+    while (cfg->hosts_by_name[s].zone != NULL)
+        s = (s + 1) & cfg->host_mask;
+    cfg->hosts_by_name[s] = h;
+}
+
+/* Host (as written in hosts:) of zone z into hosts_by_name, which stays at most half full
+ * (twice the slots when it would not) so that a probe for a name no zone has ends soon.
+ * The zone that has it already, or NULL. A zone's list may name a host twice. */
+static const struct config_zone *
+host_add(struct config *cfg, const char *host, const struct config_zone *z)
+{
+    bool wildcard = host[0] == '*';
+    if (wildcard && host[1] == '\0') {
+        if (cfg->catch_all == NULL)
+            cfg->catch_all = z;
+        return cfg->catch_all == z ? NULL : cfg->catch_all;
+    }
+    size_t len = strlen(host + wildcard);
+    if (cfg->hosts_by_name != NULL) {
+        const struct config_zone *o = config_host_find(
+            cfg, config_host_hash(host + wildcard, len), host + wildcard, len, wildcard);
+        if (o != NULL)
+            return o == z ? NULL : o;
+    }
+    if (cfg->hosts_by_name == NULL || 2 * (cfg->nhosts_by_name + 1) > cfg->host_mask + 1) {
+        struct config_host *old = cfg->hosts_by_name;
+        size_t slots = old == NULL ? 8 : 2 * (cfg->host_mask + 1);
+        cfg->hosts_by_name = xcalloc(slots, sizeof(*old));
+        cfg->host_mask = slots - 1;
+        for (size_t i = 0; old != NULL && i < slots / 2; i++)
+            if (old[i].zone != NULL)
+                host_put(cfg, old[i]);
+        free(old);
+    }
+    host_put(cfg, (struct config_host){host + wildcard, (uint32_t)len, wildcard, z});
+    cfg->nhosts_by_name++;
+    cfg->wildcard_lens |= wildcard ? config_host_len_bit(len) : 0;
+    return NULL;
+}
+
 /* Names and hosts must be unique across zones: a host served twice would be ambiguous. */
 static int
 zone_check(struct parse *p, const yaml_node_t *v, size_t index)
 {
-    const struct config *cfg = p->cfg;
+    struct config *cfg = p->cfg;
     struct config_zone *z = &cfg->zones[index];
     if (z->name == NULL)
         return fail_at(p, v, "this zone has no \"name\"; add name: followed by a label");
@@ -1195,12 +1254,12 @@ zone_check(struct parse *p, const yaml_node_t *v, size_t index)
             return fail_at(p, p->zone_name_node ? p->zone_name_node : v,
                            "zone name \"%s\" is used twice; zone names must be unique",
                            z->name);
-        for (size_t a = 0; a < z->nhosts; a++)
-            for (size_t b = 0; b < o->nhosts; b++)
-                if (strcmp(z->hosts[a], o->hosts[b]) == 0)
-                    return fail_at(p, v, "host \"%s\" is served by zones \"%s\" and \"%s\"; "
-                                         "a host belongs to one zone", z->hosts[a], o->name,
-                                   z->name);
+    }
+    for (size_t a = 0; a < z->nhosts; a++) {
+        const struct config_zone *o = host_add(cfg, z->hosts[a], z);
+        if (o != NULL)
+            return fail_at(p, v, "host \"%s\" is served by zones \"%s\" and \"%s\"; "
+                                 "a host belongs to one zone", z->hosts[a], o->name, z->name);
     }
     return 0;
 }
@@ -1469,6 +1528,7 @@ config_free(struct config *cfg)
         free(z->error_pages);
     }
     free(cfg->zones);
+    free(cfg->hosts_by_name);
     free(cfg->resolver.servers);
     free(cfg->admin_token);
     free(cfg->listens);
@@ -1615,6 +1675,7 @@ config_from_origin(const char *origin_url, const char *listen, struct config **o
     z->name = xstrdup("default");
     z->hosts = xcalloc(1, sizeof(*z->hosts));
     z->hosts[z->nhosts++] = xstrdup("*");
+    host_add(cfg, z->hosts[0], z);
     z->origins = xcalloc(1, sizeof(*z->origins));
     if ((problem = origin_parse_url(origin_url, &z->origins[0])) != NULL) {
         snprintf(err, errlen, "--origin '%s': %s", origin_url, problem);

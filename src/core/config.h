@@ -170,7 +170,52 @@ struct config {
 
     struct config_zone *zones;
     size_t nzones;
+
+    /* Every zone's hosts by name, filled as the zones are read (config_host_find): a
+     * request's zone is found in the same few steps with two zones or ten thousand, and a
+     * host of two zones is refused without comparing every zone with every other. */
+    struct config_host *hosts_by_name; /* open addressing, host_mask + 1 slots */
+    size_t host_mask, nhosts_by_name;
+    uint64_t wildcard_lens;  /* bit L: a "*.suffix" host whose ".suffix" is L bytes long
+                              * (bit 63: 63 or more); 0: no wildcard */
+    const struct config_zone *catch_all;   /* the zone with "*", or NULL */
 };
+
+/* A host in hosts_by_name: an exact name, or a wildcard "*.example.com" keyed by
+ * ".example.com" (what a name it matches ends with). zone NULL: an empty slot. */
+struct config_host {
+    const char *key;
+    uint32_t len;
+    bool wildcard;
+    const struct config_zone *zone;
+};
+
+/* The hash of a key in hosts_by_name: eight bytes a step, the last few bytes one by one. */
+static inline uint64_t
+config_host_hash(const char *key, size_t len)
+{
+    uint64_t h = len * 0x9e3779b97f4a7c15ull, w;
+    for (; len >= 8; key += 8, len -= 8) {
+        memcpy(&w, key, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (w = 0; len > 0; len--)
+        w = w << 8 | (unsigned char)key[len - 1];
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
+
+static inline uint64_t
+config_host_len_bit(size_t len)
+{
+    return (uint64_t)1 << (len < 63 ? len : 63);
+}
+
+/* The zone whose host is exactly key[len] (a wildcard's: ".suffix"), hash being
+ * config_host_hash of it; NULL when no zone has that host. */
+const struct config_zone *config_host_find(const struct config *cfg, uint64_t hash,
+                                           const char *key, size_t len, bool wildcard);
 
 /* Load and validate a configuration file. On success returns 0 and *out holds a config with
  * one reference. On error returns -1 and writes one message into err:

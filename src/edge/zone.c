@@ -66,16 +66,6 @@ zone_host_normalise(const char *host, size_t len, char *out, size_t outlen)
     return (int)len;
 }
 
-/* Does "*.suffix" match name? Returns the suffix length (longer = more specific) or -1. */
-static int
-wildcard_match(const char *pattern, const char *name, size_t nlen)
-{
-    size_t slen = strlen(pattern) - 1; /* ".suffix" */
-    if (nlen <= slen || memcmp(name + nlen - slen, pattern + 1, slen) != 0)
-        return -1;
-    return (int)slen;
-}
-
 const struct config_zone *
 zone_find(const struct config *cfg, const char *host, size_t len)
 {
@@ -84,27 +74,26 @@ zone_find(const struct config *cfg, const char *host, size_t len)
     return n < 0 ? NULL : zone_match(cfg, name, (size_t)n);
 }
 
+/* The exact name first, then each ".suffix" from the name's first dot on: the further
+ * left the dot, the longer the suffix, so the first wildcard found is the most specific.
+ * A suffix as long as no wildcard is not looked up. A dot at the name's start is no match
+ * ("*.example.com" is not ".example.com"). */
 const struct config_zone *
 zone_match(const struct config *cfg, const char *name, size_t n)
 {
-    const struct config_zone *best = NULL, *catch_all = NULL;
-    int best_len = -1;
-    for (size_t i = 0; i < cfg->nzones; i++) {
-        const struct config_zone *z = &cfg->zones[i];
-        for (size_t j = 0; j < z->nhosts; j++) {
-            const char *h = z->hosts[j];
-            if (h[0] == '*' && h[1] == '\0') {
-                catch_all = catch_all ? catch_all : z;
-            } else if (h[0] == '*' && h[1] == '.') {
-                int m = wildcard_match(h, name, n);
-                if (m > best_len) {
-                    best_len = m;
-                    best = z;
-                }
-            } else if (strlen(h) == n && memcmp(h, name, n) == 0) {
-                return z;
-            }
-        }
+    const struct config_zone *z = config_host_find(cfg, config_host_hash(name, n), name, n, false);
+    if (z != NULL)
+        return z;
+    for (size_t i = 1; cfg->wildcard_lens != 0 && i < n; i++) {
+        const char *dot = memchr(name + i, '.', n - i);
+        if (dot == NULL)
+            break;
+        i = (size_t)(dot - name);
+        if ((cfg->wildcard_lens & config_host_len_bit(n - i)) == 0)
+            continue;
+        z = config_host_find(cfg, config_host_hash(dot, n - i), dot, n - i, true);
+        if (z != NULL)
+            return z;
     }
-    return best ? best : catch_all;
+    return cfg->catch_all;
 }

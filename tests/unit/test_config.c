@@ -3,6 +3,8 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -178,6 +180,30 @@ test_duplicate_keys_zones_and_hosts_are_refused(void **state)
     assert_refused(ZONE "  - name: y\n    hosts: [ A.TEST ]\n"
                         "    origins: [ \"http://127.0.0.1:1\" ]\n",
                    "t.yaml:5:5: ", "host \"a.test\" is served by zones \"z\" and \"y\"");
+    assert_refused("zones:\n  - { name: a, hosts: [ \"*\" ], origins: [ \"http://o\" ] }\n"
+                   "  - { name: b, hosts: [ x.test, \"*\" ], origins: [ \"http://o\" ] }\n",
+                   "t.yaml:3:5: ", "host \"*\" is served by zones \"a\" and \"b\"");
+    assert_refused("zones:\n  - { name: a, hosts: [ \"*.x.test\" ], origins: [ \"http://o\" ] }\n"
+                   "  - { name: b, hosts: [ x.test, \"*.X.test\" ], origins: [ \"http://o\" ] }\n",
+                   "t.yaml:3:5: ", "host \"*.x.test\" is served by zones \"a\" and \"b\"");
+    /* a wildcard and the exact name it is made of are two hosts; one zone may list a
+     * host twice */
+    struct config *cfg = load_ok(
+        "zones:\n  - { name: a, hosts: [ \"*.x.test\", y.test, y.test ], origins: [ \"http://o\" ] }\n"
+        "  - { name: b, hosts: [ x.test ], origins: [ \"http://o\" ] }\n");
+    config_release(&cfg);
+    /* far down a long list, after the hosts' table has grown several times */
+    size_t cap = 100 * 1000 + 200, len = 0;
+    char *yaml = malloc(cap);
+    len += (size_t)snprintf(yaml + len, cap - len, "zones:\n");
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(yaml + len, cap - len,
+                                "  - { name: z%d, hosts: [ h%d.test ], origins: [ \"http://o\" ] }\n",
+                                i, i);
+    snprintf(yaml + len, cap - len,
+             "  - { name: late, hosts: [ new.test, h17.test ], origins: [ \"http://o\" ] }\n");
+    assert_refused(yaml, "t.yaml:1002:5: ", "host \"h17.test\" is served by zones \"z17\" and \"late\"");
+    free(yaml);
 }
 
 static void

@@ -2,6 +2,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -111,6 +114,102 @@ test_malformed_hosts_match_nothing(void **state)
     config_release(&cfg);
 }
 
+/* Zone i has h<i>.example and *.w<i>.example; zone deep<i> has *.s.w<i>.example. */
+static struct config *
+many_zones(size_t n, bool catch_all)
+{
+    size_t cap = 256 * n + 200, len = 0; /* an entry pair is under 256 bytes */
+    char *yaml = malloc(cap);
+    len += (size_t)snprintf(yaml + len, cap - len, "zones:\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(yaml + len, cap - len,
+                                "  - { name: z%zu, hosts: [ h%zu.example, \"*.w%zu.example\" ], "
+                                "origins: [ \"http://127.0.0.1:1\" ] }\n"
+                                "  - { name: deep%zu, hosts: [ \"*.s.w%zu.example\" ], "
+                                "origins: [ \"http://127.0.0.1:1\" ] }\n",
+                                i, i, i, i, i);
+    if (catch_all)
+        snprintf(yaml + len, cap - len,
+                 "  - { name: rest, hosts: [ \"*\" ], origins: [ \"http://127.0.0.1:1\" ] }\n");
+    struct config *cfg = load(yaml);
+    free(yaml);
+    return cfg;
+}
+
+static void
+expect_zone(const struct config *cfg, const char *host, const char *want)
+{
+    const char *got = zone_of(cfg, host);
+    if (want == NULL ? got != NULL : got == NULL || strcmp(got, want) != 0)
+        fail_msg("%s: zone %s, expected %s", host, got ? got : "(none)", want ? want : "(none)");
+}
+
+static void
+test_every_host_of_thousands_of_zones_finds_its_own(void **state)
+{
+    const size_t n = 2000;
+    for (int catch_all = 0; catch_all < 2; catch_all++) {
+        struct config *cfg = many_zones(n, catch_all);
+        const char *rest = catch_all ? "rest" : NULL;
+        char host[64], z[32], deep[32];
+        for (size_t i = 0; i < n; i++) {
+            snprintf(z, sizeof(z), "z%zu", i);
+            snprintf(deep, sizeof(deep), "deep%zu", i);
+            snprintf(host, sizeof(host), "h%zu.example", i);
+            expect_zone(cfg, host, z);
+            snprintf(host, sizeof(host), "H%zu.Example:443", i);
+            expect_zone(cfg, host, z);
+            snprintf(host, sizeof(host), "a.w%zu.example", i);
+            expect_zone(cfg, host, z);
+            snprintf(host, sizeof(host), "a.b.w%zu.example", i);
+            expect_zone(cfg, host, z);
+            snprintf(host, sizeof(host), "s.w%zu.example", i); /* *.w, not *.s.w */
+            expect_zone(cfg, host, z);
+            snprintf(host, sizeof(host), "a.s.w%zu.example", i);
+            expect_zone(cfg, host, deep);
+            snprintf(host, sizeof(host), "x.a.s.w%zu.example", i);
+            expect_zone(cfg, host, deep);
+            snprintf(host, sizeof(host), "w%zu.example", i); /* the bare domain */
+            expect_zone(cfg, host, rest);
+            snprintf(host, sizeof(host), ".w%zu.example", i);
+            expect_zone(cfg, host, rest);
+            snprintf(host, sizeof(host), "h%zu.example.other", i);
+            expect_zone(cfg, host, rest);
+            snprintf(host, sizeof(host), "xh%zu.example", i);
+            expect_zone(cfg, host, rest);
+        }
+        expect_zone(cfg, "h2000.example", rest);
+        expect_zone(cfg, "example", rest);
+        config_release(&cfg);
+    }
+}
+
+/* Wildcards of 63 bytes and more share one bit of the lengths looked up (wildcard_lens). */
+static void
+test_long_wildcards_are_found_whatever_their_length(void **state)
+{
+    const char *l63 = "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0";
+    char yaml[1024], host[256];
+    snprintf(yaml, sizeof(yaml),
+             "zones:\n"
+             "  - { name: long, hosts: [ \"*.%s.example\" ], origins: [ \"http://127.0.0.1:1\" ] }\n"
+             "  - { name: longer, hosts: [ \"*.b.%s.%s.example\" ], origins: [ \"http://127.0.0.1:1\" ] }\n"
+             "  - { name: short, hosts: [ \"*.x\" ], origins: [ \"http://127.0.0.1:1\" ] }\n",
+             l63, l63, l63);
+    struct config *cfg = load(yaml);
+    snprintf(host, sizeof(host), "a.%s.example", l63);
+    expect_zone(cfg, host, "long");
+    snprintf(host, sizeof(host), "a.b.%s.%s.example", l63, l63);
+    expect_zone(cfg, host, "longer");
+    snprintf(host, sizeof(host), "b.%s.%s.example", l63, l63); /* not *.b.…: *.<l63>.example */
+    expect_zone(cfg, host, "long");
+    snprintf(host, sizeof(host), "%s.example", l63);
+    expect_zone(cfg, host, NULL);
+    snprintf(host, sizeof(host), "a.%s.%s.x", l63, l63);
+    expect_zone(cfg, host, "short");
+    config_release(&cfg);
+}
+
 static void
 test_normalise_ipv6_literal(void **state)
 {
@@ -132,6 +231,8 @@ main(void)
         cmocka_unit_test(test_port_case_and_trailing_dot_are_normalised),
         cmocka_unit_test(test_malformed_hosts_match_nothing),
         cmocka_unit_test(test_normalise_ipv6_literal),
+        cmocka_unit_test(test_every_host_of_thousands_of_zones_finds_its_own),
+        cmocka_unit_test(test_long_wildcards_are_found_whatever_their_length),
     };
     return cmocka_run_group_tests_name("zone", tests, NULL, NULL);
 }
