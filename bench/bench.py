@@ -38,6 +38,10 @@ PACE_BIN = os.path.join(rig.ROOT, "build", "bench", "pace")
 # Open-loop scenarios (bench/pace.c): requests per second offered to every server alike,
 # below what each of them answers in the closed-loop hit-1k (the slowest, Varnish, ~20k).
 PACED = {"hit-1k-paced-15k": 15000}
+# Requests with the fields a browser sends (rig.BROWSER_HEADERS) besides wrk's Host: what
+# parsing a real request costs each server. It judges no target: table 1 only, 3 rounds.
+HEADERS = {"hit-1k-browser": rig.BROWSER_HEADERS}
+TABLE1_ONLY = set(PACED) | set(HEADERS)
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
 # pass: every request must; error: every origin down)
@@ -45,6 +49,7 @@ SCENARIOS = [
     ("hit-1k", "/1k.bin", 1, None, "hit"),
     ("hit-1k-paced-15k", "/1k.bin", 1, None, "hit"),
     ("hit-1k-pipelined-16", "/1k.bin", 16, None, "hit"),
+    ("hit-1k-browser", "/1k.bin", 1, None, "hit"),
     ("hit-100k", "/100k.bin", 1, None, "hit"),
     ("hit-1m", "/1m.bin", 1, None, "hit"),
     ("pass", "/nostore.bin", 1, None, "pass"),
@@ -58,16 +63,18 @@ if ONLY:
 # wrk, wrk threads and connections.
 TABLES = {
     "1": dict(title="1 worker each, servers and origin pinned to CPU 0, wrk to CPU 1",
-              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, paced=True,
+              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, table1_only=True,
               rounds=ROUNDS, deciding_rounds=2 * ROUNDS),
     "2": dict(title="2 workers each, nothing pinned", workers=2, server_cpus=None,
-              wrk_cpus=None, threads=2, conns=100, paced=False,  # within the 10 minutes
+              wrk_cpus=None, threads=2, conns=100, table1_only=False,  # within the 10 minutes
               rounds=min(ROUNDS, 3), deciding_rounds=min(ROUNDS, 3)),
 }
 
 
 def rounds_for(table, scenario):
-    return table["deciding_rounds"] if scenario in DECIDING else table["rounds"]
+    if scenario in DECIDING:
+        return table["deciding_rounds"]
+    return min(table["rounds"], 3) if scenario in HEADERS else table["rounds"]
 
 
 def measure(procs, table, server, name, tool, cmd, seconds):
@@ -90,13 +97,19 @@ def measure(procs, table, server, name, tool, cmd, seconds):
     }
 
 
-def wrk(procs, table, server, scenario, seconds):
-    """One wrk run against one server, with its figures."""
+def wrk_cmd(table, port, scenario, seconds):
     name, path, depth, host, _ = scenario
-    url = "http://127.0.0.1:%d%s" % (server.port_for(path), path)
     cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
-    cmd += [url, "--", str(depth)]
+    for field in HEADERS.get(name, []):
+        cmd += ["-H", "%s: %s" % field]
+    return cmd + ["http://127.0.0.1:%d%s" % (port, path), "--", str(depth)]
+
+
+def wrk(procs, table, server, scenario, seconds):
+    """One wrk run against one server, with its figures."""
+    name, path, depth, _, _ = scenario
+    cmd = wrk_cmd(table, server.port_for(path), scenario, seconds)
     r, cpu, run = measure(procs, table, server, name, "wrk", cmd, seconds)
     secs = r["duration_us"] / 1e6
     errors = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))
@@ -206,7 +219,7 @@ def run_table(procs, work, key):
         table["notes"] += prime(table, srvs)
         for sc in SCENARIOS:
             run = paced if sc[0] in PACED else wrk
-            if run is paced and not table["paced"]:
+            if sc[0] in TABLE1_ONLY and not table["table1_only"]:
                 continue
             progress("table %s: %s" % (key, sc[0]))
             for s in srvs if WARM_SECONDS else []:  # warm-up, not measured

@@ -24,6 +24,9 @@ REQUESTS = int(os.environ.get("PROFILE_REQUESTS", 20000))
 CONNS = int(os.environ.get("PROFILE_CONNS", 8))
 PATH = os.environ.get("PROFILE_PATH", "/1k.bin")  # or /100k.bin, /1m.bin, /nostore.bin
 HOST = os.environ.get("PROFILE_HOST")  # dead.test: the error path (its only origin is down)
+# PROFILE_BROWSER=1: each request carries the fields a browser sends (rig.BROWSER_HEADERS)
+EXTRA = "".join("%s: %s\r\n" % kv for kv in rig.BROWSER_HEADERS) \
+    if os.environ.get("PROFILE_BROWSER", "") not in ("", "0") else ""
 # Further zones, each with an exact host and a wildcard that no request of the profile
 # names: the cost of finding a request's zone in a configuration of many sites.
 ZONES = int(os.environ.get("PROFILE_ZONES", 0))
@@ -41,7 +44,7 @@ def load(port, n, conns):
     """n GET PATH over conns keep-alive connections, one request per write, each
     connection sending its next request when the last response has fully arrived."""
     host = HOST or "127.0.0.1:%d" % port
-    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (PATH, host)).encode()
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (PATH, host, EXTRA)).encode()
     sel, sent, done = selectors.DefaultSelector(), 0, 0
     for _ in range(min(conns, n)):
         s = socket.create_connection(("127.0.0.1", port))
@@ -189,8 +192,10 @@ def report(base, run, n, syscalls):
     what = "the error path (every origin down)" if HOST == "dead.test" else "GET " + PATH
     print("\n# make profile: Verge, %s, 1 worker\n" % what)
     print("%d requests over %d keep-alive connections (one request per write), callgrind with "
-          "the warm-up run subtracted.%s\n" % (n, CONNS, " %d further zones (PROFILE_ZONES)." % ZONES
-                                                if ZONES else ""))
+          "the warm-up run subtracted.%s%s\n" % (
+              n, CONNS, " %d further zones (PROFILE_ZONES)." % ZONES if ZONES else "",
+              " Each request with a browser's %d fields (PROFILE_BROWSER)." % len(rig.BROWSER_HEADERS)
+              if EXTRA else ""))
     print("Instructions per request: %.0f Ir\n" % ir)
     print("Top %d functions by self instructions per request:\n" % TOP)
     print("| Ir/req self | % | Ir/req inclusive | function | file |\n|---:|---:|---:|---|---|")

@@ -111,22 +111,27 @@ listen_on(int port)
     return fd;
 }
 
-/* Count the request headers that end in buf; keeps the partial match across reads. */
+/* Count the request headers that end in buf; keeps the partial match across reads. The
+ * match is kept in a local: buf is char, which may alias c->match, so the field would be
+ * stored and loaded again at every byte (a chain of memory round trips that made a
+ * browser's 560-byte request cost this server more than a proxy's parsing). */
 static size_t
 requests_ended(struct conn *c, const char *buf, size_t len)
 {
     static const char end[] = "\r\n\r\n";
     size_t n = 0;
+    int match = c->match;
     for (size_t i = 0; i < len; i++) {
-        if (buf[i] == end[c->match])
-            c->match++;
+        if (buf[i] == end[match])
+            match++;
         else
-            c->match = buf[i] == '\r' ? 1 : 0;
-        if (c->match == 4) {
+            match = buf[i] == '\r' ? 1 : 0;
+        if (match == 4) {
             n++;
-            c->match = 0;
+            match = 0;
         }
     }
+    c->match = match;
     return n;
 }
 

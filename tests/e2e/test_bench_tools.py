@@ -79,6 +79,34 @@ def test_fixed_counts_a_request_split_inside_its_blank_line_once(fixed):
     assert (got, rest) == (1, b"")
 
 
+BROWSER_GET = ("GET /1k.bin HTTP/1.1\r\nHost: bench\r\n" + "".join(
+    "%s: %s\r\n" % kv for kv in rig.BROWSER_HEADERS) + "\r\n").encode()
+
+
+def test_fixed_answers_browser_requests_cut_anywhere_once_each(fixed):
+    with socket.create_connection(("127.0.0.1", fixed[0])) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = BROWSER_GET * 8
+        for i in range(0, len(data), 97):  # pieces that cut fields and blank lines
+            s.sendall(data[i:i + 97])
+            time.sleep(0.002)
+        got, rest = read_responses(s, 8, 1024)
+    assert (got, rest) == (8, b"")
+
+
+def test_the_browser_scenario_sends_each_field_of_a_browser_once_and_only_in_table_1():
+    sc = next(s for s in bench.SCENARIOS if s[0] == "hit-1k-browser")
+    cmd = bench.wrk_cmd(bench.TABLES["1"], 8080, sc, 1)
+    sent = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-H"]
+    assert sent == ["%s: %s" % kv for kv in rig.BROWSER_HEADERS]
+    assert len(BROWSER_GET) > 500 and b"Cookie" not in BROWSER_GET
+    plain = bench.wrk_cmd(bench.TABLES["1"], 8080, bench.SCENARIOS[0], 1)
+    assert "-H" not in plain and plain[-3:] == ["http://127.0.0.1:8080/1k.bin", "--", "1"]
+    assert "hit-1k-browser" in bench.TABLE1_ONLY and bench.TABLES["1"]["table1_only"]
+    assert not bench.TABLES["2"]["table1_only"]
+    assert bench.rounds_for(bench.TABLES["1"], "hit-1k-browser") == min(bench.ROUNDS, 3)
+
+
 def test_fixed_serves_the_large_body_on_its_own_port_whole(fixed):
     with socket.create_connection(("127.0.0.1", fixed[1])) as s:
         s.sendall(b"GET /100k.bin HTTP/1.1\r\nHost: b\r\n\r\n" * 3)
