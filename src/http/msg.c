@@ -252,19 +252,21 @@ http_msg_field_next(const struct http_msg *m, enum http_field f, const struct ht
 }
 
 /* Hop-by-hop by name alone (RFC 9110 7.6.1, and the framing fields the proxy redoes). */
-static bool
-hop_field(enum http_field f)
-{
-    return f == HTTP_FIELD_TE || f == HTTP_FIELD_TRAILER || f == HTTP_FIELD_UPGRADE ||
-           f == HTTP_FIELD_CONNECTION || f == HTTP_FIELD_KEEP_ALIVE ||
-           f == HTTP_FIELD_CONTENT_LENGTH || f == HTTP_FIELD_TRANSFER_ENCODING;
-}
+static const bool hop_field[HTTP_FIELD_COUNT + 1] = {
+    [HTTP_FIELD_TE] = true,         [HTTP_FIELD_TRAILER] = true,
+    [HTTP_FIELD_UPGRADE] = true,    [HTTP_FIELD_CONNECTION] = true,
+    [HTTP_FIELD_KEEP_ALIVE] = true, [HTTP_FIELD_CONTENT_LENGTH] = true,
+    [HTTP_FIELD_TRANSFER_ENCODING] = true,
+};
 
-/* Hop-by-hop by name, f being the name's known field (http_field_of). */
-static bool
+/* Hop-by-hop by name, f being the name's known field (http_field_of): a load, and for
+ * the few names that start with a p, a look at "proxy-" (every field of a head goes
+ * through here). */
+static inline bool
 hop_named(enum http_field f, const char *name, size_t len)
 {
-    return hop_field(f) || (len >= 6 && mem_ieq(name, "proxy-", 6));
+    return hop_field[f] ||
+           (len >= 6 && ascii_lower((unsigned char)name[0]) == 'p' && mem_ieq(name, "proxy-", 6));
 }
 
 static bool
