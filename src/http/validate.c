@@ -20,11 +20,35 @@ tchar_table_build(void)
         tchar_table[c] = (tchars[c >> 5] >> (c & 31)) & 1;
 }
 
-/* The first byte from i on (before n) that is not a tchar, or n: four bytes a step. */
+typedef unsigned char bytes16 __attribute__((vector_size(16)));
+static size_t first_marked(uint64_t lo, uint64_t hi);
+
+/* The first byte from i on (before n) that is not a tchar, or n. Sixteen bytes at a time
+ * while sixteen are left: letters, digits and '-' (what field names are made of) by
+ * compares, the first other byte from the compare's mask; a tchar among the others sends
+ * the scan on. Then four bytes a step by the table. */
 static size_t
 token_end(const char *s, size_t i, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
+    while (i + 16 <= n) {
+        bytes16 v;
+        memcpy(&v, s + i, 16);
+        bytes16 lower = v | 0x20;
+        bytes16 other = (bytes16)((bytes16)(lower - 'a') >= 26) & (bytes16)((bytes16)(v - '0') >= 10) &
+                        (bytes16)(v != '-');
+        uint64_t lo, hi;
+        memcpy(&lo, &other, 8);
+        memcpy(&hi, (const char *)&other + 8, 8);
+        if ((lo | hi) == 0) {
+            i += 16;
+            continue;
+        }
+        i += first_marked(lo, hi);
+        if (!tchar_table[u[i]])
+            return i;
+        i++;
+    }
     while (i + 4 <= n && (tchar_table[u[i]] & tchar_table[u[i + 1]] & tchar_table[u[i + 2]] &
                           tchar_table[u[i + 3]]))
         i += 4;
@@ -56,8 +80,6 @@ is_text(unsigned char c)
  * time (a vector compare: SSE2 on x86-64, NEON on arm64): the first control byte or DEL
  * in them is found from the compare's mask, and only a tab there (text after all) sends
  * the scan on. Values are most of a head's bytes, and every line ends in a CR. */
-typedef unsigned char bytes16 __attribute__((vector_size(16)));
-
 static size_t
 first_marked(uint64_t lo, uint64_t hi)
 {
