@@ -132,7 +132,7 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     port, admin, dead = rig.free_ports(3)
     conf = rig.render("verge.yaml", work.path("verge-%s.yaml" % tag), dir=work.dir,
                           port=port, admin_port=admin, origin_port=origin_port,
-                          dead_port=dead, workers=1)
+                          dead_port=dead, workers=1, name="verge-" + tag)
     with open(conf, "a") as f:
         for i in range(ZONES):
             f.write('  - { name: z%d, hosts: [ "h%d.example", "*.w%d.example" ], '

@@ -8,6 +8,10 @@ import rig
 
 FIXED_BIN = os.path.join(rig.ROOT, "build", "bench", "fixed")
 VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
+# BENCH_VERGE_B=path: a second Verge build (the one before a change, say) run as "verge-b"
+# right after "verge" in every round, so that the two are compared within one run, as the
+# peers are; the targets are judged on "verge" alone.
+VERGE_B_BIN = os.environ.get("BENCH_VERGE_B")
 
 
 class Server:
@@ -61,14 +65,21 @@ class Fixed(Server):
 
 class Verge(Server):
     name = "verge"
+    binary = VERGE_BIN
 
     def command(self):
         self.values["admin_port"] = rig.free_ports(1)[0]
-        conf = rig.render("verge.yaml", self.work.path("verge.yaml"), **self.values)
-        return [VERGE_BIN, "serve", "-c", conf]
+        conf = rig.render("verge.yaml", self.work.path(self.name + ".yaml"), name=self.name,
+                          **self.values)
+        return [self.binary, "serve", "-c", conf]
 
     def version(self):
-        return _first_line([VERGE_BIN, "version"])
+        return _first_line([self.binary, "version"])
+
+
+class VergeB(Verge):
+    name = "verge-b"
+    binary = VERGE_B_BIN
 
 
 class Nginx(Server):
@@ -120,4 +131,4 @@ def _first_line(cmd):
         return "?"
 
 
-ALL = [Fixed, Verge, Nginx, Haproxy, Varnish]
+ALL = [Fixed, Verge] + ([VergeB] if VERGE_B_BIN else []) + [Nginx, Haproxy, Varnish]

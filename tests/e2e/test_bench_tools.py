@@ -107,6 +107,29 @@ def test_the_browser_scenario_sends_each_field_of_a_browser_once_and_only_in_tab
     assert bench.rounds_for(bench.TABLES["1"], "hit-1k-browser") == min(bench.ROUNDS, 3)
 
 
+def test_a_second_verge_build_runs_right_after_verge_with_its_own_files(monkeypatch, tmp_path):
+    import importlib
+    import servers
+    monkeypatch.setenv("BENCH_VERGE_B", "/opt/old/verge")
+    try:
+        ab = importlib.reload(servers)
+        assert [c.name for c in ab.ALL] == ["fixed", "verge", "verge-b", "nginx", "haproxy",
+                                            "varnish"]
+        work = rig.Workdir()
+        try:
+            cmds = [cls(rig.Procs(), work, 1, 2, 1, None).command() for cls in ab.ALL[1:3]]
+            assert [c[0] for c in cmds] == [ab.VERGE_BIN, "/opt/old/verge"]
+            confs = [open(c[-1]).read() for c in cmds]
+            assert cmds[0][-1] != cmds[1][-1]
+            assert "/verge.err" in confs[0] and "/verge-b.err" in confs[1]
+        finally:
+            work.remove()
+    finally:
+        monkeypatch.delenv("BENCH_VERGE_B")
+        assert [c.name for c in importlib.reload(servers).ALL] == [
+            "fixed", "verge", "nginx", "haproxy", "varnish"]
+
+
 def test_fixed_serves_the_large_body_on_its_own_port_whole(fixed):
     with socket.create_connection(("127.0.0.1", fixed[1])) as s:
         s.sendall(b"GET /100k.bin HTTP/1.1\r\nHost: b\r\n\r\n" * 3)
