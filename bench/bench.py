@@ -63,10 +63,10 @@ if ONLY:
 # wrk, wrk threads and connections.
 TABLES = {
     "1": dict(title="1 worker each, servers and origin pinned to CPU 0, wrk to CPU 1",
-              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, table1_only=True,
+              workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, all_scenarios=True,
               rounds=ROUNDS, deciding_rounds=2 * ROUNDS),
     "2": dict(title="2 workers each, nothing pinned", workers=2, server_cpus=None,
-              wrk_cpus=None, threads=2, conns=100, table1_only=False,  # within the 10 minutes
+              wrk_cpus=None, threads=2, conns=100, all_scenarios=False,  # within the 10 minutes
               rounds=min(ROUNDS, 3), deciding_rounds=min(ROUNDS, 3)),
 }
 
@@ -219,7 +219,7 @@ def run_table(procs, work, key):
         table["notes"] += prime(table, srvs)
         for sc in SCENARIOS:
             run = paced if sc[0] in PACED else wrk
-            if sc[0] in TABLE1_ONLY and not table["table1_only"]:
+            if sc[0] in TABLE1_ONLY and not table["all_scenarios"]:
                 continue
             progress("table %s: %s" % (key, sc[0]))
             for s in srvs if WARM_SECONDS else []:  # warm-up, not measured

@@ -1178,9 +1178,9 @@ config_host_find(const struct config *cfg, uint64_t hash, const char *key, size_
 }
 
 static void
-host_put(struct config *cfg, struct config_host h)
+host_put(struct config *cfg, uint64_t hash, struct config_host h)
 {
-    size_t s = config_host_hash(h.key, h.len) & cfg->host_mask;
+    size_t s = hash & cfg->host_mask;
     while (cfg->hosts_by_name[s].zone != NULL)
         s = (s + 1) & cfg->host_mask;
     cfg->hosts_by_name[s] = h;
@@ -1198,24 +1198,23 @@ host_add(struct config *cfg, const char *host, const struct config_zone *z)
             cfg->catch_all = z;
         return cfg->catch_all == z ? NULL : cfg->catch_all;
     }
-    size_t len = strlen(host + wildcard);
-    if (cfg->hosts_by_name != NULL) {
-        const struct config_zone *o = config_host_find(
-            cfg, config_host_hash(host + wildcard, len), host + wildcard, len, wildcard);
-        if (o != NULL)
-            return o == z ? NULL : o;
-    }
-    if (cfg->hosts_by_name == NULL || 2 * (cfg->nhosts_by_name + 1) > cfg->host_mask + 1) {
+    const char *key = host + wildcard;
+    size_t len = strlen(key);
+    uint64_t hash = config_host_hash(key, len);
+    const struct config_zone *o = config_host_find(cfg, hash, key, len, wildcard);
+    if (o != NULL)
+        return o == z ? NULL : o;
+    if (2 * (cfg->nhosts_by_name + 1) > cfg->host_mask + 1) { /* also: no table yet */
         struct config_host *old = cfg->hosts_by_name;
         size_t slots = old == NULL ? 8 : 2 * (cfg->host_mask + 1);
         cfg->hosts_by_name = xcalloc(slots, sizeof(*old));
         cfg->host_mask = slots - 1;
         for (size_t i = 0; old != NULL && i < slots / 2; i++)
             if (old[i].zone != NULL)
-                host_put(cfg, old[i]);
+                host_put(cfg, config_host_hash(old[i].key, old[i].len), old[i]);
         free(old);
     }
-    host_put(cfg, (struct config_host){host + wildcard, (uint32_t)len, wildcard, z});
+    host_put(cfg, hash, (struct config_host){key, (uint32_t)len, wildcard, z});
     cfg->nhosts_by_name++;
     cfg->wildcard_lens |= wildcard ? config_host_len_bit(len) : 0;
     return NULL;

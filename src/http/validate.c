@@ -20,8 +20,29 @@ tchar_table_build(void)
         tchar_table[c] = (tchars[c >> 5] >> (c & 31)) & 1;
 }
 
+/* Sixteen bytes at a time (a vector compare: SSE2 on x86-64, NEON on arm64): a compare
+ * marks the bytes a scan stops at, and the first mark is found from the compare's mask. */
 typedef unsigned char bytes16 __attribute__((vector_size(16)));
-static size_t first_marked(uint64_t lo, uint64_t hi);
+
+static size_t
+first_marked(uint64_t lo, uint64_t hi)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return lo != 0 ? (size_t)__builtin_ctzll(lo) / 8 : 8 + (size_t)__builtin_ctzll(hi) / 8;
+#else
+    return lo != 0 ? (size_t)__builtin_clzll(lo) / 8 : 8 + (size_t)__builtin_clzll(hi) / 8;
+#endif
+}
+
+/* Where the first marked (all-ones) byte of m is; 16 when none is. */
+static size_t
+first_mark(bytes16 m)
+{
+    uint64_t lo, hi;
+    memcpy(&lo, &m, 8);
+    memcpy(&hi, (const char *)&m + 8, 8);
+    return (lo | hi) == 0 ? 16 : first_marked(lo, hi);
+}
 
 /* The first byte from i on (before n) that is not a tchar, or n. Sixteen bytes at a time
  * while sixteen are left: letters, digits and '-' (what field names are made of) by
@@ -35,16 +56,11 @@ token_end(const char *s, size_t i, size_t n)
         bytes16 v;
         memcpy(&v, s + i, 16);
         bytes16 lower = v | 0x20;
-        bytes16 other = (bytes16)((bytes16)(lower - 'a') >= 26) & (bytes16)((bytes16)(v - '0') >= 10) &
-                        (bytes16)(v != '-');
-        uint64_t lo, hi;
-        memcpy(&lo, &other, 8);
-        memcpy(&hi, (const char *)&other + 8, 8);
-        if ((lo | hi) == 0) {
-            i += 16;
+        size_t k = first_mark((bytes16)((bytes16)(lower - 'a') >= 26) &
+                              (bytes16)((bytes16)(v - '0') >= 10) & (bytes16)(v != '-'));
+        i += k;
+        if (k == 16)
             continue;
-        }
-        i += first_marked(lo, hi);
         if (!tchar_table[u[i]])
             return i;
         i++;
@@ -77,19 +93,9 @@ is_text(unsigned char c)
 }
 
 /* The first byte from i on (before n) that is not text (is_text), or n. Sixteen bytes at a
- * time (a vector compare: SSE2 on x86-64, NEON on arm64): the first control byte or DEL
- * in them is found from the compare's mask, and only a tab there (text after all) sends
- * the scan on. Values are most of a head's bytes, and every line ends in a CR. */
-static size_t
-first_marked(uint64_t lo, uint64_t hi)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return lo != 0 ? (size_t)__builtin_ctzll(lo) / 8 : 8 + (size_t)__builtin_ctzll(hi) / 8;
-#else
-    return lo != 0 ? (size_t)__builtin_clzll(lo) / 8 : 8 + (size_t)__builtin_clzll(hi) / 8;
-#endif
-}
-
+ * time (first_mark): the first control byte or DEL in them, and only a tab there (text
+ * after all) sends the scan on. Values are most of a head's bytes, and every line ends in
+ * a CR. */
 static size_t
 text_end(const char *s, size_t i, size_t n)
 {
@@ -97,12 +103,9 @@ text_end(const char *s, size_t i, size_t n)
         for (; i + 16 <= n; i += 16) {
             bytes16 v;
             memcpy(&v, s + i, 16);
-            bytes16 bad = (bytes16)((v < 0x20) | (v == 0x7f));
-            uint64_t lo, hi;
-            memcpy(&lo, &bad, 8);
-            memcpy(&hi, (const char *)&bad + 8, 8);
-            if ((lo | hi) != 0) {
-                i += first_marked(lo, hi);
+            size_t k = first_mark((bytes16)((v < 0x20) | (v == 0x7f)));
+            if (k < 16) {
+                i += k;
                 goto marked;
             }
         }

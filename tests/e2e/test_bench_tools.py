@@ -102,8 +102,8 @@ def test_the_browser_scenario_sends_each_field_of_a_browser_once_and_only_in_tab
     assert len(BROWSER_GET) > 500 and b"Cookie" not in BROWSER_GET
     plain = bench.wrk_cmd(bench.TABLES["1"], 8080, bench.SCENARIOS[0], 1)
     assert "-H" not in plain and plain[-3:] == ["http://127.0.0.1:8080/1k.bin", "--", "1"]
-    assert "hit-1k-browser" in bench.TABLE1_ONLY and bench.TABLES["1"]["table1_only"]
-    assert not bench.TABLES["2"]["table1_only"]
+    assert "hit-1k-browser" in bench.TABLE1_ONLY and bench.TABLES["1"]["all_scenarios"]
+    assert not bench.TABLES["2"]["all_scenarios"]
     assert bench.rounds_for(bench.TABLES["1"], "hit-1k-browser") == min(bench.ROUNDS, 3)
 
 
