@@ -1,9 +1,10 @@
 /* fixed.c - the benchmark's ceiling: an HTTP/1.1 server that answers every request with
  * the same bytes (a realistic header and a body of a fixed size), with epoll,
  * keep-alive and pipelining, and no per-request allocation, copy or parsing beyond finding
- * the end of each request header; bodies of 64 KiB and more go out with sendfile from a
- * memfd (conn_sendfile), which is faster than any copy here. It proxies nothing and stores nothing: one hop cannot be
- * faster than this on the same machine.
+ * the end of each request header; bodies of 64-128 KiB go out with sendfile from a memfd
+ * (conn_sendfile) and larger ones with writev, whichever was the faster here at each size.
+ * It proxies nothing and stores nothing: one hop cannot be faster than this on the same
+ * machine.
  *
  * Usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
  * Each port answers with a body of that size; each thread has its own epoll loop and its
@@ -30,7 +31,8 @@
 #define MAX_THREADS 64
 #define READ_SIZE 16384
 #define IOV_BATCH 64
-#define SENDFILE_MIN (64 * 1024) /* bodies this big go out with sendfile from a memfd */
+#define SENDFILE_MIN (64 * 1024)  /* bodies this big, up to SENDFILE_MAX, go out with */
+#define SENDFILE_MAX (128 * 1024) /* sendfile from a memfd; larger ones with writev */
 
 struct response {
     char *bytes;     /* header and body */
@@ -89,7 +91,7 @@ response_build(struct response *r, size_t body_len)
     for (size_t i = 0; i < body_len; i++)
         r->bytes[n + i] = (char)('a' + i % 26);
     r->body_fd = -1;
-    if (body_len < SENDFILE_MIN)
+    if (body_len < SENDFILE_MIN || body_len > SENDFILE_MAX)
         return;
     if ((r->body_fd = memfd_create("fixed-body", 0)) < 0 ||
         write(r->body_fd, r->bytes + n, body_len) != (ssize_t)body_len)
@@ -137,11 +139,13 @@ requests_ended(struct conn *c, const char *buf, size_t len)
 
 /* Write what is owed, up to IOV_BATCH responses per writev, until done or EAGAIN.
  * Returns -1 when the connection failed. */
-/* A big body: the header with MSG_MORE, then sendfile from the memfd, a response at a
- * time. Every response shares the memfd's pages (as a file in the page cache does for
- * nginx's sendfile), so the receiver copies from memory that stays in the CPU caches; a
- * copy from user memory into each response's own socket buffers is slower on loopback
- * (1.8-2.1 against 2.5-3.2 GB/s measured at 1 MiB), and the ceiling must be the faster. */
+/* A body of 64-128 KiB: the header with MSG_MORE, then sendfile from the memfd, a response
+ * at a time. Every response shares the memfd's pages (as a file in the page cache does for
+ * nginx's sendfile). Measured here (kernel 6.18, 1 thread, wrk on the other core, GB/s
+ * over six 1 s runs): at 100 KiB sendfile 5.0-5.5 against writev 4.5-4.8; at 256 KiB
+ * 2.3-5.0 against 4.8-5.4, at 512 KiB 2.1-3.6 against 5.2-5.6, at 1 MiB 3.2-4.6 against
+ * 5.0-6.0 and at 2 MiB 1.9-2.3 against 4.2-4.8. Larger bodies are copied with writev:
+ * the ceiling must be the faster way at each size (cache.sendfile_max in Verge). */
 static int
 conn_sendfile(struct conn *c)
 {

@@ -1431,6 +1431,7 @@ static const struct field cache_fields[] = {
     {"memory", field_size, CFG_FIELD(cache_memory), NULL},
     {"eviction", field_eviction, 0, NULL},
     {"max_object", field_size, CFG_FIELD(cache_max_object), NULL},
+    {"sendfile_max", field_size, CFG_FIELD(cache_sendfile_max), NULL},
     {"heuristic_cap", field_duration, CFG_FIELD(cache_heuristic_cap), NULL},
     {"lock_timeout", field_duration, CFG_FIELD(cache_lock_timeout), NULL},
 };
@@ -1489,6 +1490,7 @@ config_new_defaults(void)
     cfg->upstream_max_header_size = 64 * KIB;
     cfg->cache_memory = 256 * MIB;
     cfg->cache_max_object = 64 * MIB;
+    cfg->cache_sendfile_max = 128 * KIB;
     cfg->cache_heuristic_cap = 86400000;
     cfg->cache_lock_timeout = 5000;
     cfg->resolver.min_ttl = 5000;

@@ -163,6 +163,8 @@ struct config {
     /* The shared memory cache (src/cache). */
     uint64_t cache_memory;        /* bytes, default 256 MiB */
     uint64_t cache_max_object;    /* bytes, default 64 MiB: larger responses stream uncached */
+    uint64_t cache_sendfile_max;  /* bytes, default 128 KiB: a body in a memfd up to this size
+                                   * goes out with sendfile, a larger one with writev; 0 = never */
     uint64_t cache_heuristic_cap; /* ms, default 1 day: cap of heuristic freshness; 0 = off */
     enum config_eviction cache_eviction; /* default s3fifo */
     uint64_t cache_lock_timeout;  /* ms, default 5000: longest wait for another visitor's fetch

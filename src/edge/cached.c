@@ -696,8 +696,12 @@ account(struct cached_send *s, struct buf *out, const struct iovec *head, int nh
 
 enum cached_pump
 cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *head, int nhead,
-            struct cached_count *count)
+            uint64_t sendfile_max, struct cached_count *count)
 {
+    /* A body in a memfd up to sendfile_max goes out with sendfile, a larger one is copied
+     * from the memfd's mapping with writev: see cache.sendfile_max in docs/caching.md. */
+    bool by_file = s->obj != NULL && s->obj->total_len >= 0 &&
+                   (uint64_t)s->obj->total_len <= sendfile_max;
     for (;;) {
         struct iovec iov[CACHED_IOV];
         uint64_t limit;
@@ -712,7 +716,8 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
         bool body = st == CACHED_READY && limit > s->pos;
         int file_fd = -1;
         off_t file_off = 0;
-        size_t file_len = body ? cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off) : 0;
+        size_t file_len =
+            body && by_file ? cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off) : 0;
         if (file_len > 0 && n == 0) {
             /* the body's piece is a file: sendfile, with the head sent just before (fd is a
              * plain TCP socket: a TLS listener would need kTLS here, or the writev path) */

@@ -129,7 +129,8 @@ struct cached_count {
  * as few writev calls as the socket allows. Unwritten head bytes join out (they are small);
  * body bytes stay in the object. */
 enum cached_pump cached_pump(struct cached_send *s, int fd, struct buf *out,
-                             const struct iovec *head, int nhead, struct cached_count *count);
+                             const struct iovec *head, int nhead, uint64_t sendfile_max,
+                             struct cached_count *count);
 
 /* An answer is being written from an object. */
 bool cached_send_active(const struct cached_send *s);

@@ -1311,9 +1311,11 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
         pump_sent(c);
         return;
     }
+    uint64_t sendfile_max = (r->cfg ? r->cfg : c->w->cfg)->cache_sendfile_max;
     for (;;) {
         struct cached_count n = {0};
-        enum cached_pump st = cached_pump(s, c->v->io.fd, &c->out, head, nhead, &n);
+        enum cached_pump st =
+            cached_pump(s, c->v->io.fd, &c->out, head, nhead, sendfile_max, &n);
         head = NULL;
         nhead = 0;
         STAT_ADD(r->stats->bytes_sent, n.wire);

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 
-from harness import Client, build_request, http, zone
+from harness import Client, build_request, http, wait_until, zone
 from test_cache import cached_edge, origin_answering
 from test_purge import edge as purgeable_edge, purge
 
@@ -51,7 +51,7 @@ def memfds(pid):
 
 
 def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge, scripted_origin):
-    """A 300 KiB body is held in a memfd and sent with sendfile, after the head: every
+    """A 300 KiB body is held in a memfd and sent from it, after the head: every
     byte right for a hit, a range, several ranges, HEAD and two pipelined requests."""
     body = bytes(range(256)) * 1200
     origin = recording_origin(scripted_origin, {"Cache-Control": "max-age=60"}, body=body)
@@ -75,6 +75,55 @@ def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge,
             assert resp.status == 200 and resp.body == body
     assert len(origin.requests) == 1
 
+
+
+def bytes_read(pid):
+    """What the process read, sendfile's source bytes included (/proc/PID/io rchar): a body
+    sent with sendfile counts here once more, one copied with writev does not."""
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+
+
+def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_for_larger(
+        verge, scripted_origin):
+    """Bodies in a memfd up to cache.sendfile_max (128 KiB unless set) go out with
+    sendfile, larger ones are copied from the memfd's mapping with writev; every answer
+    has the body's bytes either way, also a range and two pipelined answers."""
+    sizes = {"/small": 100 * 1024, "/large": 300 * 1024}
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            path = req.target.split("?")[0]
+            conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
+
+    def sent_by_file(v, path):
+        """Whether three hits of path had their bodies sent with sendfile."""
+        body = body_for(path, sizes[path])
+        assert v.get(path).body == body
+        wait_until(lambda: v.get(path).headers.get("x-cache") == "HIT", what="stored")
+        before = bytes_read(v.pid)
+        with Client(v.port) as c:
+            c.send(build_request("GET", path, "a.test", (), None, "HTTP/1.1") * 2)
+            for _ in range(2):
+                resp = c.read_response()
+                assert resp.headers.get("x-cache") == "HIT" and resp.body == body
+        resp = v.get(path, headers=[("Range", "bytes=1000-70999")])
+        assert resp.status == 206 and resp.body == body[1000:71000]
+        read = bytes_read(v.pid) - before
+        assert read < 16 * 1024 or read >= 2 * len(body) + 70000, read
+        return read >= 2 * len(body)
+
+    origin = scripted_origin(handler)
+    v = cached_edge(verge, origin)
+    assert sent_by_file(v, "/small") and not sent_by_file(v, "/large")
+    assert len(memfds(v.pid)) == 2
+    v = verge([zone("z1", [origin.url], cache=True)], cache={"sendfile_max": "1MiB"})
+    assert sent_by_file(v, "/small") and sent_by_file(v, "/large")
+    v = verge([zone("z1", [origin.url], cache=True)], cache={"sendfile_max": 0})
+    assert not sent_by_file(v, "/small") and not sent_by_file(v, "/large")
 
 
 def body_for(path, size):
