@@ -137,15 +137,15 @@ requests_ended(struct conn *c, const char *buf, size_t len)
     return n;
 }
 
-/* Write what is owed, up to IOV_BATCH responses per writev, until done or EAGAIN.
- * Returns -1 when the connection failed. */
 /* A body of 64-128 KiB: the header with MSG_MORE, then sendfile from the memfd, a response
  * at a time. Every response shares the memfd's pages (as a file in the page cache does for
- * nginx's sendfile). Measured here (kernel 6.18, 1 thread, wrk on the other core, GB/s
- * over six 1 s runs): at 100 KiB sendfile 5.0-5.5 against writev 4.5-4.8; at 256 KiB
+ * nginx's sendfile). Measured on an Intel Xeon VM (kernel 6.18, 1 thread, wrk on the
+ * other core, GB/s over six 1 s runs): at 100 KiB sendfile 5.0-5.5 against writev 4.5-4.8; at 256 KiB
  * 2.3-5.0 against 4.8-5.4, at 512 KiB 2.1-3.6 against 5.2-5.6, at 1 MiB 3.2-4.6 against
  * 5.0-6.0 and at 2 MiB 1.9-2.3 against 4.2-4.8. Larger bodies are copied with writev:
- * the ceiling must be the faster way at each size (cache.sendfile_max in Verge). */
+ * the ceiling must be the faster way at each size (cache.sendfile_max in Verge). An AMD
+ * EPYC VM with the same kernel ran the other way at 1 MiB (sendfile 2.3-3.2, a copy
+ * 1.7-2.1). */
 static int
 conn_sendfile(struct conn *c)
 {
@@ -169,6 +169,8 @@ conn_sendfile(struct conn *c)
     return 0;
 }
 
+/* Write what is owed, up to IOV_BATCH responses per writev, until done or EAGAIN.
+ * Returns -1 when the connection failed. */
 static int
 conn_flush(struct conn *c)
 {
