@@ -214,7 +214,7 @@ metrics_render(struct buf *out)
     cache_slab_stats(&ss);
     rc |= buf_printf(out,
                      "# HELP verge_cache_body_files Memfds holding large cached bodies "
-                     "(sent with sendfile).\n"
+                     "(sent with sendfile up to cache.sendfile_max).\n"
                      "# TYPE verge_cache_body_files gauge\nverge_cache_body_files %d\n"
                      "# HELP verge_cache_body_blocks Large cached bodies in those memfds.\n"
                      "# TYPE verge_cache_body_blocks gauge\nverge_cache_body_blocks %llu\n",

@@ -91,14 +91,6 @@ def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_f
     has the body's bytes either way, also a range and two pipelined answers."""
     sizes = {"/small": 100 * 1024, "/large": 300 * 1024}
 
-    def handler(conn):
-        while True:
-            req = conn.read_request()
-            if req is None:
-                return
-            path = req.target.split("?")[0]
-            conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
-
     def sent_by_file(v, path):
         """Whether three hits of path had their bodies sent with sendfile."""
         body = body_for(path, sizes[path])
@@ -116,7 +108,7 @@ def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_f
         assert read < 16 * 1024 or read >= 2 * len(body) + 70000, read
         return read >= 2 * len(body)
 
-    origin = scripted_origin(handler)
+    origin = sized_origin(scripted_origin, sizes)
     v = cached_edge(verge, origin)
     assert sent_by_file(v, "/small") and not sent_by_file(v, "/large")
     assert len(memfds(v.pid)) == 2
@@ -132,6 +124,18 @@ def body_for(path, size):
     return (seed * (size // len(seed) + 1))[:size]
 
 
+def sized_origin(scripted_origin, sizes):
+    """An origin answering each path of sizes with body_for(path, its size), cacheable."""
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            path = req.target.split("?")[0]
+            conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
+    return scripted_origin(handler)
+
+
 def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_bytes(
         verge, scripted_origin, tmp_path):
     """Ten 100 KiB bodies (128 KiB blocks) and three of 300 KiB (512 KiB blocks) take one
@@ -140,15 +144,7 @@ def test_large_bodies_share_a_memfd_per_block_size_and_each_answer_has_its_own_b
     sizes = {f"/b{i}": 100 * 1024 + i for i in range(10)}
     sizes.update({f"/c{i}": 300 * 1024 + i for i in range(3)})
     sizes["/d"] = 100 * 1024 + 77
-
-    def handler(conn):
-        while True:
-            req = conn.read_request()
-            if req is None:
-                return
-            path = req.target.split("?")[0]
-            conn.respond(200, body_for(path, sizes[path]), {"Cache-Control": "max-age=600"})
-    origin = scripted_origin(handler)
+    origin = sized_origin(scripted_origin, sizes)
     v = purgeable_edge(verge, tmp_path, origin)
     paths = [p for p in sizes if p != "/d"]
     for p in paths:
