@@ -79,6 +79,7 @@ struct request {
     bool failed;       /* an origin failure (err is set) */
     bool body_blocked; /* stopped reading the request body: origin not keeping up */
     bool origin_paused;
+    bool head_held;    /* its head waits in c->out for the first bytes of the body it fills */
     bool counted;      /* its status and cache result are in the counters */
     struct proxy_error err;
     const char *refusal; /* why the edge refused the request (status in .status) */
@@ -580,7 +581,11 @@ static void
 on_flush_due(struct loop_defer *d)
 {
     struct client *c = container_of(d, struct client, flush_defer);
-    if (!c->closed && c->v->busy == c && !c->batching && !writes_blocked(c->v) && buf_used(&c->out) > 0)
+    if (c->closed || c->v->busy != c || c->batching || writes_blocked(c->v))
+        return;
+    if (c->req.head_held)
+        client_pump(c, NULL, 0); /* no body came with the head in this iteration */
+    else if (buf_used(&c->out) > 0)
         flush(c);
 }
 
@@ -1300,6 +1305,25 @@ queue_answer(struct client *c, const struct iovec *head, int nhead)
     return true;
 }
 
+/* The head of the object this visitor's own fetch fills, before any of its body: it waits
+ * in c->out for the first body bytes, which the origin's read that brought the head
+ * usually holds too, so that head and body leave in one write; at the latest it leaves at
+ * the end of the iteration (on_flush_due). Counted when written, as the pump counts. */
+static bool
+hold_fill_head(struct client *c, const struct iovec *head, int nhead)
+{
+    struct request *r = &c->req;
+    struct cached_send *s = &r->cache.send;
+    if (r->up == NULL || s->obj == NULL || s->obj != r->cache.fill || c->batching ||
+        writes_blocked(c->v) || cache_obj_available(s->obj) > s->pos)
+        return false;
+    for (int i = 0; i < nhead; i++)
+        buf_append(&c->out, head[i].iov_base, head[i].iov_len);
+    r->head_held = true;
+    loop_defer(c->w->loop, &c->flush_defer);
+    return true;
+}
+
 /* Send what can be sent of the answer from the object; then wait for the socket, for the
  * fill (the fetching visitor is driven by its origin's bytes instead), or finish. */
 static void
@@ -1307,10 +1331,13 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
 {
     struct request *r = &c->req;
     struct cached_send *s = &r->cache.send;
+    if (head != NULL && hold_fill_head(c, head, nhead))
+        return;
     if (head != NULL && queue_answer(c, head, nhead)) {
         pump_sent(c);
         return;
     }
+    r->head_held = false; /* what c->out holds leaves first */
     uint64_t sendfile_max = (r->cfg ? r->cfg : c->w->cfg)->cache_sendfile_max;
     for (;;) {
         struct cached_count n = {0};
