@@ -7,6 +7,7 @@ Environment: BENCH_QUICK=1 (a ~2-minute smoke run), BENCH_ROUNDS, BENCH_SECONDS,
 BENCH_IDLE (idle connections), BENCH_TABLES (e.g. "1" for the pinned table only),
 BENCH_SCENARIOS (e.g. "hit-1k,pass": only those, and no idle connections unless "idle" is
 named), BENCH_KEEP=1 (keep the configurations and logs of the run)."""
+import itertools
 import json
 import os
 import signal
@@ -41,10 +42,16 @@ PACED = {"hit-1k-paced-15k": 15000}
 # Requests with the fields a browser sends (rig.BROWSER_HEADERS) besides wrk's Host: what
 # parsing a real request costs each server. It judges no target: table 1 only, 3 rounds.
 HEADERS = {"hit-1k-browser": rig.BROWSER_HEADERS}
-TABLE1_ONLY = set(PACED) | set(HEADERS)
+# Cache misses: every request a URL no one asked before (wrk.lua with a tag new for each
+# run), so the server looks up, fetches from the origin, stores and answers each of them;
+# a benchmark of hits alone shows a cache with a 100% hit ratio, which no edge has. It
+# judges no target: table 1 only, 3 rounds.
+MISSES = {"miss-1k"}
+RUN_TAGS = itertools.count(1)
+TABLE1_ONLY = set(PACED) | set(HEADERS) | MISSES
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
-# pass: every request must; error: every origin down)
+# pass and miss: every request must; error: every origin down)
 SCENARIOS = [
     ("hit-1k", "/1k.bin", 1, None, "hit"),
     ("hit-1k-paced-15k", "/1k.bin", 1, None, "hit"),
@@ -52,6 +59,7 @@ SCENARIOS = [
     ("hit-1k-browser", "/1k.bin", 1, None, "hit"),
     ("hit-100k", "/100k.bin", 1, None, "hit"),
     ("hit-1m", "/1m.bin", 1, None, "hit"),
+    ("miss-1k", "/1k.bin", 1, None, "miss"),
     ("pass", "/nostore.bin", 1, None, "pass"),
     ("error-origin-down", "/1k.bin", 1, "dead.test", "error"),
 ]
@@ -74,7 +82,7 @@ TABLES = {
 def rounds_for(table, scenario):
     if scenario in DECIDING:
         return table["deciding_rounds"]
-    return min(table["rounds"], 3) if scenario in HEADERS else table["rounds"]
+    return min(table["rounds"], 3) if scenario in HEADERS or scenario in MISSES else table["rounds"]
 
 
 def measure(procs, table, server, name, tool, cmd, seconds):
@@ -82,8 +90,13 @@ def measure(procs, table, server, name, tool, cmd, seconds):
     the figures every run has: the server's CPU seconds and RSS and the origin's request
     count over the same interval."""
     origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    idle = [s for s in table["servers"] if s is not server]
+    idle_before = [rig.cpu_seconds(s.proc.pid) for s in idle]
     out = procs.run(tool, cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
     cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
+    # what the servers not under test did meanwhile (background work such as a cache
+    # manager's evictions takes CPU from the one that is)
+    idle_cpu = {s.name: rig.cpu_seconds(s.proc.pid) - b for s, b in zip(idle, idle_before)}
     time.sleep(0.05)  # origin requests still in flight when the run stopped belong to it
     line = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not line:
@@ -94,6 +107,7 @@ def measure(procs, table, server, name, tool, cmd, seconds):
         "server": server.name, "scenario": name,
         "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "origin_requests": table["origin"].requests() - origin_before,
+        "idle_servers_cpu_s": idle_cpu,
     }
 
 
@@ -103,7 +117,8 @@ def wrk_cmd(table, port, scenario, seconds):
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
     for field in HEADERS.get(name, []):
         cmd += ["-H", "%s: %s" % field]
-    return cmd + ["http://127.0.0.1:%d%s" % (port, path), "--", str(depth)]
+    cmd += ["http://127.0.0.1:%d%s" % (port, path), "--", str(depth)]
+    return cmd + (["%d.%d" % (os.getpid(), next(RUN_TAGS))] if name in MISSES else [])
 
 
 def wrk(procs, table, server, scenario, seconds):
@@ -149,12 +164,13 @@ def prime(table, srvs):
     let every proxy learn that the dead origin is down. Returns notes for the report."""
     notes, origin = [], table["origin"]
     for s in srvs:
-        for path in ("/1k.bin", "/100k.bin", "/1m.bin"):
+        # the last as miss-1k asks: each server must keep a URL with a query as well
+        for path in ("/1k.bin", "/100k.bin", "/1m.bin", "/1k.bin?miss=prime"):
             rig.http_get(s.port_for(path), path)
             before = origin.requests()
             status, headers, n = rig.http_get(s.port_for(path), path)
             reached = origin.requests() - before
-            if status != 200 or n != rig.SIZES[path[1:]] or (s.proxy and reached):
+            if status != 200 or n != rig.SIZES[path[1:].split("?")[0]] or (s.proxy and reached):
                 notes.append("%s: a second GET %s was not a hit (status %d, %d bytes, %d "
                              "origin requests)" % (s.name, path, status, n, reached))
         if s.proxy:
@@ -215,6 +231,7 @@ def run_table(procs, work, key):
             s = cls(procs, work, origin_port, dead_port, table["workers"], cpus)
             s.start()
             srvs.append(s)
+        table["servers"] = srvs
         table["versions"] = {s.name: s.version() for s in srvs}
         table["notes"] += prime(table, srvs)
         for sc in SCENARIOS:
@@ -242,7 +259,7 @@ def run_table(procs, work, key):
     busy1, ours1 = rig.machine_cpu()
     table["cpu_s_available"] = (time.monotonic() - wall0) * os.cpu_count()
     table["cpu_s_others"] = max(0.0, (busy1 - busy0) - (ours1 - ours0))
-    del table["origin"]
+    del table["origin"], table["servers"]
     return table
 
 

@@ -1,10 +1,24 @@
 -- wrk script for make bench: `-- DEPTH` pipelines DEPTH requests per write (default 1:
--- wrk's own static request, one per write). done() prints one JSON line that bench.py reads.
+-- wrk's own static request, one per write). `-- 1 TAG` asks for a path never asked before
+-- with every request (the URL's path, then ?miss=TAG-THREAD-N), so every one is a cache
+-- miss: TAG must be new for each run. done() prints one JSON line that bench.py reads.
 
+local threads = 0
+setup = function(thread)
+   threads = threads + 1
+   thread:set("thread_id", threads)
+end
 
 init = function(args)
    local depth = tonumber(args[1] or "1")
-   if depth > 1 then
+   if args[2] then
+      local prefix = string.format("%s?miss=%s-%d-", wrk.path, args[2], thread_id)
+      local n = 0
+      request = function()
+         n = n + 1
+         return wrk.format(nil, prefix .. n)
+      end
+   elseif depth > 1 then
       local r = {}
       for i = 1, depth do r[i] = wrk.format() end
       local batch = table.concat(r)
