@@ -127,7 +127,10 @@ def writes_made(pid):
 def test_a_miss_writes_its_head_and_body_in_one_write_as_a_pass_does(verge, scripted_origin):
     """When the origin's head and body come in one read, the visitor of a miss that is
     stored gets both in one write, as a pass-through answer does: a miss costs no more
-    writes than a pass (until now its head went out alone, then the body)."""
+    writes than a pass (until now its head went out alone, then the body: one more write
+    per request). The counts are per process, so a rare write of another kind (a wake-up
+    between workers, a log line) may land in either loop; only a whole extra write per
+    request is a failure."""
     def handler(conn):
         while True:
             req = conn.read_request()
@@ -138,7 +141,7 @@ def test_a_miss_writes_its_head_and_body_in_one_write_as_a_pass_does(verge, scri
 
     v = cached_edge(verge, scripted_origin(handler))
 
-    def writes_per_request(path, n=20):
+    def writes_per_request(path, n=40):
         with Client(v.port) as c:
             c.send(build_request("GET", f"{path}?warm", "a.test", (), None, "HTTP/1.1"))
             assert c.read_response().body == BODY
@@ -153,7 +156,7 @@ def test_a_miss_writes_its_head_and_body_in_one_write_as_a_pass_does(verge, scri
     assert result == "MISS"  # no-store: fetched every time, never stored
     misses, result = writes_per_request("/miss")
     assert result == "MISS" and v.get("/miss?3").headers.get("x-cache") == "HIT"
-    assert misses <= passes, (misses, passes)
+    assert misses < passes + 0.5, (misses, passes)
 
 
 def body_for(path, size):
