@@ -1263,8 +1263,14 @@ cache_answer(struct client *c, struct cache_obj *o, enum metrics_cache result,
 static void
 pump_sent(struct client *c)
 {
-    cached_send_clear(&c->req.cache.send);
-    c->req.response_done = true;
+    struct request *r = &c->req;
+    cached_send_clear(&r->cache.send);
+    r->response_done = true;
+    /* Its own fetch has brought the whole body but is not complete yet (its origin's
+     * message ends in this same parse): on_origin_complete finishes the request, so the
+     * upstream is not handed to a refresh just to see that end. */
+    if (r->up != NULL && r->cache.fill != NULL)
+        return;
     finish_request(c);
 }
 
@@ -1911,7 +1917,9 @@ on_origin_complete(void *owner)
     r->up = NULL; /* the upstream is gone after this callback */
     if (v->fill != NULL) {
         cache_obj_finish(v->fill); /* stored, and every visitor reading it is told */
-        if (v->revalidated)
+        if (r->response_done)
+            finish_request(c); /* its answer went out with the last body bytes */
+        else if (v->revalidated)
             cache_answer(c, v->fill, METRICS_CACHE_REVALIDATED, NULL);
         else if (v->awaiting_length)
             on_cache_progress(c);
