@@ -45,11 +45,9 @@ tags_of(const struct http_msg *resp)
 
 /* RFC 9111 3.5: a response a shared cache may give to requests with Authorization. */
 static bool
-shared_with_auth(const struct http_msg *resp)
+shared_with_auth(const struct cache_control *cc)
 {
-    struct cache_control cc;
-    cache_control_parse(resp, &cc);
-    return cc.public_ || cc.s_maxage != CC_UNSET || cc.must_revalidate;
+    return cc->public_ || cc->s_maxage != CC_UNSET || cc->must_revalidate;
 }
 
 static int64_t
@@ -83,6 +81,8 @@ cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct ht
     if (names != NULL)
         cache_variant(req, names, scratch);
     buf_append(scratch, "", 1);
+    struct cache_control cc; /* parsed once for the four questions below */
+    cache_control_parse(resp, &cc);
     struct cache_head h = {
         .status = resp->status,
         .fields = buf_head(&fields),
@@ -91,13 +91,13 @@ cache_fill_head(struct cache_obj *o, const struct http_msg *req, const struct ht
         .vary = names,
         .variant = buf_head(scratch),
         .tags = tags,
-        .auth_shared = shared_with_auth(resp),
+        .auth_shared = shared_with_auth(&cc),
         .response_time = p->response_time,
         .initial_age = cache_current_age(resp, p->request_time, p->response_time,
                                          p->response_time),
-        .lifetime = cache_freshness_lifetime(resp, p->heuristic_cap),
-        .stale_if_error = cache_stale_if_error(resp, p->stale_if_error),
-        .stale_while_revalidate = cache_stale_while_revalidate(resp, p->stale_while_revalidate),
+        .lifetime = cache_lifetime_by(resp, &cc, p->heuristic_cap),
+        .stale_if_error = cache_stale_window_by(&cc, true, p->stale_if_error),
+        .stale_while_revalidate = cache_stale_window_by(&cc, false, p->stale_while_revalidate),
     };
     cache_obj_set_head(o, &h);
     buf_free(&fields);
@@ -166,8 +166,10 @@ cache_fill_revalidated(struct cache_obj *o, const struct cache_obj *old,
     struct buf fields;
     buf_init(&fields, SIZE_MAX);
     merge_fields(old, resp, &fields);
-    int64_t lifetime = cache_freshness_lifetime(resp, p->heuristic_cap);
-    int64_t sie = cache_stale_if_error(resp, -1), swr = cache_stale_while_revalidate(resp, -1);
+    struct cache_control cc;
+    cache_control_parse(resp, &cc);
+    int64_t lifetime = cache_lifetime_by(resp, &cc, p->heuristic_cap);
+    int64_t sie = cache_stale_window_by(&cc, true, -1), swr = cache_stale_window_by(&cc, false, -1);
     struct cache_head h = {
         .status = old->status,
         .fields = buf_head(&fields),
@@ -176,7 +178,7 @@ cache_fill_revalidated(struct cache_obj *o, const struct cache_obj *old,
         .vary = old->vary,
         .variant = old->key + old->base_len + 1,
         .tags = old->tags,
-        .auth_shared = old->auth_shared || shared_with_auth(resp),
+        .auth_shared = old->auth_shared || shared_with_auth(&cc),
         .response_time = p->response_time,
         .initial_age = cache_current_age(resp, p->request_time, p->response_time,
                                          p->response_time),

@@ -23,31 +23,36 @@ delta_seconds(const char *v, size_t len)
 static void
 directive(struct cache_control *cc, const char *name, size_t nlen, const char *v, size_t vlen)
 {
+    /* the length first, then the name: no directive is compared with more than a few */
+#define CC_NAME(s) s, sizeof(s) - 1
     static const struct {
         const char *name;
+        size_t len;
         size_t flag_off;  /* bool member, or 0 */
         size_t delta_off; /* int64_t member, or 0 */
     } table[] = {
-        {"no-store", offsetof(struct cache_control, no_store), 0},
-        {"no-cache", offsetof(struct cache_control, no_cache), 0},
-        {"private", offsetof(struct cache_control, private_), 0},
-        {"public", offsetof(struct cache_control, public_), 0},
-        {"must-revalidate", offsetof(struct cache_control, must_revalidate), 0},
-        {"proxy-revalidate", offsetof(struct cache_control, proxy_revalidate), 0},
-        {"only-if-cached", offsetof(struct cache_control, only_if_cached), 0},
-        {"max-age", 0, offsetof(struct cache_control, max_age)},
-        {"s-maxage", 0, offsetof(struct cache_control, s_maxage)},
-        {"min-fresh", 0, offsetof(struct cache_control, min_fresh)},
-        {"max-stale", 0, offsetof(struct cache_control, max_stale)},
-        {"stale-if-error", 0, offsetof(struct cache_control, stale_if_error)},
-        {"stale-while-revalidate", 0, offsetof(struct cache_control, stale_while_revalidate)},
+        {CC_NAME("no-store"), offsetof(struct cache_control, no_store), 0},
+        {CC_NAME("no-cache"), offsetof(struct cache_control, no_cache), 0},
+        {CC_NAME("private"), offsetof(struct cache_control, private_), 0},
+        {CC_NAME("public"), offsetof(struct cache_control, public_), 0},
+        {CC_NAME("must-revalidate"), offsetof(struct cache_control, must_revalidate), 0},
+        {CC_NAME("proxy-revalidate"), offsetof(struct cache_control, proxy_revalidate), 0},
+        {CC_NAME("only-if-cached"), offsetof(struct cache_control, only_if_cached), 0},
+        {CC_NAME("max-age"), 0, offsetof(struct cache_control, max_age)},
+        {CC_NAME("s-maxage"), 0, offsetof(struct cache_control, s_maxage)},
+        {CC_NAME("min-fresh"), 0, offsetof(struct cache_control, min_fresh)},
+        {CC_NAME("max-stale"), 0, offsetof(struct cache_control, max_stale)},
+        {CC_NAME("stale-if-error"), 0, offsetof(struct cache_control, stale_if_error)},
+        {CC_NAME("stale-while-revalidate"), 0,
+         offsetof(struct cache_control, stale_while_revalidate)},
     };
+#undef CC_NAME
     for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
-        if (strlen(table[i].name) != nlen || strncasecmp(table[i].name, name, nlen) != 0)
+        if (table[i].len != nlen || !mem_ieq(table[i].name, name, nlen))
             continue;
         if (table[i].flag_off != 0 || table[i].delta_off == 0)
             *(bool *)((char *)cc + table[i].flag_off) = true;
-        else if (vlen == 0 && strncasecmp(name, "max-stale", nlen) == 0)
+        else if (vlen == 0 && table[i].delta_off == offsetof(struct cache_control, max_stale))
             cc->max_stale_any = true;
         else
             *(int64_t *)((char *)cc + table[i].delta_off) = delta_seconds(v, vlen);
@@ -96,9 +101,64 @@ cache_control_parse(const struct http_msg *m, struct cache_control *cc)
 
 /* ---------------------------------------------------------------- dates */
 
+/* n decimal digits at s, or -1 if one is not a digit. */
+static int
+digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil); a day past the month's end counts on into the next, as timegm does. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* IMF-fixdate exactly as RFC 9110 5.6.7 says to send it ("Sun, 06 Nov 1994 08:49:37
+ * GMT"), read by hand: strptime tries every day and month name case-insensitively for each
+ * field, a quarter of a miss's instructions. The fields' ranges are strptime's, so what
+ * this accepts, strptime reads the same; anything else is left to it (false). */
+static bool
+fixdate(const char *s, size_t len, time_t *t)
+{
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (len != 29 || memcmp(s + 3, ", ", 2) != 0 || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[19] != ':' || s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
+        return false;
+    int wday = 0, mon = 0;
+    while (wday < 7 && memcmp(s, days + 3 * wday, 3) != 0)
+        wday++;
+    while (mon < 12 && memcmp(s + 8, months + 3 * mon, 3) != 0)
+        mon++;
+    int d = digits(s + 5, 2), y = digits(s + 12, 4), hh = digits(s + 17, 2),
+        mm = digits(s + 20, 2), ss = digits(s + 23, 2);
+    if (wday == 7 || mon == 12 || d < 1 || d > 31 || y < 0 || hh < 0 || hh > 23 || mm < 0 ||
+        mm > 59 || ss < 0 || ss > 61)
+        return false;
+    *t = (time_t)(days_from_civil(y, mon + 1, d) * 86400 + hh * 3600 + mm * 60 + ss);
+    return true;
+}
+
 time_t
 http_date_parse(const char *s, size_t len)
 {
+    time_t t;
+    if (fixdate(s, len, &t))
+        return t > HTTP_DATE_MAX ? HTTP_DATE_MAX : t; /* as below */
     static const char *const formats[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
                                           "%a %b %e %H:%M:%S %Y"};
     char text[64];
@@ -112,7 +172,7 @@ http_date_parse(const char *s, size_t len)
         if (end != NULL && *end == '\0') {
             /* A leap second on the last day of year 9999 rolls into year 10000, which
              * IMF-fixdate cannot write: clamp so every date read can be written back. */
-            time_t t = timegm(&tm);
+            t = timegm(&tm);
             return t > HTTP_DATE_MAX ? HTTP_DATE_MAX : t;
         }
     }
@@ -231,10 +291,17 @@ cache_freshness_lifetime(const struct http_msg *resp, int64_t heuristic_cap)
 {
     struct cache_control cc;
     cache_control_parse(resp, &cc);
-    if (cc.s_maxage != CC_UNSET)
-        return cc.s_maxage;
-    if (cc.max_age != CC_UNSET)
-        return cc.max_age;
+    return cache_lifetime_by(resp, &cc, heuristic_cap);
+}
+
+int64_t
+cache_lifetime_by(const struct http_msg *resp, const struct cache_control *cc,
+                  int64_t heuristic_cap)
+{
+    if (cc->s_maxage != CC_UNSET)
+        return cc->s_maxage;
+    if (cc->max_age != CC_UNSET)
+        return cc->max_age;
     time_t date = header_date(resp, HTTP_FIELD_DATE);
     const struct http_header *exp = http_msg_field(resp, HTTP_FIELD_EXPIRES);
     if (exp != NULL) {
@@ -269,15 +336,21 @@ cache_current_age(const struct http_msg *resp, time_t request_time, time_t respo
 
 /* A stale window (seconds) from a response directive, else the zone's default; 0 when
  * RFC 9111 4.2.4 forbids serving the response stale at all. */
+int64_t
+cache_stale_window_by(const struct cache_control *cc, bool if_error, int64_t zone_default)
+{
+    if (cc->must_revalidate || cc->proxy_revalidate || cc->s_maxage != CC_UNSET || cc->no_cache)
+        return 0;
+    int64_t directive = if_error ? cc->stale_if_error : cc->stale_while_revalidate;
+    return directive != CC_UNSET ? directive : zone_default;
+}
+
 static int64_t
 stale_window(const struct http_msg *resp, bool if_error, int64_t zone_default)
 {
     struct cache_control cc;
     cache_control_parse(resp, &cc);
-    if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage != CC_UNSET || cc.no_cache)
-        return 0;
-    int64_t directive = if_error ? cc.stale_if_error : cc.stale_while_revalidate;
-    return directive != CC_UNSET ? directive : zone_default;
+    return cache_stale_window_by(&cc, if_error, zone_default);
 }
 
 int64_t

@@ -53,6 +53,11 @@ bool cache_refusal_by_request(const char *why);
  * heuristically cacheable statuses. 0 when none applies. */
 int64_t cache_freshness_lifetime(const struct http_msg *resp, int64_t heuristic_cap);
 
+/* The same, from resp's Cache-Control parsed already (cache_control_parse) into cc: for
+ * a caller that asks several of these questions of one response. */
+int64_t cache_lifetime_by(const struct http_msg *resp, const struct cache_control *cc,
+                          int64_t heuristic_cap);
+
 /* Age of a stored response (RFC 9111 4.2.3): request_time and response_time are when the
  * request went out and the response arrived; now is the time of the question. */
 int64_t cache_current_age(const struct http_msg *resp, time_t request_time,
@@ -66,5 +71,9 @@ int64_t cache_stale_if_error(const struct http_msg *resp, int64_t zone_default);
 /* Seconds past its freshness a stored response may be served while it is refreshed in the
  * background (RFC 5861 stale-while-revalidate), else zone_default; 0 when forbidden. */
 int64_t cache_stale_while_revalidate(const struct http_msg *resp, int64_t zone_default);
+
+/* Either window from a parsed Cache-Control: stale-if-error when if_error, else
+ * stale-while-revalidate. */
+int64_t cache_stale_window_by(const struct cache_control *cc, bool if_error, int64_t zone_default);
 
 #endif

@@ -245,6 +245,8 @@ http_msg_field_next(const struct http_msg *m, enum http_field f, const struct ht
     size_t i = h != NULL ? (size_t)(h - m->headers) + 1 : 0;
     if (m->indexed && h == NULL)
         return http_msg_field(m, f);
+    if (m->indexed && m->count[f] <= 1)
+        return NULL; /* h was the only one: no scan of the fields after it */
     for (; i < m->nheaders; i++)
         if (http_header_field(m, &m->headers[i]) == f)
             return &m->headers[i];

@@ -55,6 +55,65 @@ test_dates_in_all_three_formats(void **state)
     assert_string_equal(out, fixdate);
 }
 
+/* What http_date_parse gave before IMF-fixdate was read by hand: strptime, then timegm. */
+static time_t
+by_strptime(const char *text)
+{
+    struct tm tm = {0};
+    const char *end = strptime(text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0')
+        return -1;
+    time_t t = timegm(&tm);
+    return t > HTTP_DATE_MAX ? HTTP_DATE_MAX : t;
+}
+
+static void
+same_as_strptime(const char *text)
+{
+    time_t want = by_strptime(text), got = http_date_parse(text, strlen(text));
+    if (got != want)
+        fail_msg("\"%s\": %lld, strptime read %lld", text, (long long)got, (long long)want);
+}
+
+/* Every IMF-fixdate reads as strptime read it: each day of years 0 to 9999 at a time of
+ * day that moves with it, days past the end of their month, leap seconds, the clamp at
+ * 9999, and forms only strptime takes (other case, full names, one-digit fields). */
+static void
+test_fixdates_read_by_hand_as_strptime_reads_them(void **state)
+{
+    static const char *const wdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char text[64];
+    for (int y = 0; y <= 9999; y += (y < 1900 || y > 2100) ? 7 : 1) {
+        for (int m = 0; m < 12; m++) {
+            for (int d = 1; d <= 31; d += (y % 4 == 0) ? 1 : 3) {
+                int secs = (y * 372 + m * 31 + d) * 7919 % 86400;
+                snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         wdays[(y + m + d) % 7], d, mons[m], y, secs / 3600, secs / 60 % 60,
+                         secs % 60);
+                same_as_strptime(text);
+            }
+        }
+    }
+    static const char *const edges[] = {
+        "Sun, 06 Nov 1994 08:49:37 GMT", "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Wed, 31 Dec 1969 23:59:58 GMT", "Sat, 31 Feb 2021 12:00:00 GMT",
+        "Sun, 30 Jun 2030 23:59:60 GMT", "Sun, 30 Jun 2030 23:59:61 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT", "Fri, 31 Dec 9999 23:59:61 GMT",
+        "Mon, 01 Jan 0000 00:00:00 GMT", "sun, 06 nov 1994 08:49:37 GMT",
+        "SUN, 06 NOV 1994 08:49:37 GMT", "Sun, 6 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 8:49:37 GMT",  "Sun,  06 Nov 1994 08:49:37 GMT",
+        "Sun, 00 Nov 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:60:00 GMT",
+        "Sun, 06 Nov 1994 08:49:62 GMT", "Sun, 06 Xyz 1994 08:49:37 GMT",
+        "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC",
+        "Sun, 06 Nov 19x4 08:49:37 GMT", "Sun, 06 Nov -994 08:49:37 GMT",
+    };
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+        same_as_strptime(edges[i]);
+}
+
 /* Found by fuzz_cache_control: a leap second on 9999-12-31 rolled into year 10000, which
  * did not fit the 30-byte buffer and was written unterminated. */
 static void
@@ -187,6 +246,7 @@ main(void)
         cmocka_unit_test(test_cache_control_lists_quotes_and_several_fields),
         cmocka_unit_test(test_dates_in_all_three_formats),
         cmocka_unit_test(test_dates_past_year_9999_clamp),
+        cmocka_unit_test(test_fixdates_read_by_hand_as_strptime_reads_them),
         cmocka_unit_test(test_what_a_shared_cache_may_store),
         cmocka_unit_test(test_freshness_lifetime_precedence),
         cmocka_unit_test(test_current_age_follows_rfc_9111_4_2_3),
