@@ -30,6 +30,9 @@ EXTRA = "".join("%s: %s\r\n" % kv for kv in rig.BROWSER_HEADERS) \
 # Further zones, each with an exact host and a wildcard that no request of the profile
 # names: the cost of finding a request's zone in a configuration of many sites.
 ZONES = int(os.environ.get("PROFILE_ZONES", 0))
+# PROFILE_MISS=1: each request for PATH?miss=N, a URL not asked before: the miss path
+# (fetch, store, answer), as in the bench's miss-1k
+MISS = os.environ.get("PROFILE_MISS", "") not in ("", "0")
 STATUS = b"HTTP/1.1 503" if HOST == "dead.test" else b"HTTP/1.1 200"
 TOP = int(os.environ.get("PROFILE_TOP", 15))
 VERGE = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
@@ -44,11 +47,14 @@ def load(port, n, conns):
     """n GET PATH over conns keep-alive connections, one request per write, each
     connection sending its next request when the last response has fully arrived."""
     host = HOST or "127.0.0.1:%d" % port
-    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (PATH, host, EXTRA)).encode()
+
+    def request(i):
+        path = "%s?miss=%d" % (PATH, i) if MISS else PATH
+        return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, EXTRA)).encode()
     sel, sent, done = selectors.DefaultSelector(), 0, 0
     for _ in range(min(conns, n)):
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(req)
+        s.sendall(request(sent))
         sent += 1
         sel.register(s, selectors.EVENT_READ, [b""])
     deadline = time.monotonic() + 600
@@ -67,7 +73,7 @@ def load(port, n, conns):
                     raise RuntimeError("profile: not a %s: %r" % (STATUS[9:].decode(), buf[:80]))
                 buf, done = buf[total:], done + 1
                 if sent < n:
-                    key.fileobj.sendall(req)
+                    key.fileobj.sendall(request(sent))
                     sent += 1
             key.data[0] = buf
     for key in list(sel.get_map().values()):
@@ -190,6 +196,7 @@ def strace_run(procs, work, origin_port, n):
 def report(base, run, n, syscalls):
     ir = (run.total - base.total) / n
     what = "the error path (every origin down)" if HOST == "dead.test" else "GET " + PATH
+    what += "?miss=N, each request a miss (PROFILE_MISS)" if MISS else ""
     print("\n# make profile: Verge, %s, 1 worker\n" % what)
     print("%d requests over %d keep-alive connections (one request per write), callgrind with "
           "the warm-up run subtracted.%s%s\n" % (
