@@ -6,7 +6,8 @@ timestamped copy, and prints the Markdown.
 Environment: BENCH_QUICK=1 (a ~2-minute smoke run), BENCH_ROUNDS, BENCH_SECONDS,
 BENCH_IDLE (idle connections), BENCH_TABLES (e.g. "1" for the pinned table only),
 BENCH_SCENARIOS (e.g. "hit-1k,pass": only those, and no idle connections unless "idle" is
-named), BENCH_KEEP=1 (keep the configurations and logs of the run)."""
+named), BENCH_KEEP=1 (keep the configurations and logs of the run), BENCH_VERGE_B (a
+second Verge build), BENCH_SENDFILE_MAX (bytes, 0: Verge's cache.sendfile_max and fixed's)."""
 import itertools
 import json
 import os

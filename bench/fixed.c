@@ -1,12 +1,14 @@
 /* fixed.c - the benchmark's ceiling: an HTTP/1.1 server that answers every request with
  * the same bytes (a realistic header and a body of a fixed size), with epoll,
  * keep-alive and pipelining, and no per-request allocation, copy or parsing beyond finding
- * the end of each request header; bodies of 64-128 KiB go out with sendfile from a memfd
- * (conn_sendfile) and larger ones with writev, whichever was the faster here at each size.
+ * the end of each request header; bodies go out with writev, or those of 64 KiB up to
+ * FIXED_SENDFILE_MAX bytes (an environment variable, 0 unless set) with sendfile from a
+ * memfd (conn_sendfile): the same rule as Verge's cache.sendfile_max, set alike for both
+ * by make bench (BENCH_SENDFILE_MAX), so that the ceiling is the faster way.
  * It proxies nothing and stores nothing: one hop cannot be faster than this on the same
  * machine.
  *
- * Usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
+ * Usage: [FIXED_SENDFILE_MAX=BYTES] fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
  * Each port answers with a body of that size; each thread has its own epoll loop and its
  * own SO_REUSEPORT listener per port, like a server with THREADS workers. 127.0.0.1 only.
  * Requests must not carry a body (wrk's GETs do not). Stops on SIGTERM or SIGINT. */
@@ -31,8 +33,8 @@
 #define MAX_THREADS 64
 #define READ_SIZE 16384
 #define IOV_BATCH 64
-#define SENDFILE_MIN (64 * 1024)  /* bodies this big, up to SENDFILE_MAX, go out with */
-#define SENDFILE_MAX (128 * 1024) /* sendfile from a memfd; larger ones with writev */
+#define SENDFILE_MIN (64 * 1024) /* bodies this big, up to sendfile_max, go out with */
+static size_t sendfile_max;     /* sendfile from a memfd; the others with writev */
 
 struct response {
     char *bytes;     /* header and body */
@@ -91,7 +93,7 @@ response_build(struct response *r, size_t body_len)
     for (size_t i = 0; i < body_len; i++)
         r->bytes[n + i] = (char)('a' + i % 26);
     r->body_fd = -1;
-    if (body_len < SENDFILE_MIN || body_len > SENDFILE_MAX)
+    if (body_len < SENDFILE_MIN || body_len > sendfile_max)
         return;
     if ((r->body_fd = memfd_create("fixed-body", 0)) < 0 ||
         write(r->body_fd, r->bytes + n, body_len) != (ssize_t)body_len)
@@ -137,15 +139,11 @@ requests_ended(struct conn *c, const char *buf, size_t len)
     return n;
 }
 
-/* A body of 64-128 KiB: the header with MSG_MORE, then sendfile from the memfd, a response
- * at a time. Every response shares the memfd's pages (as a file in the page cache does for
- * nginx's sendfile). Measured on an Intel Xeon VM (kernel 6.18, 1 thread, wrk on the
- * other core, GB/s over six 1 s runs): at 100 KiB sendfile 5.0-5.5 against writev 4.5-4.8; at 256 KiB
- * 2.3-5.0 against 4.8-5.4, at 512 KiB 2.1-3.6 against 5.2-5.6, at 1 MiB 3.2-4.6 against
- * 5.0-6.0 and at 2 MiB 1.9-2.3 against 4.2-4.8. Larger bodies are copied with writev:
- * the ceiling must be the faster way at each size (cache.sendfile_max in Verge). An AMD
- * EPYC VM with the same kernel ran the other way at 1 MiB (sendfile 2.3-3.2, a copy
- * 1.7-2.1). */
+/* A body of 64 KiB up to FIXED_SENDFILE_MAX: the header with MSG_MORE, then sendfile from
+ * the memfd, a response at a time. Every response shares the memfd's pages (as a file in
+ * the page cache does for nginx's sendfile). Which way is faster depends on the machine
+ * (the measurements are in docs/caching.md, sending stored objects); the ceiling must use
+ * the faster one, as Verge does in the same run. */
 static int
 conn_sendfile(struct conn *c)
 {
@@ -296,6 +294,8 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]\n");
         return 2;
     }
+    const char *sf = getenv("FIXED_SENDFILE_MAX");
+    sendfile_max = sf != NULL ? (size_t)strtoull(sf, NULL, 10) : 0;
     int threads = (int)strtol(argv[1], NULL, 10);
     if (threads < 1 || threads > MAX_THREADS) {
         fprintf(stderr, "fixed: THREADS must be 1-%d\n", MAX_THREADS);

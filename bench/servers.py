@@ -12,6 +12,10 @@ VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge")
 # right after "verge" in every round, so that the two are compared within one run, as the
 # peers are; the targets are judged on "verge" alone.
 VERGE_B_BIN = os.environ.get("BENCH_VERGE_B")
+# Bodies of 64 KiB up to this many bytes are sent with sendfile by Verge
+# (cache.sendfile_max) and by fixed (FIXED_SENDFILE_MAX), the others copied with writev:
+# 0, writev for all, was the faster way on the bench VM (bench/README.md).
+SENDFILE_MAX = int(os.environ.get("BENCH_SENDFILE_MAX", 0))
 
 
 class Server:
@@ -53,7 +57,8 @@ class Fixed(Server):
         self.ports["100k.bin"], self.ports["1m.bin"] = rig.free_ports(2)
 
     def command(self):
-        return [FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
+        return ["env", "FIXED_SENDFILE_MAX=%d" % SENDFILE_MAX,  # env execs it: the same PID
+                FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
                 str(self.ports["1m.bin"])]
 
     def port_for(self, path):
@@ -70,7 +75,7 @@ class Verge(Server):
     def command(self):
         self.values["admin_port"] = rig.free_ports(1)[0]
         conf = rig.render("verge.yaml", self.work.path(self.name + ".yaml"), name=self.name,
-                          **self.values)
+                          sendfile_max=SENDFILE_MAX, **self.values)
         return [self.binary, "serve", "-c", conf]
 
     def version(self):
