@@ -24,18 +24,33 @@ import report  # noqa: E402
 import rig  # noqa: E402
 
 
-@pytest.fixture
-def fixed(tmp_path):
-    """bench/fixed.c built and running with one thread: (1 KiB port, 100 KiB port)."""
+@pytest.fixture(params=[None, "131072"], ids=["writev", "sendfile"])
+def fixed(tmp_path, request):
+    """bench/fixed.c built and running with one thread: (1 KiB port, 100 KiB port), its
+    100 KiB body copied with writev, then sent with sendfile (FIXED_SENDFILE_MAX)."""
     exe = tmp_path / "fixed"
     subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
                     "-pthread", "-o", str(exe), os.path.join(BENCH, "fixed.c")], check=True)
     ports = rig.free_ports(3)
     procs = rig.Procs()
-    p = procs.start("fixed", [str(exe), "1"] + [str(x) for x in ports])
+    env = dict(os.environ, **({"FIXED_SENDFILE_MAX": request.param} if request.param else {}))
+    p = procs.start("fixed", [str(exe), "1"] + [str(x) for x in ports], env=env)
     rig.wait_port(ports[0], p, what="fixed")
-    yield ports
+    yield Ports(ports, p.pid, request.param is not None)
     procs.stop_all()
+
+
+class Ports(list):
+    """A fixed server's ports, with its PID and whether it was asked to use sendfile."""
+    def __init__(self, ports, pid, sendfile):
+        super().__init__(ports)
+        self.pid, self.sendfile = pid, sendfile
+
+
+def bytes_read(pid):
+    """What the process read, sendfile's source bytes included (/proc/PID/io rchar)."""
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 def read_responses(sock, want, body_len, timeout=5.0):
@@ -131,10 +146,13 @@ def test_a_second_verge_build_runs_right_after_verge_with_its_own_files(monkeypa
 
 
 def test_fixed_serves_the_large_body_on_its_own_port_whole(fixed):
+    before = bytes_read(fixed.pid)
     with socket.create_connection(("127.0.0.1", fixed[1])) as s:
         s.sendall(b"GET /100k.bin HTTP/1.1\r\nHost: b\r\n\r\n" * 3)
         got, rest = read_responses(s, 3, 100 * 1024)
     assert (got, rest) == (3, b"")
+    read = bytes_read(fixed.pid) - before  # sendfile reads each body from the memfd
+    assert read >= 3 * 100 * 1024 if fixed.sendfile else read < 16 * 1024, read
 
 
 def test_rig_stops_nginx_with_its_worker_processes(tmp_path):
