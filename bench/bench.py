@@ -39,6 +39,7 @@ WRK_LUA = os.path.join(rig.BENCH, "wrk.lua")
 PACE_BIN = os.path.join(rig.ROOT, "build", "bench", "pace")
 # Open-loop scenarios (bench/pace.c): requests per second offered to every server alike,
 # below what each of them answers in the closed-loop hit-1k (the slowest, Varnish, ~20k).
+# Table 1 only, 4 rounds.
 PACED = {"hit-1k-paced-15k": 15000}
 # Requests with the fields a browser sends (rig.BROWSER_HEADERS) besides wrk's Host: what
 # parsing a real request costs each server. It judges no target: table 1 only, 3 rounds.
@@ -73,16 +74,19 @@ if ONLY:
 TABLES = {
     "1": dict(title="1 worker each, servers and origin pinned to CPU 0, wrk to CPU 1",
               workers=1, server_cpus="0", wrk_cpus="1", threads=1, conns=50, all_scenarios=True,
-              rounds=ROUNDS, deciding_rounds=2 * ROUNDS),
+              rounds=ROUNDS, deciding_rounds=2 * ROUNDS, idle_conns=True),
     "2": dict(title="2 workers each, nothing pinned", workers=2, server_cpus=None,
               wrk_cpus=None, threads=2, conns=100, all_scenarios=False,  # within the 10 minutes
-              rounds=min(ROUNDS, 3), deciding_rounds=min(ROUNDS, 3)),
+              rounds=min(ROUNDS, 3), deciding_rounds=min(ROUNDS, 3),
+              idle_conns=False),  # memory per idle connection: table 1's, the same with 2 workers
 }
 
 
 def rounds_for(table, scenario):
     if scenario in DECIDING:
         return table["deciding_rounds"]
+    if scenario in PACED:  # no target; 4 rounds keep the whole run within the 10 minutes
+        return min(table["rounds"], 4)
     return min(table["rounds"], 3) if scenario in HEADERS or scenario in MISSES else table["rounds"]
 
 
@@ -249,7 +253,7 @@ def run_table(procs, work, key):
                     r = run(procs, table, s, sc, SECONDS)
                     r["round"] = rnd + 1
                     table["runs"].append(r)
-        for s in srvs if not ONLY or "idle" in ONLY else []:
+        for s in srvs if table["idle_conns"] and (not ONLY or "idle" in ONLY) else []:
             progress("table %s: idle connections, %s" % (key, s.name))
             table["idle"].append(idle_memory(table, s, IDLE_CONNS))
     finally:

@@ -220,11 +220,13 @@ def _table_md(result, t):
     for sc in result["scenarios"]:
         for name, row in t["summary"][sc].items():
             out.append("| %s | %s | %s |" % (sc, name, " | ".join(_ratio(row[m]) for m in METRICS)))
-    out += ["", "Idle keep-alive connections, each after one answered GET (a hit): RSS growth "
-            "of all the server's processes while they are held, per connection still open at "
-            "the end; in brackets the range over the steps in which they were opened:", "",
-            "| server | held / asked | still open | bytes per connection | ×nginx | RSS MiB with all held | origin req. |",
-            "|---|---|---|---|---|---|---|"]
+    if t["idle"]:
+        out += ["", "Idle keep-alive connections, each after one answered GET (a hit): RSS "
+                "growth of all the server's processes while they are held, per connection "
+                "still open at the end; in brackets the range over the steps in which they "
+                "were opened:", "",
+                "| server | held / asked | still open | bytes per connection | ×nginx | RSS MiB with all held | origin req. |",
+                "|---|---|---|---|---|---|---|"]
     for i in t["idle"]:
         steps = i["bytes_per_conn_steps"]
         spread = " (%.0f–%.0f)" % (min(steps), max(steps)) if steps else ""
