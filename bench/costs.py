@@ -19,6 +19,7 @@ import sys
 import time
 
 import rig
+import servers
 
 REQUESTS = int(os.environ.get("PROFILE_REQUESTS", 20000))
 CONNS = int(os.environ.get("PROFILE_CONNS", 8))
@@ -138,7 +139,8 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     port, admin, dead = rig.free_ports(3)
     conf = rig.render("verge.yaml", work.path("verge-%s.yaml" % tag), dir=work.dir,
                           port=port, admin_port=admin, origin_port=origin_port,
-                          dead_port=dead, workers=1, name="verge-" + tag)
+                          dead_port=dead, workers=1, name="verge-" + tag,
+                          sendfile_max=servers.SENDFILE_MAX)  # as make bench runs it
     with open(conf, "a") as f:
         for i in range(ZONES):
             f.write('  - { name: z%d, hosts: [ "h%d.example", "*.w%d.example" ], '
