@@ -88,7 +88,7 @@ test_fixdates_read_by_hand_as_strptime_reads_them(void **state)
     for (int y = 0; y <= 9999; y += (y < 1900 || y > 2100) ? 7 : 1) {
         for (int m = 0; m < 12; m++) {
             for (int d = 1; d <= 31; d += (y % 4 == 0) ? 1 : 3) {
-                int secs = (y * 372 + m * 31 + d) * 7919 % 86400;
+                int secs = (int)((long long)(y * 372 + m * 31 + d) * 7919 % 86400);
                 snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT",
                          wdays[(y + m + d) % 7], d, mons[m], y, secs / 3600, secs / 60 % 60,
                          secs % 60);
