@@ -129,6 +129,14 @@ def rss_kib(pid):
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
+def proc_io(pid, counter):
+    """One counter of /proc/PID/io: "rchar" (bytes read, sendfile's source bytes included:
+    a body sent with sendfile counts there, one copied with writev does not) or "syscw"
+    (write system calls, writev and sendfile included)."""
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(line for line in f if line.startswith(counter + ":")).split()[1])
+
+
 # --------------------------------------------------------------------------- YAML
 
 _PLAIN = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./:@-]*")

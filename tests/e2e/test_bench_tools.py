@@ -22,6 +22,7 @@ import costs  # noqa: E402
 import idle  # noqa: E402
 import report  # noqa: E402
 import rig  # noqa: E402
+from harness import proc_io  # noqa: E402
 
 
 @pytest.fixture(params=[None, "131072"], ids=["writev", "sendfile"])
@@ -46,11 +47,6 @@ class Ports(list):
         super().__init__(ports)
         self.pid, self.sendfile = pid, sendfile
 
-
-def bytes_read(pid):
-    """What the process read, sendfile's source bytes included (/proc/PID/io rchar)."""
-    with open(f"/proc/{pid}/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 def read_responses(sock, want, body_len, timeout=5.0):
@@ -146,12 +142,12 @@ def test_a_second_verge_build_runs_right_after_verge_with_its_own_files(monkeypa
 
 
 def test_fixed_serves_the_large_body_on_its_own_port_whole(fixed):
-    before = bytes_read(fixed.pid)
+    before = proc_io(fixed.pid, "rchar")
     with socket.create_connection(("127.0.0.1", fixed[1])) as s:
         s.sendall(b"GET /100k.bin HTTP/1.1\r\nHost: b\r\n\r\n" * 3)
         got, rest = read_responses(s, 3, 100 * 1024)
     assert (got, rest) == (3, b"")
-    read = bytes_read(fixed.pid) - before  # sendfile reads each body from the memfd
+    read = proc_io(fixed.pid, "rchar") - before  # sendfile reads each body from the memfd
     assert read >= 3 * 100 * 1024 if fixed.sendfile else read < 16 * 1024, read
 
 

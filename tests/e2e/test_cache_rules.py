@@ -8,7 +8,7 @@ import re
 import threading
 import time
 
-from harness import Client, build_request, http, wait_until, zone
+from harness import Client, build_request, http, proc_io, wait_until, zone
 from test_cache import cached_edge, origin_answering
 from test_purge import edge as purgeable_edge, purge
 
@@ -76,14 +76,6 @@ def test_a_large_body_goes_out_of_its_memfd_whole_in_ranges_and_pipelined(verge,
     assert len(origin.requests) == 1
 
 
-
-def bytes_read(pid):
-    """What the process read, sendfile's source bytes included (/proc/PID/io rchar): a body
-    sent with sendfile counts here once more, one copied with writev does not."""
-    with open(f"/proc/{pid}/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
-
-
 def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_for_larger(
         verge, scripted_origin):
     """Bodies in a memfd up to cache.sendfile_max (128 KiB unless set) go out with
@@ -96,7 +88,7 @@ def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_f
         body = body_for(path, sizes[path])
         assert v.get(path).body == body
         wait_until(lambda: v.get(path).headers.get("x-cache") == "HIT", what="stored")
-        before = bytes_read(v.pid)
+        before = proc_io(v.pid, "rchar")
         with Client(v.port) as c:
             c.send(build_request("GET", path, "a.test", (), None, "HTTP/1.1") * 2)
             for _ in range(2):
@@ -104,7 +96,7 @@ def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_f
                 assert resp.headers.get("x-cache") == "HIT" and resp.body == body
         resp = v.get(path, headers=[("Range", "bytes=1000-70999")])
         assert resp.status == 206 and resp.body == body[1000:71000]
-        read = bytes_read(v.pid) - before
+        read = proc_io(v.pid, "rchar") - before
         assert read < 16 * 1024 or read >= 2 * len(body) + 70000, read
         return read >= 2 * len(body)
 
@@ -116,12 +108,6 @@ def test_cache_sendfile_max_picks_sendfile_for_smaller_memfd_bodies_and_writev_f
     assert sent_by_file(v, "/small") and sent_by_file(v, "/large")
     v = verge([zone("z1", [origin.url], cache=True)], cache={"sendfile_max": 0})
     assert not sent_by_file(v, "/small") and not sent_by_file(v, "/large")
-
-
-def writes_made(pid):
-    """Write system calls the process made, writev and sendfile included (/proc/PID/io)."""
-    with open(f"/proc/{pid}/io") as f:
-        return int(next(line for line in f if line.startswith("syscw:")).split()[1])
 
 
 def test_a_miss_writes_its_head_and_body_in_one_write_as_a_pass_does(verge, scripted_origin):
@@ -145,12 +131,12 @@ def test_a_miss_writes_its_head_and_body_in_one_write_as_a_pass_does(verge, scri
         with Client(v.port) as c:
             c.send(build_request("GET", f"{path}?warm", "a.test", (), None, "HTTP/1.1"))
             assert c.read_response().body == BODY
-            before = writes_made(v.pid)
+            before = proc_io(v.pid, "syscw")
             for i in range(n):
                 c.send(build_request("GET", f"{path}?{i}", "a.test", (), None, "HTTP/1.1"))
                 resp = c.read_response()
                 assert resp.status == 200 and resp.body == BODY
-            return (writes_made(v.pid) - before) / n, resp.headers.get("x-cache")
+            return (proc_io(v.pid, "syscw") - before) / n, resp.headers.get("x-cache")
 
     passes, result = writes_per_request("/pass")
     assert result == "MISS"  # no-store: fetched every time, never stored
