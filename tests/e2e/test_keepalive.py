@@ -172,3 +172,29 @@ def test_requests_sent_before_a_half_close_are_all_answered(verge, scripted_orig
         got = [c.read_response().body for _ in targets]
         assert got == [t.encode() for t in targets]
         assert c.read_head() is None  # then the connection ends
+
+
+def test_origin_connection_kept_after_a_response_that_fills_the_read_buffer_exactly(
+        verge, scripted_origin):
+    """A response of exactly the edge's read size (64 KiB, head and body, in one write)
+    ends at a read's last byte: the connection goes back to the pool clean, and the next
+    requests go on it (an edge-triggered loop, tried for #6, closed it instead)."""
+    size = 64 * 1024
+
+    def handler(conn):
+        while True:
+            req = conn.read_request()
+            if req is None:
+                return
+            head = "HTTP/1.1 200 OK\r\nContent-Length: %05d\r\n\r\n"
+            n = size - len(head % 0)
+            conn.send((head % n).encode() + b"x" * n)  # one write of `size` bytes
+
+    origin = scripted_origin(handler)
+    v = verge([zone("z1", [origin])], workers=1)
+    with v.client() as c:
+        for i in range(4):
+            resp = c.request("GET", f"/exact{i}")
+            assert resp.status == 200 and len(resp.body) == size - 42, resp
+            time.sleep(0.1)  # the edge's next poll sees the connection idle in its pool
+    assert origin.connections == 1
