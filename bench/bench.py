@@ -7,7 +7,9 @@ Environment: BENCH_QUICK=1 (a ~2-minute smoke run), BENCH_ROUNDS, BENCH_SECONDS,
 BENCH_IDLE (idle connections), BENCH_TABLES (e.g. "1" for the pinned table only),
 BENCH_SCENARIOS (e.g. "hit-1k,pass": only those, and no idle connections unless "idle" is
 named), BENCH_KEEP=1 (keep the configurations and logs of the run), BENCH_VERGE_B (a
-second Verge build), BENCH_SENDFILE_MAX (bytes, 0: Verge's cache.sendfile_max and fixed's)."""
+second Verge build), BENCH_SENDFILE_MAX (bytes, 0: Verge's cache.sendfile_max and fixed's),
+BENCH_OBJECTS (objects of hit-1k-many, 5000)."""
+import http.client
 import itertools
 import json
 import os
@@ -39,7 +41,7 @@ WRK_LUA = os.path.join(rig.BENCH, "wrk.lua")
 PACE_BIN = os.path.join(rig.ROOT, "build", "bench", "pace")
 # Open-loop scenarios (bench/pace.c): requests per second offered to every server alike,
 # below what each of them answers in the closed-loop hit-1k (the slowest, Varnish, ~20k).
-# Table 1 only, 4 rounds.
+# Table 1 only, 3 rounds.
 PACED = {"hit-1k-paced-15k": 15000}
 # Requests with the fields a browser sends (rig.BROWSER_HEADERS) besides wrk's Host: what
 # parsing a real request costs each server. It judges no target: table 1 only, 3 rounds.
@@ -50,7 +52,13 @@ HEADERS = {"hit-1k-browser": rig.BROWSER_HEADERS}
 # judges no target: table 1 only, 3 rounds.
 MISSES = {"miss-1k"}
 RUN_TAGS = itertools.count(1)
-TABLE1_ONLY = set(PACED) | set(HEADERS) | MISSES
+# Hits over a working set: every request one of this many 1 KiB objects, all stored before
+# the runs (/1k.bin?obj=N, wrk.lua steps through them), where hit-1k asks for one object
+# that stays in the CPU's caches; a cache serves many. 5,000 of them keep nginx's open files
+# (one per object, open_file_cache) and 10,000 idle connections within its 20,000 files. It
+# judges no target: table 1 only, 3 rounds.
+OBJECTS = {"hit-1k-many": int(os.environ.get("BENCH_OBJECTS", 1000 if QUICK else 5000))}
+TABLE1_ONLY = set(PACED) | set(HEADERS) | MISSES | set(OBJECTS)
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
 # pass and miss: every request must; error: every origin down)
@@ -59,6 +67,7 @@ SCENARIOS = [
     ("hit-1k-paced-15k", "/1k.bin", 1, None, "hit"),
     ("hit-1k-pipelined-16", "/1k.bin", 16, None, "hit"),
     ("hit-1k-browser", "/1k.bin", 1, None, "hit"),
+    ("hit-1k-many", "/1k.bin", 1, None, "hit"),
     ("hit-100k", "/100k.bin", 1, None, "hit"),
     ("hit-1m", "/1m.bin", 1, None, "hit"),
     ("miss-1k", "/1k.bin", 1, None, "miss"),
@@ -85,9 +94,9 @@ TABLES = {
 def rounds_for(table, scenario):
     if scenario in DECIDING:
         return table["deciding_rounds"]
-    if scenario in PACED:  # no target; 4 rounds keep the whole run within the 10 minutes
-        return min(table["rounds"], 4)
-    return min(table["rounds"], 3) if scenario in HEADERS or scenario in MISSES else table["rounds"]
+    if scenario in PACED or scenario in HEADERS or scenario in MISSES or scenario in OBJECTS:
+        return min(table["rounds"], 3)  # no target: 3 keep the whole run within 10 minutes
+    return table["rounds"]
 
 
 def measure(procs, table, server, name, tool, cmd, seconds):
@@ -123,6 +132,8 @@ def wrk_cmd(table, port, scenario, seconds):
     for field in HEADERS.get(name, []):
         cmd += ["-H", "%s: %s" % field]
     cmd += ["http://127.0.0.1:%d%s" % (port, path), "--", str(depth)]
+    if name in OBJECTS:
+        return cmd + ["objects=%d" % OBJECTS[name]]
     return cmd + (["%d.%d" % (os.getpid(), next(RUN_TAGS))] if name in MISSES else [])
 
 
@@ -179,6 +190,8 @@ def prime(table, srvs):
                 notes.append("%s: a second GET %s was not a hit (status %d, %d bytes, %d "
                              "origin requests)" % (s.name, path, status, n, reached))
         if s.proxy:
+            notes += prime_objects(table, s)
+        if s.proxy:
             deadline, status = time.monotonic() + 10, 0
             while time.monotonic() < deadline:
                 status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
@@ -189,6 +202,36 @@ def prime(table, srvs):
                         break
                 time.sleep(0.2)
             table.setdefault("error_status", {})[s.name] = status
+    return notes
+
+
+def prime_objects(table, server):
+    """Store the objects of the working-set scenarios (one GET each, over one kept-alive
+    connection), then check that a second GET of every 50th is a hit. Notes for the report."""
+    notes, origin = [], table["origin"]
+    for name, count in [(n, c) for n, c in OBJECTS.items() if n in [sc[0] for sc in SCENARIOS]]:
+        progress("priming %d objects in %s" % (count, server.name))
+        conn = http.client.HTTPConnection("127.0.0.1", server.port_for("/1k.bin"), timeout=10)
+        def get_all(step):
+            bad = 0
+            for n in range(0, count, step):
+                conn.request("GET", "/1k.bin?obj=%d" % n)
+                resp = conn.getresponse()
+                bad += resp.status != 200 or len(resp.read()) != rig.SIZES["1k.bin"]
+            return bad
+        try:
+            get_all(1)
+            time.sleep(0.05)  # the origin's last log lines
+            before = origin.requests()
+            bad = get_all(50)
+            time.sleep(0.05)
+            reached = origin.requests() - before
+        finally:
+            conn.close()
+        if bad or reached:
+            notes.append("%s: of %d objects stored for %s, a second GET of every 50th: %d not "
+                         "200 with the body, %d reached the origin" %
+                         (server.name, count, name, bad, reached))
     return notes
 
 

@@ -1,7 +1,9 @@
 -- wrk script for make bench: `-- DEPTH` pipelines DEPTH requests per write (default 1:
 -- wrk's own static request, one per write). `-- 1 TAG` asks for a path never asked before
 -- with every request (the URL's path, then ?miss=TAG-THREAD-N), so every one is a cache
--- miss: TAG must be new for each run. done() prints one JSON line that bench.py reads.
+-- miss: TAG must be new for each run. `-- 1 objects=COUNT` asks for ?obj=N, N stepping
+-- through all of 0..COUNT-1 (by 7919, prime to COUNT, from where each thread starts), the
+-- objects bench.py stored before. done() prints one JSON line that bench.py reads.
 
 local threads = 0
 setup = function(thread)
@@ -11,7 +13,14 @@ end
 
 init = function(args)
    local depth = tonumber(args[1] or "1")
-   if args[2] then
+   local objects = args[2] and tonumber(string.match(args[2], "^objects=(%d+)$"))
+   if objects then
+      local n = (thread_id * 977) % objects
+      request = function()
+         n = (n + 7919) % objects
+         return wrk.format(nil, wrk.path .. "?obj=" .. n)
+      end
+   elseif args[2] then
       local prefix = string.format("%s?miss=%s-%d-", wrk.path, args[2], thread_id)
       local n = 0
       request = function()
