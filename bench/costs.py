@@ -10,6 +10,7 @@ and calls per request to the allocator, locks and system-call wrappers. Then the
 load against a native Verge with strace -c attached to all its threads after the
 warm-up: system calls per request. Prints a report; keeps the callgrind files in
 bench/results/profile/ for callgrind_annotate or kcachegrind (see bench/README.md)."""
+import http.client
 import os
 import re
 import selectors
@@ -34,6 +35,14 @@ ZONES = int(os.environ.get("PROFILE_ZONES", 0))
 # PROFILE_MISS=1: each request for PATH?miss=N, a URL not asked before: the miss path
 # (fetch, store, answer), as in the bench's miss-1k
 MISS = os.environ.get("PROFILE_MISS", "") not in ("", "0")
+# PROFILE_OBJECTS=N: N objects PATH?obj=I stored at start (in both runs, so they cancel out),
+# then each request for the next of them, stepping by 7919: the hits of the bench's
+# hit-1k-many, over a working set instead of one object
+OBJECTS = int(os.environ.get("PROFILE_OBJECTS", 0))
+# PROFILE_CACHE_SIM=1: callgrind simulates the caches, its last level the size of this VM's
+# L2 (2 MiB, 16-way, 64-byte lines): misses per request, as steady as instruction counts
+CACHE_SIM = ["--cache-sim=yes", "--LL=2097152,16,64"] \
+    if os.environ.get("PROFILE_CACHE_SIM", "") not in ("", "0") else []
 STATUS = b"HTTP/1.1 503" if HOST == "dead.test" else b"HTTP/1.1 200"
 TOP = int(os.environ.get("PROFILE_TOP", 15))
 VERGE = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
@@ -50,7 +59,8 @@ def load(port, n, conns):
     host = HOST or "127.0.0.1:%d" % port
 
     def request(i):
-        path = "%s?miss=%d" % (PATH, i) if MISS else PATH
+        path = "%s?miss=%d" % (PATH, i) if MISS else \
+            "%s?obj=%d" % (PATH, i * 7919 % OBJECTS) if OBJECTS else PATH
         return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, EXTRA)).encode()
     sel, sent, done = selectors.DefaultSelector(), 0, 0
     for _ in range(min(conns, n)):
@@ -91,6 +101,7 @@ class Callgrind:
     def __init__(self, path):
         self.self_ir, self.incl_calls, self.calls, self.total = {}, {}, {}, 0
         self.edges = {}  # (caller name, callee name) -> calls
+        self.events = {}  # the whole run's count of each event (Ir, and cache misses)
         names, files, fn, fl, after_call, callee = {}, {}, None, "?", False, None
         with open(path) as f:
             for line in f:
@@ -113,6 +124,10 @@ class Callgrind:
                     fn = (_name(names, line[3:]), fl)
                 elif line.startswith("cfn="):
                     callee = _name(names, line[4:])
+                elif line.startswith("events:"):
+                    event_names = line.split()[1:]
+                elif line.startswith("totals:"):
+                    self.events = dict(zip(event_names, map(int, line.split()[1:])))
                 elif line.startswith("calls="):
                     n = int(line[6:].split()[0])
                     self.calls[callee] = self.calls.get(callee, 0) + n
@@ -135,6 +150,21 @@ def _name(table, text):
     return table.get(m.group(1), text)
 
 
+def store_objects(port):
+    """GET PATH?obj=I for every I < OBJECTS on one kept-alive connection: each a miss that
+    stores it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for i in range(OBJECTS):
+            conn.request("GET", "%s?obj=%d" % (PATH, i))
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError("profile: storing %s?obj=%d: %d" % (PATH, i, resp.status))
+    finally:
+        conn.close()
+
+
 def start_verge(procs, work, origin_port, wrapper, tag):
     port, admin, dead = rig.free_ports(3)
     conf = rig.render("verge.yaml", work.path("verge-%s.yaml" % tag), dir=work.dir,
@@ -150,6 +180,8 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     rig.wait_port(port, p, timeout=60, what="verge (%s)" % tag)
     for _ in range(2):  # a miss that fills the cache, then a hit (or: the origin marked down)
         rig.http_get(port, PATH, host=HOST, timeout=30)
+    if OBJECTS:
+        store_objects(port)
     status, headers, _ = rig.http_get(port, PATH, host=HOST, timeout=30)
     want = "MISS" if PATH == "/nostore.bin" else "HIT"  # /nostore.bin: the pass-through
     if HOST is None and headers.get("x-cache") != want:
@@ -163,7 +195,8 @@ def callgrind_run(procs, work, origin_port, tag, n):
     os.makedirs(OUT, exist_ok=True)
     out = os.path.join(OUT, "callgrind.%s.out" % tag)
     p, port = start_verge(procs, work, origin_port,
-                          ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out], tag)
+                          ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + CACHE_SIM,
+                          tag)
     if n:
         t = time.monotonic()
         load(port, n, CONNS)
@@ -199,6 +232,7 @@ def report(base, run, n, syscalls):
     ir = (run.total - base.total) / n
     what = "the error path (every origin down)" if HOST == "dead.test" else "GET " + PATH
     what += "?miss=N, each request a miss (PROFILE_MISS)" if MISS else ""
+    what += "?obj=N, hits over %d stored objects (PROFILE_OBJECTS)" % OBJECTS if OBJECTS else ""
     print("\n# make profile: Verge, %s, 1 worker\n" % what)
     print("%d requests over %d keep-alive connections (one request per write), callgrind with "
           "the warm-up run subtracted.%s%s\n" % (
@@ -206,6 +240,12 @@ def report(base, run, n, syscalls):
               " Each request with a browser's %d fields (PROFILE_BROWSER)." % len(rig.BROWSER_HEADERS)
               if EXTRA else ""))
     print("Instructions per request: %.0f Ir\n" % ir)
+    if CACHE_SIM:
+        miss = {e: (run.events.get(e, 0) - base.events.get(e, 0)) / n
+                for e in ("D1mr", "D1mw", "DLmr", "DLmw")}
+        print("Data cache misses per request (PROFILE_CACHE_SIM, simulated; last level: 2 MiB): "
+              "L1 %.1f reads and %.1f writes, last level %.1f reads and %.1f writes\n" %
+              (miss["D1mr"], miss["D1mw"], miss["DLmr"], miss["DLmw"]))
     print("Top %d functions by self instructions per request:\n" % TOP)
     print("| Ir/req self | % | Ir/req inclusive | function | file |\n|---:|---:|---:|---|---|")
     fns = set(run.self_ir) | set(base.self_ir)

@@ -63,47 +63,51 @@ struct cache_chunk {
 };
 
 struct cache_obj {
+    /* What every lookup reads, together (a hit walks a chain of these, cold when the cache
+     * holds many): the first 64 bytes, one cache line when the object is aligned to it. */
     int refs;
     int state;     /* enum cache_obj_state; cache_obj_state() reads it with acquire */
     uint64_t hash; /* of the base key: the shard and the chain */
     char *key;     /* base key + CACHE_VARIANT_SEP + variant (the request's Vary values) */
     size_t base_len;
-    char *vary;       /* the response's Vary names, lower case, "," separated; or NULL */
-    bool vary_known;  /* false while pending with no stored variant to learn names from */
-    bool auth_shared; /* may answer requests with Authorization (public, s-maxage, ...) */
-    /* Set before the state becomes FILLING, immutable after. */
+    struct cache_obj *hash_next;
+    char *vary;    /* the response's Vary names, lower case, "," separated; or NULL */
+    uint32_t gen;  /* bumped (under the shard lock) when a lookup of its key could find
+                    * something else: it is unlinked, or an entry of its key is linked */
+    uint8_t queue, freq; /* evict.c */
+    bool vary_known;   /* false while pending with no stored variant to learn names from */
+    bool hit_for_miss; /* a marker (cache_store_mark): no response, complete from the start */
+    size_t charge;     /* bytes counted against cache.memory */
+    /* What a hit's answer reads next. Set before the state becomes FILLING, immutable
+     * after. */
     int status;
+    bool auth_shared; /* may answer requests with Authorization (public, s-maxage, ...) */
     char *head;       /* "HTTP/1.1 200 OK\r\n" + the header fields a hit sends */
     size_t head_len;  /* the whole block */
     size_t line_len;  /* the status line: fields start at head + line_len */
     int64_t total_len; /* the body's length when known at head time (Content-Length), or -1 */
-    char *tags;       /* Cache-Tag / Surrogate-Key values, space separated; or NULL */
     time_t response_time;
     int64_t initial_age; /* corrected initial age (RFC 9111 4.2.3) when it arrived */
     int64_t lifetime;    /* freshness lifetime, seconds (a soft purge sets it to 0) */
-    int64_t stale_if_error;
-    int64_t stale_while_revalidate;
     /* The body: appended by the one writer, read by anyone up to body_len. */
     uint64_t body_len;           /* bytes readable; cache_obj_available() loads it */
     struct cache_chunk *first, *last;
     uint64_t last_off;           /* the writer's: where the last piece starts */
     struct cache_obj *body_of;   /* a revalidated copy shares this object's body */
+    int64_t stale_if_error;
+    int64_t stale_while_revalidate;
+    char *tags;       /* Cache-Tag / Surrogate-Key values, space separated; or NULL */
     /* Failure (state FAILED). */
     int fail;        /* enum cache_fail */
     void *fail_info; /* what the filler left for waiters (CACHE_FAIL_ERROR); owned */
     size_t fail_info_len;
     /* The store's bookkeeping. */
-    uint32_t gen; /* bumped (under the shard lock) when a lookup of its key could find
-                   * something else: it is unlinked, or an entry of its key is linked */
-    struct cache_obj *hash_next, *q_prev, *q_next;
-    uint8_t queue, freq; /* evict.c */
+    struct cache_obj *q_prev, *q_next;
     bool hashed;         /* reachable through the table */
     bool purged;         /* a purge selected this fill while in progress: not stored */
     bool insert_on_finish; /* a fill nobody could find (no entry was made): stored at the end */
-    bool hit_for_miss;   /* a marker (cache_store_mark): no response, complete from the start */
     uint64_t purge_gen;  /* the purge generation when the fill began */
     uint64_t full_hash;  /* of key, for the ghost queue */
-    size_t charge;       /* bytes counted against cache.memory */
     struct cache_waiter *subs; /* waiting for progress (under the object's lock) */
 };
 
