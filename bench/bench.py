@@ -9,7 +9,6 @@ BENCH_SCENARIOS (e.g. "hit-1k,pass": only those, and no idle connections unless 
 named), BENCH_KEEP=1 (keep the configurations and logs of the run), BENCH_VERGE_B (a
 second Verge build), BENCH_SENDFILE_MAX (bytes, 0: Verge's cache.sendfile_max and fixed's),
 BENCH_OBJECTS (objects of hit-1k-many, 5000)."""
-import http.client
 import itertools
 import json
 import os
@@ -175,6 +174,12 @@ def paced(procs, table, server, scenario, seconds):
     return run
 
 
+def runs_in(table, scenario):
+    """Whether the table runs the scenario (some run in table 1 only) and it was asked for."""
+    return (table["all_scenarios"] or scenario not in TABLE1_ONLY) and \
+        any(sc[0] == scenario for sc in SCENARIOS)
+
+
 def prime(table, srvs):
     """Fill every cache, check that a second GET is a hit without reaching the origin, and
     let every proxy learn that the dead origin is down. Returns notes for the report."""
@@ -191,7 +196,6 @@ def prime(table, srvs):
                              "origin requests)" % (s.name, path, status, n, reached))
         if s.proxy:
             notes += prime_objects(table, s)
-        if s.proxy:
             deadline, status = time.monotonic() + 10, 0
             while time.monotonic() < deadline:
                 status = rig.http_get(s.port, "/1k.bin", host="dead.test")[0]
@@ -209,26 +213,17 @@ def prime_objects(table, server):
     """Store the objects of the working-set scenarios (one GET each, over one kept-alive
     connection), then check that a second GET of every 50th is a hit. Notes for the report."""
     notes, origin = [], table["origin"]
-    ran = [sc[0] for sc in SCENARIOS if table["all_scenarios"] or sc[0] not in TABLE1_ONLY]
-    for name, count in [(n, c) for n, c in OBJECTS.items() if n in ran]:
+    for name, count in OBJECTS.items():
+        if not runs_in(table, name):
+            continue
         progress("priming %d objects in %s" % (count, server.name))
-        conn = http.client.HTTPConnection("127.0.0.1", server.port_for("/1k.bin"), timeout=10)
-        def get_all(step):
-            bad = 0
-            for n in range(0, count, step):
-                conn.request("GET", "/1k.bin?obj=%d" % n)
-                resp = conn.getresponse()
-                bad += resp.status != 200 or len(resp.read()) != rig.SIZES["1k.bin"]
-            return bad
-        try:
-            get_all(1)
-            time.sleep(0.05)  # the origin's last log lines
-            before = origin.requests()
-            bad = get_all(50)
-            time.sleep(0.05)
-            reached = origin.requests() - before
-        finally:
-            conn.close()
+        port = server.port_for("/1k.bin")
+        rig.get_objects(port, "/1k.bin", range(count))
+        time.sleep(0.05)  # the origin's last log lines
+        before = origin.requests()
+        bad = rig.get_objects(port, "/1k.bin", range(0, count, 50))
+        time.sleep(0.05)
+        reached = origin.requests() - before
         if bad or reached:
             notes.append("%s: of %d objects stored for %s, a second GET of every 50th: %d not "
                          "200 with the body, %d reached the origin" %
@@ -285,7 +280,7 @@ def run_table(procs, work, key):
         table["notes"] += prime(table, srvs)
         for sc in SCENARIOS:
             run = paced if sc[0] in PACED else wrk
-            if sc[0] in TABLE1_ONLY and not table["all_scenarios"]:
+            if not runs_in(table, sc[0]):
                 continue
             progress("table %s: %s" % (key, sc[0]))
             # warm-up, not measured (the stored objects of hit-1k-many were fetched already)

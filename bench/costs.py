@@ -10,7 +10,6 @@ and calls per request to the allocator, locks and system-call wrappers. Then the
 load against a native Verge with strace -c attached to all its threads after the
 warm-up: system calls per request. Prints a report; keeps the callgrind files in
 bench/results/profile/ for callgrind_annotate or kcachegrind (see bench/README.md)."""
-import http.client
 import os
 import re
 import selectors
@@ -36,8 +35,8 @@ ZONES = int(os.environ.get("PROFILE_ZONES", 0))
 # (fetch, store, answer), as in the bench's miss-1k
 MISS = os.environ.get("PROFILE_MISS", "") not in ("", "0")
 # PROFILE_OBJECTS=N: N objects PATH?obj=I stored at start (in both runs, so they cancel out),
-# then each request for the next of them, stepping by 7919: the hits of the bench's
-# hit-1k-many, over a working set instead of one object
+# then each request for the next of them, stepping by rig.OBJECT_STRIDE: the hits of the
+# bench's hit-1k-many, over a working set instead of one object
 OBJECTS = int(os.environ.get("PROFILE_OBJECTS", 0))
 # PROFILE_CACHE_SIM=1: callgrind simulates the caches, its last level the size of this VM's
 # L2 (2 MiB, 16-way, 64-byte lines): misses per request, as steady as instruction counts
@@ -59,8 +58,12 @@ def load(port, n, conns):
     host = HOST or "127.0.0.1:%d" % port
 
     def request(i):
-        path = "%s?miss=%d" % (PATH, i) if MISS else \
-            "%s?obj=%d" % (PATH, i * 7919 % OBJECTS) if OBJECTS else PATH
+        if MISS:
+            path = "%s?miss=%d" % (PATH, i)
+        elif OBJECTS:
+            path = rig.object_path(PATH, i * rig.OBJECT_STRIDE % OBJECTS)
+        else:
+            path = PATH
         return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, EXTRA)).encode()
     sel, sent, done = selectors.DefaultSelector(), 0, 0
     for _ in range(min(conns, n)):
@@ -150,21 +153,6 @@ def _name(table, text):
     return table.get(m.group(1), text)
 
 
-def store_objects(port):
-    """GET PATH?obj=I for every I < OBJECTS on one kept-alive connection: each a miss that
-    stores it."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        for i in range(OBJECTS):
-            conn.request("GET", "%s?obj=%d" % (PATH, i))
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                raise RuntimeError("profile: storing %s?obj=%d: %d" % (PATH, i, resp.status))
-    finally:
-        conn.close()
-
-
 def start_verge(procs, work, origin_port, wrapper, tag):
     port, admin, dead = rig.free_ports(3)
     conf = rig.render("verge.yaml", work.path("verge-%s.yaml" % tag), dir=work.dir,
@@ -180,8 +168,9 @@ def start_verge(procs, work, origin_port, wrapper, tag):
     rig.wait_port(port, p, timeout=60, what="verge (%s)" % tag)
     for _ in range(2):  # a miss that fills the cache, then a hit (or: the origin marked down)
         rig.http_get(port, PATH, host=HOST, timeout=30)
-    if OBJECTS:
-        store_objects(port)
+    if OBJECTS and rig.get_objects(port, PATH, range(OBJECTS), timeout=30):
+        raise RuntimeError("profile: storing the %d objects %s: not all answered 200 with "
+                           "the body" % (OBJECTS, rig.object_path(PATH, 0).replace("=0", "=N")))
     status, headers, _ = rig.http_get(port, PATH, host=HOST, timeout=30)
     want = "MISS" if PATH == "/nostore.bin" else "HIT"  # /nostore.bin: the pass-through
     if HOST is None and headers.get("x-cache") != want:
@@ -194,9 +183,8 @@ def start_verge(procs, work, origin_port, wrapper, tag):
 def callgrind_run(procs, work, origin_port, tag, n):
     os.makedirs(OUT, exist_ok=True)
     out = os.path.join(OUT, "callgrind.%s.out" % tag)
-    p, port = start_verge(procs, work, origin_port,
-                          ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + CACHE_SIM,
-                          tag)
+    wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + CACHE_SIM
+    p, port = start_verge(procs, work, origin_port, wrapper, tag)
     if n:
         t = time.monotonic()
         load(port, n, CONNS)

@@ -204,6 +204,31 @@ def wait_port(port, proc, timeout=20.0, what="server"):
     raise RuntimeError("%s did not listen on port %d within %.0fs" % (what, port, timeout))
 
 
+# The objects of a working-set scenario (bench's hit-1k-many, PROFILE_OBJECTS): path?obj=N,
+# asked in steps of OBJECT_STRIDE (a prime, so prime to any count it does not divide), the
+# stride wrk.lua uses too.
+OBJECT_STRIDE = 7919
+
+
+def object_path(path, n):
+    return "%s?obj=%d" % (path, n)
+
+
+def get_objects(port, path, ns, timeout=10.0):
+    """GET object_path(path, n) for each n in ns, on one kept-alive connection (a miss stores
+    it, a later one is a hit). How many answers were not a 200 with path's body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    bad = 0
+    try:
+        for n in ns:
+            conn.request("GET", object_path(path, n))
+            resp = conn.getresponse()
+            bad += resp.status != 200 or len(resp.read()) != SIZES[path.lstrip("/")]
+    finally:
+        conn.close()
+    return bad
+
+
 def http_get(port, path, host=None, timeout=5.0):
     """(status, headers as a lower-case dict, body length) of one GET on a new connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

@@ -2,8 +2,8 @@
 -- wrk's own static request, one per write). `-- 1 TAG` asks for a path never asked before
 -- with every request (the URL's path, then ?miss=TAG-THREAD-N), so every one is a cache
 -- miss: TAG must be new for each run. `-- 1 objects=COUNT` asks for ?obj=N, N stepping
--- through all of 0..COUNT-1 (by 7919, prime to COUNT, from where each thread starts), the
--- objects bench.py stored before. done() prints one JSON line that bench.py reads.
+-- through all of 0..COUNT-1 (by 7919, a prime: rig.OBJECT_STRIDE, from where each thread
+-- starts), the objects bench.py stored before. done() prints one JSON line that bench.py reads.
 
 local threads = 0
 setup = function(thread)

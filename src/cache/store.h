@@ -63,8 +63,10 @@ struct cache_chunk {
 };
 
 struct cache_obj {
-    /* What every lookup reads, together (a hit walks a chain of these, cold when the cache
-     * holds many): the first 64 bytes, one cache line when the object is aligned to it. */
+    /* What every lookup reads, together in the first 64 bytes (a hit walks a chain of
+     * these, cold when the cache holds many). Not aligned to a cache line: malloc keeps the
+     * object beside its key, head and body, allocated with it, which counted for more
+     * (bench/README.md, make profile). */
     int refs;
     int state;     /* enum cache_obj_state; cache_obj_state() reads it with acquire */
     uint64_t hash; /* of the base key: the shard and the chain */
