@@ -67,6 +67,10 @@ void str_copy(char *dst, size_t size, const char *src);
 #define U64_DIGITS 20
 size_t u64_digits(uint64_t v, char out[U64_DIGITS]);
 
+/* v as 16 lower-case hex digits, most significant first (no NUL): what
+ * snprintf("%016llx") writes. All nibbles at once (SSE2 where there is SSE2). */
+void u64_hex(uint64_t v, char out[16]);
+
 /* Parse an unsigned decimal integer covering all of s[0..len); -1 on anything else. */
 int str_to_u64(const char *s, size_t len, uint64_t *out);
 

@@ -333,23 +333,8 @@ worker_free(struct worker *w)
     free(w);
 }
 
-/* The low 32 bits of v as 8 lower-case hex digits, most significant first, all at once:
- * each nibble spread into a byte of its own, then made a digit or a letter. */
-static void
-hex8(uint32_t v, char out[8])
-{
-    uint64_t n = v;
-    n = ((n & 0xffff0000ull) << 16) | (n & 0xffffull);
-    n = ((n & 0x0000ff000000ff00ull) << 8) | (n & 0x000000ff000000ffull);
-    n = ((n & 0x00f000f000f000f0ull) << 4) | (n & 0x000f000f000f000full); /* a nibble a byte */
-    uint64_t letters = ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull; /* >= 10 */
-    n += 0x3030303030303030ull + letters * ('a' - '0' - 10);
-    n = __builtin_bswap64(n); /* the most significant nibble is in the highest byte */
-    memcpy(out, &n, 8);
-}
-
 /* xorshift128+: fast, and good enough for ids that only need to be unique. The hex is
- * written by hand: two snprintf("%016llx") calls cost more than the rest of a cache hit's
+ * u64_hex, not snprintf("%016llx"): two of those cost more than the rest of a cache hit's
  * bookkeeping. */
 void
 worker_request_id(struct worker *w, char out[33])
@@ -359,9 +344,7 @@ worker_request_id(struct worker *w, char out[33])
         w->rng[0] = y;
         x ^= x << 23;
         w->rng[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
-        uint64_t v = w->rng[1] + y;
-        hex8((uint32_t)(v >> 32), out + half * 16);
-        hex8((uint32_t)v, out + half * 16 + 8);
+        u64_hex(w->rng[1] + y, out + half * 16);
     }
     out[32] = '\0';
 }

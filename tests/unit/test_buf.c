@@ -77,6 +77,24 @@ test_u64_is_written_in_decimal_at_every_size(void **state)
 }
 
 static void
+test_u64_hex_matches_printf_for_every_nibble_value(void **state)
+{
+    /* each nibble position through all 16 values, and mixed patterns */
+    uint64_t values[16 * 16 + 4] = {0, UINT64_MAX, 0x0123456789abcdefull, 0xfedcba9876543210ull};
+    size_t n = 4;
+    for (int pos = 0; pos < 16; pos++)
+        for (uint64_t d = 0; d < 16; d++)
+            values[n++] = (d << (4 * pos)) | (0x9999999999999999ull & ~(0xfull << (4 * pos)));
+    for (size_t i = 0; i < n; i++) {
+        char want[17], got[17];
+        snprintf(want, sizeof(want), "%016llx", (unsigned long long)values[i]);
+        u64_hex(values[i], got);
+        got[16] = '\0';
+        assert_string_equal(got, want);
+    }
+}
+
+static void
 test_str_copy_cuts_to_fit_and_terminates(void **state)
 {
     char small[4];
@@ -98,6 +116,7 @@ main(void)
         cmocka_unit_test(test_appending_nothing_to_a_fresh_buffer_is_harmless),
         cmocka_unit_test(test_json_string_escapes_quotes_controls_and_non_ascii),
         cmocka_unit_test(test_u64_is_written_in_decimal_at_every_size),
+        cmocka_unit_test(test_u64_hex_matches_printf_for_every_nibble_value),
         cmocka_unit_test(test_str_copy_cuts_to_fit_and_terminates),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
