@@ -197,6 +197,7 @@ on_wake(struct loop *loop, void *arg)
             config_release(&w->cfg);
         }
         w->cfg = cfg; /* the reference taken in worker_set_config */
+        w->host_memo = (struct host_memo){0}; /* its zones are the old configuration's */
         w->cfg_users = 0;
         bind_zone_stats(w);
         upstream_config_bind(w);

@@ -82,6 +82,13 @@ struct worker {
     struct prober *prober;         /* worker 1 only: active health probes */
     struct cache_notifier notifier; /* wakes this worker's visitors waiting on cache fills */
     struct buf cache_key;          /* the current request's cache key (cached.c) */
+    struct host_memo {             /* the last Host routed under cfg (client.c route): */
+        const struct config *cfg;  /* an edge sees the same few hosts again and again */
+        const struct config_zone *zone; /* its zone; NULL: none (421) */
+        uint8_t raw_len, name_len; /* 0: empty */
+        char raw[62];              /* the field's value as sent */
+        char name[64];             /* normalised (zone_host_normalise) */
+    } host_memo;
     struct buf cache_scratch;      /* variants and such while looking it up */
     struct cache_near cache_near;  /* this worker's memo of hits (store.h) */
     struct loop_timer near_timer;  /* sweeps it each second */

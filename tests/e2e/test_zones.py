@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import Client, zone
+from harness import Client, wait_until, zone
 
 
 def named_origin(scripted_origin, name):
@@ -122,3 +122,24 @@ def test_duplicate_host_header_gives_400(routed):
         resp = c.read_response()
     assert resp.status == 400, resp
 
+
+
+def test_a_reload_moves_a_host_just_routed_to_its_new_zone(verge, scripted_origin):
+    # Each worker remembers the last Host it routed (and its zone): a reload that moves the
+    # host to another zone must be obeyed all the same.
+    old = named_origin(scripted_origin, "old")
+    new = named_origin(scripted_origin, "new")
+    v = verge([zone("first", [old], hosts=["a.test", "moved.test"]),
+               zone("second", [new], hosts=["b.test"])], workers=1)
+    for _ in range(3):
+        assert served_by(v, "moved.test") == "old"
+    assert served_by(v, "b.test") == "new"
+    assert served_by(v, "moved.test") == "old"
+    v.reload(v.build_config([zone("first", [old], hosts=["a.test"]),
+                             zone("second", [new], hosts=["b.test", "moved.test"])], workers=1))
+    wait_until(lambda: served_by(v, "moved.test") == "new", timeout=3,
+               what="moved.test served by its new zone after the reload")
+    for _ in range(3):
+        assert served_by(v, "moved.test") == "new"
+    assert served_by(v, "a.test") == "old"
+    assert served_by(v, "MOVED.test:80") == "new"  # another spelling of the same host
