@@ -111,8 +111,8 @@ file_chunk_new(size_t size)
     return c;
 }
 
-static void
-obj_free(struct cache_obj *o)
+void
+cache_obj_destroy(struct cache_obj *o)
 {
     struct cache_chunk *c = o->body_of ? NULL : o->first, *next;
     for (; c != NULL; c = next) {
@@ -135,32 +135,6 @@ cache_obj_acquire(struct cache_obj *o)
     return o;
 }
 
-void
-cache_obj_release(struct cache_obj **op)
-{
-    struct cache_obj *o = *op;
-    *op = NULL;
-    if (o != NULL && __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        obj_free(o);
-}
-
-int64_t
-cache_obj_age(const struct cache_obj *o, time_t now)
-{
-    return o->initial_age + MAX((int64_t)0, (int64_t)(now - o->response_time));
-}
-
-int64_t
-cache_obj_lifetime(const struct cache_obj *o)
-{
-    return __atomic_load_n(&o->lifetime, __ATOMIC_RELAXED);
-}
-
-bool
-cache_obj_fresh(const struct cache_obj *o, time_t now)
-{
-    return cache_obj_lifetime(o) > cache_obj_age(o, now);
-}
 
 static struct cache_obj *
 obj_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant, size_t vlen)

@@ -249,13 +249,35 @@ struct cache_purge {
 size_t cache_store_purge(const struct cache_purge *p);
 
 struct cache_obj *cache_obj_acquire(struct cache_obj *obj);
-void cache_obj_release(struct cache_obj **obj);
+void cache_obj_destroy(struct cache_obj *obj); /* the last reference went: cache_obj_release */
+/* Drop *op's reference (NULL: nothing) and clear it. Inline: a hit releases several, most
+ * of them NULL. */
+static inline void
+cache_obj_release(struct cache_obj **op)
+{
+    struct cache_obj *o = *op;
+    *op = NULL;
+    if (o != NULL && __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        cache_obj_destroy(o);
+}
 
 /* Its age now (seconds), and whether it is still fresh. A soft purge may end an object's
  * freshness at any time (its lifetime is read atomically). */
-int64_t cache_obj_age(const struct cache_obj *obj, time_t now);
-int64_t cache_obj_lifetime(const struct cache_obj *obj);
-bool cache_obj_fresh(const struct cache_obj *obj, time_t now);
+static inline int64_t
+cache_obj_age(const struct cache_obj *o, time_t now)
+{
+    return o->initial_age + MAX((int64_t)0, (int64_t)(now - o->response_time));
+}
+static inline int64_t
+cache_obj_lifetime(const struct cache_obj *o)
+{
+    return __atomic_load_n(&o->lifetime, __ATOMIC_RELAXED);
+}
+static inline bool
+cache_obj_fresh(const struct cache_obj *o, time_t now)
+{
+    return cache_obj_lifetime(o) > cache_obj_age(o, now);
+}
 /* The stored header fields (after the status line). */
 static inline const char *
 cache_obj_fields(const struct cache_obj *o, size_t *len)

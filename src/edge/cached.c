@@ -31,14 +31,21 @@ struct cached_parts {
 
 /* ---------------------------------------------------------------- the visit */
 
-void
-cached_send_clear(struct cached_send *s)
+/* What s holds, let go; its fields left as they are. */
+static void
+send_release(struct cached_send *s)
 {
     cache_obj_release(&s->obj);
     if (s->parts != NULL) {
         buf_free(&s->parts->fields);
         free(s->parts);
     }
+}
+
+void
+cached_send_clear(struct cached_send *s)
+{
+    send_release(s);
     memset(s, 0, sizeof(*s));
 }
 
@@ -55,7 +62,7 @@ cached_visit_clear(struct cached_visit *v)
     cache_obj_release(&v->stale);
     cache_obj_release(&v->busy);
     cache_obj_release(&v->fill);
-    cached_send_clear(&v->send);
+    send_release(&v->send); /* zeroed with the rest */
     memset(v, 0, sizeof(*v));
 }
 
@@ -407,6 +414,7 @@ static int
 plan(struct answer *a, const struct cache_obj *o, const struct cached_reply *r)
 {
     const struct http_header *rh;
+    a->nranges = 0; /* range[] is only read up to nranges: not zeroed for every hit */
     a->status = r->proxy_status == NULL && not_modified(r->req, o) ? 304 : o->status;
     a->known = length_known(o, &a->total);
     a->length = a->total;
@@ -544,7 +552,7 @@ cached_reply_prepare(struct cached_send *s, struct cache_obj *o, const struct ca
                      char *buf, size_t buflen, struct iovec *iov, int *niov, int *status,
                      bool *close)
 {
-    struct answer a = {0};
+    struct answer a; /* plan sets every field it reads */
     if (plan(&a, o, r) < 0)
         return -1;
     cached_send_clear(s);
@@ -678,12 +686,14 @@ account(struct cached_send *s, struct buf *out, const struct iovec *head, int nh
         struct cached_count *count)
 {
     size_t take = MIN(k, buf_used(out));
-    buf_consume(out, take);
+    if (take > 0)
+        buf_consume(out, take);
     k -= take;
     for (int i = 0; i < nhead; i++) {
         take = MIN(k, head[i].iov_len);
         k -= take;
-        buf_append(out, (const char *)head[i].iov_base + take, head[i].iov_len - take);
+        if (take < head[i].iov_len) /* most writes take the whole head: nothing to keep */
+            buf_append(out, (const char *)head[i].iov_base + take, head[i].iov_len - take);
     }
     take = MIN(k, s->frame_len - s->frame_pos);
     s->frame_pos += take;
