@@ -198,6 +198,32 @@ test_targets_are_split_by_form(void **state)
     assert_null(target("/{json}|^`", &t)); /* browsers send these unencoded in queries */
 }
 
+/* Every byte value in a path: refused for what it is, or let through (RFC 3986 less what
+ * is ambiguous between proxies). */
+static void
+test_every_byte_of_a_target_is_classified(void **state)
+{
+    for (unsigned c = 0; c < 256; c++) {
+        char url[] = "/ab?x=Xcd";
+        url[6] = (char)c;
+        struct http_target t;
+        const char *why = http_target_parse(url, sizeof(url) - 1, &t);
+        if (c <= 0x20 || c >= 0x7f)
+            assert_string_equal(why, "request target holds a control character, a space or a "
+                                     "byte outside ASCII");
+        else if (c == '#')
+            assert_string_equal(why, "request target holds a fragment ('#')");
+        else if (c == '\\' || c == '"' || c == '<' || c == '>')
+            assert_non_null(strstr(why, "a character URIs do not allow"));
+        else
+            assert_null(why); /* '%' too: "%cd" is two hex digits */
+    }
+    assert_null(target("/%41%7e%Ff", &(struct http_target){0}));
+    assert_non_null(target("/a%4", &(struct http_target){0}));
+    assert_non_null(target("/a%", &(struct http_target){0}));
+    assert_non_null(target("/a%g1", &(struct http_target){0}));
+}
+
 static void
 test_ambiguous_targets_are_refused(void **state)
 {
@@ -435,6 +461,7 @@ main(void)
         cmocka_unit_test(test_request_lines_have_one_space_between_three_parts),
         cmocka_unit_test(test_status_lines_have_three_digits_and_a_clean_reason),
         cmocka_unit_test(test_targets_are_split_by_form),
+        cmocka_unit_test(test_every_byte_of_a_target_is_classified),
         cmocka_unit_test(test_ambiguous_targets_are_refused),
         cmocka_unit_test(test_host_matches_the_target_authority_as_the_same_host_and_port),
         cmocka_unit_test(test_transfer_encoding_lists_are_read_across_fields),
