@@ -1006,31 +1006,32 @@ route(struct client *c)
     const char *host = r->facts.host;
     size_t len = r->facts.host_len;
     r->host_off = keep_string(r, host, len);
+    char normalised[256];
+    const char *name = memo->name;
+    size_t n = memo->name_len;
+    const struct config_zone *z = memo->zone;
     /* The same Host as the last request under the current configuration: its name and
      * zone again, without normalising and matching it (a fifth of a hit's own work). */
-    if (memo->cfg == r->cfg && len == memo->raw_len && memcmp(host, memo->raw, len) == 0) {
-        r->name_off = keep_string(r, memo->name, memo->name_len);
-        r->name_len = memo->name_len;
-        keep_origin_host(c, memo->name, memo->name_len);
-        return memo->zone;
+    if (memo->cfg != r->cfg || len != memo->raw_len || memcmp(host, memo->raw, len) != 0) {
+        int k = zone_host_normalise(host, len, normalised, sizeof(normalised));
+        if (k < 0)
+            return NULL;
+        name = normalised;
+        n = (size_t)k;
+        z = zone_match(r->cfg, name, n);
+        if (r->cfg == c->w->cfg && len <= sizeof(memo->raw) && n <= sizeof(memo->name)) {
+            memo->cfg = r->cfg; /* only the worker's own: an older one may be freed and its
+                                 * address reused */
+            memo->zone = z;
+            memo->raw_len = (uint8_t)len;
+            memo->name_len = (uint8_t)n;
+            memcpy(memo->raw, host, len);
+            memcpy(memo->name, name, n);
+        }
     }
-    char name[256];
-    int n = zone_host_normalise(host, len, name, sizeof(name));
-    if (n < 0)
-        return NULL;
-    r->name_off = keep_string(r, name, (size_t)n);
+    r->name_off = keep_string(r, name, n);
     r->name_len = (uint32_t)n;
-    keep_origin_host(c, name, (size_t)n);
-    const struct config_zone *z = zone_match(r->cfg, name, (size_t)n);
-    if (r->cfg == c->w->cfg && len <= sizeof(memo->raw) && (size_t)n <= sizeof(memo->name)) {
-        memo->cfg = r->cfg; /* only the worker's own: an older one may be freed and its
-                             * address reused */
-        memo->zone = z;
-        memo->raw_len = (uint8_t)len;
-        memo->name_len = (uint8_t)n;
-        memcpy(memo->raw, host, len);
-        memcpy(memo->name, name, (size_t)n);
-    }
+    keep_origin_host(c, name, n);
     return z;
 }
 

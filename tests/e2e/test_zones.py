@@ -123,7 +123,6 @@ def test_duplicate_host_header_gives_400(routed):
     assert resp.status == 400, resp
 
 
-
 def test_a_reload_moves_a_host_just_routed_to_its_new_zone(verge, scripted_origin):
     # Each worker remembers the last Host it routed (and its zone): a reload that moves the
     # host to another zone must be obeyed all the same.
