@@ -6,11 +6,18 @@
  * are those of a closed loop. Here a request that could not leave on time because its
  * connection was still waiting is sent as soon as it can and counted from its slot.
  *
+ * RATE 0 is a closed loop, as wrk's, for throughput: each connection sends its next request
+ * as soon as the last answer is in, for SECONDS, each latency counted from its send. It
+ * is there for large bodies, where wrk's 8 KiB reads make wrk the limit (bench/README.md):
+ * this reads 64 KiB at a time.
+ *
  * Usage: pace PORT PATH RATE CONNECTIONS SECONDS [HOST]
  * HOST defaults to 127.0.0.1:PORT, as wrk sends it. Request j is due at start + j / RATE on connection j mod CONNECTIONS (one request in
  * flight per connection, HTTP/1.1 keep-alive, 127.0.0.1). Answers must carry
- * Content-Length. Prints one JSON line: requests due, answered, non-2xx, errors, the
- * achieved rate, and latency percentiles in microseconds over every answered request. */
+ * Content-Length. Prints one JSON line: requests due (closed loop: sent), answered,
+ * non-2xx, errors, unanswered (closed loop: in flight at the end, as wrk leaves them
+ * out), bytes read, the achieved rate, and latency percentiles in microseconds over every
+ * answered request. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,7 +41,8 @@ struct conn {
     uint64_t owed;      /* requests due on this connection and not sent yet */
     uint64_t first_due; /* the slot of the oldest of them, or of the one in flight */
     bool busy;          /* a request is in flight */
-    uint64_t sent_slot; /* the slot the request in flight was due at */
+    uint64_t sent_slot; /* the slot the request in flight was due at (closed loop: the
+                         * time it was sent) */
     char head[HEAD_MAX];
     size_t head_len;
     uint64_t body_left; /* bytes of the answer's body still to come; UINT64_MAX: in the head */
@@ -45,8 +53,8 @@ static struct conn conns[MAX_CONNS];
 static int nconns, port, epfd;
 static char request[1024];
 static size_t request_len;
-static double rate;
-static uint64_t start_ns, *latencies, nlat, cap_lat, non2xx, errors;
+static double rate;   /* 0: the closed loop */
+static uint64_t start_ns, end_ns, *latencies, nlat, cap_lat, non2xx, errors, sent, bytes;
 
 static uint64_t
 now_ns(void)
@@ -112,6 +120,20 @@ conn_reset(struct conn *c)
 static void
 send_next(struct conn *c)
 {
+    if (rate == 0) { /* the closed loop: the next request now, until the end */
+        for (uint64_t now = now_ns(); !c->busy && now < end_ns; now = now_ns()) {
+            if (send(c->fd, request, request_len, MSG_NOSIGNAL) == (ssize_t)request_len) {
+                c->busy = true;
+                c->sent_slot = now;
+                sent++;
+                return;
+            }
+            errors++; /* and again on a new connection */
+            close(c->fd);
+            conn_open(c);
+        }
+        return;
+    }
     while (!c->busy && c->owed > 0) {
         uint64_t slot = c->first_due;
         c->owed--;
@@ -131,8 +153,16 @@ send_next(struct conn *c)
 static void
 answered(struct conn *c, uint64_t now)
 {
+    if (nlat == cap_lat && rate == 0) { /* the closed loop has no count known in advance */
+        uint64_t *more = realloc(latencies, sizeof(*latencies) * 2 * cap_lat);
+        if (more == NULL)
+            die("out of memory for latencies");
+        latencies = more;
+        cap_lat *= 2;
+    }
     if (nlat < cap_lat)
-        latencies[nlat++] = now - slot_ns(c->sent_slot);
+        /* closed loop: the request may have been sent after this batch's clock reading */
+        latencies[nlat++] = rate == 0 ? now_ns() - c->sent_slot : now - slot_ns(c->sent_slot);
     non2xx += c->status < 200 || c->status > 299;
     conn_ready(c);
     send_next(c);
@@ -169,6 +199,7 @@ on_readable(struct conn *c, uint64_t now)
         }
         if (n < 0)
             return;
+        bytes += (uint64_t)n;
         size_t at = 0;
         while (at < (size_t)n) {
             if (c->body_left == UINT64_MAX) {
@@ -239,7 +270,7 @@ main(int argc, char **argv)
     rate = atof(argv[3]);
     nconns = atoi(argv[4]);
     double seconds = atof(argv[5]);
-    if (port <= 0 || rate <= 0 || nconns <= 0 || nconns > MAX_CONNS || seconds <= 0) {
+    if (port <= 0 || rate < 0 || nconns <= 0 || nconns > MAX_CONNS || seconds <= 0) {
         fprintf(stderr, "pace: bad arguments (at most %d connections)\n", MAX_CONNS);
         return 2;
     }
@@ -248,17 +279,33 @@ main(int argc, char **argv)
     request_len = (size_t)snprintf(request, sizeof(request),
                                    "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", argv[2],
                                    argc == 7 ? argv[6] : host);
-    uint64_t total = (uint64_t)(rate * seconds);
-    cap_lat = total;
-    latencies = malloc(sizeof(*latencies) * (total + 1));
+    uint64_t total = rate > 0 ? (uint64_t)(rate * seconds) : 0;
+    cap_lat = rate > 0 ? total : 65536;
+    latencies = malloc(sizeof(*latencies) * (cap_lat + 1));
     if ((epfd = epoll_create1(0)) < 0 || latencies == NULL)
         die("setup");
     for (int i = 0; i < nconns; i++)
         conn_open(&conns[i]);
     start_ns = now_ns();
-    uint64_t end_ns = slot_ns(total), next = 0, now = start_ns;
+    uint64_t now = start_ns;
+    if (rate == 0) {
+        end_ns = start_ns + (uint64_t)(seconds * 1e9);
+        for (int i = 0; i < nconns; i++)
+            send_next(&conns[i]);
+        while ((now = now_ns()) < end_ns) {
+            struct epoll_event evs[64];
+            int n = epoll_wait(epfd, evs, 64, (int)((end_ns - now) / 1000000u) + 1);
+            now = now_ns();
+            for (int i = 0; i < n; i++)
+                on_readable(evs[i].data.ptr, now);
+        }
+        total = sent;
+    }
+    uint64_t next = 0;
+    if (rate > 0)
+        end_ns = slot_ns(total);
     /* after the last slot, wait up to 2 s more for the answers still owed */
-    while (now < end_ns + 2000000000u) {
+    while (rate > 0 && now < end_ns + 2000000000u) {
         now = now_ns();
         for (; next < total && slot_ns(next) <= now; next++) {
             struct conn *c = &conns[next % (uint64_t)nconns];
@@ -280,11 +327,12 @@ main(int argc, char **argv)
     uint64_t unanswered = total > nlat + errors ? total - nlat - errors : 0;
     qsort(latencies, nlat, sizeof(*latencies), cmp_u64);
     printf("{\"due\": %llu, \"answered\": %llu, \"non_2xx\": %llu, \"errors\": %llu, "
-           "\"unanswered\": %llu, \"duration_us\": %.0f, \"rate\": %.1f, \"p50_us\": %.1f, "
-           "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
+           "\"unanswered\": %llu, \"bytes\": %llu, \"duration_us\": %.0f, \"rate\": %.1f, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}\n",
            (unsigned long long)total, (unsigned long long)nlat, (unsigned long long)non2xx,
-           (unsigned long long)errors, (unsigned long long)unanswered, elapsed * 1e6,
-           (double)nlat / elapsed, percentile(50) / 1e3, percentile(99) / 1e3,
-           percentile(99.9) / 1e3, nlat ? latencies[nlat - 1] / 1e3 : 0.0);
+           (unsigned long long)errors, (unsigned long long)unanswered,
+           (unsigned long long)bytes, elapsed * 1e6, (double)nlat / elapsed,
+           percentile(50) / 1e3, percentile(99) / 1e3, percentile(99.9) / 1e3,
+           nlat ? latencies[nlat - 1] / 1e3 : 0.0);
     return 0;
 }

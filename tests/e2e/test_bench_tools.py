@@ -384,3 +384,30 @@ def test_pace_goes_on_over_a_new_connection_when_the_server_closes_one(tmp_path)
     assert r["unanswered"] == 0
     assert r["answered"] + r["errors"] == 1000
     assert r["answered"] >= 950  # at most the request in flight at each close is lost
+
+
+def test_pace_closed_loop_counts_every_byte_of_large_answers(fixed, tmp_path):
+    """RATE 0, the closed loop make bench measures large bodies with: every answer whole
+    (its 100 KiB body and head counted in bytes), none refused, at most one request in
+    flight per connection when the time is up."""
+    r = pace_run(tmp_path, fixed[1], 0, 10, 1)
+    assert r["answered"] > 100 and r["errors"] == 0 and r["non_2xx"] == 0
+    assert r["due"] == r["answered"] + r["unanswered"] and r["unanswered"] <= 10
+    assert r["answered"] * 102400 <= r["bytes"] <= r["due"] * (102400 + 512)
+    assert abs(r["rate"] - r["answered"] / (r["duration_us"] / 1e6)) < 1
+    assert 0 < r["p50_us"] <= r["p99_us"] <= r["max_us"] < 1_000_000
+
+
+def test_pace_closed_loop_sends_the_next_request_only_after_the_answer(tmp_path):
+    """One connection and a server that stalls 300 ms once: a closed loop waits for that
+    answer before it asks again (the server sees exactly the requests pace says it sent),
+    and counts the stall once, in that request's latency."""
+    heads = []
+    with ok_server(stall_at=100, heads=heads) as port:
+        r = pace_run(tmp_path, port, 0, 1, 1)
+        time.sleep(0.2)  # the server thread has read the last request sent
+    assert r["errors"] == 0 and r["unanswered"] <= 1
+    assert len(heads) == r["due"] == r["answered"] + r["unanswered"]
+    assert r["max_us"] >= 290_000
+    assert r["p99_us"] < 250_000  # one slow answer among hundreds: not the 99th percentile
+    assert r["answered"] >= 200
