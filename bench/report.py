@@ -200,6 +200,12 @@ def _table_md(result, t):
                "this table (%.0f%%): the more, the noisier the figures."
                % (t["cpu_s_others"], t["cpu_s_available"],
                   100 * t["cpu_s_others"] / max(1.0, t["cpu_s_available"])))
+    big = [sc for sc in result.get("closed_loop_pace", []) if sc in result["scenarios"]]
+    if big:
+        out.append("%s: [pace.c](../pace.c)'s closed loop instead of wrk, the same "
+                   "connections and seconds, 64 KiB reads where wrk's 8 KiB reads make wrk "
+                   "the limit for large bodies (latency from each request's send)."
+                   % ", ".join("`%s`" % sc for sc in big))
     out += ["", "| scenario | server | req/s | MB/s | p50 ms | p99 ms | CPU s/100k req | RSS MiB | origin req. |",
             "|---|---|---|---|---|---|---|---|---|"]
     for sc in result["scenarios"]:
