@@ -125,6 +125,16 @@ loop_io_stop(struct loop *loop, struct loop_io *io)
     io->registered = false;
 }
 
+void
+loop_io_close(struct loop *loop, struct loop_io *io)
+{
+    (void)loop;
+    io->registered = false;
+    if (io->fd >= 0)
+        close(io->fd);
+    io->fd = -1;
+}
+
 /* ---- timers: binary min-heap, 1-based, each timer knows its slot ----
  *
  * The heap is ordered by key, the deadline the timer had when it last moved in the heap;

@@ -50,6 +50,12 @@ int loop_io_start(struct loop *loop, struct loop_io *io, int fd, uint32_t events
 void loop_io_set(struct loop *loop, struct loop_io *io, uint32_t events);
 /* Deregister (before close). Harmless when not registered. */
 void loop_io_stop(struct loop *loop, struct loop_io *io);
+/* Close io's fd, and with it its registration: the kernel drops an epoll registration at
+ * the last close of the file it names, and that close is this one for an fd that was
+ * never duplicated, passed or inherited (Verge's serve process neither forks nor dups), so
+ * no EPOLL_CTL_DEL first (nginx skips it the same way). Events of this batch for it are
+ * not dispatched. */
+void loop_io_close(struct loop *loop, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb);
 /* (Re)arm t to fire after ms milliseconds from the loop's current time. */

@@ -140,6 +140,8 @@ struct client {
     struct buf origin_head; /* the origin request being built (its memory is reused) */
     struct request req;
     bool close_after; /* close once the current response is written */
+    bool visitor_closes; /* the request asked for that close (Connection: close, HTTP/1.0
+                          * without keep-alive): the visitor sends nothing after it */
     bool rejected;    /* on_head refused the request: the parse error is ours */
     bool batching;    /* more pipelined requests follow: queue this response, write later */
     bool blocked;     /* an answer from an object waits for the socket to be writable */
@@ -259,7 +261,8 @@ client_take(struct visitor *v)
     c->w = w;
     c->ip = v->ip;
     c->state = CLIENT_IDLE;
-    c->close_after = c->rejected = c->batching = c->blocked = c->closed = false;
+    c->close_after = c->visitor_closes = c->rejected = c->batching = c->blocked = c->closed =
+        false;
     v->busy = c;
     v->state = VISITOR_BUSY;
     return c;
@@ -335,8 +338,7 @@ visitor_close(struct visitor *v)
         client_detach(v);
     }
     loop_timer_stop(w->loop, &v->timer);
-    loop_io_stop(w->loop, &v->io);
-    close(v->io.fd);
+    loop_io_close(w->loop, &v->io);
     if (v->prev)
         v->prev->next = v->next;
     else
@@ -816,7 +818,15 @@ finish_request(struct client *c)
     request_clear(c);
     v->requests++;
     if (c->close_after || body_pending || c->w->draining) {
-        start_lingering(v);
+        /* A visitor that asked for the close, whose request was read whole and whose
+         * answer is all with the kernel, sends nothing more that a close could turn into
+         * a reset: closed now, as nginx does, without the shutdown, the wait for its FIN
+         * and the read of it. Any other close lingers. */
+        if (c->visitor_closes && !body_pending && kept(v) == 0 && v->pending == 0 &&
+            buf_used(&c->out) == 0 && !(v->io.ready & EPOLLIN))
+            visitor_close(v);
+        else
+            start_lingering(v);
         return;
     }
     http_parser_resume(&c->parser);
@@ -1772,6 +1782,7 @@ on_request_head(struct http_parser *p)
     keep_request_id(c);
     c->state = CLIENT_FORWARDING;
     loop_timer_park(c->w->loop, &c->v->timer); /* the keep-alive timer is set again after */
+    c->visitor_closes = !m->keep_alive;
     if (!m->keep_alive || c->w->draining)
         c->close_after = true;
     int status = admit_request(c, &message);

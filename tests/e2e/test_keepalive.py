@@ -35,6 +35,30 @@ def test_visitor_keepalive_connection_serves_many_requests(verge, nginx_origin):
     assert len(nginx_origin.connection_ids()) == 1
 
 
+def test_a_visitor_that_asks_for_the_close_is_closed_at_once(verge, scripted_origin):
+    """Connection: close, or HTTP/1.0 without keep-alive: the whole answer (proxied, then
+    from the cache), then the edge closes its connection while the visitor still holds its
+    side open, as nginx does. It does not linger for the visitor's FIN (it did, up to 5 s:
+    a shutdown, a wait and a read more for every such connection)."""
+    asked = []
+
+    def handler(conn):
+        while (req := conn.read_request()) is not None:
+            asked.append(req)
+            conn.respond(200, b"stored body\n", {"Cache-Control": "max-age=60"})
+    v = verge([zone("z1", [scripted_origin(handler).url], cache=True)])
+    for version, headers in [("HTTP/1.1", [("Connection", "close")])] * 2 + [("HTTP/1.0", [])]:
+        with v.client() as c:
+            c.send(build_request("GET", "/p1.txt", headers=headers, version=version))
+            resp = c.read_response()
+            assert resp.status == 200 and resp.body == b"stored body\n", resp
+            assert c.read_head() is None  # the edge's FIN
+            # well within the 5 s a lingering close waits, also under ASan and valgrind
+            wait_until(lambda: v.metrics().value("verge_connections_active") == 0,
+                       timeout=2.0, what="the edge to close the connection")
+    assert len(asked) == 1  # a miss, then two hits
+
+
 def test_pipelined_requests_are_answered_in_order(verge, nginx_origin):
     v = verge([zone("z1", [nginx_origin])])
     order = [3, 1, 4, 1, 5, 9, 2, 6]
