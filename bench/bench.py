@@ -63,7 +63,13 @@ RUN_TAGS = itertools.count(1)
 # (one per object, open_file_cache) and 10,000 idle connections within its 20,000 files. It
 # judges no target: table 1 only, 3 rounds.
 OBJECTS = {"hit-1k-many": int(os.environ.get("BENCH_OBJECTS", 1000 if QUICK else 5000))}
-TABLE1_ONLY = set(PACED) | set(HEADERS) | MISSES | set(OBJECTS)
+# New connections: every request with Connection: close, so each server accepts, answers
+# and closes a connection per request, where every other scenario keeps 50 connections
+# for the whole run; visitors that open a connection for one or two requests are common at
+# an edge, and keep-alive hides what accepting and closing cost. It judges no target:
+# table 1 only, 3 rounds. fixed answers them on a port of its own (it reads no fields).
+CLOSE = {"hit-1k-close"}
+TABLE1_ONLY = set(PACED) | set(HEADERS) | MISSES | set(OBJECTS) | CLOSE
 
 # name, path, pipeline depth, Host header, kind (hit: must not reach the origin;
 # pass and miss: every request must; error: every origin down)
@@ -78,6 +84,7 @@ SCENARIOS = [
     ("miss-1k", "/1k.bin", 1, None, "miss"),
     ("pass", "/nostore.bin", 1, None, "pass"),
     ("error-origin-down", "/1k.bin", 1, "dead.test", "error"),
+    ("hit-1k-close", "/1k.bin", 1, None, "hit"),
 ]
 ONLY = [x for x in os.environ.get("BENCH_SCENARIOS", "").split(",") if x]
 if ONLY:
@@ -102,7 +109,8 @@ TABLES = {
 def rounds_for(table, scenario):
     if scenario in DECIDING:
         return table["deciding_rounds"]
-    if scenario in PACED or scenario in HEADERS or scenario in MISSES or scenario in OBJECTS:
+    if scenario in PACED or scenario in HEADERS or scenario in MISSES or scenario in OBJECTS \
+            or scenario in CLOSE:
         return min(table["rounds"], 3)  # no target: 3 keep the whole run within 10 minutes
     return table["rounds"]
 
@@ -137,7 +145,7 @@ def wrk_cmd(table, port, scenario, seconds):
     name, path, depth, host, _ = scenario
     cmd = ["wrk", "-t%d" % table["threads"], "-c%d" % table["conns"], "-d%ds" % seconds,
            "--timeout", "5s", "-s", WRK_LUA] + (["-H", "Host: " + host] if host else [])
-    for field in HEADERS.get(name, []):
+    for field in HEADERS.get(name, []) + ([("Connection", "close")] if name in CLOSE else []):
         cmd += ["-H", "%s: %s" % field]
     cmd += ["http://127.0.0.1:%d%s" % (port, path), "--", str(depth)]
     if name in OBJECTS:
@@ -148,7 +156,7 @@ def wrk_cmd(table, port, scenario, seconds):
 def wrk(procs, table, server, scenario, seconds):
     """One wrk run against one server, with its figures."""
     name, path, depth, _, _ = scenario
-    cmd = wrk_cmd(table, server.port_for(path), scenario, seconds)
+    cmd = wrk_cmd(table, server.port_for(path, close=name in CLOSE), scenario, seconds)
     r, cpu, run = measure(procs, table, server, name, "wrk", cmd, seconds)
     secs = r["duration_us"] / 1e6
     errors = sum(r[k] for k in ("errors_connect", "errors_read", "errors_write", "errors_timeout"))

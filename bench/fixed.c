@@ -8,8 +8,10 @@
  * It proxies nothing and stores nothing: one hop cannot be faster than this on the same
  * machine.
  *
- * Usage: [FIXED_SENDFILE_MAX=BYTES] fixed THREADS PORT_1K [PORT_100K [PORT_1M]]
- * Each port answers with a body of that size; each thread has its own epoll loop and its
+ * Usage: [FIXED_SENDFILE_MAX=BYTES] fixed THREADS PORT_1K [PORT_100K [PORT_1M [PORT_1K_CLOSE]]]
+ * Each port answers with a body of that size (PORT_1K_CLOSE: 1 KiB with Connection:
+ * close, and closes each connection once its answers are written, as a server does for a
+ * visitor that asked for the close); each thread has its own epoll loop and its
  * own SO_REUSEPORT listener per port, like a server with THREADS workers. 127.0.0.1 only.
  * Requests must not carry a body (wrk's GETs do not). Stops on SIGTERM or SIGINT. */
 #include <errno.h>
@@ -29,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PORTS 3
+#define MAX_PORTS 4
 #define MAX_THREADS 64
 #define READ_SIZE 16384
 #define IOV_BATCH 64
@@ -41,6 +43,7 @@ struct response {
     size_t len;
     size_t head_len;
     int body_fd;     /* a memfd holding the body, or -1: bytes are written from memory */
+    bool close;      /* Connection: close: the connection ends after its answers */
 };
 
 /* One visitor connection: how far it is through the end-of-header pattern "\r\n\r\n",
@@ -61,7 +64,7 @@ struct listener {
 static struct response responses[MAX_PORTS];
 static int nports;
 static int ports[MAX_PORTS];
-static const size_t body_sizes[MAX_PORTS] = {1024, 100 * 1024, 1024 * 1024};
+static const size_t body_sizes[MAX_PORTS] = {1024, 100 * 1024, 1024 * 1024, 1024};
 
 static void
 die(const char *what)
@@ -72,7 +75,7 @@ die(const char *what)
 
 /* The header a cache would send for a static file: the same bytes every time. */
 static void
-response_build(struct response *r, size_t body_len)
+response_build(struct response *r, size_t body_len, bool close)
 {
     char date[64];
     time_t now = time(NULL);
@@ -83,8 +86,9 @@ response_build(struct response *r, size_t body_len)
                      "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
                      "Last-Modified: %s\r\nETag: \"65a1b2c3-%zx\"\r\n"
                      "Cache-Control: max-age=3600\r\nAge: 0\r\nAccept-Ranges: bytes\r\n"
-                     "X-Cache: HIT\r\nConnection: keep-alive\r\n\r\n",
-                     date, body_len, date, body_len);
+                     "X-Cache: HIT\r\nConnection: %s\r\n\r\n",
+                     date, body_len, date, body_len, close ? "close" : "keep-alive");
+    r->close = close;
     r->len = (size_t)n + body_len;
     r->head_len = (size_t)n;
     if ((r->bytes = malloc(r->len)) == NULL)
@@ -192,10 +196,11 @@ conn_flush(struct conn *c)
     return 0;
 }
 
+/* The close takes the fd out of the epoll set (its last close: nothing here forks or dups). */
 static void
 conn_close(int ep, struct conn *c)
 {
-    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    (void)ep;
     close(c->fd);
     free(c);
 }
@@ -229,7 +234,7 @@ on_readable(int ep, struct conn *c, char *buf)
         if (k < READ_SIZE)
             break;
     }
-    if (conn_flush(c) < 0) {
+    if (conn_flush(c) < 0 || (c->resp->close && c->owed == 0)) {
         conn_close(ep, c);
         return;
     }
@@ -278,7 +283,8 @@ worker_run(void *arg)
                 on_acceptable(ep, p);
             else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 on_readable(ep, p, buf);
-            else if (conn_flush(p) < 0)
+            else if (conn_flush(p) < 0 ||
+                     (((struct conn *)p)->resp->close && ((struct conn *)p)->owed == 0))
                 conn_close(ep, p);
             else
                 want_out(ep, p, ((struct conn *)p)->owed > 0);
@@ -291,7 +297,7 @@ int
 main(int argc, char **argv)
 {
     if (argc < 3 || argc > 2 + MAX_PORTS) {
-        fprintf(stderr, "usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M]]\n");
+        fprintf(stderr, "usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M [PORT_1K_CLOSE]]]\n");
         return 2;
     }
     const char *sf = getenv("FIXED_SENDFILE_MAX");
@@ -304,7 +310,7 @@ main(int argc, char **argv)
     nports = argc - 2;
     for (int i = 0; i < nports; i++) {
         ports[i] = (int)strtol(argv[2 + i], NULL, 10);
-        response_build(&responses[i], body_sizes[i]);
+        response_build(&responses[i], body_sizes[i], i == 3);
     }
     signal(SIGPIPE, SIG_IGN);
     pthread_t t[MAX_THREADS];

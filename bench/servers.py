@@ -40,7 +40,8 @@ class Server:
             self.procs.stop(self.proc)
             self.proc = None
 
-    def port_for(self, path):
+    def port_for(self, path, close=False):
+        """The port for path; close: for requests with Connection: close."""
         return self.port
 
     def version(self):
@@ -54,14 +55,17 @@ class Fixed(Server):
     def __init__(self, *a):
         super().__init__(*a)
         self.ports = {"1k.bin": self.port, "100k.bin": 0, "1m.bin": 0}
-        self.ports["100k.bin"], self.ports["1m.bin"] = rig.free_ports(2)
+        self.ports["100k.bin"], self.ports["1m.bin"], self.close_port = rig.free_ports(3)
 
     def command(self):
         return ["env", "FIXED_SENDFILE_MAX=%d" % SENDFILE_MAX,  # env execs it: the same PID
                 FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
-                str(self.ports["1m.bin"])]
+                str(self.ports["1m.bin"]), str(self.close_port)]
 
-    def port_for(self, path):
+    def port_for(self, path, close=False):
+        """fixed answers a Connection: close by its own port for it: it reads no fields."""
+        if close:
+            return self.close_port
         return self.ports.get(path.lstrip("/"), self.port)
 
     def version(self):

@@ -27,12 +27,13 @@ from harness import proc_io  # noqa: E402
 
 @pytest.fixture(params=[None, "131072"], ids=["writev", "sendfile"])
 def fixed(tmp_path, request):
-    """bench/fixed.c built and running with one thread: (1 KiB port, 100 KiB port), its
+    """bench/fixed.c built and running with one thread: (1 KiB port, 100 KiB port, 1 MiB
+    port, 1 KiB port that closes each connection after its answer), its
     100 KiB body copied with writev, then sent with sendfile (FIXED_SENDFILE_MAX)."""
     exe = tmp_path / "fixed"
     subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
                     "-pthread", "-o", str(exe), os.path.join(BENCH, "fixed.c")], check=True)
-    ports = rig.free_ports(3)
+    ports = rig.free_ports(4)
     procs = rig.Procs()
     env = dict(os.environ, **({"FIXED_SENDFILE_MAX": request.param} if request.param else {}))
     p = procs.start("fixed", [str(exe), "1"] + [str(x) for x in ports], env=env)
@@ -411,3 +412,26 @@ def test_pace_closed_loop_sends_the_next_request_only_after_the_answer(tmp_path)
     assert r["max_us"] >= 290_000
     assert r["p99_us"] < 250_000  # one slow answer among hundreds: not the 99th percentile
     assert r["answered"] >= 200
+
+
+def test_fixed_closes_each_connection_after_its_answer_on_the_close_port(fixed):
+    """hit-1k-close's ceiling: the whole 1 KiB answer with Connection: close, then the
+    server's FIN; a new connection is answered the same way."""
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", fixed[3]), timeout=5) as s:
+            s.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert b"\r\nConnection: close\r\n" in head + b"\r\n" and len(body) == 1024
+
+
+def test_the_close_scenario_asks_for_the_close_and_runs_in_table_1_only():
+    scenario = next(sc for sc in bench.SCENARIOS if sc[0] == "hit-1k-close")
+    cmd = bench.wrk_cmd(bench.TABLES["1"], 8080, scenario, 1)
+    assert cmd[cmd.index("-H") + 1] == "Connection: close"
+    assert "hit-1k-close" in bench.TABLE1_ONLY
+    assert bench.rounds_for(bench.TABLES["1"], "hit-1k-close") == 3
+    other = next(sc for sc in bench.SCENARIOS if sc[0] == "hit-1k")
+    assert "Connection: close" not in bench.wrk_cmd(bench.TABLES["1"], 8080, other, 1)
