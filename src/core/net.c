@@ -20,6 +20,11 @@ net_listen(const struct config_addr *addr, int backlog)
         goto fail;
     if (addr->sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    /* Every accepted socket inherits it (Linux clones the listener's TCP state): one call
+     * per listener, not one per connection. A response head can go out ahead of its body
+     * (the body is not there yet): without it, Nagle's algorithm and the visitor's delayed
+     * ACK would hold the body for 40 ms. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) < 0)
         goto fail;
     if (listen(fd, backlog) < 0)

@@ -2453,9 +2453,7 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
     }
     v->w = w;
     memcpy(&v->peer, peer, MIN((size_t)peerlen, sizeof(v->peer)));
-    /* A response head can go out ahead of its body (the body is not there yet): without
-     * this, Nagle's algorithm and the visitor's delayed ACK hold the body for 40 ms. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    /* TCP_NODELAY: inherited from the listener (net_listen) */
     net_ip_text(&v->peer.sa, v->ip, sizeof(v->ip));
     loop_timer_init(&v->timer, on_timer);
     if (loop_io_start(w->loop, &v->io, fd, EPOLLIN, on_visitor_io) < 0) {
