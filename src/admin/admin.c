@@ -279,8 +279,7 @@ conn_close(struct admin_conn *c)
         diag_job_abandon(&c->job, check_free); /* the thread frees what it works on */
     }
     loop_timer_stop(a->loop, &c->timer);
-    loop_io_stop(a->loop, &c->io);
-    close(c->io.fd);
+    loop_io_close(a->loop, &c->io);
     if (c->prev)
         c->prev->next = c->next;
     else

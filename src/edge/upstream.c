@@ -238,8 +238,7 @@ conn_close(struct origin_conn *c)
     c->closed = true;
     pool_unlink(c);
     loop_timer_stop(c->w->loop, &c->idle_timer);
-    loop_io_stop(c->w->loop, &c->io);
-    close(c->io.fd);
+    loop_io_close(c->w->loop, &c->io);
     if (c->up != NULL && c->up->conn == c)
         c->up->conn = NULL;
     c->up = NULL;
