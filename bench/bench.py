@@ -109,8 +109,7 @@ TABLES = {
 def rounds_for(table, scenario):
     if scenario in DECIDING:
         return table["deciding_rounds"]
-    if scenario in PACED or scenario in HEADERS or scenario in MISSES or scenario in OBJECTS \
-            or scenario in CLOSE:
+    if scenario in TABLE1_ONLY:
         return min(table["rounds"], 3)  # no target: 3 keep the whole run within 10 minutes
     return table["rounds"]
 

@@ -196,6 +196,16 @@ conn_flush(struct conn *c)
     return 0;
 }
 
+/* conn_flush, and -1 as well when the connection is to close now: a Connection: close
+ * answer is all written. */
+static int
+conn_send(struct conn *c)
+{
+    if (conn_flush(c) < 0)
+        return -1;
+    return c->resp->close && c->owed == 0 ? -1 : 0;
+}
+
 /* The close takes the fd out of the epoll set (its last close: nothing here forks or dups). */
 static void
 conn_close(int ep, struct conn *c)
@@ -234,7 +244,7 @@ on_readable(int ep, struct conn *c, char *buf)
         if (k < READ_SIZE)
             break;
     }
-    if (conn_flush(c) < 0 || (c->resp->close && c->owed == 0)) {
+    if (conn_send(c) < 0) {
         conn_close(ep, c);
         return;
     }
@@ -283,8 +293,7 @@ worker_run(void *arg)
                 on_acceptable(ep, p);
             else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 on_readable(ep, p, buf);
-            else if (conn_flush(p) < 0 ||
-                     (((struct conn *)p)->resp->close && ((struct conn *)p)->owed == 0))
+            else if (conn_send(p) < 0)
                 conn_close(ep, p);
             else
                 want_out(ep, p, ((struct conn *)p)->owed > 0);

@@ -243,6 +243,18 @@ on_readable(struct conn *c, uint64_t now)
     }
 }
 
+/* Waits up to timeout ms for answers and takes them; the clock after the wait. */
+static uint64_t
+take_answers(int timeout)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(epfd, evs, 64, timeout);
+    uint64_t now = now_ns();
+    for (int i = 0; i < n; i++)
+        on_readable(evs[i].data.ptr, now);
+    return now;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -292,13 +304,8 @@ main(int argc, char **argv)
         end_ns = start_ns + (uint64_t)(seconds * 1e9);
         for (int i = 0; i < nconns; i++)
             send_next(&conns[i]);
-        while ((now = now_ns()) < end_ns) {
-            struct epoll_event evs[64];
-            int n = epoll_wait(epfd, evs, 64, (int)((end_ns - now) / 1000000u) + 1);
-            now = now_ns();
-            for (int i = 0; i < n; i++)
-                on_readable(evs[i].data.ptr, now);
-        }
+        while ((now = now_ns()) < end_ns)
+            now = take_answers((int)((end_ns - now) / 1000000u) + 1);
         total = sent;
     }
     uint64_t next = 0;
@@ -315,13 +322,8 @@ main(int argc, char **argv)
         }
         if (next >= total && nlat + errors >= total)
             break;
-        struct epoll_event evs[64];
         uint64_t due = next < total ? slot_ns(next) : now + 2000000u; /* draining */
-        int timeout = due > now + 1000000u ? (int)((due - now) / 1000000u) : 0;
-        int n = epoll_wait(epfd, evs, 64, timeout);
-        now = now_ns();
-        for (int i = 0; i < n; i++)
-            on_readable(evs[i].data.ptr, now);
+        now = take_answers(due > now + 1000000u ? (int)((due - now) / 1000000u) : 0);
     }
     double elapsed = (double)(now - start_ns) / 1e9;
     uint64_t unanswered = total > nlat + errors ? total - nlat - errors : 0;
