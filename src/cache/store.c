@@ -135,7 +135,6 @@ cache_obj_acquire(struct cache_obj *o)
     return o;
 }
 
-
 static struct cache_obj *
 obj_alloc(const char *base, size_t base_len, uint64_t hash, const char *variant, size_t vlen)
 {
