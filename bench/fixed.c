@@ -8,8 +8,11 @@
  * It proxies nothing and stores nothing: one hop cannot be faster than this on the same
  * machine.
  *
- * Usage: [FIXED_SENDFILE_MAX=BYTES] fixed THREADS PORT_1K [PORT_100K [PORT_1M [PORT_1K_CLOSE]]]
- * Each port answers with a body of that size (PORT_1K_CLOSE: 1 KiB with Connection:
+ * Usage: FIXED_WWW=DIR [FIXED_SENDFILE_MAX=BYTES] fixed THREADS PORT_1K [PORT_100K [PORT_1M
+ * [PORT_1K_CLOSE]]]
+ * Each port answers with a body of that size, the bytes of DIR/1k.bin, 100k.bin or 1m.bin
+ * (the origin's files: make bench compares every server's answers with them), read once
+ * at start (PORT_1K_CLOSE: 1 KiB with Connection:
  * close, and closes each connection once its answers are written, as a server does for a
  * visitor that asked for the close); each thread has its own epoll loop and its
  * own SO_REUSEPORT listener per port, like a server with THREADS workers. 127.0.0.1 only.
@@ -65,6 +68,7 @@ static struct response responses[MAX_PORTS];
 static int nports;
 static int ports[MAX_PORTS];
 static const size_t body_sizes[MAX_PORTS] = {1024, 100 * 1024, 1024 * 1024, 1024};
+static const char *const body_files[MAX_PORTS] = {"1k.bin", "100k.bin", "1m.bin", "1k.bin"};
 
 static void
 die(const char *what)
@@ -73,10 +77,31 @@ die(const char *what)
     exit(1);
 }
 
-/* The header a cache would send for a static file: the same bytes every time. */
+/* The body_len bytes of file name in directory www into to, or exits saying what is wrong. */
 static void
-response_build(struct response *r, size_t body_len, bool close)
+body_read(const char *www, const char *name, char *to, size_t body_len)
 {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", www, name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        die(path);
+    size_t n = fread(to, 1, body_len, f);
+    int more = fgetc(f);
+    fclose(f);
+    if (n != body_len || more != EOF) {
+        fprintf(stderr, "fixed: %s: not %zu bytes long (FIXED_WWW must be the origin's "
+                        "files, which make bench writes)\n", path, body_len);
+        exit(1);
+    }
+}
+
+/* The header a cache would send for a static file, then the body: the same bytes every
+ * time. */
+static void
+response_build(struct response *r, const char *www, int port_index, bool close)
+{
+    size_t body_len = body_sizes[port_index];
     char date[64];
     time_t now = time(NULL);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime(&now));
@@ -94,8 +119,7 @@ response_build(struct response *r, size_t body_len, bool close)
     if ((r->bytes = malloc(r->len)) == NULL)
         die("malloc");
     memcpy(r->bytes, head, (size_t)n);
-    for (size_t i = 0; i < body_len; i++)
-        r->bytes[n + i] = (char)('a' + i % 26);
+    body_read(www, body_files[port_index], r->bytes + n, body_len);
     r->body_fd = -1;
     if (body_len < SENDFILE_MIN || body_len > sendfile_max)
         return;
@@ -309,6 +333,12 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: fixed THREADS PORT_1K [PORT_100K [PORT_1M [PORT_1K_CLOSE]]]\n");
         return 2;
     }
+    const char *www = getenv("FIXED_WWW");
+    if (www == NULL || www[0] == '\0') {
+        fprintf(stderr, "fixed: FIXED_WWW must name the directory with 1k.bin, 100k.bin and "
+                        "1m.bin, the origin's files (make bench sets it)\n");
+        return 2;
+    }
     const char *sf = getenv("FIXED_SENDFILE_MAX");
     sendfile_max = sf != NULL ? (size_t)strtoull(sf, NULL, 10) : 0;
     int threads = (int)strtol(argv[1], NULL, 10);
@@ -319,7 +349,7 @@ main(int argc, char **argv)
     nports = argc - 2;
     for (int i = 0; i < nports; i++) {
         ports[i] = (int)strtol(argv[2 + i], NULL, 10);
-        response_build(&responses[i], body_sizes[i], i == 3);
+        response_build(&responses[i], www, i, i == 3);
     }
     signal(SIGPIPE, SIG_IGN);
     pthread_t t[MAX_THREADS];

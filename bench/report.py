@@ -69,6 +69,9 @@ TARGETS = [
     ("idle connection memory <= nginx's", "idle", "bytes_per_conn", "nginx", 1.0, False),
 ]
 PEERS = ("nginx", "haproxy", "varnish")
+# Why table 1's scenarios run different numbers of rounds (bench.py rounds_for)
+ROUNDS_WHY = ("the most where a target's verdict is close, the fewest where every round of "
+              "earlier runs cleared its target by 2x or more or where no target is judged")
 
 
 def _figure(t, sc, server, metric):
@@ -188,13 +191,17 @@ def _paced_md(result, t):
 
 def _table_md(result, t):
     out = ["## Table %s: %s" % (t["key"], t["title"]), ""]
-    rounds = "%d round(s)" % t["rounds"]
-    if t["deciding"] and t["deciding_rounds"] != t["rounds"]:
-        rounds += " (%s: %d, their CPU targets are judged on this table)" % (
-            " and ".join(t["deciding"]), t["deciding_rounds"])
-    out.append("wrk: %d thread(s), %d connections, %.0f s per run, %s, servers "
-               "alternated within each round, in reverse order every other round. Load average before/after: %s / %s."
+    by = {}
+    for name, n in t["rounds_by"].items():
+        by.setdefault(n, []).append("`%s`" % name)
+    rounds = "; ".join("%d for %s" % (n, ", ".join(names)) for n, names in
+                       sorted(by.items(), reverse=True)) if len(by) > 1 else \
+        "%d for every scenario" % next(iter(by), 0)
+    out.append("wrk: %d thread(s), %d connections, %.0f s per run, servers alternated within "
+               "each round, in reverse order every other round. Rounds: %s%s. Load average "
+               "before/after: %s / %s."
                % (t["threads"], t["conns"], result["seconds"], rounds,
+                  " (" + ROUNDS_WHY + ")" if len(by) > 1 else "",
                   "%.2f" % t["loadavg_before"][0], "%.2f" % t["loadavg_after"][0]))
     out.append("Other work on the machine used %.0f of the %.0f CPU seconds available during "
                "this table (%.0f%%): the more, the noisier the figures."

@@ -1,6 +1,7 @@
 """rig.py - what make bench and make profile share: free loopback ports, the
 configuration templates in bench/conf, the origin, processes started and stopped by PID,
 and CPU time and RSS of a server with all its processes and threads, from /proc."""
+import hashlib
 import http.client
 import os
 import re
@@ -214,29 +215,38 @@ def object_path(path, n):
     return "%s?obj=%d" % (path, n)
 
 
+def body(name):
+    """The bytes of the origin's file name (a key of SIZES): SHAKE-256 output of its size,
+    the same in every run, with no period a server that sent the wrong part of an object,
+    or another object of the same size, could hide in (a repeated alphabet let any shift by
+    26 bytes pass). Every server is checked against these bytes (bench.py body_checks)."""
+    return hashlib.shake_256(b"verge bench " + name.encode()).digest(SIZES[name])
+
+
 def get_objects(port, path, ns, timeout=10.0):
     """GET object_path(path, n) for each n in ns, on one kept-alive connection (a miss stores
     it, a later one is a hit). How many answers were not a 200 with path's body."""
+    want = body(path.lstrip("/"))
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     bad = 0
     try:
         for n in ns:
             conn.request("GET", object_path(path, n))
             resp = conn.getresponse()
-            bad += resp.status != 200 or len(resp.read()) != SIZES[path.lstrip("/")]
+            bad += resp.status != 200 or resp.read() != want
     finally:
         conn.close()
     return bad
 
 
 def http_get(port, path, host=None, timeout=5.0):
-    """(status, headers as a lower-case dict, body length) of one GET on a new connection."""
+    """(status, headers as a lower-case dict, body) of one GET on a new connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host} if host else {})
         resp = conn.getresponse()
         body = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, len(body)
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
 
@@ -253,9 +263,9 @@ class Workdir:
         www = os.path.join(self.dir, "www")
         os.mkdir(www)
         os.chmod(www, 0o755)
-        for name, size in SIZES.items():
+        for name in SIZES:
             with open(os.path.join(www, name), "wb") as f:
-                f.write(bytes((ord("a") + i % 26) for i in range(size)))
+                f.write(body(name))
 
     def path(self, name):
         return os.path.join(self.dir, name)

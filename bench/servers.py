@@ -59,6 +59,7 @@ class Fixed(Server):
 
     def command(self):
         return ["env", "FIXED_SENDFILE_MAX=%d" % SENDFILE_MAX,  # env execs it: the same PID
+                "FIXED_WWW=" + self.work.path("www"),  # the origin's files: the same bytes
                 FIXED_BIN, str(self.workers), str(self.port), str(self.ports["100k.bin"]),
                 str(self.ports["1m.bin"]), str(self.close_port)]
 
