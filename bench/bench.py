@@ -124,6 +124,7 @@ def measure(procs, table, server, name, tool, cmd, seconds):
     the figures every run has: the server's CPU seconds and RSS and the origin's request
     count over the same interval."""
     origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    log_before = table["origin"].log_size()
     idle = [s for s in table["servers"] if s is not server]
     idle_before = [rig.cpu_seconds(s.proc.pid) for s in idle]
     out = procs.run(tool, cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
@@ -141,6 +142,7 @@ def measure(procs, table, server, name, tool, cmd, seconds):
         "server": server.name, "scenario": name,
         "rss_mib": rig.rss_bytes(server.proc.pid) / 2**20,
         "origin_requests": table["origin"].requests() - origin_before,
+        "origin_connections": table["origin"].connections_since(log_before),
         "idle_servers_cpu_s": idle_cpu,
     }
 

@@ -40,6 +40,9 @@ def summarise(result):
             for name, rs in runs.items():
                 row = rows[name] = {"requests": sum(r["requests"] for r in rs),
                                     "origin_requests": sum(r["origin_requests"] for r in rs),
+                                    # per run: how many origin connections its requests used
+                                    "origin_connections": statistics.median(
+                                        r.get("origin_connections", 0) for r in rs),
                                     "socket_errors": sum(r["socket_errors"] for r in rs),
                                     "non_2xx_rate": statistics.median(r["non_2xx_rate"] for r in rs)}
                 for m in METRICS:
@@ -219,7 +222,8 @@ def _table_md(result, t):
         for name, row in t["summary"][sc].items():
             origin = row["origin_requests"]
             if result["kinds"][sc] in ("pass", "miss"):
-                origin = "%d (%.2f per req.)" % (origin, origin / max(1, row["requests"]))
+                origin = "%d (%.2f per req., %s conn. a run)" % (
+                    origin, origin / max(1, row["requests"]), _num(row["origin_connections"], 0))
             rps = _cell(row["rps"])
             if result["kinds"][sc] == "error" and name != "fixed":
                 rps += " [%s: %s/s]" % (t.get("error_status", {}).get(name, "?"), _num(row["non_2xx_rate"]))
@@ -259,6 +263,15 @@ def _table_md(result, t):
                     and row["origin_requests"] < 0.99 * row["requests"]):
                 notes.append("%s, %s: some were not misses: only %d origin requests for %d requests"
                              % (sc, name, row["origin_requests"], row["requests"]))
+            # the issue asks for keep-alive to the origin: a proxy whose requests in a run
+            # came on more than one origin connection in ten did not keep them
+            runs = max(1, t["rounds_by"].get(sc, 1))
+            if (result["kinds"][sc] in ("pass", "miss") and name != "fixed"
+                    and row["origin_connections"] > 0.1 * row["origin_requests"] / runs):
+                notes.append("%s, %s: NOT kept alive to the origin: %s origin connections a "
+                             "run for %s origin requests" % (
+                                 sc, name, _num(row["origin_connections"], 0),
+                                 _num(row["origin_requests"] / runs)))
             if row["socket_errors"]:
                 notes.append("%s, %s: %d socket errors or timeouts in wrk" % (sc, name, row["socket_errors"]))
     for i in t["idle"]:

@@ -276,7 +276,8 @@ class Workdir:
 
 
 class Origin:
-    """nginx serving the files; requests() counts its access-log lines."""
+    """nginx serving the files; requests() counts its access-log lines,
+    connections_since() the connections of those after a point."""
 
     def __init__(self, procs, work, port, workers, cpus):
         conf = render("origin.nginx.conf", work.path("origin.conf"), dir=work.dir,
@@ -291,5 +292,21 @@ class Origin:
         try:
             with open(self.log, "rb") as f:
                 return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log)
+        except FileNotFoundError:
+            return 0
+
+    def connections_since(self, offset):
+        """How many connections the requests logged after byte offset came on (the log's
+        second field, nginx's $connection serial)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                return len({line.split(b" ", 2)[1] for line in f if line.count(b" ") >= 2})
         except FileNotFoundError:
             return 0

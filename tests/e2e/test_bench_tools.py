@@ -5,6 +5,7 @@ the callgrind reader must count what callgrind wrote, and the targets must be ju
 the figures of the same rounds. A wrong ceiling, a miscounted profile or a
 ratio of the wrong runs would make every figure of make bench wrong."""
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -173,6 +174,19 @@ def test_rig_stops_nginx_with_its_worker_processes(tmp_path):
         while origin.requests() == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert origin.requests() == 1  # the access log the benchmark counts hits with
+        # the connections the logged requests came on: two on one kept-alive connection
+        # and one on a new connection after a mark count as two
+        mark = origin.log_size()
+        conn = http.client.HTTPConnection("127.0.0.1", origin.port, timeout=5)
+        for _ in range(2):
+            conn.request("GET", "/nostore.bin")
+            conn.getresponse().read()
+        conn.close()
+        rig.http_get(origin.port, "/1k.bin")
+        while origin.requests() < 4 and time.monotonic() < deadline + 2:
+            time.sleep(0.01)
+        assert (origin.requests(), origin.connections_since(mark)) == (4, 2)
+        assert origin.connections_since(0) == 3
     finally:
         procs.stop_all()
         work.remove()
@@ -315,6 +329,29 @@ def _table(scenario, metric, figures):
     summary = {server: {metric: report._stats(values, None, None)}
                for server, values in figures.items()}
     return {"runs": runs, "idle": [], "summary": {scenario: summary}}
+
+
+def test_a_proxy_that_did_not_keep_its_origin_connections_alive_is_named():
+    def table(conns_a_run):
+        t = {"key": "1", "title": "t", "threads": 1, "conns": 50, "loadavg_before": (1.0,),
+             "loadavg_after": (2.0,), "cpu_s_others": 0.0, "cpu_s_available": 10.0,
+             "rounds_by": {"pass": 2}, "idle": [], "notes": [],
+             "runs": [{"scenario": "pass", "server": server, "round": i + 1, "requests": 1000,
+                       "origin_requests": 1000, "origin_connections": n, "socket_errors": 0,
+                       "non_2xx_rate": 0.0, "rss_mib": 1.0,
+                       **{m: 1.0 for m in report.METRICS if m != "rss_mib"}}
+                      for server, n in conns_a_run.items() for i in range(2)]}
+        result = {"tables": [t], "scenarios": ["pass"], "kinds": {"pass": "pass"},
+                  "seconds": 1}
+        report.summarise(result)
+        return "\n".join(report._table_md(result, t))
+    text = table({"nginx": 58, "verge": 40, "haproxy": 150})
+    assert "| pass | verge | 1.00 | 1.0 | 1.000 | 1.000 | 1.00 | 1.0 | 2000 (1.00 per req., " \
+           "40 conn. a run) |" in text
+    # more than one origin connection in ten requests: not kept alive
+    assert "pass, haproxy: NOT kept alive to the origin: 150 origin connections a run for " \
+           "1000 origin requests" in text
+    assert "pass, nginx: NOT" not in text and "pass, verge: NOT" not in text
 
 
 def test_a_throughput_target_above_the_fixed_ceiling_is_reported_out_of_reach():
