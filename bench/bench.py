@@ -245,10 +245,12 @@ def prime(table, srvs):
             status, headers, got = rig.http_get(s.port_for(path), path)
             reached = origin.requests() - before
             fault = body_fault(path, status, got)
-            if fault or (s.proxy and reached):
-                notes.append("%s: a second GET %s was not a hit with the origin's bytes (%s, "
-                             "%d origin requests)" % (s.name, path, fault or "the bytes right",
-                                                      reached))
+            if fault:
+                notes.append("%s: a second GET %s did not carry the origin's bytes: %s" %
+                             (s.name, path, fault))
+            if s.proxy and reached:
+                notes.append("%s: a second GET %s was not a hit: it reached the origin (%d "
+                             "requests)" % (s.name, path, reached))
         if s.proxy:
             notes += prime_objects(table, s)
             deadline, status = time.monotonic() + 10, 0

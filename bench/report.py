@@ -119,10 +119,21 @@ def targets(t):
         met = None if ratio is None else (ratio >= factor if higher else ratio <= factor)
         out.append({"target": text, "verge": value, "reference": base, "reference_server": ref,
                     "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
-                    "ratio_of_medians": of_medians, "met": met,
+                    "ratio_of_medians": of_medians, "met": met, "factor": factor,
                     "note": _out_of_reach(t, sc, metric, base, factor)
                     if higher and met is False else None})
     return out
+
+
+def _deciding(tg):
+    """A target's deciding ratio to two places, or to three where two would show the
+    factor itself beside a verdict that it was not met (0.898 against >= 0.90)."""
+    x = tg["ratio"]
+    if x is None:
+        return "-"
+    if "%.2f" % x == "%.2f" % tg["factor"] and not tg["met"]:
+        return "%.3f" % x
+    return "%.2f" % x
 
 
 def _out_of_reach(t, sc, metric, base, factor):
@@ -321,7 +332,7 @@ def markdown(result):
         out.append("| %s | %s | %s%s | %s%s | %s | %s |" % (
             tg["target"], _num(tg["verge"]), _num(tg["reference"]),
             " (%s)" % tg["reference_server"] if tg["reference_server"] else "",
-            f2(tg["ratio"]), spread, f2(tg["ratio_of_medians"]),
+            _deciding(tg), spread, f2(tg["ratio_of_medians"]),
             {True: "yes", False: "**no**", None: "-"}[tg["met"]]))
     notes = ["- %s: %s." % (tg["target"], tg["note"]) for tg in result["targets"] if tg.get("note")]
     if notes:

@@ -386,6 +386,10 @@ def test_targets_are_judged_on_the_ratios_of_the_same_rounds():
     assert abs(fixed["ratio"] - 1100 / 1200) < 0.01 and fixed["met"]
     # a target whose scenario has no runs is neither met nor missed
     assert got["pass req/s >= 1.05x best peer"]["met"] is None
+    # a miss by less than the last shown digit shows a third one
+    assert report._deciding(dict(fixed, ratio=0.8979, met=False)) == "0.898"
+    assert report._deciding(dict(fixed, ratio=0.9004, met=True)) == "0.90"
+    assert report._deciding(dict(fixed, ratio=0.8879, met=False)) == "0.89"
 
 
 def test_the_best_peer_is_chosen_by_median_and_compared_round_by_round():
