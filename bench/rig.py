@@ -216,9 +216,9 @@ def object_path(path, n):
 
 
 def body(name):
-    """The bytes of the origin's file name (a key of SIZES): SHAKE-256 output of its size,
-    the same in every run, with no period a server that sent the wrong part of an object,
-    or another object of the same size, could hide in (a repeated alphabet let any shift by
+    """The bytes of the origin's file name (a key of SIZES): SIZES[name] bytes of SHAKE-256
+    output seeded with the name, the same in every run, with no period a server that sent
+    the wrong part of an object, or another object of the same size, could hide in (a repeated alphabet let any shift by
     26 bytes pass). Every server is checked against these bytes (bench.py body_checks)."""
     return hashlib.shake_256(b"verge bench " + name.encode()).digest(SIZES[name])
 
@@ -245,8 +245,8 @@ def http_get(port, path, host=None, timeout=5.0):
     try:
         conn.request("GET", path, headers={"Host": host} if host else {})
         resp = conn.getresponse()
-        body = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+        got = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, got
     finally:
         conn.close()
 
