@@ -139,7 +139,11 @@ $(B)/bench/pace: bench/pace.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 
-bench: $(B)/verge $(B)/bench/fixed $(B)/bench/pace
+$(B)/bench/relay: bench/relay.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o $@ $<
+
+bench: $(B)/verge $(B)/bench/fixed $(B)/bench/pace $(B)/bench/relay
 	@bench/setup
 	$(PYTHON) bench/bench.py
 

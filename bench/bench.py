@@ -222,7 +222,8 @@ def body_checks(srvs, when):
     saying none did."""
     bad, asked = [], 0
     for s in srvs:
-        for path in ("/1k.bin", "/100k.bin", "/1m.bin") + (("/nostore.bin",) if s.proxy else ()):
+        hits = ("/1k.bin", "/100k.bin", "/1m.bin") if s.serves("hit-1k") else ()
+        for path in hits + (("/nostore.bin",) if s.proxy else ()):
             status, _, got = rig.http_get(s.port_for(path), path)
             asked += 1
             fault = body_fault(path, status, got)
@@ -237,7 +238,7 @@ def prime(table, srvs):
     carries the origin's bytes, and let every proxy learn that the dead origin is down.
     Returns notes for the report."""
     notes, origin = [], table["origin"]
-    for s in srvs:
+    for s in [s for s in srvs if s.serves("hit-1k")]:  # the relay stores nothing
         # the last as miss-1k asks: each server must keep a URL with a query as well
         for path in ("/1k.bin", "/100k.bin", "/1m.bin", "/1k.bin?miss=prime"):
             rig.http_get(s.port_for(path), path)
@@ -344,18 +345,21 @@ def run_table(procs, work, key):
             progress("table %s: %s" % (key, sc[0]))
             # warm-up, not measured (the stored objects of hit-1k-many were fetched already)
             warm = WARM_SECONDS and sc[0] not in OBJECTS and not (table.get("warm_once") and warmed)
-            for s in srvs if warm else []:
+            serving = [s for s in srvs if s.serves(sc[0])]
+            for s in serving if warm else []:
                 run(procs, table, s, sc, WARM_SECONDS)
             warmed = True
             for rnd in range(table["rounds_by"][sc[0]]):
                 # A B C D E, E D C B A, ...: drift hits every server alike, and no server
                 # always runs right after the same one
-                for s in srvs if rnd % 2 == 0 else srvs[::-1]:
+                for s in serving if rnd % 2 == 0 else serving[::-1]:
                     r = run(procs, table, s, sc, SECONDS)
                     r["round"] = rnd + 1
                     table["runs"].append(r)
         table["notes"] += body_checks(srvs, "after the measured runs")
         for s in srvs if table["idle_conns"] and (not ONLY or "idle" in ONLY) else []:
+            if not s.serves("idle"):
+                continue
             progress("table %s: idle connections, %s" % (key, s.name))
             table["idle"].append(idle_memory(table, s, IDLE_CONNS))
     finally:
@@ -392,7 +396,7 @@ def main():
     for tool in ("wrk", "taskset"):
         if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
             sys.exit("bench: %s is missing: run bench/setup (make bench does)" % tool)
-    for path in (servers.VERGE_BIN, servers.FIXED_BIN, PACE_BIN):
+    for path in (servers.VERGE_BIN, servers.FIXED_BIN, servers.RELAY_BIN, PACE_BIN):
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is missing: run make bench (it builds it)" % path)
     result = {"machine": machine(), "quick": QUICK, "rounds": ROUNDS, "seconds": SECONDS,

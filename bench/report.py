@@ -120,9 +120,38 @@ def targets(t):
         out.append({"target": text, "verge": value, "reference": base, "reference_server": ref,
                     "ratio": ratio, "ratio_min": lo, "ratio_max": hi,
                     "ratio_of_medians": of_medians, "met": met, "factor": factor,
-                    "note": _out_of_reach(t, sc, metric, base, factor)
-                    if higher and met is False else None})
+                    "note": (_out_of_reach if higher else _below_floor)(t, sc, metric, base, factor)
+                    if met is False else None})
     return out
+
+
+def _below_floor(t, sc, metric, base, factor):
+    """Why a "factor x the reference" CPU target it missed could not be met: factor times
+    the reference is less than the relay spent in the same scenario (bench/relay.c, the
+    least a proxy can spend: the bytes moved and nothing else). None when it is not."""
+    floor = _figure(t, sc, "relay", metric) if metric == "cpu_per_100k" else None
+    if not floor or base is None or factor * base >= floor:
+        return None
+    return ("%.2fx the reference would be %.2fx the relay floor (%s CPU s per 100k): less than "
+            "moving the bytes with no HTTP at all costs here"
+            % (factor, factor * base / floor, _num(floor)))
+
+
+def _floor_md(t):
+    """Each proxy's CPU per pass-through over the relay's: its own HTTP work on top of the
+    system calls every proxy makes."""
+    rows = t["summary"].get("pass", {})
+    floor = _figure(t, "pass", "relay", "cpu_per_100k")
+    if not floor:
+        return []
+    per = ["%s %s (%.2fx)" % (name, _num(_figure(t, "pass", name, "cpu_per_100k")),
+                              _figure(t, "pass", name, "cpu_per_100k") / floor)
+           for name in rows if name not in ("relay", "fixed")
+           and _figure(t, "pass", name, "cpu_per_100k") is not None]
+    return ["", "The pass-through's floor (table %s): [relay.c](../relay.c), a TCP relay with no "
+            "HTTP (a read and a write each way per request, an origin connection kept per "
+            "visitor), spent %s CPU s per 100k pass-throughs. Each proxy, and its figure over "
+            "the floor's: %s." % (t["key"], _num(floor), "; ".join(per))]
 
 
 def _deciding(tg):
@@ -315,7 +344,9 @@ def markdown(result):
            "and the notes show whether every hit did. The origin is nginx with its access log on (to prove "
            "hits); it runs on the servers' CPUs. `fixed` is bench/fixed.c: the same bytes from "
            "memory for every request, the ceiling one hop cannot pass; for the error path it "
-           "answers 200 and is shown only as that ceiling. Versions: %s."
+           "answers 200 and is shown only as that ceiling. `relay` is bench/relay.c, in `pass` "
+           "alone: a TCP relay with no HTTP, the least CPU a proxy can spend on a "
+           "pass-through, the floor of its CPU figure. Versions: %s."
            % ", ".join("%s %s" % kv for kv in result["tables"][0]["versions"].items()) if result["tables"] else "",
            ""]
     for t in result["tables"]:
@@ -337,6 +368,7 @@ def markdown(result):
     notes = ["- %s: %s." % (tg["target"], tg["note"]) for tg in result["targets"] if tg.get("note")]
     if notes:
         out += ["", "Out of reach in this run:", ""] + notes
+    out += _floor_md(result["tables"][0]) if result["tables"] else []
     out += ["", "Whole run: %.0f s." % result["elapsed_s"], ""]
     return "\n".join(out)
 

@@ -1,4 +1,4 @@
-"""servers.py - the five servers make bench compares: how each is started (its
+"""servers.py - the servers make bench compares: how each is started (its
 configuration is in bench/conf), on which port each scenario's path is served, and the
 name of the header that says a response came from its cache."""
 import os
@@ -7,6 +7,7 @@ import subprocess
 import rig
 
 FIXED_BIN = os.path.join(rig.ROOT, "build", "bench", "fixed")
+RELAY_BIN = os.path.join(rig.ROOT, "build", "bench", "relay")
 VERGE_BIN = os.environ.get("VERGE_BIN", os.path.join(rig.ROOT, "build", "verge"))
 # BENCH_VERGE_B=path: a second Verge build (the one before a change, say) run as "verge-b"
 # right after "verge" in every round, so that the two are compared within one run, as the
@@ -21,6 +22,10 @@ SENDFILE_MAX = int(os.environ.get("BENCH_SENDFILE_MAX", 0))
 class Server:
     name = "?"
     proxy = True  # fetches from the origin (fixed does not)
+    scenarios = None  # the scenarios it runs in: None, every one
+
+    def serves(self, scenario):
+        return self.scenarios is None or scenario in self.scenarios
 
     def __init__(self, procs, work, origin_port, dead_port, workers, cpus):
         self.procs, self.work, self.workers, self.cpus = procs, work, workers, cpus
@@ -71,6 +76,21 @@ class Fixed(Server):
 
     def version(self):
         return "bench/fixed.c"
+
+
+class Relay(Server):
+    """bench/relay.c: a TCP relay, each visitor's bytes to the origin and back over an
+    origin connection of its own, kept for the visitor's; no HTTP. The floor of a
+    pass-through, the least CPU a proxy can spend on one: it runs in `pass` alone (it
+    caches nothing)."""
+    name = "relay"
+    scenarios = ("pass",)
+
+    def command(self):
+        return [RELAY_BIN, str(self.workers), str(self.port), str(self.values["origin_port"])]
+
+    def version(self):
+        return "bench/relay.c"
 
 
 class Verge(Server):
@@ -141,4 +161,4 @@ def _first_line(cmd):
         return "?"
 
 
-ALL = [Fixed, Verge] + ([VergeB] if VERGE_B_BIN else []) + [Nginx, Haproxy, Varnish]
+ALL = [Fixed, Relay, Verge] + ([VergeB] if VERGE_B_BIN else []) + [Nginx, Haproxy, Varnish]
