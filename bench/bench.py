@@ -331,6 +331,8 @@ def run_table(procs, work, key):
     srvs = []
     try:
         for cls in servers.ALL:
+            if cls.tables is not None and key not in cls.tables:
+                continue
             s = cls(procs, work, origin_port, dead_port, table["workers"], cpus)
             s.start()
             srvs.append(s)

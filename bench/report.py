@@ -125,33 +125,50 @@ def targets(t):
     return out
 
 
+# The floor of each CPU target's scenario: the least any server spends there in the same
+# run. A hit: fixed.c, the same bytes from memory and nothing else; a pass-through:
+# relay.c, the bytes moved to the origin and back and nothing else (no HTTP).
+CPU_FLOORS = {"hit-1k": ("fixed", "[fixed.c](../fixed.c), the same bytes from memory for "
+                                  "every request", "hits"),
+              "pass": ("relay", "[relay.c](../relay.c), a TCP relay with no HTTP (a read and "
+                                "a write each way per request, an origin connection kept per "
+                                "visitor)", "pass-throughs")}
+
+
 def _below_floor(t, sc, metric, base, factor):
     """Why a "factor x the reference" CPU target it missed could not be met: factor times
-    the reference is less than the relay spent in the same scenario (bench/relay.c, the
-    least a proxy can spend: the bytes moved and nothing else). None when it is not."""
-    floor = _figure(t, sc, "relay", metric) if metric == "cpu_per_100k" else None
+    the reference is less than the scenario's floor spent in the same run (CPU_FLOORS).
+    None when it is not."""
+    name = CPU_FLOORS.get(sc, (None,))[0] if metric == "cpu_per_100k" else None
+    floor = _figure(t, sc, name, metric) if name else None
     if not floor or base is None or factor * base >= floor:
         return None
-    return ("%.2fx the reference would be %.2fx the relay floor (%s CPU s per 100k): less than "
-            "moving the bytes with no HTTP at all costs here"
-            % (factor, factor * base / floor, _num(floor)))
+    return ("%.2fx the reference would be %.2fx the %s floor (%s CPU s per 100k): less than "
+            "the least a server spends on that here" % (factor, factor * base / floor, name,
+                                                       _num(floor)))
 
 
 def _floor_md(t):
-    """Each proxy's CPU per pass-through over the relay's: its own HTTP work on top of the
-    system calls every proxy makes."""
-    rows = t["summary"].get("pass", {})
-    floor = _figure(t, "pass", "relay", "cpu_per_100k")
-    if not floor:
-        return []
-    per = ["%s %s (%.2fx)" % (name, _num(_figure(t, "pass", name, "cpu_per_100k")),
-                              _figure(t, "pass", name, "cpu_per_100k") / floor)
-           for name in rows if name not in ("relay", "fixed")
-           and _figure(t, "pass", name, "cpu_per_100k") is not None]
-    return ["", "The pass-through's floor (table %s): [relay.c](../relay.c), a TCP relay with no "
-            "HTTP (a read and a write each way per request, an origin connection kept per "
-            "visitor), spent %s CPU s per 100k pass-throughs. Each proxy, and its figure over "
-            "the floor's: %s." % (t["key"], _num(floor), "; ".join(per))]
+    """For each CPU target's scenario, every server's CPU over the floor's: its own work
+    on top of the system calls that no server of that scenario avoids."""
+    out = []
+    for sc, (name, what, unit) in CPU_FLOORS.items():
+        floor = _figure(t, sc, name, "cpu_per_100k")
+        if not floor:
+            continue
+        figures = [(s, _figure(t, sc, s, "cpu_per_100k")) for s in t["summary"].get(sc, {})
+                   if s not in CPU_FLOORS_NAMES]
+        nginx = _figure(t, sc, "nginx", "cpu_per_100k")
+        out += ["", "`%s`'s floor (table %s): %s, spent %s CPU s per 100k %s%s. Each server, "
+                "and its figure over the floor's: %s." % (
+                    sc, t["key"], what, _num(floor), unit,
+                    " (%.2fx nginx's)" % (floor / nginx) if nginx else "",
+                    "; ".join("%s %s (%.2fx)" % (s, _num(x), x / floor)
+                              for s, x in figures if x is not None))]
+    return out
+
+
+CPU_FLOORS_NAMES = {name for name, _, _ in CPU_FLOORS.values()}
 
 
 def _deciding(tg):

@@ -676,7 +676,7 @@ def test_the_relay_runs_in_pass_alone_and_is_checked_only_there():
     assert all(verge.serves(sc[0]) for sc in bench.SCENARIOS) and verge.serves("idle")
 
 
-def test_a_cpu_target_below_the_relay_floor_is_reported_out_of_reach():
+def test_a_cpu_target_below_the_floor_is_reported_out_of_reach():
     # nginx at 1.30 CPU s per 100k pass-throughs and the relay at 1.10: 0.8x nginx (1.04)
     # is less than moving the bytes costs. The target stays unmet, with the reason beside it.
     table = _table("pass", "cpu_per_100k", {"verge": [1.15] * 3, "nginx": [1.30] * 3,
@@ -685,10 +685,19 @@ def test_a_cpu_target_below_the_relay_floor_is_reported_out_of_reach():
     assert not cpu["met"] and "0.95x the relay floor" in cpu["note"]
     table["key"] = "1"
     floor = "\n".join(report._floor_md(table))
-    assert "spent 1.10 CPU s per 100k" in floor
-    assert "verge 1.15 (1.05x)" in floor and "nginx 1.30 (1.18x)" in floor
+    assert "spent 1.10 CPU s per 100k pass-throughs (0.85x nginx's)" in floor
+    assert "verge 1.15 (1.05x); nginx 1.30 (1.18x)." in floor
     # a floor below 0.8x the reference: no note; a missed target is Verge's own
     table = _table("pass", "cpu_per_100k", {"verge": [1.15] * 3, "nginx": [1.30] * 3,
                                             "relay": [0.90] * 3})
     cpu = {t["target"]: t for t in report.targets(table)}["pass CPU per 100k <= 0.8x nginx"]
     assert not cpu["met"] and cpu["note"] is None
+    # hits: the fixed server is the floor
+    table = _table("hit-1k", "cpu_per_100k", {"verge": [0.66] * 3, "nginx": [1.00] * 3,
+                                              "fixed": [0.66] * 3})
+    cpu = {t["target"]: t for t in report.targets(table)}["hit 1 KiB CPU per 100k <= 0.65x nginx"]
+    assert not cpu["met"] and "0.98x the fixed floor" in cpu["note"]
+    table["key"] = "1"
+    floor = "\n".join(report._floor_md(table))
+    assert "`hit-1k`'s floor (table 1)" in floor and "verge 0.66 (1.00x)" in floor
+    assert "fixed 0.66 (" not in floor
