@@ -283,17 +283,25 @@ class Origin:
         conf = render("origin.nginx.conf", work.path("origin.conf"), dir=work.dir,
                       origin_port=port, workers=workers)
         self.log = work.path("origin.access.log")
+        self._counted_to, self._lines = 0, 0
         self.port = port
         self.proc = procs.start("origin", ["/usr/sbin/nginx", "-p", work.dir, "-c", conf],
                                 cpus=cpus, log=work.path("origin.out"))
         wait_port(port, self.proc, what="origin nginx")
 
     def requests(self):
+        """Whole lines in the access log, counted on from where the last call stopped (by
+        the end of a run the log holds over a million lines, read twice a run before)."""
         try:
             with open(self.log, "rb") as f:
-                return sum(1 for _ in f)
+                f.seek(self._counted_to)
+                data = f.read()
         except FileNotFoundError:
             return 0
+        end = data.rfind(b"\n") + 1  # a line nginx is still writing counts next time
+        self._lines += data.count(b"\n", 0, end)
+        self._counted_to += end
+        return self._lines
 
     def log_size(self):
         try:

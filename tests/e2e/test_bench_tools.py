@@ -701,3 +701,19 @@ def test_a_cpu_target_below_the_floor_is_reported_out_of_reach():
     floor = "\n".join(report._floor_md(table))
     assert "`hit-1k`'s floor (table 1)" in floor and "verge 0.66 (1.00x)" in floor
     assert "fixed 0.66 (" not in floor
+
+
+def test_origin_requests_counts_whole_lines_on_from_the_last_count(tmp_path):
+    """The origin's request count reads only what the log gained since the last count,
+    and a line nginx is still writing is counted once it is whole."""
+    origin = rig.Origin.__new__(rig.Origin)
+    origin.log, origin._counted_to, origin._lines = str(tmp_path / "access.log"), 0, 0
+    assert origin.requests() == 0  # no log yet
+    with open(origin.log, "ab", buffering=0) as log:
+        log.write(b"1.0 1 /a 200 - -\n1.1 1 /b 200 - -\n1.2 2 /c 2")
+        assert origin.requests() == 2
+        log.write(b"00 - -\n")
+        assert origin.requests() == 3
+        assert origin.requests() == 3
+        log.write(b"1.3 2 /d 200 - -\n" * 1000)
+        assert origin.requests() == 1003
