@@ -123,12 +123,14 @@ def measure(procs, table, server, name, tool, cmd, seconds):
     """Runs the load generator cmd (wrk or pace) against server; its JSON result line, and
     the figures every run has: the server's CPU seconds and RSS and the origin's request
     count over the same interval."""
-    origin_before, cpu_before = table["origin"].requests(), rig.cpu_seconds(server.proc.pid)
+    origin_before = table["origin"].requests()
+    cpu_before, user_before = rig.cpu_seconds(server.proc.pid, user=True)
     log_before = table["origin"].log_size()
     idle = [s for s in table["servers"] if s is not server]
     idle_before = [rig.cpu_seconds(s.proc.pid) for s in idle]
     out = procs.run(tool, cmd, cpus=table["wrk_cpus"], timeout=seconds + 30)
-    cpu = rig.cpu_seconds(server.proc.pid) - cpu_before
+    cpu_after, user_after = rig.cpu_seconds(server.proc.pid, user=True)
+    cpu = cpu_after - cpu_before
     # what the servers not under test did meanwhile (background work such as a cache
     # manager's evictions takes CPU from the one that is)
     idle_cpu = {s.name: rig.cpu_seconds(s.proc.pid) - b for s, b in zip(idle, idle_before)}
@@ -144,6 +146,7 @@ def measure(procs, table, server, name, tool, cmd, seconds):
         "origin_requests": table["origin"].requests() - origin_before,
         "origin_connections": table["origin"].connections_since(log_before),
         "idle_servers_cpu_s": idle_cpu,
+        "cpu_user_s": user_after - user_before,  # of cpu: the server's own code's
     }
 
 
@@ -173,6 +176,7 @@ def wrk(procs, table, server, scenario, seconds):
         "p50_ms": r["p50_us"] / 1000 if depth == 1 else None,
         "p99_ms": r["p99_us"] / 1000 if depth == 1 else None,
         "cpu_per_100k": cpu / r["requests"] * 1e5 if r["requests"] else None,
+        "user_per_100k": run["cpu_user_s"] / r["requests"] * 1e5 if r["requests"] else None,
         "non_2xx_rate": r["errors_status"] / secs, "socket_errors": errors,
     })
     return run
@@ -195,6 +199,7 @@ def paced(procs, table, server, scenario, seconds):
         "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
         "p999_ms": r["p999_us"] / 1000, "max_ms": r["max_us"] / 1000,
         "cpu_per_100k": cpu / r["answered"] * 1e5 if r["answered"] else None,
+        "user_per_100k": run["cpu_user_s"] / r["answered"] * 1e5 if r["answered"] else None,
         "non_2xx_rate": r["non_2xx"] / secs, "socket_errors": r["errors"],
     })
     return run

@@ -8,7 +8,7 @@ import time
 
 import rig
 
-METRICS = ("rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "rss_mib")
+METRICS = ("rps", "mbps", "p50_ms", "p99_ms", "cpu_per_100k", "user_per_100k", "rss_mib")
 RESULTS = os.path.join(rig.BENCH, "results")
 
 
@@ -23,7 +23,7 @@ def _stats(values, base_nginx, base_fixed):
 
 
 def _median_of(runs, metric):
-    values = [r[metric] for r in runs if r[metric] is not None]
+    values = [r.get(metric) for r in runs if r.get(metric) is not None]
     return statistics.median(values) if values else None
 
 
@@ -46,7 +46,7 @@ def summarise(result):
                                     "socket_errors": sum(r["socket_errors"] for r in rs),
                                     "non_2xx_rate": statistics.median(r["non_2xx_rate"] for r in rs)}
                 for m in METRICS:
-                    row[m] = _stats([r[m] for r in rs], _median_of(runs.get("nginx", []), m),
+                    row[m] = _stats([r.get(m) for r in rs], _median_of(runs.get("nginx", []), m),
                                     _median_of(runs.get("fixed", []), m))
         idle = {i["server"]: i for i in table["idle"]}
         base = idle.get("nginx", {}).get("bytes_per_conn")
@@ -150,21 +150,24 @@ def _below_floor(t, sc, metric, base, factor):
 
 def _floor_md(t):
     """For each CPU target's scenario, every server's CPU over the floor's: its own work
-    on top of the system calls that no server of that scenario avoids."""
+    on top of the system calls that no server of that scenario avoids; and of each, the
+    user time (the rest is the kernel's)."""
     out = []
     for sc, (name, what, unit) in CPU_FLOORS.items():
         floor = _figure(t, sc, name, "cpu_per_100k")
         if not floor:
             continue
+        user = lambda s: ("; user %s" % _num(_figure(t, sc, s, "user_per_100k"), 2)
+                          if _figure(t, sc, s, "user_per_100k") is not None else "")
         figures = [(s, _figure(t, sc, s, "cpu_per_100k")) for s in t["summary"].get(sc, {})
                    if s not in CPU_FLOORS_NAMES]
         nginx = _figure(t, sc, "nginx", "cpu_per_100k")
-        out += ["", "`%s`'s floor (table %s): %s, spent %s CPU s per 100k %s%s. Each server, "
-                "and its figure over the floor's: %s." % (
+        out += ["", "`%s`'s floor (table %s): %s, spent %s CPU s per 100k %s (%s%s). Each "
+                "server, and its figure over the floor's: %s." % (
                     sc, t["key"], what, _num(floor), unit,
-                    " (%.2fx nginx's)" % (floor / nginx) if nginx else "",
-                    "; ".join("%s %s (%.2fx)" % (s, _num(x), x / floor)
-                              for s, x in figures if x is not None))]
+                    "%.2fx nginx's" % (floor / nginx) if nginx else "",
+                    user(name), "; ".join("%s %s (%.2fx%s)" % (s, _num(x), x / floor, user(s))
+                                          for s, x in figures if x is not None))]
     return out
 
 
@@ -273,8 +276,8 @@ def _table_md(result, t):
                    "connections and seconds, 64 KiB reads where wrk's 8 KiB reads make wrk "
                    "the limit for large bodies (latency from each request's send)."
                    % ", ".join("`%s`" % sc for sc in big))
-    out += ["", "| scenario | server | req/s | MB/s | p50 ms | p99 ms | CPU s/100k req | RSS MiB | origin req. |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "| scenario | server | req/s | MB/s | p50 ms | p99 ms | CPU s/100k req | of it user | RSS MiB | origin req. |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for sc in result["scenarios"]:
         for name, row in t["summary"][sc].items():
             origin = row["origin_requests"]
@@ -284,14 +287,16 @@ def _table_md(result, t):
             rps = _cell(row["rps"])
             if result["kinds"][sc] == "error" and name != "fixed":
                 rps += " [%s: %s/s]" % (t.get("error_status", {}).get(name, "?"), _num(row["non_2xx_rate"]))
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 sc, name, rps, _cell(row["mbps"], 1), _cell(row["p50_ms"], 3),
-                _cell(row["p99_ms"], 3), _cell(row["cpu_per_100k"], 2), _num(row["rss_mib"]["median"], 1),
-                origin))
+                _cell(row["p99_ms"], 3), _cell(row["cpu_per_100k"], 2),
+                _num(row["user_per_100k"]["median"], 2) if row["user_per_100k"] else "-",
+                _num(row["rss_mib"]["median"], 1), origin))
     out += _paced_md(result, t)
     out += ["", "Ratios (median ÷ nginx's median / ÷ fixed's median; higher is better for req/s "
             "and MB/s, lower for latency, CPU and RSS):", "",
-            "| scenario | server | req/s | MB/s | p50 | p99 | CPU/100k | RSS |", "|---|---|---|---|---|---|---|---|"]
+            "| scenario | server | req/s | MB/s | p50 | p99 | CPU/100k | user | RSS |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for sc in result["scenarios"]:
         for name, row in t["summary"][sc].items():
             out.append("| %s | %s | %s |" % (sc, name, " | ".join(_ratio(row[m]) for m in METRICS)))

@@ -127,13 +127,14 @@ class Procs:
 
 
 def _stat(pid):
-    """(ppid, utime+stime ticks) of one process (threads included), or None if gone."""
+    """(ppid, utime+stime ticks, utime ticks) of one process (threads included), or None
+    if gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             rest = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    return int(rest[1]), int(rest[11]) + int(rest[12])
+    return int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[11])
 
 
 def proc_tree(root):
@@ -151,13 +152,15 @@ def proc_tree(root):
     return tree
 
 
-def cpu_seconds(root):
-    """utime+stime of root and its descendants, every thread, in seconds."""
-    ticks = 0
+def cpu_seconds(root, user=False):
+    """utime+stime of root and its descendants, every thread, in seconds; with user,
+    (that, utime alone)."""
+    ticks = user_ticks = 0
     for pid in proc_tree(root):
         st = _stat(pid)
         ticks += st[1] if st else 0
-    return ticks / CLK_TCK
+        user_ticks += st[2] if st else 0
+    return (ticks / CLK_TCK, user_ticks / CLK_TCK) if user else ticks / CLK_TCK
 
 
 def rss_bytes(root):

@@ -346,7 +346,7 @@ def test_a_proxy_that_did_not_keep_its_origin_connections_alive_is_named():
         report.summarise(result)
         return "\n".join(report._table_md(result, t))
     text = table({"nginx": 58, "verge": 40, "haproxy": 150})
-    assert "| pass | verge | 1.00 | 1.0 | 1.000 | 1.000 | 1.00 | 1.0 | 2000 (1.00 per req., " \
+    assert "| pass | verge | 1.00 | 1.0 | 1.000 | 1.000 | 1.00 | 1.00 | 1.0 | 2000 (1.00 per req., " \
            "40 conn. a run) |" in text
     # more than one origin connection in ten requests: not kept alive
     assert "pass, haproxy: NOT kept alive to the origin: 150 origin connections a run for " \
@@ -687,6 +687,11 @@ def test_a_cpu_target_below_the_floor_is_reported_out_of_reach():
     floor = "\n".join(report._floor_md(table))
     assert "spent 1.10 CPU s per 100k pass-throughs (0.85x nginx's)" in floor
     assert "verge 1.15 (1.05x); nginx 1.30 (1.18x)." in floor
+    # with user time measured, each figure says how much of it was the server's own code
+    table["summary"]["pass"]["verge"]["user_per_100k"] = report._stats([0.17] * 3, None, None)
+    table["summary"]["pass"]["relay"]["user_per_100k"] = report._stats([0.04] * 3, None, None)
+    floor = "\n".join(report._floor_md(table))
+    assert "(0.85x nginx's; user 0.04)" in floor and "verge 1.15 (1.05x; user 0.17); nginx 1.30 (1.18x)." in floor
     # a floor below 0.8x the reference: no note; a missed target is Verge's own
     table = _table("pass", "cpu_per_100k", {"verge": [1.15] * 3, "nginx": [1.30] * 3,
                                             "relay": [0.90] * 3})
@@ -717,3 +722,22 @@ def test_origin_requests_counts_whole_lines_on_from_the_last_count(tmp_path):
         assert origin.requests() == 3
         log.write(b"1.3 2 /d 200 - -\n" * 1000)
         assert origin.requests() == 1003
+
+
+def test_cpu_seconds_tells_the_servers_own_time_from_the_kernels():
+    """A process that spins in its own code for 0.4 s (time.time() is read without a
+    system call), then reads 64 KiB of /dev/zero 200,000 times (the kernel's time:
+    clearing 13 GB): its user time is most of the first, and its total both."""
+    code = ("import os, time\nt = time.time()\nwhile time.time() - t < 0.4: pass\n"
+            "fd = os.open('/dev/zero', os.O_RDONLY)\nb = bytearray(65536)\n"
+            "for _ in range(200000): os.readv(fd, [b])\nprint('done', flush=True)\ntime.sleep(5)\n")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"done\n"
+        total, user = rig.cpu_seconds(p.pid, user=True)
+        assert user >= 0.2  # less than 0.4 only if it was preempted meanwhile
+        assert total - user >= 0.05, (total, user)
+        assert rig.cpu_seconds(p.pid) == total
+    finally:
+        p.kill()
+        p.wait()
