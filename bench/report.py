@@ -352,7 +352,7 @@ def _table_md(result, t):
 
 def markdown(result):
     m = result["machine"]
-    out = ["# make bench: Verge, nginx, HAProxy, Varnish and a fixed-response ceiling", "",
+    out = ["# make bench: Verge, nginx, HAProxy, Varnish, a fixed-response ceiling and a relay floor", "",
            "%s. %d CPUs (%s), kernel %s, load average %.2f at the start. The machine may be "
            "shared with other work: compare the ratios within this run, not absolute figures "
            "across runs.%s"
