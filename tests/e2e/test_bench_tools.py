@@ -6,6 +6,7 @@ the figures of the same rounds. A wrong ceiling, a miscounted profile or a
 ratio of the wrong runs would make every figure of make bench wrong."""
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import socket
@@ -420,26 +421,43 @@ def test_pace_answers_every_request_it_schedules(fixed, tmp_path):
 
 
 @contextlib.contextmanager
+def loopback_server(answer, threaded=False):
+    """A loopback server that calls answer(conn, i) for its connection number i (from 0),
+    one connection after another or each in a thread of its own, and closes each after;
+    a reset or other error of a connection ends that connection. Yields its port."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+
+    def serve_one(conn, i):
+        with contextlib.suppress(OSError):  # a client's close at its end: a reset
+            answer(conn, i)
+        conn.close()
+
+    def serve():
+        for i in itertools.count():
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            if threaded:
+                threading.Thread(target=serve_one, args=(conn, i), daemon=True).start()
+            else:
+                serve_one(conn, i)
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield lsock.getsockname()[1]
+    finally:
+        lsock.close()
+
+
+@contextlib.contextmanager
 def ok_server(stall_at=None, per_connection=None, heads=None):
     """A loopback server answering every request "ok", one connection after another; it
     waits 300 ms before its answer number stall_at on a connection, closes each
     connection after per_connection answers, and appends each request head to heads
     when given. Yields its port."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(8)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = lsock.accept()
-            except OSError:
-                return
-            with contextlib.suppress(ConnectionError):  # pace's close at its end: a reset
-                answer(conn)
-            conn.close()
-
-    def answer(conn):
+    def answer(conn, _):
         data, n = b"", 0
         while per_connection is None or n < per_connection:
             chunk = conn.recv(65536)
@@ -454,11 +472,8 @@ def ok_server(stall_at=None, per_connection=None, heads=None):
                 if n == stall_at:
                     time.sleep(0.3)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield lsock.getsockname()[1]
-    finally:
-        lsock.close()
+    with loopback_server(answer) as port:
+        yield port
 
 
 def test_pace_asks_for_what_wrk_asks_for(tmp_path):
@@ -566,17 +581,14 @@ BIG = bytes(range(256)) * (4 * 4096)  # 4 MiB, every offset's byte known
 
 @contextlib.contextmanager
 def counting_origin(close_after=None):
-    """A loopback origin that answers GET /big with BIG and anything else with "ok", and
-    closes a connection after close_after answers; yields (port, requests per connection,
-    in the order the connections came)."""
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(8)
-    per_conn = []
+    """A loopback origin that answers GET /big with BIG and anything else with "ok", each
+    connection in a thread of its own, and closes a connection after close_after answers;
+    yields (port, a function: the requests of each connection, in the order they came)."""
+    counts = {}
 
     def answer(conn, i):
-        data = b""
-        while close_after is None or per_conn[i] < close_after:
+        data, counts[i] = b"", 0
+        while close_after is None or counts[i] < close_after:
             chunk = conn.recv(65536)
             if not chunk:
                 return
@@ -585,23 +597,9 @@ def counting_origin(close_after=None):
                 head, _, data = data.partition(b"\r\n\r\n")
                 body = BIG if head.startswith(b"GET /big ") else b"ok"
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-                per_conn[i] += 1
-
-    def serve():
-        while True:
-            try:
-                conn, _ = lsock.accept()
-            except OSError:
-                return
-            per_conn.append(0)
-            threading.Thread(target=lambda c=conn, i=len(per_conn) - 1: (
-                contextlib.suppress(OSError).__enter__(), answer(c, i), c.close()),
-                daemon=True).start()
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield lsock.getsockname()[1], per_conn
-    finally:
-        lsock.close()
+                counts[i] += 1
+    with loopback_server(answer, threaded=True) as port:
+        yield port, lambda: [counts[i] for i in sorted(counts)]
 
 
 def read_answers(sock, n, timeout=10.0):
@@ -638,7 +636,7 @@ def test_relay_keeps_one_origin_connection_per_visitor_for_all_its_requests(tmp_
         assert read_answers(visitors[0], 16) == [b"ok"] * 16
         for v in visitors:
             v.close()
-    assert per_conn == [0, 19, 3]  # the first: rig.wait_port's probe of the relay
+    assert per_conn() == [0, 19, 3]  # the first: rig.wait_port's probe of the relay
 
 
 def test_relay_carries_a_large_answer_to_a_slow_reader_whole_and_in_order(tmp_path):
@@ -654,7 +652,7 @@ def test_relay_carries_a_large_answer_to_a_slow_reader_whole_and_in_order(tmp_pa
         v.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
         assert read_answers(v, 1) == [b"ok"]
         v.close()
-    assert per_conn == [0, 2]
+    assert per_conn() == [0, 2]
 
 
 def test_relay_closes_the_visitor_when_the_origin_closes(tmp_path):
@@ -676,34 +674,36 @@ def test_the_relay_runs_in_pass_alone_and_is_checked_only_there():
     assert all(verge.serves(sc[0]) for sc in bench.SCENARIOS) and verge.serves("idle")
 
 
+def cpu_verdict(scenario, target, figures, users=None):
+    """The target's verdict and the floor lines of a table from {server: CPU figures of
+    its rounds}, and {server: user time} when given."""
+    table = dict(_table(scenario, "cpu_per_100k", figures), key="1")
+    for server, user in (users or {}).items():
+        table["summary"][scenario][server]["user_per_100k"] = report._stats([user], None, None)
+    got = {t["target"]: t for t in report.targets(table)}[target]
+    return got, "\n".join(report._floor_md(table))
+
+
 def test_a_cpu_target_below_the_floor_is_reported_out_of_reach():
     # nginx at 1.30 CPU s per 100k pass-throughs and the relay at 1.10: 0.8x nginx (1.04)
     # is less than moving the bytes costs. The target stays unmet, with the reason beside it.
-    table = _table("pass", "cpu_per_100k", {"verge": [1.15] * 3, "nginx": [1.30] * 3,
-                                            "relay": [1.10] * 3})
-    cpu = {t["target"]: t for t in report.targets(table)}["pass CPU per 100k <= 0.8x nginx"]
+    pass_cpu = "pass CPU per 100k <= 0.8x nginx"
+    figures = {"verge": [1.15] * 3, "nginx": [1.30] * 3, "relay": [1.10] * 3}
+    cpu, floor = cpu_verdict("pass", pass_cpu, figures)
     assert not cpu["met"] and "0.95x the relay floor" in cpu["note"]
-    table["key"] = "1"
-    floor = "\n".join(report._floor_md(table))
     assert "spent 1.10 CPU s per 100k pass-throughs (0.85x nginx's)" in floor
     assert "verge 1.15 (1.05x); nginx 1.30 (1.18x)." in floor
     # with user time measured, each figure says how much of it was the server's own code
-    table["summary"]["pass"]["verge"]["user_per_100k"] = report._stats([0.17] * 3, None, None)
-    table["summary"]["pass"]["relay"]["user_per_100k"] = report._stats([0.04] * 3, None, None)
-    floor = "\n".join(report._floor_md(table))
-    assert "(0.85x nginx's; user 0.04)" in floor and "verge 1.15 (1.05x; user 0.17); nginx 1.30 (1.18x)." in floor
+    _, floor = cpu_verdict("pass", pass_cpu, figures, users={"verge": 0.17, "relay": 0.04})
+    assert "(0.85x nginx's; user 0.04)" in floor
+    assert "verge 1.15 (1.05x; user 0.17); nginx 1.30 (1.18x)." in floor
     # a floor below 0.8x the reference: no note; a missed target is Verge's own
-    table = _table("pass", "cpu_per_100k", {"verge": [1.15] * 3, "nginx": [1.30] * 3,
-                                            "relay": [0.90] * 3})
-    cpu = {t["target"]: t for t in report.targets(table)}["pass CPU per 100k <= 0.8x nginx"]
+    cpu, _ = cpu_verdict("pass", pass_cpu, dict(figures, relay=[0.90] * 3))
     assert not cpu["met"] and cpu["note"] is None
     # hits: the fixed server is the floor
-    table = _table("hit-1k", "cpu_per_100k", {"verge": [0.66] * 3, "nginx": [1.00] * 3,
-                                              "fixed": [0.66] * 3})
-    cpu = {t["target"]: t for t in report.targets(table)}["hit 1 KiB CPU per 100k <= 0.65x nginx"]
+    cpu, floor = cpu_verdict("hit-1k", "hit 1 KiB CPU per 100k <= 0.65x nginx",
+                             {"verge": [0.66] * 3, "nginx": [1.00] * 3, "fixed": [0.66] * 3})
     assert not cpu["met"] and "0.98x the fixed floor" in cpu["note"]
-    table["key"] = "1"
-    floor = "\n".join(report._floor_md(table))
     assert "`hit-1k`'s floor (table 1)" in floor and "verge 0.66 (1.00x)" in floor
     assert "fixed 0.66 (" not in floor
 
