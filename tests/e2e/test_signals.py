@@ -37,29 +37,27 @@ class LoadLoop(threading.Thread):
     def run(self):
         deadline = time.monotonic() + self.max_seconds
         c = None
-        n = 0
         while self.made < self.max_requests and time.monotonic() < deadline \
                 and not self.stop_event.is_set():
             try:
-                if c is None or n % 8 == 0:  # a new connection every 8 requests
+                if c is None or self.made % 8 == 0:  # a new connection every 8 requests
                     if c is not None:
                         c.close()
                     c = Client(self.port, timeout=10)
-                resp = c.request("GET", f"/load/{n}", host=self.host)
+                resp = c.request("GET", f"/load/{self.made}", host=self.host)
                 if resp.status == 200 and resp.body == b"ok":
                     self.ok += 1
                 else:
-                    self.failures.append(f"#{n}: {resp!r}")
+                    self.failures.append(f"#{self.made}: {resp!r}")
                 if resp.eof:
                     c.close()
                     c = None
             except Exception as e:  # a dropped connection is exactly what we look for
-                self.failures.append(f"#{n}: {e!r}")
+                self.failures.append(f"#{self.made}: {e!r}")
                 if c is not None:
                     c.close()
                 c = None
-            n += 1
-            self.made = n
+            self.made += 1
         if c is not None:
             c.close()
 
