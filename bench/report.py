@@ -157,8 +157,7 @@ def _floor_md(t):
         floor = _figure(t, sc, name, "cpu_per_100k")
         if not floor:
             continue
-        user = lambda s: ("; user %s" % _num(_figure(t, sc, s, "user_per_100k"), 2)
-                          if _figure(t, sc, s, "user_per_100k") is not None else "")
+        user = lambda server: _user_note(t, sc, server)
         figures = [(s, _figure(t, sc, s, "cpu_per_100k")) for s in t["summary"].get(sc, {})
                    if s not in CPU_FLOORS_NAMES]
         nginx = _figure(t, sc, "nginx", "cpu_per_100k")
@@ -172,6 +171,12 @@ def _floor_md(t):
 
 
 CPU_FLOORS_NAMES = {name for name, _, _ in CPU_FLOORS.values()}
+
+
+def _user_note(t, sc, server):
+    """"; user X" with the server's user CPU per 100k in scenario sc, or "" unmeasured."""
+    u = _figure(t, sc, server, "user_per_100k")
+    return "; user %s" % _num(u, 2) if u is not None else ""
 
 
 def _deciding(tg):
