@@ -1,6 +1,8 @@
 /* loop.c - the epoll event loop: poll, run I/O, run expired timers, run deferred work. */
 #include "core/loop.h"
 
+#include "core/sys.h"
+
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,7 +365,7 @@ loop_run(struct loop *loop)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
     while (!loop->stopping) {
-        int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
+        int n = sys_epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
         update_time(loop);
         take_yielded(loop);
         for (int i = 0; i < n; i++)

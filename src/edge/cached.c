@@ -2,6 +2,7 @@
  * object's memory (whole, a range, multipart/byteranges, or chunks of a fill in progress). */
 #include "edge/cached.h"
 
+#include "core/sys.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/vary.h"
@@ -750,7 +751,7 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
             total += iov[i].iov_len;
         /* before a file's piece: held back (MSG_MORE) to leave in its first packet */
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t k = file_len > 0 ? sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL) : writev(fd, iov, n);
+        ssize_t k = file_len > 0 ? sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL) : sys_writev(fd, iov, n);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {

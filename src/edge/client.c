@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "core/sys.h"
 #include "edge/admit.h"
 #include "edge/cached.h"
 #include "edge/connlimit.h"
@@ -554,7 +555,7 @@ send_iov(struct client *c, struct iovec *iov, int n)
     memcpy(all + k, iov, sizeof(*iov) * (size_t)n);
     ssize_t done;
     do {
-        done = writev(c->v->io.fd, all, k + n);
+        done = sys_writev(c->v->io.fd, all, k + n);
     } while (done < 0 && errno == EINTR);
     if (done < 0 && errno != EAGAIN) {
         log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
@@ -602,7 +603,7 @@ static void
 flush(struct client *c)
 {
     while (buf_used(&c->out) > 0) {
-        ssize_t k = write(c->v->io.fd, buf_head(&c->out), buf_used(&c->out));
+        ssize_t k = sys_write(c->v->io.fd, buf_head(&c->out), buf_used(&c->out));
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN) {
@@ -2328,7 +2329,7 @@ read_visitor(struct visitor *v, bool keep, int *err)
         to = buf_tail(v->in);
         room = buf_room(v->in);
     }
-    ssize_t n = read(v->io.fd, to, room);
+    ssize_t n = sys_read(v->io.fd, to, room);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     *err = n < 0 ? errno : 0;

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "core/sys.h"
 #include "dns/resolver.h"
 #include "edge/health.h"
 #include "edge/policy.h"
@@ -935,7 +936,7 @@ do_write(struct upstream *u)
     struct origin_conn *c = u->conn;
     while (pending(u) > 0) {
         struct buf *b = buf_used(&u->wire) > 0 ? &u->wire : &u->out;
-        ssize_t n = write(c->io.fd, buf_head(b), buf_used(b));
+        ssize_t n = sys_write(c->io.fd, buf_head(b), buf_used(b));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -1159,7 +1160,7 @@ static void
 do_read(struct upstream *u)
 {
     char data[UPSTREAM_READ_SIZE];
-    ssize_t n = read(u->conn->io.fd, data, sizeof(data));
+    ssize_t n = sys_read(u->conn->io.fd, data, sizeof(data));
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return;
