@@ -9,7 +9,7 @@ LLHTTP_INCLUDE ?= /usr/share/include/llhttp
 
 CFLAGS   += $(OPT) -std=c11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -D_GNU_SOURCE -pthread -Isrc -I$(LLHTTP_INCLUDE) -MMD -MP
-LDLIBS   += -pthread -lyaml -lcares -lssl -lcrypto
+LDLIBS   += -pthread -lyaml -lcares -lssl -lcrypto -luring
 
 SRC      := $(sort $(wildcard src/core/*.c src/http/*.c src/dns/*.c src/cache/*.c src/edge/*.c src/diag/*.c src/admin/*.c))
 OBJ      := $(SRC:%.c=$(B)/%.o)
@@ -141,7 +141,7 @@ $(B)/bench/pace: bench/pace.c
 
 $(B)/bench/relay: bench/relay.c
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o $@ $<
+	$(CC) -O2 -g -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -o $@ $< -luring
 
 bench: $(B)/verge $(B)/bench/fixed $(B)/bench/pace $(B)/bench/relay
 	@bench/setup

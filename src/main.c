@@ -170,6 +170,8 @@ apply(struct server *s, struct config *cfg)
     }
     if (cfg->nlistens != s->cfg->nlistens)
         log_warn("reload: listen addresses changed; they take effect after a restart");
+    if (cfg->io_uring != s->cfg->io_uring)
+        log_warn("reload: io_uring changed; it takes effect after a restart");
     for (int i = 0; i < s->nworkers; i++)
         worker_set_config(s->workers[i], cfg);
     if (s->admin != NULL) {
@@ -312,6 +314,7 @@ static int
 start_workers(struct server *s, char *err, size_t errlen)
 {
     const struct config *cfg = s->cfg;
+    loop_sends_use_io_uring(cfg->io_uring);
     s->nworkers = cfg->workers;
     s->workers = xcalloc((size_t)s->nworkers, sizeof(*s->workers));
     int *fds = xcalloc(cfg->nlistens ? cfg->nlistens : 1, sizeof(int));

@@ -1441,6 +1441,7 @@ static const struct field_table cache_table = {"in cache", cache_fields,
 static const struct field top_fields[] = {
     {"listen", field_listen, 0, NULL},
     {"workers", field_workers, 0, NULL},
+    {"io_uring", field_bool, CFG_FIELD(io_uring), NULL},
     {"edge_name", field_edge_name, 0, NULL},
     {"shutdown_timeout", field_duration, CFG_FIELD(shutdown_timeout), NULL},
     {"logs", field_section, 0, &log_table},
@@ -1466,6 +1467,7 @@ config_new_defaults(void)
     config_addr_parse("127.0.0.1:8080", CONFIG_DEFAULT_PORT, &cfg->listens[0]);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = (int)MIN(MAX(cpus, 1L), (long)CONFIG_MAX_WORKERS);
+    cfg->io_uring = true;
     if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
         snprintf(host, sizeof(host), "verge");
     host[sizeof(host) - 1] = '\0';

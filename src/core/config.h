@@ -123,6 +123,7 @@ struct config {
     struct config_addr *listens;
     size_t nlistens;
     int workers; /* "auto" resolves to the number of online CPUs */
+    bool io_uring; /* default true: each loop turn's sends in one io_uring submission */
     char *edge_name; /* shown in Via and error pages; default: the host name */
 
     /* Log destinations: a path (relative paths are relative to the configuration file's

@@ -1,13 +1,19 @@
-/* loop.c - the epoll event loop: poll, run I/O, run expired timers, run deferred work. */
+/* loop.c - the epoll event loop: poll, run I/O, run expired timers, run deferred work,
+ * make the turn's sends together. */
 #include "core/loop.h"
 
+#include "core/log.h"
 #include "core/sys.h"
 
+#include <liburing.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOOP_MAX_EVENTS 256
+#define LOOP_SEND_BATCH 256 /* sends in one submission; the ring has as many entries */
 
 struct loop {
     int epfd;
@@ -21,6 +27,11 @@ struct loop {
     struct loop_io wake_io;
     void (*wake_cb)(struct loop *loop, void *arg);
     void *wake_arg;
+    struct loop_send *send_head, **send_tail;
+    struct loop_send *batch[LOOP_SEND_BATCH]; /* the flush under way; NULL: cancelled */
+    ssize_t results[LOOP_SEND_BATCH];
+    int ring_state; /* 0: not tried yet, 1: ring set up, -1: one send() each */
+    struct io_uring ring;
 };
 
 uint64_t
@@ -64,6 +75,7 @@ loop_new(void)
     loop->heap = xmalloc(sizeof(*loop->heap) * loop->heap_cap);
     loop->defer_tail = &loop->defer_head;
     loop->yield_tail = &loop->yield_head;
+    loop->send_tail = &loop->send_head;
     update_time(loop);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (efd < 0 || loop_io_start(loop, &loop->wake_io, efd, EPOLLIN, on_wake) < 0) {
@@ -89,6 +101,8 @@ loop_free(struct loop **loopp)
     loop_io_stop(loop, &loop->wake_io);
     close(loop->wake_io.fd);
     close(loop->epfd);
+    if (loop->ring_state == 1)
+        io_uring_queue_exit(&loop->ring);
     free(loop->heap);
     free(loop);
     *loopp = NULL;
@@ -348,6 +362,176 @@ run_deferred(struct loop *loop)
     }
 }
 
+/* ---------------------------------------------------------------- batched sends */
+
+static bool use_io_uring = true;
+static atomic_int sends_batched; /* 0: no loop has flushed yet, 1: io_uring, -1: send() */
+
+void
+loop_sends_use_io_uring(bool on)
+{
+    use_io_uring = on;
+}
+
+bool
+loop_sends_batched(void)
+{
+    return atomic_load(&sends_batched) == 1;
+}
+
+void
+loop_send_init(struct loop_send *s, int fd, loop_send_fill_cb fill, loop_send_done_cb done)
+{
+    *s = (struct loop_send){.fd = fd, .slot = -1, .fill = fill, .done = done};
+}
+
+void
+loop_send_queue(struct loop *loop, struct loop_send *s)
+{
+    if (s->pprev != NULL)
+        return;
+    s->next = NULL;
+    s->pprev = loop->send_tail;
+    *loop->send_tail = s;
+    loop->send_tail = &s->next;
+}
+
+static void
+send_unlink(struct loop *loop, struct loop_send *s)
+{
+    *s->pprev = s->next;
+    if (s->next != NULL)
+        s->next->pprev = s->pprev;
+    else
+        loop->send_tail = s->pprev;
+    s->next = NULL;
+    s->pprev = NULL;
+}
+
+void
+loop_send_cancel(struct loop *loop, struct loop_send *s)
+{
+    if (s->pprev != NULL)
+        send_unlink(loop, s);
+    if (s->slot >= 0) {
+        loop->batch[s->slot] = NULL;
+        s->slot = -1;
+    }
+}
+
+/* The ring, set up in the loop's own thread at its first flush: it is the only thread that
+ * submits (SINGLE_ISSUER), and completions are posted only when it asks (DEFER_TASKRUN;
+ * a non-blocking send completes within the submission anyway). Kernels before 6.1 lack
+ * those flags: a plain ring then. Where io_uring is refused (a seccomp filter, the
+ * io_uring_disabled sysctl, a kernel before 5.1) the loop sends one by one. */
+static void
+ring_setup(struct loop *loop)
+{
+    loop->ring_state = -1;
+    int err = -ENOSYS;
+    if (use_io_uring) {
+        struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
+                                             IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL};
+        err = io_uring_queue_init_params(LOOP_SEND_BATCH, &loop->ring, &p);
+        if (err == -EINVAL) {
+            struct io_uring_params plain = {0};
+            err = io_uring_queue_init_params(LOOP_SEND_BATCH, &loop->ring, &plain);
+        }
+        if (err == 0)
+            loop->ring_state = 1;
+    }
+    int was = 0;
+    if (atomic_compare_exchange_strong(&sends_batched, &was, err == 0 ? 1 : -1)) {
+        if (err == 0)
+            log_info("sends: each loop turn's sends in one io_uring submission");
+        else if (use_io_uring)
+            log_warn("sends: io_uring refused by this kernel (%s); one send() each, as "
+                     "fast as before but with more context switches; \"io_uring: off\" "
+                     "silences this",
+                     strerror(-err));
+    }
+}
+
+/* The n sends in loop->batch, each in one send(): their results in loop->results. */
+static void
+send_each(struct loop *loop, const void *const *data, const size_t *len, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ssize_t k;
+        do {
+            k = send(loop->batch[i]->fd, data[i], len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (k < 0 && errno == EINTR);
+        loop->results[i] = k < 0 ? -errno : k;
+    }
+}
+
+/* The n sends in one submission; false, with the ring given up, when the kernel took none
+ * of them (the caller then sends them one by one). */
+static bool
+send_ring(struct loop *loop, const void *const *data, const size_t *len, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+        io_uring_prep_send(sqe, loop->batch[i]->fd, data[i], len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, (uint64_t)i);
+    }
+    int r = io_uring_submit_and_wait(&loop->ring, (unsigned)n);
+    if (r < 0 && r != -EINTR && io_uring_sq_ready(&loop->ring) == (unsigned)n) {
+        log_warn("sends: io_uring submission failed (%s); one send() each from now on",
+                 strerror(-r));
+        io_uring_queue_exit(&loop->ring);
+        loop->ring_state = -1;
+        return false;
+    }
+    for (int got = 0; got < n;) {
+        struct io_uring_cqe *cqe;
+        int w = io_uring_wait_cqe(&loop->ring, &cqe);
+        if (w == -EINTR)
+            continue;
+        if (w < 0) {
+            log_error("sends: io_uring completion lost (%s)", strerror(-w));
+            abort(); /* the owners' bytes may still be read by the kernel */
+        }
+        loop->results[cqe->user_data] = cqe->res;
+        io_uring_cqe_seen(&loop->ring, cqe);
+        got++;
+    }
+    return true;
+}
+
+/* Everything queued, in turns of up to LOOP_SEND_BATCH, until no done queues more. */
+static void
+flush_sends(struct loop *loop)
+{
+    const void *data[LOOP_SEND_BATCH];
+    size_t len[LOOP_SEND_BATCH];
+    while (loop->send_head != NULL) {
+        if (loop->ring_state == 0)
+            ring_setup(loop);
+        int n = 0;
+        while (loop->send_head != NULL && n < LOOP_SEND_BATCH) {
+            struct loop_send *s = loop->send_head;
+            send_unlink(loop, s);
+            if (!s->fill(s, &data[n], &len[n]))
+                continue;
+            s->slot = n;
+            loop->batch[n++] = s;
+        }
+        if (n == 0)
+            return;
+        if (loop->ring_state != 1 || !send_ring(loop, data, len, n))
+            send_each(loop, data, len, n);
+        for (int i = 0; i < n; i++) {
+            struct loop_send *s = loop->batch[i];
+            if (s == NULL)
+                continue; /* cancelled by an earlier done */
+            loop->batch[i] = NULL;
+            s->slot = -1;
+            s->done(s, loop->results[i]);
+        }
+    }
+}
+
 uint64_t
 loop_now(const struct loop *loop)
 {
@@ -378,6 +562,10 @@ loop_run(struct loop *loop)
         }
         run_timers(loop);
         run_deferred(loop);
+        while (loop->send_head != NULL) { /* a done may defer work, the work may send */
+            flush_sends(loop);
+            run_deferred(loop);
+        }
     }
     return 0;
 }

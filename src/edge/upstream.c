@@ -33,6 +33,9 @@ struct origin_conn {
     char addr[64];
     struct upstream *up; /* current fetch, NULL while pooled */
     struct http_parser parser;
+    struct loop_send send; /* the request's bytes, sent at the end of the loop's turn */
+    size_t send_len;       /* what the send under way was given */
+    bool send_body;        /* ... from u->out (else from u->wire) */
     bool closed;
 };
 
@@ -239,6 +242,7 @@ conn_close(struct origin_conn *c)
     c->closed = true;
     pool_unlink(c);
     loop_timer_stop(c->w->loop, &c->idle_timer);
+    loop_send_cancel(c->w->loop, &c->send);
     loop_io_close(c->w->loop, &c->io);
     if (c->up != NULL && c->up->conn == c)
         c->up->conn = NULL;
@@ -256,6 +260,9 @@ static const struct http_parser_ops resp_ops = {
     .on_complete = on_resp_complete,
 };
 
+static bool conn_send_fill(struct loop_send *s, const void **data, size_t *len);
+static void conn_send_done(struct loop_send *s, ssize_t n);
+
 static struct origin_conn *
 conn_new(struct worker *w, int fd, const struct config_addr *addr, const struct config *cfg)
 {
@@ -266,6 +273,7 @@ conn_new(struct worker *w, int fd, const struct config_addr *addr, const struct 
     str_copy(c->addr, sizeof(c->addr), addr->text);
     loop_timer_init(&c->idle_timer, on_pool_idle_timeout);
     loop_defer_init(&c->free_defer, on_conn_free);
+    loop_send_init(&c->send, fd, conn_send_fill, conn_send_done);
     http_parser_init(&c->parser, HTTP_RESPONSE, cfg->upstream_max_header_size, &resp_ops, c);
     if (loop_io_start(w->loop, &c->io, fd, EPOLLOUT | EPOLLIN, on_conn_io) < 0) {
         close(fd);
@@ -930,27 +938,52 @@ after_write(struct upstream *u)
     }
 }
 
+/* The request goes at the end of the loop's turn, with every other origin's (loop_send):
+ * an origin on this CPU is woken once for all of them, not preempting the worker at each. */
 static void
 do_write(struct upstream *u)
 {
-    struct origin_conn *c = u->conn;
-    while (pending(u) > 0) {
-        struct buf *b = buf_used(&u->wire) > 0 ? &u->wire : &u->out;
-        ssize_t n = sys_write(c->io.fd, buf_head(b), buf_used(b));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
-            arm_timer(u);
-            return;
-        }
-        if (n < 0) {
-            fail_errno(u, errno, "write() to origin failed");
-            return;
-        }
-        if (b == &u->out)
-            u->body_started = true;
-        buf_consume(b, (size_t)n);
+    loop_send_queue(u->w->loop, &u->conn->send);
+}
+
+static bool
+conn_send_fill(struct loop_send *s, const void **data, size_t *len)
+{
+    struct origin_conn *c = container_of(s, struct origin_conn, send);
+    struct upstream *u = c->up;
+    if (u == NULL || pending(u) == 0)
+        return false;
+    c->send_body = buf_used(&u->wire) == 0;
+    struct buf *b = c->send_body ? &u->out : &u->wire;
+    *data = buf_head(b);
+    *len = c->send_len = buf_used(b);
+    return true;
+}
+
+static void
+conn_send_done(struct loop_send *s, ssize_t n)
+{
+    struct origin_conn *c = container_of(s, struct origin_conn, send);
+    struct upstream *u = c->up;
+    if (u == NULL)
+        return;
+    if (n == -EAGAIN || (n >= 0 && (size_t)n < c->send_len)) { /* the socket is full */
+        if (n > 0)
+            buf_consume(c->send_body ? &u->out : &u->wire, (size_t)n);
+        u->body_started |= c->send_body && n > 0;
+        loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
+        arm_timer(u);
+        return;
+    }
+    if (n < 0) {
+        fail_errno(u, (int)-n, "write() to origin failed");
+        return;
+    }
+    buf_consume(c->send_body ? &u->out : &u->wire, (size_t)n);
+    u->body_started |= c->send_body;
+    if (pending(u) > 0) {
+        do_write(u); /* the body after the head: in the next flush of this turn */
+        return;
     }
     after_write(u);
 }

@@ -6,6 +6,11 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/loop.h"
@@ -184,6 +189,156 @@ test_timers_moved_later_or_parked_fire_in_order_and_never_early(void **state)
     loop_free(&loop);
 }
 
+
+/* Batched sends (loop_send): what each owner sees is what one send() would have told it,
+ * whether the turn's sends went in one io_uring submission or one by one. */
+struct sender {
+    struct loop_send s;
+    const char *text[3]; /* what fill offers, turn by turn; NULL: nothing more */
+    int turn;
+    ssize_t got[3];
+    int ndone;
+    struct sender *cancels; /* done cancels this one */
+    bool again;             /* done queues itself again */
+};
+static struct sender senders[3];
+static int nfills;
+
+static bool
+sender_fill(struct loop_send *s, const void **data, size_t *len)
+{
+    struct sender *x = container_of(s, struct sender, s);
+    nfills++;
+    if (x->text[x->turn] == NULL)
+        return false;
+    *data = x->text[x->turn];
+    *len = strlen(x->text[x->turn]);
+    return true;
+}
+
+static void
+sender_done(struct loop_send *s, ssize_t n)
+{
+    struct sender *x = container_of(s, struct sender, s);
+    x->got[x->ndone++] = n;
+    x->turn++;
+    if (x->cancels != NULL)
+        loop_send_cancel(loop, &x->cancels->s);
+    if (x->again) {
+        x->again = false;
+        loop_send_queue(loop, s);
+    }
+}
+
+static void
+on_queue_sends(struct loop_timer *t)
+{
+    for (int i = 0; i < 3; i++)
+        if (senders[i].s.fill != NULL) {
+            loop_send_queue(loop, &senders[i].s);
+            loop_send_queue(loop, &senders[i].s); /* queued once */
+        }
+    loop_stop(loop); /* after this turn, and so after its flush */
+}
+
+static void
+run_one_turn(void)
+{
+    struct loop_timer t;
+    loop_timer_init(&t, on_queue_sends);
+    loop_timer_set(loop, &t, 0);
+    loop_run(loop);
+}
+
+static void
+read_exactly(int fd, const char *want)
+{
+    char b[64] = {0};
+    assert_int_equal(read(fd, b, sizeof(b) - 1), (ssize_t)strlen(want));
+    assert_string_equal(b, want);
+}
+
+static void
+sends_deliver_and_report(bool ring)
+{
+    int p[3][2];
+    loop_sends_use_io_uring(ring);
+    loop = loop_new();
+    memset(senders, 0, sizeof(senders));
+    nfills = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p[i]), 0);
+        loop_send_init(&senders[i].s, p[i][0], sender_fill, sender_done);
+    }
+    /* 0: two pieces, the second queued by its own done in the same turn */
+    senders[0].text[0] = "head;";
+    senders[0].text[1] = "body";
+    senders[0].again = true;
+    /* 1: its peer is gone: -EPIPE, and no SIGPIPE (the test would die of it) */
+    senders[1].text[0] = "lost";
+    close(p[1][1]);
+    /* 2: a full socket: -EAGAIN, nothing lost */
+    senders[2].text[0] = "late";
+    static char fill[1 << 16];
+    while (send(p[2][0], fill, sizeof(fill), MSG_DONTWAIT) > 0) {
+    }
+    run_one_turn();
+    assert_int_equal(senders[0].ndone, 2);
+    assert_int_equal(senders[0].got[0], 5);
+    assert_int_equal(senders[0].got[1], 4);
+    read_exactly(p[0][1], "head;body");
+    assert_int_equal(senders[1].ndone, 1);
+    assert_int_equal(senders[1].got[0], -EPIPE);
+    assert_int_equal(senders[2].ndone, 1);
+    assert_int_equal(senders[2].got[0], -EAGAIN);
+    /* a send cancelled before the flush is never filled; one cancelled by an earlier done
+     * of the same flush is sent or not, but its done does not run */
+    loop_free(&loop); /* stopped: a new one for the next turn */
+    loop = loop_new();
+    memset(senders, 0, sizeof(senders));
+    nfills = 0;
+    for (int i = 0; i < 3; i++)
+        loop_send_init(&senders[i].s, p[0][0], sender_fill, sender_done);
+    senders[0].text[0] = "a";
+    senders[0].cancels = &senders[1];
+    senders[1].text[0] = "b";
+    senders[2].text[0] = "c";
+    struct sender *gone = &senders[2];
+    loop_send_queue(loop, &gone->s);
+    loop_send_cancel(loop, &gone->s);
+    loop_send_cancel(loop, &gone->s); /* harmless twice */
+    gone->s.fill = NULL;              /* on_queue_sends skips it */
+    run_one_turn();
+    assert_int_equal(nfills, 2);
+    assert_int_equal(senders[0].ndone, 1);
+    assert_int_equal(senders[1].ndone, 0);
+    assert_int_equal(senders[2].ndone, 0);
+    for (int i = 0; i < 3; i++) {
+        close(p[i][0]);
+        if (i != 1)
+            close(p[i][1]);
+    }
+    loop_free(&loop);
+}
+
+static void
+test_sends_in_one_submission_report_as_send_would(void **state)
+{
+    sends_deliver_and_report(true);
+    /* where this kernel lets a process set up a ring, the loop used one */
+    struct io_uring probe;
+    if (io_uring_queue_init(4, &probe, 0) == 0) {
+        io_uring_queue_exit(&probe);
+        assert_true(loop_sends_batched());
+    }
+}
+
+static void
+test_sends_one_by_one_report_the_same(void **state)
+{
+    sends_deliver_and_report(false);
+}
+
 int
 main(void)
 {
@@ -191,6 +346,8 @@ main(void)
         cmocka_unit_test(test_yielded_work_runs_after_the_next_poll_and_cancelled_work_never),
         cmocka_unit_test(test_events_pending_in_the_batch_show_in_ready),
         cmocka_unit_test(test_timers_moved_later_or_parked_fire_in_order_and_never_early),
+        cmocka_unit_test(test_sends_in_one_submission_report_as_send_would),
+        cmocka_unit_test(test_sends_one_by_one_report_the_same),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }

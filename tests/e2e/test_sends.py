@@ -1,0 +1,53 @@
+"""Writes to origins go out at the end of each turn of a worker's loop, all of the turn's
+together: in one io_uring submission (io_uring: true, the default) or one send() each
+(io_uring: false, or a kernel that refuses io_uring). Either way each origin gets every
+request whole and in order, a body too big for one send included."""
+
+import hashlib
+import threading
+
+import pytest
+
+from harness import wait_until, zone
+
+BODY = bytes(hashlib.shake_256(b"verge sends").digest(16 * 1024 * 1024))  # > what the sockets hold
+
+
+@pytest.mark.parametrize("io_uring", [True, False])
+def test_requests_reach_the_origin_whole_with_and_without_io_uring(verge, scripted_origin,
+                                                                    io_uring):
+    got = []
+    lock = threading.Lock()
+
+    def handler(conn):
+        conn.sleep(0.5)  # before reading: the big body's sends find the socket full
+        while (req := conn.read_request()) is not None:
+            with lock:
+                got.append((req.start_line, req.body))
+            conn.respond(200, hashlib.sha256(req.body).hexdigest().encode())
+
+    v = verge([zone("z1", [scripted_origin(handler).url])], workers=1, io_uring=io_uring)
+    results = {}
+
+    def visitor(i):
+        body = BODY if i == 0 else f"small body {i}".encode()
+        with v.client() as c:
+            for k in range(3):  # kept-alive: the next request reuses the origin connection
+                resp = c.request("POST", f"/up/{i}/{k}", body=body)
+                results[(i, k)] = (resp.status, resp.body, hashlib.sha256(body).hexdigest())
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 24, results.keys()
+    for key, (status, answer, want) in results.items():
+        assert status == 200 and answer.decode() == want, key
+    assert sorted(line for line, _ in got) == sorted(
+        f"POST /up/{i}/{k} HTTP/1.1" for i in range(8) for k in range(3))
+    if io_uring:
+        wait_until(lambda: "sends: each loop turn's sends in one io_uring submission"
+                   in v.error_log(), what="the io_uring line in the error log")
+    else:
+        assert "io_uring" not in v.error_log()
