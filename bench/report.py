@@ -130,9 +130,10 @@ def targets(t):
 # relay.c, the bytes moved to the origin and back and nothing else (no HTTP).
 CPU_FLOORS = {"hit-1k": ("fixed", "[fixed.c](../fixed.c), the same bytes from memory for "
                                   "every request", "hits"),
-              "pass": ("relay", "[relay.c](../relay.c), a TCP relay with no HTTP (a read and "
-                                "a write each way per request, an origin connection kept per "
-                                "visitor)", "pass-throughs")}
+              "pass": ("relay", "[relay.c](../relay.c), a TCP relay with no HTTP (a read each "
+                                "way per request, each turn's writes in one io_uring "
+                                "submission, an origin connection kept per visitor)",
+                       "pass-throughs")}
 
 
 def _below_floor(t, sc, metric, base, factor):

@@ -560,15 +560,17 @@ def test_the_close_scenario_asks_for_the_close_and_runs_in_table_1_only():
 
 
 @contextlib.contextmanager
-def relay_to(origin_port, tmp_path):
-    """bench/relay.c built and running with one thread in front of origin_port; yields its
-    port."""
+def relay_to(origin_port, tmp_path, batch):
+    """bench/relay.c built and running with one thread in front of origin_port, its writes
+    batched in io_uring (batch "1") or each at once ("0"); yields its port."""
     exe = tmp_path / "relay"
     subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-                    "-pthread", "-o", str(exe), os.path.join(BENCH, "relay.c")], check=True)
+                    "-pthread", "-o", str(exe), os.path.join(BENCH, "relay.c"), "-luring"],
+                   check=True)
     port = rig.free_ports(1)[0]
     procs = rig.Procs()
-    p = procs.start("relay", [str(exe), "1", str(port), str(origin_port)])
+    p = procs.start("relay", [str(exe), "1", str(port), str(origin_port)],
+                    env=dict(os.environ, RELAY_BATCH=batch))
     try:
         rig.wait_port(port, p, what="relay")
         yield port
@@ -577,6 +579,7 @@ def relay_to(origin_port, tmp_path):
 
 
 BIG = bytes(range(256)) * (4 * 4096)  # 4 MiB, every offset's byte known
+RELAY_MODES = pytest.mark.parametrize("batch", ["1", "0"])
 
 
 @contextlib.contextmanager
@@ -622,11 +625,12 @@ def read_answers(sock, n, timeout=10.0):
     return bodies
 
 
-def test_relay_keeps_one_origin_connection_per_visitor_for_all_its_requests(tmp_path):
+@RELAY_MODES
+def test_relay_keeps_one_origin_connection_per_visitor_for_all_its_requests(tmp_path, batch):
     """The pass-through floor moves requests over kept-alive origin connections, as the
     proxies do: two visitors, three requests each (one at a time, then 16 in one write),
     two origin connections, every answer in order."""
-    with counting_origin() as (origin_port, per_conn), relay_to(origin_port, tmp_path) as port:
+    with counting_origin() as (origin_port, per_conn), relay_to(origin_port, tmp_path, batch) as port:
         visitors = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
         for _ in range(3):
             for v in visitors:
@@ -639,11 +643,12 @@ def test_relay_keeps_one_origin_connection_per_visitor_for_all_its_requests(tmp_
     assert per_conn() == [0, 19, 3]  # the first: rig.wait_port's probe of the relay
 
 
-def test_relay_carries_a_large_answer_to_a_slow_reader_whole_and_in_order(tmp_path):
+@RELAY_MODES
+def test_relay_carries_a_large_answer_to_a_slow_reader_whole_and_in_order(tmp_path, batch):
     """A visitor that reads nothing for a while: what its socket does not take waits in
     the relay and goes out in order once it reads; then the next request on the same
     connection is answered too."""
-    with counting_origin() as (origin_port, per_conn), relay_to(origin_port, tmp_path) as port:
+    with counting_origin() as (origin_port, per_conn), relay_to(origin_port, tmp_path, batch) as port:
         v = socket.create_connection(("127.0.0.1", port))
         v.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         v.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -655,8 +660,9 @@ def test_relay_carries_a_large_answer_to_a_slow_reader_whole_and_in_order(tmp_pa
     assert per_conn() == [0, 2]
 
 
-def test_relay_closes_the_visitor_when_the_origin_closes(tmp_path):
-    with counting_origin(close_after=1) as (origin_port, _), relay_to(origin_port, tmp_path) as port:
+@RELAY_MODES
+def test_relay_closes_the_visitor_when_the_origin_closes(tmp_path, batch):
+    with counting_origin(close_after=1) as (origin_port, _), relay_to(origin_port, tmp_path, batch) as port:
         v = socket.create_connection(("127.0.0.1", port))
         v.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
         assert read_answers(v, 1) == [b"ok"]
