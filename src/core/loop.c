@@ -445,9 +445,10 @@ ring_setup(struct loop *loop)
         if (err == 0)
             log_info("sends: each loop turn's sends in one io_uring submission");
         else if (use_io_uring)
-            log_warn("sends: io_uring refused by this kernel (%s); one send() each, as "
-                     "fast as before but with more context switches; \"io_uring: off\" "
-                     "silences this",
+            log_warn("sends: io_uring refused by this kernel (%s); one send() each (a "
+                     "worker sharing its CPU with an origin spends more); allow io_uring "
+                     "(seccomp profile, kernel.io_uring_disabled), or set \"io_uring: "
+                     "false\" to silence this",
                      strerror(-err));
     }
 }

@@ -118,7 +118,7 @@ void loop_send_cancel(struct loop *loop, struct loop_send *s);
 /* Whether this process's loops batch their sends in io_uring (io_uring: on, the default,
  * and a kernel that lets the first loop set one up). Known after a loop's first flush. */
 bool loop_sends_batched(void);
-/* io_uring: off. Before any loop flushes. */
+/* false: io_uring: false in the configuration. Before any loop flushes. */
 void loop_sends_use_io_uring(bool on);
 
 /* Monotonic milliseconds, read once per iteration. */

@@ -51,3 +51,40 @@ def test_requests_reach_the_origin_whole_with_and_without_io_uring(verge, script
                    in v.error_log(), what="the io_uring line in the error log")
     else:
         assert "io_uring" not in v.error_log()
+
+
+IO_URING_SYSCTL = "/proc/sys/kernel/io_uring_disabled"
+
+
+@pytest.fixture
+def io_uring_refused():
+    """The kernel refuses io_uring to every process for the test's length (as a container's
+    seccomp profile does to the processes in it): kernel.io_uring_disabled = 2, restored
+    after."""
+    try:
+        with open(IO_URING_SYSCTL) as f:
+            before = f.read().strip()
+        with open(IO_URING_SYSCTL, "w") as f:
+            f.write("2")
+    except OSError as e:
+        pytest.skip(f"cannot set {IO_URING_SYSCTL} here ({e})")
+    try:
+        yield
+    finally:
+        with open(IO_URING_SYSCTL, "w") as f:
+            f.write(before)
+
+
+def test_a_kernel_that_refuses_io_uring_gets_one_send_each_and_a_warning(verge, scripted_origin,
+                                                                         io_uring_refused):
+    def handler(conn):
+        while (req := conn.read_request()) is not None:
+            conn.respond(200, hashlib.sha256(req.body).hexdigest().encode())
+
+    v = verge([zone("z1", [scripted_origin(handler).url])], workers=1)
+    for body in (b"", b"x" * 100000):
+        resp = v.request("POST", "/up", body=body)
+        assert resp.status == 200 and resp.body.decode() == hashlib.sha256(body).hexdigest()
+    log = v.error_log()
+    assert "io_uring refused by this kernel (Operation not permitted); one send() each" in log
+    assert 'set "io_uring: false" to silence this' in log
