@@ -28,8 +28,12 @@ struct loop {
     void (*wake_cb)(struct loop *loop, void *arg);
     void *wake_arg;
     struct loop_send *send_head, **send_tail;
-    struct loop_send *batch[LOOP_SEND_BATCH]; /* the flush under way; NULL: cancelled */
-    ssize_t results[LOOP_SEND_BATCH];
+    struct {
+        struct loop_send *s; /* NULL: cancelled */
+        const void *data;
+        size_t len;
+        ssize_t result;
+    } batch[LOOP_SEND_BATCH]; /* the flush under way */
     int ring_state; /* 0: not tried yet, 1: ring set up, -1: one send() each */
     struct io_uring ring;
 };
@@ -414,7 +418,7 @@ loop_send_cancel(struct loop *loop, struct loop_send *s)
     if (s->pprev != NULL)
         send_unlink(loop, s);
     if (s->slot >= 0) {
-        loop->batch[s->slot] = NULL;
+        loop->batch[s->slot].s = NULL;
         s->slot = -1;
     }
 }
@@ -453,27 +457,29 @@ ring_setup(struct loop *loop)
     }
 }
 
-/* The n sends in loop->batch, each in one send(): their results in loop->results. */
+/* The n sends in loop->batch, each in one send(). */
 static void
-send_each(struct loop *loop, const void *const *data, const size_t *len, int n)
+send_each(struct loop *loop, int n)
 {
     for (int i = 0; i < n; i++) {
         ssize_t k;
         do {
-            k = send(loop->batch[i]->fd, data[i], len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+            k = send(loop->batch[i].s->fd, loop->batch[i].data, loop->batch[i].len,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
         } while (k < 0 && errno == EINTR);
-        loop->results[i] = k < 0 ? -errno : k;
+        loop->batch[i].result = k < 0 ? -errno : k;
     }
 }
 
 /* The n sends in one submission; false, with the ring given up, when the kernel took none
  * of them (the caller then sends them one by one). */
 static bool
-send_ring(struct loop *loop, const void *const *data, const size_t *len, int n)
+send_ring(struct loop *loop, int n)
 {
     for (int i = 0; i < n; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
-        io_uring_prep_send(sqe, loop->batch[i]->fd, data[i], len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, loop->batch[i].s->fd, loop->batch[i].data, loop->batch[i].len,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, (uint64_t)i);
     }
     int r = io_uring_submit_and_wait(&loop->ring, (unsigned)n);
@@ -493,43 +499,39 @@ send_ring(struct loop *loop, const void *const *data, const size_t *len, int n)
             log_error("sends: io_uring completion lost (%s)", strerror(-w));
             abort(); /* the owners' bytes may still be read by the kernel */
         }
-        loop->results[cqe->user_data] = cqe->res;
+        loop->batch[cqe->user_data].result = cqe->res;
         io_uring_cqe_seen(&loop->ring, cqe);
         got++;
     }
     return true;
 }
 
-/* Everything queued, in turns of up to LOOP_SEND_BATCH, until no done queues more. */
+/* Up to LOOP_SEND_BATCH of the queued sends, then their owners told. */
 static void
 flush_sends(struct loop *loop)
 {
-    const void *data[LOOP_SEND_BATCH];
-    size_t len[LOOP_SEND_BATCH];
-    while (loop->send_head != NULL) {
-        if (loop->ring_state == 0)
-            ring_setup(loop);
-        int n = 0;
-        while (loop->send_head != NULL && n < LOOP_SEND_BATCH) {
-            struct loop_send *s = loop->send_head;
-            send_unlink(loop, s);
-            if (!s->fill(s, &data[n], &len[n]))
-                continue;
-            s->slot = n;
-            loop->batch[n++] = s;
-        }
-        if (n == 0)
-            return;
-        if (loop->ring_state != 1 || !send_ring(loop, data, len, n))
-            send_each(loop, data, len, n);
-        for (int i = 0; i < n; i++) {
-            struct loop_send *s = loop->batch[i];
-            if (s == NULL)
-                continue; /* cancelled by an earlier done */
-            loop->batch[i] = NULL;
-            s->slot = -1;
-            s->done(s, loop->results[i]);
-        }
+    if (loop->ring_state == 0)
+        ring_setup(loop);
+    int n = 0;
+    while (loop->send_head != NULL && n < LOOP_SEND_BATCH) {
+        struct loop_send *s = loop->send_head;
+        send_unlink(loop, s);
+        if (!s->fill(s, &loop->batch[n].data, &loop->batch[n].len))
+            continue;
+        s->slot = n;
+        loop->batch[n++].s = s;
+    }
+    if (n == 0)
+        return;
+    if (loop->ring_state != 1 || !send_ring(loop, n))
+        send_each(loop, n);
+    for (int i = 0; i < n; i++) {
+        struct loop_send *s = loop->batch[i].s;
+        if (s == NULL)
+            continue; /* cancelled by an earlier done */
+        loop->batch[i].s = NULL;
+        s->slot = -1;
+        s->done(s, loop->batch[i].result);
     }
 }
 
@@ -563,7 +565,7 @@ loop_run(struct loop *loop)
         }
         run_timers(loop);
         run_deferred(loop);
-        while (loop->send_head != NULL) { /* a done may defer work, the work may send */
+        while (loop->send_head != NULL) { /* a done may send again, or defer work that does */
             flush_sends(loop);
             run_deferred(loop);
         }

@@ -967,20 +967,19 @@ conn_send_done(struct loop_send *s, ssize_t n)
     struct upstream *u = c->up;
     if (u == NULL)
         return;
-    if (n == -EAGAIN || (n >= 0 && (size_t)n < c->send_len)) { /* the socket is full */
-        if (n > 0)
-            buf_consume(c->send_body ? &u->out : &u->wire, (size_t)n);
-        u->body_started |= c->send_body && n > 0;
+    if (n < 0 && n != -EAGAIN) {
+        fail_errno(u, (int)-n, "write() to origin failed");
+        return;
+    }
+    if (n > 0) {
+        buf_consume(c->send_body ? &u->out : &u->wire, (size_t)n);
+        u->body_started |= c->send_body;
+    }
+    if (n < 0 || (size_t)n < c->send_len) { /* the socket is full */
         loop_io_set(u->w->loop, &c->io, EPOLLIN | EPOLLOUT);
         arm_timer(u);
         return;
     }
-    if (n < 0) {
-        fail_errno(u, (int)-n, "write() to origin failed");
-        return;
-    }
-    buf_consume(c->send_body ? &u->out : &u->wire, (size_t)n);
-    u->body_started |= c->send_body;
     if (pending(u) > 0) {
         do_write(u); /* the body after the head: in the next flush of this turn */
         return;
