@@ -2,7 +2,11 @@
 # again against a build with AddressSanitizer and UBSan (build-asan/), a short scenario
 # under Valgrind, and a short pass of every fuzz target (build-fuzz/).
 CC       ?= cc
-OPT      ?= -O2 -g
+# Link-time optimisation: the hit path crosses client.c, cached.c, store.c and parser.c,
+# and inlining across them cut its instructions by a tenth (make profile: 4,505 to 4,051
+# Ir per hit). Fat objects: the unit tests link the same objects without it (-fno-lto),
+# which keeps each of their links short.
+OPT      ?= -O2 -g -flto=auto -ffat-lto-objects
 B        ?= build
 LLHTTP_DIR     ?= /usr/share/llhttp
 LLHTTP_INCLUDE ?= /usr/share/include/llhttp
@@ -41,7 +45,7 @@ $(B)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 
 $(B)/tests/%: tests/unit/%.c $(OBJ) $(LLHTTP_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -fno-lto -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@fail=0; pass=0; for t in $(UNIT_BIN); do \
