@@ -1,19 +1,44 @@
-/* loop.c - the epoll event loop: poll, run I/O, run expired timers, run deferred work,
- * make the turn's sends together. */
+/* loop.c - the event loop: wait (in io_uring where the kernel allows it, with epoll's fd
+ * polled there; else in epoll), run I/O, run expired timers, run deferred work, make the
+ * turn's sends together. */
 #include "core/loop.h"
 
 #include "core/log.h"
 #include "core/sys.h"
 
 #include <liburing.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOOP_MAX_EVENTS 256
 #define LOOP_SEND_BATCH 256 /* sends in one submission; the ring has as many entries */
+#define LOOP_RING_CQ 4096   /* completions the ring holds (multishot receives post many) */
+#define LOOP_RECV_BUFS 256  /* buffers lent to receives (a power of two) ... */
+#define LOOP_RECV_BUF (4 * 1024) /* ... of this size: 1 MiB a loop, touched as used */
+#define LOOP_RECV_GROUP 0
+
+/* What a completion is for: the low two bits of its user_data. */
+enum { TAG_SEND = 0, TAG_RECV = 1, TAG_EPOLL = 2, TAG_QUIET = 3 };
+
+/* A multishot receive in the ring. Owned by the loop, not by the loop_recv: its completions
+ * may still come after the owner stopped it and went away (r is NULL then). */
+struct loop_recv_op {
+    struct loop_recv *r;
+    struct loop_recv_op *next_free, *all_next;
+    bool cancelled;
+};
+
+/* A completion kept to be run at a safe point (not inside a flush). */
+struct cqe_copy {
+    uint64_t data;
+    int32_t res;
+    uint32_t flags;
+};
 
 struct loop {
     int epfd;
@@ -30,12 +55,23 @@ struct loop {
     struct loop_send *send_head, **send_tail;
     struct {
         struct loop_send *s; /* NULL: cancelled */
-        const void *data;
-        size_t len;
+        struct msghdr msg;
+        struct iovec iov[LOOP_SEND_IOV];
         ssize_t result;
     } batch[LOOP_SEND_BATCH]; /* the flush under way */
+    int sends_left;           /* of it, completions not reaped yet */
     int ring_state; /* 0: not tried yet, 1: ring set up, -1: one send() each */
+    bool ring_deferred; /* set up with DEFER_TASKRUN: the loop may wait in it */
     struct io_uring ring;
+    bool epoll_polled; /* the ring's multishot poll of epfd is armed */
+    bool epoll_ready;  /* it fired: epoll has events */
+    bool epoll_hot;    /* the last epoll_wait returned some: level-triggered ones may remain */
+    int recv_state;    /* 0: not tried yet, 1: receives in the ring, -1: none */
+    struct io_uring_buf_ring *recv_ring;
+    char *recv_bufs;
+    struct loop_recv_op *op_free, *op_all;
+    struct cqe_copy *stash; /* completions reaped, to run */
+    size_t stash_len, stash_cap;
 };
 
 uint64_t
@@ -106,7 +142,16 @@ loop_free(struct loop **loopp)
     close(loop->wake_io.fd);
     close(loop->epfd);
     if (loop->ring_state == 1)
-        io_uring_queue_exit(&loop->ring);
+        io_uring_queue_exit(&loop->ring); /* ends every receive: their ops can go */
+    while (loop->op_all != NULL) {
+        struct loop_recv_op *op = loop->op_all;
+        loop->op_all = op->all_next;
+        free(op);
+    }
+    if (loop->recv_ring != NULL)
+        munmap(loop->recv_ring, LOOP_RECV_BUFS * sizeof(struct io_uring_buf));
+    free(loop->recv_bufs);
+    free(loop->stash);
     free(loop->heap);
     free(loop);
     *loopp = NULL;
@@ -390,6 +435,12 @@ loop_send_init(struct loop_send *s, int fd, loop_send_fill_cb fill, loop_send_do
 }
 
 void
+loop_send_init_iov(struct loop_send *s, int fd, loop_send_fill_iov_cb fill, loop_send_done_cb done)
+{
+    *s = (struct loop_send){.fd = fd, .slot = -1, .fill_iov = fill, .done = done};
+}
+
+void
 loop_send_queue(struct loop *loop, struct loop_send *s)
 {
     if (s->pprev != NULL)
@@ -423,11 +474,12 @@ loop_send_cancel(struct loop *loop, struct loop_send *s)
     }
 }
 
-/* The ring, set up in the loop's own thread at its first flush: it is the only thread that
- * submits (SINGLE_ISSUER), and completions are posted only when it asks (DEFER_TASKRUN;
- * a non-blocking send completes within the submission anyway). Kernels before 6.1 lack
- * those flags: a plain ring then. Where io_uring is refused (a seccomp filter, the
- * io_uring_disabled sysctl, a kernel before 5.1) the loop sends one by one. */
+/* The ring, set up in the loop's own thread before its first turn: it is the only thread
+ * that submits (SINGLE_ISSUER), and completions are posted only when it asks
+ * (DEFER_TASKRUN; a non-blocking send completes within the submission anyway). With those
+ * flags (Linux 6.1) the loop waits in the ring, and receives can go through it; kernels
+ * before 6.1 get a plain ring for the sends alone. Where io_uring is refused (a seccomp
+ * filter, the io_uring_disabled sysctl, a kernel before 5.1) the loop sends one by one. */
 static void
 ring_setup(struct loop *loop)
 {
@@ -435,8 +487,11 @@ ring_setup(struct loop *loop)
     int err = -ENOSYS;
     if (use_io_uring) {
         struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER |
-                                             IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL};
+                                             IORING_SETUP_DEFER_TASKRUN |
+                                             IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+                                    .cq_entries = LOOP_RING_CQ};
         err = io_uring_queue_init_params(LOOP_SEND_BATCH, &loop->ring, &p);
+        loop->ring_deferred = err == 0;
         if (err == -EINVAL) {
             struct io_uring_params plain = {0};
             err = io_uring_queue_init_params(LOOP_SEND_BATCH, &loop->ring, &plain);
@@ -447,7 +502,8 @@ ring_setup(struct loop *loop)
     int was = 0;
     if (atomic_compare_exchange_strong(&sends_batched, &was, err == 0 ? 1 : -1)) {
         if (err == 0)
-            log_info("sends: each loop turn's sends in one io_uring submission");
+            log_info("sends: each loop turn's sends in one io_uring submission%s",
+                     loop->ring_deferred ? "; visitor reads in the same ring" : "");
         else if (use_io_uring)
             log_warn("sends: io_uring refused by this kernel (%s); one send() each (a "
                      "worker sharing its CPU with an origin spends more); allow io_uring "
@@ -457,15 +513,225 @@ ring_setup(struct loop *loop)
     }
 }
 
-/* The n sends in loop->batch, each in one send(). */
+/* A free submission entry; the ring is submitted to make room when it is full (what that
+ * completes is reaped and kept for later). */
+static void reap(struct loop *loop);
+
+static struct io_uring_sqe *
+ring_sqe(struct loop *loop)
+{
+    struct io_uring_sqe *sqe;
+    while ((sqe = io_uring_get_sqe(&loop->ring)) == NULL) {
+        io_uring_submit(&loop->ring);
+        reap(loop);
+    }
+    return sqe;
+}
+
+static void
+stash_push(struct loop *loop, uint64_t data, int32_t res, uint32_t flags)
+{
+    if (loop->stash_len == loop->stash_cap) {
+        loop->stash_cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
+        loop->stash = xrealloc(loop->stash, loop->stash_cap * sizeof(*loop->stash));
+    }
+    loop->stash[loop->stash_len++] = (struct cqe_copy){data, res, flags};
+}
+
+/* Take every completion: a send's result into its batch entry, the epoll poll's into
+ * flags, a receive's kept to run (run_stash), which may not happen inside a flush. */
+static void
+reap(struct loop *loop)
+{
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
+        uint64_t data = cqe->user_data;
+        int32_t res = cqe->res;
+        uint32_t flags = cqe->flags;
+        io_uring_cqe_seen(&loop->ring, cqe);
+        switch (data & 3) {
+        case TAG_SEND:
+            loop->batch[data >> 2].result = res;
+            loop->sends_left--;
+            break;
+        case TAG_RECV:
+            stash_push(loop, data, res, flags);
+            break;
+        case TAG_EPOLL:
+            loop->epoll_ready = true;
+            if (!(flags & IORING_CQE_F_MORE))
+                loop->epoll_polled = false; /* armed again before the next wait */
+            break;
+        default: /* a cancellation's own result */
+            break;
+        }
+    }
+}
+
+/* ---- receives ---- */
+
+bool
+loop_receives(struct loop *loop)
+{
+    if (loop->ring_state == 0)
+        ring_setup(loop);
+    if (loop->recv_state != 0)
+        return loop->recv_state == 1;
+    loop->recv_state = -1;
+    if (loop->ring_state != 1 || !loop->ring_deferred)
+        return false;
+    size_t ring_size = LOOP_RECV_BUFS * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (br == MAP_FAILED)
+        return false;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uintptr_t)br, .ring_entries = LOOP_RECV_BUFS, .bgid = LOOP_RECV_GROUP};
+    int err = io_uring_register_buf_ring(&loop->ring, &reg, 0);
+    if (err < 0) {
+        log_info("receives: the kernel lends no buffers to io_uring (%s); reading on readiness",
+                 strerror(-err));
+        munmap(br, ring_size);
+        return false;
+    }
+    loop->recv_ring = br;
+    loop->recv_bufs = xmalloc((size_t)LOOP_RECV_BUFS * LOOP_RECV_BUF);
+    io_uring_buf_ring_init(loop->recv_ring);
+    for (int i = 0; i < LOOP_RECV_BUFS; i++)
+        io_uring_buf_ring_add(loop->recv_ring, loop->recv_bufs + (size_t)i * LOOP_RECV_BUF,
+                              LOOP_RECV_BUF, (unsigned short)i,
+                              io_uring_buf_ring_mask(LOOP_RECV_BUFS), i);
+    io_uring_buf_ring_advance(loop->recv_ring, LOOP_RECV_BUFS);
+    loop->recv_state = 1;
+    return true;
+}
+
+size_t
+loop_recv_lent(void)
+{
+    return (size_t)LOOP_RECV_BUFS * LOOP_RECV_BUF;
+}
+
+void
+loop_recv_init(struct loop_recv *r, int fd, loop_recv_cb cb)
+{
+    *r = (struct loop_recv){.fd = fd, .cb = cb};
+}
+
+static void
+recv_arm(struct loop *loop, struct loop_recv *r)
+{
+    struct loop_recv_op *op = loop->op_free;
+    if (op != NULL) {
+        loop->op_free = op->next_free;
+    } else {
+        op = xcalloc(1, sizeof(*op));
+        op->all_next = loop->op_all;
+        loop->op_all = op;
+    }
+    op->r = r;
+    op->cancelled = false;
+    r->op = op;
+    struct io_uring_sqe *sqe = ring_sqe(loop);
+    io_uring_prep_recv_multishot(sqe, r->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = LOOP_RECV_GROUP;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_RECV);
+}
+
+static void
+recv_cancel(struct loop *loop, struct loop_recv_op *op)
+{
+    if (op->cancelled)
+        return;
+    op->cancelled = true;
+    struct io_uring_sqe *sqe = ring_sqe(loop);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TAG_RECV, 0);
+    io_uring_sqe_set_data64(sqe, TAG_QUIET);
+}
+
+void
+loop_recv_want(struct loop *loop, struct loop_recv *r, bool want)
+{
+    if (r->want == want)
+        return;
+    r->want = want;
+    if (r->ended)
+        return;
+    if (want && r->op == NULL)
+        recv_arm(loop, r);
+    else if (!want && r->op != NULL)
+        recv_cancel(loop, r->op);
+    /* want again while a cancel is under way: armed again when it ends (run_recv) */
+}
+
+void
+loop_recv_stop(struct loop *loop, struct loop_recv *r)
+{
+    r->want = false;
+    if (r->op == NULL)
+        return;
+    r->op->r = NULL;
+    recv_cancel(loop, r->op);
+    r->op = NULL;
+}
+
+/* One receive completion: its bytes to the owner, its buffer back to the ring; when the
+ * receive ended (no F_MORE: the owner stopped it, no buffer was free, an end or an error),
+ * its op goes, and it is armed again if the owner still wants bytes. */
+static void
+run_recv(struct loop *loop, const struct cqe_copy *c)
+{
+    struct loop_recv_op *op = (struct loop_recv_op *)(uintptr_t)(c->data & ~(uint64_t)3);
+    bool more = (c->flags & IORING_CQE_F_MORE) != 0;
+    char *buf = NULL;
+    unsigned bid = c->flags >> IORING_CQE_BUFFER_SHIFT;
+    if (c->flags & IORING_CQE_F_BUFFER)
+        buf = loop->recv_bufs + (size_t)bid * LOOP_RECV_BUF;
+    if (op->r != NULL && c->res != -ENOBUFS && c->res != -ECANCELED) {
+        if (c->res <= 0)
+            op->r->ended = true;
+        if (c->res > 0 || !(c->res == 0 && buf != NULL)) /* a 0 with a buffer: none */
+            op->r->cb(op->r, buf, c->res);              /* may stop it: op->r is NULL then */
+    }
+    if (buf != NULL) {
+        io_uring_buf_ring_add(loop->recv_ring, buf, LOOP_RECV_BUF, (unsigned short)bid,
+                              io_uring_buf_ring_mask(LOOP_RECV_BUFS), 0);
+        io_uring_buf_ring_advance(loop->recv_ring, 1);
+    }
+    if (more)
+        return;
+    struct loop_recv *r = op->r;
+    op->r = NULL;
+    op->next_free = loop->op_free;
+    loop->op_free = op;
+    if (r == NULL)
+        return;
+    r->op = NULL;
+    if (r->want && !r->ended)
+        recv_arm(loop, r);
+}
+
+/* The receives reaped so far, in order (a callback may reap more: they run too). */
+static void
+run_stash(struct loop *loop)
+{
+    for (size_t i = 0; i < loop->stash_len; i++) {
+        struct cqe_copy c = loop->stash[i];
+        run_recv(loop, &c);
+    }
+    loop->stash_len = 0;
+}
+
+/* ---- sends ---- */
+
+/* The n sends in loop->batch, each in one sendmsg(). */
 static void
 send_each(struct loop *loop, int n)
 {
     for (int i = 0; i < n; i++) {
         ssize_t k;
         do {
-            k = send(loop->batch[i].s->fd, loop->batch[i].data, loop->batch[i].len,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
+            k = sendmsg(loop->batch[i].s->fd, &loop->batch[i].msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         } while (k < 0 && errno == EINTR);
         loop->batch[i].result = k < 0 ? -errno : k;
     }
@@ -477,31 +743,35 @@ static bool
 send_ring(struct loop *loop, int n)
 {
     for (int i = 0; i < n; i++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
-        io_uring_prep_send(sqe, loop->batch[i].s->fd, loop->batch[i].data, loop->batch[i].len,
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
-        io_uring_sqe_set_data64(sqe, (uint64_t)i);
+        struct io_uring_sqe *sqe = ring_sqe(loop);
+        if (loop->batch[i].msg.msg_iovlen == 1)
+            io_uring_prep_send(sqe, loop->batch[i].s->fd, loop->batch[i].iov[0].iov_base,
+                               loop->batch[i].iov[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        else
+            io_uring_prep_sendmsg(sqe, loop->batch[i].s->fd, &loop->batch[i].msg,
+                                  MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_SEND);
     }
-    int r = io_uring_submit_and_wait(&loop->ring, (unsigned)n);
-    if (r < 0 && r != -EINTR && io_uring_sq_ready(&loop->ring) == (unsigned)n) {
+    loop->sends_left = n;
+    int r = io_uring_submit(&loop->ring);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && loop->recv_state != 1 &&
+        io_uring_sq_ready(&loop->ring) >= (unsigned)n) {
         log_warn("sends: io_uring submission failed (%s); one send() each from now on",
                  strerror(-r));
         io_uring_queue_exit(&loop->ring);
         loop->ring_state = -1;
         return false;
     }
-    for (int got = 0; got < n;) {
+    reap(loop);
+    while (loop->sends_left > 0) { /* a non-blocking send is done within its submission */
         struct io_uring_cqe *cqe;
-        int w = io_uring_wait_cqe(&loop->ring, &cqe);
-        if (w == -EINTR)
-            continue;
-        if (w < 0) {
+        int w = io_uring_submit_and_wait(&loop->ring, 1);
+        if (w < 0 && w != -EINTR && w != -EAGAIN && w != -EBUSY && w != -ETIME) {
             log_error("sends: io_uring completion lost (%s)", strerror(-w));
             abort(); /* the owners' bytes may still be read by the kernel */
         }
-        loop->batch[cqe->user_data].result = cqe->res;
-        io_uring_cqe_seen(&loop->ring, cqe);
-        got++;
+        (void)cqe;
+        reap(loop);
     }
     return true;
 }
@@ -516,8 +786,20 @@ flush_sends(struct loop *loop)
     while (loop->send_head != NULL && n < LOOP_SEND_BATCH) {
         struct loop_send *s = loop->send_head;
         send_unlink(loop, s);
-        if (!s->fill(s, &loop->batch[n].data, &loop->batch[n].len))
+        int k = 0;
+        if (s->fill_iov != NULL) {
+            k = s->fill_iov(s, loop->batch[n].iov, LOOP_SEND_IOV);
+        } else {
+            const void *data;
+            size_t len;
+            if (s->fill(s, &data, &len)) {
+                loop->batch[n].iov[0] = (struct iovec){(void *)data, len};
+                k = 1;
+            }
+        }
+        if (k <= 0)
             continue;
+        loop->batch[n].msg = (struct msghdr){.msg_iov = loop->batch[n].iov, .msg_iovlen = (size_t)k};
         s->slot = n;
         loop->batch[n++].s = s;
     }
@@ -547,12 +829,47 @@ loop_wall(const struct loop *loop)
     return loop->wall;
 }
 
+/* Wait in the ring: for receives, for epoll's fd (polled in the ring: every other fd's
+ * readiness), for the next timer. One system call submits what the turn queued (receives
+ * armed or cancelled) and waits. Returns epoll's events for this turn. */
+static int
+ring_wait(struct loop *loop, struct epoll_event *events, int timeout)
+{
+    if (!loop->epoll_polled) {
+        struct io_uring_sqe *sqe = ring_sqe(loop);
+        io_uring_prep_poll_multishot(sqe, loop->epfd, POLLIN);
+        io_uring_sqe_set_data64(sqe, TAG_EPOLL);
+        loop->epoll_polled = true;
+    }
+    if (loop->epoll_hot)
+        timeout = 0; /* what epoll still holds does not wake the poll again */
+    if (timeout == 0) {
+        io_uring_submit_and_get_events(&loop->ring);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
+                                       .tv_nsec = (long long)(timeout % 1000) * 1000000};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
+    }
+    reap(loop);
+    if (!loop->epoll_ready && !loop->epoll_hot)
+        return 0;
+    loop->epoll_ready = false;
+    int n = sys_epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
+    loop->epoll_hot = n > 0;
+    return n;
+}
+
 int
 loop_run(struct loop *loop)
 {
     struct epoll_event events[LOOP_MAX_EVENTS];
+    if (loop->ring_state == 0)
+        ring_setup(loop);
     while (!loop->stopping) {
-        int n = sys_epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
+        int n = loop->ring_state == 1 && loop->ring_deferred
+                    ? ring_wait(loop, events, next_timeout(loop))
+                    : sys_epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
         update_time(loop);
         take_yielded(loop);
         for (int i = 0; i < n; i++)
@@ -563,10 +880,12 @@ loop_run(struct loop *loop)
             if (io->registered)
                 io->cb(io, events[i].events);
         }
+        run_stash(loop);
         run_timers(loop);
         run_deferred(loop);
-        while (loop->send_head != NULL) { /* a done may send again, or defer work that does */
-            flush_sends(loop);
+        while (loop->send_head != NULL || loop->stash_len > 0) {
+            flush_sends(loop); /* a done may send again, or defer work that does */
+            run_stash(loop);   /* receives the flush reaped */
             run_deferred(loop);
         }
     }

@@ -6,6 +6,7 @@
 #include "core/base.h"
 
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #include <sys/types.h>
 
 struct loop;
@@ -96,8 +97,12 @@ void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 struct loop_send;
 /* The bytes to send now: false when there are none (the send is dropped, done not run). */
 typedef bool (*loop_send_fill_cb)(struct loop_send *s, const void **data, size_t *len);
+/* The same as up to max pieces (a sendmsg): their count, 0 when there are none. */
+typedef int (*loop_send_fill_iov_cb)(struct loop_send *s, struct iovec *iov, int max);
 /* n bytes went (possibly fewer than filled), or n is -errno (-EAGAIN: no room). */
 typedef void (*loop_send_done_cb)(struct loop_send *s, ssize_t n);
+
+#define LOOP_SEND_IOV 16 /* pieces one send may have */
 
 /* Embedded in its owner, like a loop_io. */
 struct loop_send {
@@ -105,21 +110,60 @@ struct loop_send {
     int fd;
     int slot; /* its index in the flush being made, -1 when in none */
     loop_send_fill_cb fill;
+    loop_send_fill_iov_cb fill_iov; /* instead of fill when set */
     loop_send_done_cb done;
 };
 
 void loop_send_init(struct loop_send *s, int fd, loop_send_fill_cb fill, loop_send_done_cb done);
+void loop_send_init_iov(struct loop_send *s, int fd, loop_send_fill_iov_cb fill,
+                        loop_send_done_cb done);
 /* Send at the end of this iteration. Queuing a queued s does nothing. A send queued from a
  * done callback goes in a further flush of the same iteration. */
 void loop_send_queue(struct loop *loop, struct loop_send *s);
+static inline bool
+loop_send_queued(const struct loop_send *s)
+{
+    return s->pprev != NULL;
+}
 /* s is not sent, or its done does not run if its flush is under way (before its owner or
  * its fd goes away). Harmless when not queued. */
 void loop_send_cancel(struct loop *loop, struct loop_send *s);
 /* Whether this process's loops batch their sends in io_uring (io_uring: on, the default,
- * and a kernel that lets the first loop set one up). Known after a loop's first flush. */
+ * and a kernel that lets the first loop set one up). Known once a loop runs. */
 bool loop_sends_batched(void);
-/* false: io_uring: false in the configuration. Before any loop flushes. */
+/* false: io_uring: false in the configuration. Before any loop runs. */
 void loop_sends_use_io_uring(bool on);
+
+/* Receives through the loop's io_uring: a multishot receive per connection, into buffers the
+ * loop lends, so that a turn's reads cost no system call of their own (the loop's one wait
+ * brings them all; bench/README.md). Only where the ring is up and the kernel has multishot
+ * receives (6.0): loop_receives says so; elsewhere the owner reads on EPOLLIN as before. */
+struct loop_recv;
+struct loop_recv_op;
+/* n > 0: n bytes at data, valid during the call only; 0: the peer closed its side; < 0:
+ * -errno, the connection broke. Once 0 or < 0 came, no more calls (loop_recv_want again
+ * does not restart it). A call may come after loop_recv_want(false) for bytes received
+ * before it: the owner keeps them. */
+typedef void (*loop_recv_cb)(struct loop_recv *r, const char *data, ssize_t n);
+
+/* Embedded in its owner. */
+struct loop_recv {
+    struct loop_recv_op *op; /* the receive in the ring, NULL when none */
+    int fd;
+    bool want;  /* the owner wants bytes */
+    bool ended; /* 0 or an error came */
+    loop_recv_cb cb;
+};
+
+bool loop_receives(struct loop *loop);
+/* The bytes a loop lends its receives in all: the most a stopped receive can still bring
+ * (what the ring took before the stop took effect), which its owner must keep. */
+size_t loop_recv_lent(void);
+void loop_recv_init(struct loop_recv *r, int fd, loop_recv_cb cb);
+/* Start (true) or stop (false) receiving; nothing when that did not change. */
+void loop_recv_want(struct loop *loop, struct loop_recv *r, bool want);
+/* No more calls, before its owner goes or its fd is closed. Harmless when not started. */
+void loop_recv_stop(struct loop *loop, struct loop_recv *r);
 
 /* Monotonic milliseconds, read once per iteration. */
 uint64_t loop_now(const struct loop *loop);
