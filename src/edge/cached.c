@@ -705,53 +705,79 @@ account(struct cached_send *s, struct buf *out, const struct iovec *head, int nh
     count->body += k;
 }
 
+/* A body in a memfd up to sendfile_max goes out with sendfile, a larger one is copied from
+ * the memfd's mapping with writev: see cache.sendfile_max in docs/caching.md. */
+static bool
+by_file(const struct cached_send *s, uint64_t sendfile_max)
+{
+    return s->obj != NULL && s->obj->total_len >= 0 && (uint64_t)s->obj->total_len <= sendfile_max;
+}
+
+/* What can be written now, in order: out's bytes, head, the frame, the body's next piece
+ * (up to max pieces in all). *st: next_piece's status. A body piece in a file (file: the
+ * sendfile way) is not added: *file_len says its length, 0 for none. */
+struct gathered {
+    int n, st;
+    size_t file_len;
+    int file_fd;
+    off_t file_off;
+};
+
+static void
+gather(struct cached_send *s, struct buf *out, const struct iovec *head, int nhead, bool file,
+       struct iovec *iov, int max, struct gathered *g)
+{
+    uint64_t limit;
+    int n = 0;
+    g->st = next_piece(s, &limit);
+    g->file_len = 0;
+    if (buf_used(out) > 0)
+        iov[n++] = (struct iovec){(void *)buf_head(out), buf_used(out)};
+    for (int i = 0; i < nhead; i++)
+        iov[n++] = head[i];
+    if (g->st == CACHED_READY && frame_pending(s))
+        iov[n++] = (struct iovec){(void *)(s->frame + s->frame_pos), s->frame_len - s->frame_pos};
+    bool body = g->st == CACHED_READY && limit > s->pos;
+    if (body && file)
+        g->file_len = cache_obj_file(s->obj, s->pos, limit, &g->file_fd, &g->file_off);
+    if (body && g->file_len == 0 && n < max)
+        n += cache_obj_iov(s->obj, s->pos, limit, iov + n, max - n);
+    g->n = n;
+}
+
 enum cached_pump
 cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *head, int nhead,
             uint64_t sendfile_max, struct cached_count *count)
 {
-    /* A body in a memfd up to sendfile_max goes out with sendfile, a larger one is copied
-     * from the memfd's mapping with writev: see cache.sendfile_max in docs/caching.md. */
-    bool by_file = s->obj != NULL && s->obj->total_len >= 0 &&
-                   (uint64_t)s->obj->total_len <= sendfile_max;
+    bool file = by_file(s, sendfile_max);
     for (;;) {
         struct iovec iov[CACHED_IOV];
-        uint64_t limit;
-        int n = 0, st = next_piece(s, &limit);
+        struct gathered g;
         size_t total = 0;
-        if (buf_used(out) > 0)
-            iov[n++] = (struct iovec){(void *)buf_head(out), buf_used(out)};
-        for (int i = 0; i < nhead; i++)
-            iov[n++] = head[i];
-        if (st == CACHED_READY && frame_pending(s))
-            iov[n++] = (struct iovec){(void *)(s->frame + s->frame_pos), s->frame_len - s->frame_pos};
-        bool body = st == CACHED_READY && limit > s->pos;
-        int file_fd = -1;
-        off_t file_off = 0;
-        size_t file_len =
-            body && by_file ? cache_obj_file(s->obj, s->pos, limit, &file_fd, &file_off) : 0;
-        if (file_len > 0 && n == 0) {
+        gather(s, out, head, nhead, file, iov, CACHED_IOV, &g);
+        int n = g.n;
+        if (g.file_len > 0 && n == 0) {
             /* the body's piece is a file: sendfile, with the head sent just before (fd is a
              * plain TCP socket: a TLS listener would need kTLS here, or the writev path) */
-            ssize_t k = sendfile(fd, file_fd, &file_off, file_len);
+            ssize_t k = sendfile(fd, g.file_fd, &g.file_off, g.file_len);
             if (k < 0 && errno == EINTR)
                 continue;
             if (k < 0)
                 return errno == EAGAIN ? CACHED_BLOCKED : CACHED_ERROR;
             account(s, out, NULL, 0, (size_t)k, count);
             count->wire += (uint64_t)k;
-            if ((size_t)k < file_len)
+            if ((size_t)k < g.file_len)
                 return CACHED_BLOCKED;
             continue;
         }
-        if (body && file_len == 0)
-            n += cache_obj_iov(s->obj, s->pos, limit, iov + n, CACHED_IOV - n);
         if (n <= 0)
-            return st == CACHED_READY ? CACHED_SENT : (enum cached_pump)st;
+            return g.st == CACHED_READY ? CACHED_SENT : (enum cached_pump)g.st;
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
         /* before a file's piece: held back (MSG_MORE) to leave in its first packet */
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t k = file_len > 0 ? sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL) : sys_writev(fd, iov, n);
+        ssize_t k = g.file_len > 0 ? sendmsg(fd, &mh, MSG_MORE | MSG_NOSIGNAL)
+                                   : sys_writev(fd, iov, n);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
@@ -765,6 +791,27 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
         if ((size_t)k < total)
             return CACHED_BLOCKED;
     }
+}
+
+enum cached_pump
+cached_plan(struct cached_send *s, struct buf *out, struct iovec *iov, int max,
+            uint64_t sendfile_max, int *n)
+{
+    struct gathered g;
+    gather(s, out, NULL, 0, by_file(s, sendfile_max), iov, max, &g);
+    *n = g.n;
+    if (g.file_len > 0)
+        return CACHED_FILE;
+    if (g.n > 0)
+        return CACHED_READY_TO_SEND;
+    return g.st == CACHED_READY ? CACHED_SENT : (enum cached_pump)g.st;
+}
+
+void
+cached_sent(struct cached_send *s, struct buf *out, size_t k, struct cached_count *count)
+{
+    account(s, out, NULL, 0, k, count);
+    count->wire += (uint64_t)k;
 }
 
 bool

@@ -118,6 +118,8 @@ enum cached_pump {
     CACHED_WAIT,    /* the body's next bytes have not arrived: wait for the fill */
     CACHED_CUT,     /* the fill failed: the visitor must see the response cut short */
     CACHED_ERROR,   /* writing failed (errno says why) */
+    CACHED_READY_TO_SEND, /* cached_plan: the pieces it gave are to be sent */
+    CACHED_FILE,          /* cached_plan: the next piece is a file's, for cached_pump */
 };
 
 /* Bytes written by one pump: on the wire, and of the body. */
@@ -131,6 +133,15 @@ struct cached_count {
 enum cached_pump cached_pump(struct cached_send *s, int fd, struct buf *out,
                              const struct iovec *head, int nhead, uint64_t sendfile_max,
                              struct cached_count *count);
+
+/* The same answer written at the end of the loop's turn, with other sockets' (loop_send):
+ * the pieces to send now (out's bytes first, at most max, their count in *n), for the
+ * CACHED_READY_TO_SEND it returns; else why there are none (SENT, WAIT, CUT), or
+ * CACHED_FILE when the next piece goes with sendfile (cached_pump writes it). */
+enum cached_pump cached_plan(struct cached_send *s, struct buf *out, struct iovec *iov, int max,
+                             uint64_t sendfile_max, int *n);
+/* k bytes of what cached_plan gave were sent. */
+void cached_sent(struct cached_send *s, struct buf *out, size_t k, struct cached_count *count);
 
 /* An answer is being written from an object. */
 bool cached_send_active(const struct cached_send *s);
