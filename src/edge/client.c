@@ -102,7 +102,10 @@ struct visitor {
     struct worker *w;
     struct visitor *next, *prev; /* the worker's open ones; once closed, next links the
                                   * ones freed at the end of the iteration */
-    struct loop_io io;
+    struct loop_io io;       /* EPOLLIN and EPOLLOUT; with ring: EPOLLOUT alone */
+    struct loop_recv recv;   /* with ring: what the visitor sends, from the loop's ring */
+    struct loop_send send;   /* with ring: the answers' bytes, sent at the end of the turn */
+    uint64_t send_len;       /* with ring: the bytes the send under way was given */
     struct loop_timer timer; /* header, keep-alive, send/body and linger timeouts */
     struct client *busy;     /* the request in progress, NULL while waiting */
     struct buf *in;          /* bytes read but not parsed yet (pipelined requests that wait
@@ -116,6 +119,7 @@ struct visitor {
     bool counted;            /* counted by conn_limit_acquire: released at close */
     bool refused;            /* over a connection limit: answered 503 at accept */
     bool closed;
+    bool ring;               /* reads and writes through the loop's io_uring (loop_receives) */
     union {
         struct sockaddr sa;
         struct sockaddr_in sin;
@@ -293,8 +297,10 @@ static struct buf *
 keep_buf(struct visitor *v)
 {
     if (v->in == NULL) {
+        /* ring: and room for what the ring received before a stop took effect */
         v->in = xmalloc(sizeof(*v->in));
-        buf_init(v->in, v->w->cfg->client_max_header_size + CLIENT_READ_SIZE);
+        buf_init(v->in, v->w->cfg->client_max_header_size + CLIENT_READ_SIZE +
+                            (v->ring ? loop_recv_lent() : 0));
     }
     return v->in;
 }
@@ -339,6 +345,8 @@ visitor_close(struct visitor *v)
         client_detach(v);
     }
     loop_timer_stop(w->loop, &v->timer);
+    loop_recv_stop(w->loop, &v->recv);
+    loop_send_cancel(w->loop, &v->send);
     loop_io_close(w->loop, &v->io);
     if (v->prev)
         v->prev->next = v->next;
@@ -364,19 +372,32 @@ client_close(struct client *c)
 
 /* Writes wait for EPOLLOUT: the socket's buffer was full. */
 static bool
-writes_blocked(const struct visitor *v)
+waiting_writable(const struct visitor *v)
 {
     return (v->io.events & EPOLLOUT) != 0;
 }
 
-/* What to watch: EPOLLIN unless a limit stops the reading (the origin is not taking the
- * request body fast enough, the pipelined input reached its cap, the visitor closed its
- * side), EPOLLOUT while writes are blocked. No system call when that did not change. */
+/* Bytes for the visitor wait in c->out: for EPOLLOUT, or (ring) for the send queued for
+ * the end of the turn. */
+static bool
+writes_blocked(const struct visitor *v)
+{
+    return waiting_writable(v) || loop_send_queued(&v->send);
+}
+
+/* What to watch: EPOLLIN (ring: the receive) unless a limit stops the reading (the origin
+ * is not taking the request body fast enough, the pipelined input reached its cap, the
+ * visitor closed its side), EPOLLOUT while writes are blocked. No system call when that
+ * did not change. */
 static void
 set_interest(struct visitor *v, bool out)
 {
     const struct client *c = v->busy;
     bool in = !v->eof && !v->in_full && !(c != NULL && c->req.body_blocked);
+    if (v->ring) {
+        loop_recv_want(v->w->loop, &v->recv, in && v->state != VISITOR_CLOSED);
+        in = false;
+    }
     loop_io_set(v->w->loop, &v->io, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
 }
 
@@ -504,12 +525,15 @@ on_out_drained(struct client *c)
         arm_forwarding_timer(c);
 }
 
-/* Bytes are queued (not blocked): the visitor's socket must learn of them. */
+/* Bytes are queued (not blocked): the visitor's socket must learn of them (ring: they go
+ * at the end of the turn, unless the socket is full). */
 static void
 out_queued(struct client *c)
 {
     struct request *r = &c->req;
-    if (!writes_blocked(c->v))
+    if (c->v->ring && !waiting_writable(c->v))
+        loop_send_queue(c->w->loop, &c->v->send);
+    else if (!writes_blocked(c->v))
         set_interest(c->v, true);
     if (buf_used(&c->out) >= CLIENT_OUT_HIGH && r->up != NULL && !r->origin_paused) {
         r->origin_paused = true;
@@ -541,9 +565,9 @@ send_iov(struct client *c, struct iovec *iov, int n)
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     STAT_ADD(c->req.stats->bytes_sent, total);
-    if (c->batching || writes_blocked(c->v) || n >= (int)ARRAY_SIZE(all)) {
+    if (c->batching || writes_blocked(c->v) || n >= (int)ARRAY_SIZE(all) || c->v->ring) {
         keep_rest(c, iov, n, 0);
-        if (writes_blocked(c->v))
+        if (writes_blocked(c->v) || (c->v->ring && !c->batching))
             out_queued(c);
         else if (!c->batching)
             flush(c);
@@ -593,15 +617,34 @@ on_flush_due(struct loop_defer *d)
     struct client *c = container_of(d, struct client, flush_defer);
     if (c->closed || c->v->busy != c || c->batching || writes_blocked(c->v))
         return;
-    if (c->req.head_held)
+    if (c->req.head_held || (c->v->ring && c->blocked)) {
+        c->blocked = false;
         client_pump(c, NULL, 0); /* no body came with the head in this iteration */
-    else if (buf_used(&c->out) > 0)
+    } else if (buf_used(&c->out) > 0) {
         flush(c);
+    }
+}
+
+/* c->out was written (all of it, or as much as the socket took). */
+static void
+flushed(struct client *c)
+{
+    if (buf_used(&c->out) == 0) {
+        buf_reset(&c->out);
+        on_out_drained(c);
+    } else if (c->req.origin_paused && buf_used(&c->out) < CLIENT_OUT_LOW && c->req.up) {
+        c->req.origin_paused = false;
+        upstream_resume(c->req.up);
+    }
 }
 
 static void
 flush(struct client *c)
 {
+    if (c->v->ring && buf_used(&c->out) > 0) {
+        out_queued(c); /* written at the end of the turn: visitor_sent goes on */
+        return;
+    }
     while (buf_used(&c->out) > 0) {
         ssize_t k = sys_write(c->v->io.fd, buf_head(&c->out), buf_used(&c->out));
         if (k < 0 && errno == EINTR)
@@ -619,13 +662,67 @@ flush(struct client *c)
         if (c->req.origin_paused && buf_used(&c->out) < CLIENT_OUT_LOW)
             break;
     }
-    if (buf_used(&c->out) == 0) {
-        buf_reset(&c->out);
-        on_out_drained(c);
-    } else if (c->req.origin_paused && buf_used(&c->out) < CLIENT_OUT_LOW && c->req.up) {
-        c->req.origin_paused = false;
-        upstream_resume(c->req.up);
+    flushed(c);
+}
+
+/* ring: what the visitor's send takes at the end of the turn: the answer from an object
+ * (c->blocked: c->out, then the object's next pieces), or c->out. */
+static int
+visitor_fill(struct loop_send *ls, struct iovec *iov, int max)
+{
+    struct visitor *v = container_of(ls, struct visitor, send);
+    struct client *c = v->busy;
+    int n = 0;
+    v->send_len = 0;
+    if (c == NULL || c->closed)
+        return 0;
+    if (c->blocked) {
+        uint64_t sendfile_max = (c->req.cfg ? c->req.cfg : c->w->cfg)->cache_sendfile_max;
+        if (cached_plan(&c->req.cache.send, &c->out, iov, max, sendfile_max, &n) !=
+            CACHED_READY_TO_SEND) {
+            loop_defer(c->w->loop, &c->flush_defer); /* the pump decides (on_flush_due) */
+            return 0;
+        }
+    } else if (buf_used(&c->out) > 0) {
+        iov[n++] = (struct iovec){(void *)buf_head(&c->out), buf_used(&c->out)};
     }
+    for (int i = 0; i < n; i++)
+        v->send_len += iov[i].iov_len;
+    return n;
+}
+
+/* ring: the send went (k bytes, or -errno): what the socket took is off the queue; all of
+ * it went: on as after a write that took everything; else wait for EPOLLOUT. */
+static void
+visitor_sent(struct loop_send *ls, ssize_t k)
+{
+    struct visitor *v = container_of(ls, struct visitor, send);
+    struct client *c = v->busy;
+    if (c == NULL || c->closed)
+        return;
+    if (k < 0 && k != -EAGAIN) {
+        log_info("client %s: write failed (%s); closing", c->ip, strerror((int)-k));
+        client_close(c);
+        return;
+    }
+    size_t sent = k > 0 ? (size_t)k : 0;
+    if (c->blocked) {
+        struct cached_count n = {0};
+        cached_sent(&c->req.cache.send, &c->out, sent, &n);
+        STAT_ADD(c->req.stats->bytes_sent, n.wire);
+        c->req.body_sent += n.body;
+    } else {
+        buf_consume(&c->out, sent);
+    }
+    if (sent < v->send_len) { /* the socket is full */
+        set_interest(v, true);
+        arm_forwarding_timer(c);
+        return;
+    }
+    if (c->blocked)
+        client_pump(c, NULL, 0);
+    else
+        flushed(c);
 }
 
 /* ---------------------------------------------------------------- the access log */
@@ -1370,6 +1467,47 @@ hold_fill_head(struct client *c, const struct iovec *head, int nhead)
     return true;
 }
 
+/* ring: the answer from the object leaves at the end of the turn (visitor_fill names its
+ * bytes then), or waits for the fill, or is over. false: its next piece goes with sendfile
+ * (client_pump writes it). */
+static bool
+ring_pump(struct client *c, const struct iovec *head, int nhead, uint64_t sendfile_max)
+{
+    struct request *r = &c->req;
+    struct cached_send *s = &r->cache.send;
+    for (int i = 0; i < nhead; i++) /* the head's memory is the caller's */
+        buf_append(&c->out, head[i].iov_base, head[i].iov_len);
+    for (;;) {
+        struct iovec iov[LOOP_SEND_IOV];
+        int n;
+        enum cached_pump st = cached_plan(s, &c->out, iov, LOOP_SEND_IOV, sendfile_max, &n);
+        c->blocked = st == CACHED_READY_TO_SEND;
+        switch (st) {
+        case CACHED_READY_TO_SEND:
+            if (!waiting_writable(c->v))
+                loop_send_queue(c->w->loop, &c->v->send);
+            arm_forwarding_timer(c);
+            return true;
+        case CACHED_FILE:
+            return false;
+        case CACHED_SENT:
+            pump_sent(c);
+            return true;
+        case CACHED_WAIT:
+            arm_forwarding_timer(c);
+            if (r->up != NULL ||
+                cache_obj_subscribe(s->obj, &r->cache.waiter, CACHE_OBJ_FILLING, s->pos))
+                return true;
+            continue; /* it moved on meanwhile */
+        case CACHED_CUT:
+            pump_cut(c);
+            return true;
+        default: /* cached_pump's alone */
+            return true;
+        }
+    }
+}
+
 /* Send what can be sent of the answer from the object; then wait for the socket, for the
  * fill (the fetching visitor is driven by its origin's bytes instead), or finish. */
 static void
@@ -1385,6 +1523,12 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
     }
     r->head_held = false; /* what c->out holds leaves first */
     uint64_t sendfile_max = (r->cfg ? r->cfg : c->w->cfg)->cache_sendfile_max;
+    if (c->v->ring) {
+        if (ring_pump(c, head, nhead, sendfile_max))
+            return;
+        head = NULL; /* in c->out now */
+        nhead = 0;
+    }
     for (;;) {
         struct cached_count n = {0};
         enum cached_pump st =
@@ -1415,6 +1559,9 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
             log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
             client_close(c);
             return;
+        case CACHED_READY_TO_SEND:
+        case CACHED_FILE:
+            return; /* cached_plan's alone */
         }
     }
 }
@@ -2098,7 +2245,7 @@ on_origin_drained(void *owner)
     if (!c->req.body_blocked)
         return;
     c->req.body_blocked = false;
-    set_interest(c->v, writes_blocked(c->v));
+    set_interest(c->v, waiting_writable(c->v));
     if (kept(c->v) > 0)
         loop_defer(c->w->loop, &c->next_defer);
     arm_forwarding_timer(c);
@@ -2222,8 +2369,9 @@ on_parsed(struct client *c)
         return !c->closed && v->state == VISITOR_BUSY;
     if (c->state == CLIENT_IDLE) /* answered and finished already */
         return buf_used(&c->out) < CLIENT_OUT_HIGH;
-    if (!c->req.response_done || c->close_after || buf_used(&c->out) >= CLIENT_OUT_HIGH)
-        return false; /* waits for an origin, or for its bytes to go before closing */
+    if (!c->req.response_done || c->close_after || buf_used(&c->out) >= CLIENT_OUT_HIGH ||
+        (v->pending == 0 && buf_used(&c->out) > 0))
+        return false; /* waits for an origin, or for its bytes to go (finished then) */
     finish_request(c); /* queued with the next responses */
     return !c->closed;
 }
@@ -2285,14 +2433,14 @@ end_pass(struct visitor *v)
         arm_forwarding_timer(c);
     if (c != NULL && c->state == CLIENT_IDLE && kept(v) > 0)
         loop_defer(v->w->loop, &c->next_defer); /* pipelined requests left (or yielded) */
-    set_interest(v, writes_blocked(v));
+    set_interest(v, waiting_writable(v));
 }
 
-/* Serve n bytes read into the worker's buffer; what the parser did not take is kept. */
+/* Serve n bytes read (into the worker's buffer, or the ring's); what the parser did not
+ * take is kept. */
 static void
-serve_read(struct visitor *v, size_t n)
+serve_read(struct visitor *v, const char *data, size_t n)
 {
-    const char *data = v->w->read_buf;
     size_t used = serve_requests(v, data, n);
     if (!v->closed && v->state != VISITOR_LINGERING && used < n)
         buf_append(keep_buf(v), data + used, n - used);
@@ -2323,7 +2471,7 @@ read_visitor(struct visitor *v, bool keep, int *err)
     if (keep) {
         if (buf_reserve(v->in, CLIENT_READ_SIZE) < 0) {
             v->in_full = true; /* read again when the kept requests are served */
-            set_interest(v, writes_blocked(v));
+            set_interest(v, waiting_writable(v));
             return 0;
         }
         to = buf_tail(v->in);
@@ -2336,6 +2484,15 @@ read_visitor(struct visitor *v, bool keep, int *err)
     return n > 0 ? n : -1;
 }
 
+/* The answer in progress is the last on this connection and is complete (only its bytes
+ * are still to go): what the visitor sends now is read and dropped, as when lingering. */
+static bool
+answer_is_last(const struct visitor *v)
+{
+    const struct client *c = v->busy;
+    return c != NULL && c->close_after && c->req.response_done;
+}
+
 /* The visitor closed its side (or the connection broke). A request it sent whole is still
  * answered (with what it pipelined after it); anything else ends here. */
 static void
@@ -2346,7 +2503,7 @@ on_visitor_eof(struct visitor *v, int err)
                                    (c->state == CLIENT_FORWARDING && c->req.request_done));
     if (err == 0 && answering && !v->eof) {
         v->eof = true; /* no more reading; closed once the last answer is out */
-        set_interest(v, writes_blocked(v));
+        set_interest(v, waiting_writable(v));
         return;
     }
     if (c != NULL && c->state == CLIENT_FORWARDING && !c->req.response_started &&
@@ -2365,14 +2522,46 @@ on_readable(struct visitor *v)
         on_visitor_eof(v, err);
         return;
     }
-    if (n == 0 || v->state == VISITOR_LINGERING)
+    if (n == 0 || v->state == VISITOR_LINGERING || answer_is_last(v))
         return; /* nothing now, or read and dropped */
     if (!keep) {
-        serve_read(v, (size_t)n);
+        serve_read(v, v->w->read_buf, (size_t)n);
         return;
     }
     v->in->len += (size_t)n;
     serve_buffered(v);
+}
+
+/* ring: bytes the visitor sent (n > 0), its end (0) or an error (-errno). Bytes that come
+ * while the reading is stopped (they were received before the stop) wait in v->in. */
+static void
+on_visitor_recv(struct loop_recv *r, const char *data, ssize_t n)
+{
+    struct visitor *v = container_of(r, struct visitor, recv);
+    if (n <= 0) {
+        on_visitor_eof(v, n < 0 ? (int)-n : 0);
+        return;
+    }
+    if (v->state == VISITOR_LINGERING || answer_is_last(v))
+        return; /* read and dropped */
+    if (kept(v) == 0 && r->want) {
+        serve_read(v, data, (size_t)n);
+        return;
+    }
+    struct buf *in = keep_buf(v);
+    if (buf_append(in, data, (size_t)n) < 0) { /* cannot happen: the cap has the room */
+        log_error("client %s: %zu bytes received past the input's cap; closing", v->ip,
+                  (size_t)n);
+        visitor_close(v);
+        return;
+    }
+    if (buf_used(in) + CLIENT_READ_SIZE > v->w->cfg->client_max_header_size + CLIENT_READ_SIZE &&
+        !v->in_full) {
+        v->in_full = true; /* received again when the kept requests are served */
+        set_interest(v, waiting_writable(v));
+    }
+    if (r->want && !v->in_full)
+        serve_buffered(v);
 }
 
 static void
@@ -2380,6 +2569,21 @@ on_visitor_io(struct loop_io *io, uint32_t events)
 {
     struct visitor *v = container_of(io, struct visitor, io);
     struct client *c = v->busy;
+    if (v->ring) {
+        if (events & EPOLLOUT) {
+            set_interest(v, false); /* the send that follows may be short again */
+            if (c != NULL && c->blocked)
+                client_pump(c, NULL, 0);
+            else if (c != NULL && buf_used(&c->out) > 0)
+                flush(c);
+            if (v->closed)
+                return;
+        }
+        /* an end or an error while receiving: the receive reports it */
+        if ((events & (EPOLLHUP | EPOLLERR)) && (!v->recv.want || v->recv.ended))
+            visitor_close(v);
+        return;
+    }
     if ((events & EPOLLOUT) && c != NULL && (c->blocked || buf_used(&c->out) > 0)) {
         if (c->blocked)
             client_pump(c, NULL, 0); /* an answer from an object, written from the object */
@@ -2457,10 +2661,16 @@ client_accept(struct worker *w, int fd, const struct sockaddr_storage *peer, soc
     /* TCP_NODELAY: inherited from the listener (net_listen) */
     net_ip_text(&v->peer.sa, v->ip, sizeof(v->ip));
     loop_timer_init(&v->timer, on_timer);
-    if (loop_io_start(w->loop, &v->io, fd, EPOLLIN, on_visitor_io) < 0) {
+    v->ring = loop_receives(w->loop);
+    if (loop_io_start(w->loop, &v->io, fd, v->ring ? 0 : EPOLLIN, on_visitor_io) < 0) {
         close(fd);
         free(v);
         return;
+    }
+    if (v->ring) {
+        loop_recv_init(&v->recv, fd, on_visitor_recv);
+        loop_send_init_iov(&v->send, fd, visitor_fill, visitor_sent);
+        loop_recv_want(w->loop, &v->recv, true);
     }
     link_visitor(w, v);
     enum conn_limit_result lim = conn_limit_acquire(&v->peer.sa, cfg->client_max_connections,

@@ -1004,6 +1004,8 @@ class Verge:
             "admin": {"listen": f"127.0.0.1:{self.admin_port}"},
             "zones": zones,
         }
+        if os.environ.get("VERGE_TEST_IO_URING") == "0":  # make e2e-epoll
+            cfg["io_uring"] = False
         return deep_merge(cfg, top)
 
     def write_config(self, config):

@@ -81,7 +81,7 @@ def test_a_kernel_that_refuses_io_uring_gets_one_send_each_and_a_warning(verge, 
         while (req := conn.read_request()) is not None:
             conn.respond(200, hashlib.sha256(req.body).hexdigest().encode())
 
-    v = verge([zone("z1", [scripted_origin(handler).url])], workers=1)
+    v = verge([zone("z1", [scripted_origin(handler).url])], workers=1, io_uring=True)
     for body in (b"", b"x" * 100000):
         resp = v.request("POST", "/up", body=body)
         assert resp.status == 200 and resp.body.decode() == hashlib.sha256(body).hexdigest()
