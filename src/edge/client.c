@@ -617,12 +617,11 @@ on_flush_due(struct loop_defer *d)
     struct client *c = container_of(d, struct client, flush_defer);
     if (c->closed || c->v->busy != c || c->batching || writes_blocked(c->v))
         return;
-    if (c->req.head_held || (c->v->ring && c->blocked)) {
-        c->blocked = false;
-        client_pump(c, NULL, 0); /* no body came with the head in this iteration */
-    } else if (buf_used(&c->out) > 0) {
+    if (c->req.head_held || (c->v->ring && c->blocked))
+        client_pump(c, NULL, 0); /* no body came with the head in this iteration (ring: or
+                                  * the pump is to say what became of the answer) */
+    else if (buf_used(&c->out) > 0)
         flush(c);
-    }
 }
 
 /* c->out was written (all of it, or as much as the socket took). */
