@@ -689,9 +689,8 @@ run_recv(struct loop *loop, const struct cqe_copy *c)
         buf = loop->recv_bufs + (size_t)bid * LOOP_RECV_BUF;
     if (op->r != NULL && c->res != -ENOBUFS && c->res != -ECANCELED) {
         if (c->res <= 0)
-            op->r->ended = true;
-        if (c->res > 0 || !(c->res == 0 && buf != NULL)) /* a 0 with a buffer: none */
-            op->r->cb(op->r, buf, c->res);              /* may stop it: op->r is NULL then */
+            op->r->ended = true; /* the end, with a buffer or without */
+        op->r->cb(op->r, buf, c->res); /* may stop it: op->r is NULL then */
     }
     if (buf != NULL) {
         io_uring_buf_ring_add(loop->recv_ring, buf, LOOP_RECV_BUF, (unsigned short)bid,

@@ -11,6 +11,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -447,6 +448,27 @@ on_received(struct loop_recv *r, const char *data, ssize_t n)
     }
 }
 
+/* A connected TCP pair on loopback, as a visitor's connection is. Not an AF_UNIX
+ * socketpair: there a multishot receive can miss the peer's EOF (a kernel race, liburing
+ * issue #1549; TCP does not have it), and Verge's visitors are TCP. */
+static void
+tcp_pair(int p[2])
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    p[1] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(p[1], (struct sockaddr *)&a, sizeof(a)), 0);
+    p[0] = accept(l, NULL, NULL);
+    assert_true(p[0] >= 0);
+    close(l);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+}
+
 static void *
 write_all(void *arg)
 {
@@ -474,8 +496,7 @@ test_receives_bring_every_byte_in_order_across_stops_and_then_the_end(void **sta
         skip(); /* no io_uring here (or a kernel before 6.1): the epoll path is the one */
     }
     int p[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
-    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    tcp_pair(p);
     received = since_stop = stops = after_stop = 0;
     ends = 0;
     stopped = false;
@@ -493,7 +514,7 @@ test_receives_bring_every_byte_in_order_across_stops_and_then_the_end(void **sta
     assert_int_equal(received, RECV_TOTAL);
     assert_int_equal(ends, 1);
     assert_true(receiver.ended);
-    assert_true(stops >= 10);
+    assert_true(stops >= 3); /* each after 256 KiB, then what was on its way (<= 1 MiB) */
     assert_true(after_stop <= stops * loop_recv_lent()); /* bounded by what the loop lends */
     loop_recv_stop(loop, &receiver);
     close(p[0]);
@@ -527,7 +548,7 @@ test_a_stopped_receive_calls_its_owner_no_more(void **state)
         skip();
     }
     int p[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p), 0);
+    tcp_pair(p);
     stopped_calls = 0;
     loop_recv_init(&receiver, p[0], on_stopped_receiver);
     loop_recv_want(loop, &receiver, true);
