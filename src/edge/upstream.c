@@ -1010,7 +1010,7 @@ upstream_send_body(struct upstream *u, const char *data, size_t len)
     buf_append(&u->out, data, len);
     if (u->req.body_chunked)
         buf_append(&u->out, "\r\n", 2);
-    if (buf_used(&u->out) >= UPSTREAM_BODY_HIGH)
+    if (pending(u) >= UPSTREAM_BODY_HIGH) /* the measure upstream_pending gives the client */
         u->above_high = true;
     if (u->conn != NULL && u->state == UP_SENDING)
         do_write(u);
