@@ -763,13 +763,11 @@ send_ring(struct loop *loop, int n)
     }
     reap(loop);
     while (loop->sends_left > 0) { /* a non-blocking send is done within its submission */
-        struct io_uring_cqe *cqe;
         int w = io_uring_submit_and_wait(&loop->ring, 1);
         if (w < 0 && w != -EINTR && w != -EAGAIN && w != -EBUSY && w != -ETIME) {
             log_error("sends: io_uring completion lost (%s)", strerror(-w));
             abort(); /* the owners' bytes may still be read by the kernel */
         }
-        (void)cqe;
         reap(loop);
     }
     return true;
@@ -779,9 +777,7 @@ send_ring(struct loop *loop, int n)
 static void
 flush_sends(struct loop *loop)
 {
-    if (loop->ring_state == 0)
-        ring_setup(loop);
-    int n = 0;
+    int n = 0; /* the ring is set up: loop_run did it */
     while (loop->send_head != NULL && n < LOOP_SEND_BATCH) {
         struct loop_send *s = loop->send_head;
         send_unlink(loop, s);
