@@ -364,6 +364,13 @@ visitor_close(struct visitor *v)
     worker_client_closed(w);
 }
 
+/* The configuration the request is served under (the worker's until it has its own). */
+static const struct config *
+request_cfg(const struct client *c)
+{
+    return c->req.cfg ? c->req.cfg : c->w->cfg;
+}
+
 static void
 client_close(struct client *c)
 {
@@ -406,7 +413,7 @@ set_interest(struct visitor *v, bool out)
 static void
 arm_forwarding_timer(struct client *c)
 {
-    const struct config *cfg = c->req.cfg ? c->req.cfg : c->w->cfg; /* none: refused early */
+    const struct config *cfg = request_cfg(c); /* none: refused early */
     struct loop_timer *t = &c->v->timer;
     if (c->state != CLIENT_FORWARDING || c->closed || c->v->busy != c)
         return;
@@ -447,7 +454,7 @@ count_limit(struct client *c, enum metrics_limit limit)
 static void
 on_forwarding_timeout(struct client *c)
 {
-    const struct config *cfg = c->req.cfg ? c->req.cfg : c->w->cfg;
+    const struct config *cfg = request_cfg(c);
     if (buf_used(&c->out) > 0 || c->req.response_started) {
         log_info("client %s: visitor read nothing of the response for %llu ms "
                  "(client.send_timeout); closing", c->ip,
@@ -567,7 +574,7 @@ send_iov(struct client *c, struct iovec *iov, int n)
     STAT_ADD(c->req.stats->bytes_sent, total);
     if (c->batching || writes_blocked(c->v) || n >= (int)ARRAY_SIZE(all) || c->v->ring) {
         keep_rest(c, iov, n, 0);
-        if (writes_blocked(c->v) || (c->v->ring && !c->batching))
+        if (writes_blocked(c->v))
             out_queued(c);
         else if (!c->batching)
             flush(c);
@@ -676,8 +683,8 @@ visitor_fill(struct loop_send *ls, struct iovec *iov, int max)
     if (c == NULL || c->closed)
         return 0;
     if (c->blocked) {
-        uint64_t sendfile_max = (c->req.cfg ? c->req.cfg : c->w->cfg)->cache_sendfile_max;
-        if (cached_plan(&c->req.cache.send, &c->out, iov, max, sendfile_max, &n) !=
+        if (cached_plan(&c->req.cache.send, &c->out, iov, max,
+                        request_cfg(c)->cache_sendfile_max, &n) !=
             CACHED_READY_TO_SEND) {
             loop_defer(c->w->loop, &c->flush_defer); /* the pump decides (on_flush_due) */
             return 0;
@@ -966,7 +973,7 @@ static void
 respond_error(struct client *c, int status, const char *message, const struct proxy_error *err)
 {
     struct request *r = &c->req;
-    const struct config *cfg = r->cfg ? r->cfg : c->w->cfg;
+    const struct config *cfg = request_cfg(c);
     if (r->rid_off == 0) {
         char rid[33];
         worker_request_id(c->w, rid);
@@ -1466,49 +1473,10 @@ hold_fill_head(struct client *c, const struct iovec *head, int nhead)
     return true;
 }
 
-/* ring: the answer from the object leaves at the end of the turn (visitor_fill names its
- * bytes then), or waits for the fill, or is over. false: its next piece goes with sendfile
- * (client_pump writes it). */
-static bool
-ring_pump(struct client *c, const struct iovec *head, int nhead, uint64_t sendfile_max)
-{
-    struct request *r = &c->req;
-    struct cached_send *s = &r->cache.send;
-    for (int i = 0; i < nhead; i++) /* the head's memory is the caller's */
-        buf_append(&c->out, head[i].iov_base, head[i].iov_len);
-    for (;;) {
-        struct iovec iov[LOOP_SEND_IOV];
-        int n;
-        enum cached_pump st = cached_plan(s, &c->out, iov, LOOP_SEND_IOV, sendfile_max, &n);
-        c->blocked = st == CACHED_READY_TO_SEND;
-        switch (st) {
-        case CACHED_READY_TO_SEND:
-            if (!waiting_writable(c->v))
-                loop_send_queue(c->w->loop, &c->v->send);
-            arm_forwarding_timer(c);
-            return true;
-        case CACHED_FILE:
-            return false;
-        case CACHED_SENT:
-            pump_sent(c);
-            return true;
-        case CACHED_WAIT:
-            arm_forwarding_timer(c);
-            if (r->up != NULL ||
-                cache_obj_subscribe(s->obj, &r->cache.waiter, CACHE_OBJ_FILLING, s->pos))
-                return true;
-            continue; /* it moved on meanwhile */
-        case CACHED_CUT:
-            pump_cut(c);
-            return true;
-        default: /* cached_pump's alone */
-            return true;
-        }
-    }
-}
-
 /* Send what can be sent of the answer from the object; then wait for the socket, for the
- * fill (the fetching visitor is driven by its origin's bytes instead), or finish. */
+ * fill (the fetching visitor is driven by its origin's bytes instead), or finish. With the
+ * ring, "send" is to queue the visitor's send: visitor_fill names the bytes at the end of
+ * the turn (cached_plan), except a piece that goes with sendfile, written here at once. */
 static void
 client_pump(struct client *c, const struct iovec *head, int nhead)
 {
@@ -1521,24 +1489,40 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
         return;
     }
     r->head_held = false; /* what c->out holds leaves first */
-    uint64_t sendfile_max = (r->cfg ? r->cfg : c->w->cfg)->cache_sendfile_max;
-    if (c->v->ring) {
-        if (ring_pump(c, head, nhead, sendfile_max))
-            return;
-        head = NULL; /* in c->out now */
+    uint64_t sendfile_max = request_cfg(c)->cache_sendfile_max;
+    bool plan = c->v->ring;
+    if (plan) {
+        for (int i = 0; i < nhead; i++) /* the head's memory is the caller's */
+            buf_append(&c->out, head[i].iov_base, head[i].iov_len);
+        head = NULL;
         nhead = 0;
     }
     for (;;) {
         struct cached_count n = {0};
-        enum cached_pump st =
-            cached_pump(s, c->v->io.fd, &c->out, head, nhead, sendfile_max, &n);
-        head = NULL;
-        nhead = 0;
-        STAT_ADD(r->stats->bytes_sent, n.wire);
-        r->body_sent += n.body;
-        c->blocked = st == CACHED_BLOCKED;
-        set_interest(c->v, c->blocked);
+        enum cached_pump st;
+        if (plan) {
+            struct iovec iov[LOOP_SEND_IOV];
+            int k;
+            st = cached_plan(s, &c->out, iov, LOOP_SEND_IOV, sendfile_max, &k);
+            if (st == CACHED_FILE) {
+                plan = false;
+                continue;
+            }
+        } else {
+            st = cached_pump(s, c->v->io.fd, &c->out, head, nhead, sendfile_max, &n);
+            head = NULL;
+            nhead = 0;
+            STAT_ADD(r->stats->bytes_sent, n.wire);
+            r->body_sent += n.body;
+            set_interest(c->v, st == CACHED_BLOCKED);
+        }
+        c->blocked = st == CACHED_BLOCKED || st == CACHED_READY_TO_SEND;
         switch (st) {
+        case CACHED_READY_TO_SEND:
+            if (!waiting_writable(c->v))
+                loop_send_queue(c->w->loop, &c->v->send);
+            arm_forwarding_timer(c);
+            return;
         case CACHED_SENT:
             pump_sent(c);
             return;
@@ -1558,9 +1542,8 @@ client_pump(struct client *c, const struct iovec *head, int nhead)
             log_info("client %s: write failed (%s); closing", c->ip, strerror(errno));
             client_close(c);
             return;
-        case CACHED_READY_TO_SEND:
         case CACHED_FILE:
-            return; /* cached_plan's alone */
+            return; /* taken above */
         }
     }
 }
@@ -2568,21 +2551,8 @@ on_visitor_io(struct loop_io *io, uint32_t events)
 {
     struct visitor *v = container_of(io, struct visitor, io);
     struct client *c = v->busy;
-    if (v->ring) {
-        if (events & EPOLLOUT) {
-            set_interest(v, false); /* the send that follows may be short again */
-            if (c != NULL && c->blocked)
-                client_pump(c, NULL, 0);
-            else if (c != NULL && buf_used(&c->out) > 0)
-                flush(c);
-            if (v->closed)
-                return;
-        }
-        /* an end or an error while receiving: the receive reports it */
-        if ((events & (EPOLLHUP | EPOLLERR)) && (!v->recv.want || v->recv.ended))
-            visitor_close(v);
-        return;
-    }
+    if ((events & EPOLLOUT) && v->ring)
+        set_interest(v, false); /* the send that follows may be short again */
     if ((events & EPOLLOUT) && c != NULL && (c->blocked || buf_used(&c->out) > 0)) {
         if (c->blocked)
             client_pump(c, NULL, 0); /* an answer from an object, written from the object */
@@ -2590,6 +2560,12 @@ on_visitor_io(struct loop_io *io, uint32_t events)
             flush(c);
         if (v->closed)
             return;
+    }
+    if (v->ring) {
+        /* an end or an error while receiving: the receive reports it */
+        if ((events & (EPOLLHUP | EPOLLERR)) && (!v->recv.want || v->recv.ended))
+            visitor_close(v);
+        return;
     }
     if ((events & (EPOLLHUP | EPOLLERR)) && (v->in_full || v->eof))
         visitor_close(v); /* not reading any more: level-triggered, it would fire again */
