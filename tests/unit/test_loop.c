@@ -469,6 +469,19 @@ tcp_pair(int p[2])
     assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
 }
 
+/* loop, with receives in its ring; the test is skipped where there are none (no io_uring
+ * here, or a kernel before 6.1: the epoll path is the one then). */
+static void
+new_receiving_loop(void)
+{
+    loop_sends_use_io_uring(true);
+    loop = loop_new();
+    if (!loop_receives(loop)) {
+        loop_free(&loop);
+        skip();
+    }
+}
+
 static void *
 write_all(void *arg)
 {
@@ -489,12 +502,7 @@ write_all(void *arg)
 static void
 test_receives_bring_every_byte_in_order_across_stops_and_then_the_end(void **state)
 {
-    loop_sends_use_io_uring(true);
-    loop = loop_new();
-    if (!loop_receives(loop)) {
-        loop_free(&loop);
-        skip(); /* no io_uring here (or a kernel before 6.1): the epoll path is the one */
-    }
+    new_receiving_loop();
     int p[2];
     tcp_pair(p);
     received = since_stop = stops = after_stop = 0;
@@ -541,12 +549,7 @@ on_send_more(struct loop_timer *t)
 static void
 test_a_stopped_receive_calls_its_owner_no_more(void **state)
 {
-    loop_sends_use_io_uring(true);
-    loop = loop_new();
-    if (!loop_receives(loop)) {
-        loop_free(&loop);
-        skip();
-    }
+    new_receiving_loop();
     int p[2];
     tcp_pair(p);
     stopped_calls = 0;
