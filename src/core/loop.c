@@ -752,7 +752,10 @@ send_ring(struct loop *loop, int n)
         io_uring_sqe_set_data64(sqe, (uint64_t)i << 2 | TAG_SEND);
     }
     loop->sends_left = n;
-    int r = io_uring_submit(&loop->ring);
+    /* With DEFER_TASKRUN, asking for events also posts the receives that arrived during the
+     * turn: under load the next turn starts from them without a wait of its own. */
+    int r = loop->ring_deferred ? io_uring_submit_and_get_events(&loop->ring)
+                                : io_uring_submit(&loop->ring);
     if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && loop->recv_state != 1 &&
         io_uring_sq_ready(&loop->ring) >= (unsigned)n) {
         log_warn("sends: io_uring submission failed (%s); one send() each from now on",
@@ -826,29 +829,40 @@ loop_wall(const struct loop *loop)
 
 /* Wait in the ring: for receives, for epoll's fd (polled in the ring: every other fd's
  * readiness), for the next timer. One system call submits what the turn queued (receives
- * armed or cancelled) and waits. Returns epoll's events for this turn. */
+ * armed or cancelled) and waits. Returns epoll's events for this turn.
+ *
+ * When the last flush already brought receives, the turn starts from them without entering
+ * the ring: what is queued goes with the next flush or wait. Epoll is then asked directly
+ * if its poll fired, if it may hold more, or if the poll is only being armed again. */
 static int
 ring_wait(struct loop *loop, struct epoll_event *events, int timeout)
 {
+    bool rearmed = false;
     if (!loop->epoll_polled) {
         struct io_uring_sqe *sqe = ring_sqe(loop);
         io_uring_prep_poll_multishot(sqe, loop->epfd, POLLIN);
         io_uring_sqe_set_data64(sqe, TAG_EPOLL);
         loop->epoll_polled = true;
+        rearmed = true;
     }
-    if (loop->epoll_hot)
-        timeout = 0; /* what epoll still holds does not wake the poll again */
-    if (timeout == 0) {
-        io_uring_submit_and_get_events(&loop->ring);
+    if (loop->stash_len > 0) {
+        if (!rearmed && !loop->epoll_ready && !loop->epoll_hot)
+            return 0;
     } else {
-        struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
-                                       .tv_nsec = (long long)(timeout % 1000) * 1000000};
-        struct io_uring_cqe *cqe;
-        io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
+        if (loop->epoll_hot)
+            timeout = 0; /* what epoll still holds does not wake the poll again */
+        if (timeout == 0) {
+            io_uring_submit_and_get_events(&loop->ring);
+        } else {
+            struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
+                                           .tv_nsec = (long long)(timeout % 1000) * 1000000};
+            struct io_uring_cqe *cqe;
+            io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
+        }
+        reap(loop);
+        if (!loop->epoll_ready && !loop->epoll_hot)
+            return 0;
     }
-    reap(loop);
-    if (!loop->epoll_ready && !loop->epoll_hot)
-        return 0;
     loop->epoll_ready = false;
     int n = sys_epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
     loop->epoll_hot = n > 0;
@@ -878,11 +892,10 @@ loop_run(struct loop *loop)
         run_stash(loop);
         run_timers(loop);
         run_deferred(loop);
-        while (loop->send_head != NULL || loop->stash_len > 0) {
+        while (loop->send_head != NULL) {
             flush_sends(loop); /* a done may send again, or defer work that does */
-            run_stash(loop);   /* receives the flush reaped */
             run_deferred(loop);
-        }
+        } /* receives the flush reaped start the next turn */
     }
     return 0;
 }

@@ -571,6 +571,95 @@ test_a_stopped_receive_calls_its_owner_no_more(void **state)
     loop_free(&loop); /* the cancelled receive's op goes with the loop: no leak */
 }
 
+/* A turn that starts from receives the last flush brought (no wait in between) still
+ * serves epoll's fds and the timers: two ends of a connection answer each other without
+ * pause, while a pipe becomes readable and a timer comes due. */
+static struct loop_recv ends_recv[2];
+static struct loop_send ends_send[2];
+static struct loop_io pipe_reader;
+static struct loop_timer due;
+static long exchanges, pipe_seen_at, due_at;
+static int pingpong_pipe[2];
+
+static bool
+fill_one(struct loop_send *s, const void **data, size_t *len)
+{
+    *data = "x";
+    *len = 1;
+    return true;
+}
+
+static void
+sent_one(struct loop_send *s, ssize_t n)
+{
+    assert_int_equal(n, 1);
+}
+
+static void
+on_ball(struct loop_recv *r, const char *data, ssize_t n)
+{
+    assert_true(n > 0);
+    int side = r == &ends_recv[1];
+    if (++exchanges == 1)
+        loop_timer_set(loop, &due, 20);
+    if (exchanges == 500)
+        assert_int_equal(write(pingpong_pipe[1], "p", 1), 1);
+    if (pipe_seen_at > 0 && due_at > 0) {
+        loop_stop(loop);
+        return;
+    }
+    if (exchanges > 200000) /* 1 s at the very least */
+        fail_msg("200000 exchanges and the pipe %s, the 20 ms timer %s",
+                 pipe_seen_at ? "was read" : "was never read",
+                 due_at ? "fired" : "never fired");
+    loop_send_queue(loop, &ends_send[side]);
+}
+
+static void
+on_pipe(struct loop_io *io, uint32_t events)
+{
+    char c;
+    assert_int_equal(read(io->fd, &c, 1), 1);
+    pipe_seen_at = exchanges;
+}
+
+static void
+on_due(struct loop_timer *t)
+{
+    due_at = exchanges;
+}
+
+static void
+test_turns_started_by_a_flush_still_serve_epoll_and_timers(void **state)
+{
+    new_receiving_loop();
+    int p[2];
+    tcp_pair(p);
+    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(pipe2(pingpong_pipe, O_NONBLOCK), 0);
+    exchanges = pipe_seen_at = due_at = 0;
+    for (int i = 0; i < 2; i++) {
+        loop_recv_init(&ends_recv[i], p[i], on_ball);
+        loop_recv_want(loop, &ends_recv[i], true);
+        loop_send_init(&ends_send[i], p[i], fill_one, sent_one);
+    }
+    assert_int_equal(loop_io_start(loop, &pipe_reader, pingpong_pipe[0], EPOLLIN, on_pipe), 0);
+    loop_timer_init(&due, on_due);
+    loop_send_queue(loop, &ends_send[0]);
+    loop_run(loop);
+    assert_true(pipe_seen_at >= 500 && pipe_seen_at < 510); /* within a few turns */
+    assert_true(due_at > 1);
+    for (int i = 0; i < 2; i++) {
+        loop_recv_stop(loop, &ends_recv[i]);
+        loop_send_cancel(loop, &ends_send[i]);
+    }
+    loop_io_close(loop, &pipe_reader);
+    close(pingpong_pipe[1]);
+    close(p[0]);
+    close(p[1]);
+    loop_free(&loop);
+}
+
 int
 main(void)
 {
@@ -583,6 +672,7 @@ main(void)
         cmocka_unit_test(test_sends_of_several_pieces_go_whole),
         cmocka_unit_test(test_receives_bring_every_byte_in_order_across_stops_and_then_the_end),
         cmocka_unit_test(test_a_stopped_receive_calls_its_owner_no_more),
+        cmocka_unit_test(test_turns_started_by_a_flush_still_serve_epoll_and_timers),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
