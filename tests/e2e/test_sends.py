@@ -4,11 +4,13 @@ together: in one io_uring submission (io_uring: true, the default) or one send()
 request whole and in order, a body too big for one send included."""
 
 import hashlib
+import socket
 import threading
+import time
 
 import pytest
 
-from harness import wait_until, zone
+from harness import Stream, wait_until, zone
 
 BODY = bytes(hashlib.shake_256(b"verge sends").digest(16 * 1024 * 1024))  # > what the sockets hold
 
@@ -88,3 +90,42 @@ def test_a_kernel_that_refuses_io_uring_gets_one_send_each_and_a_warning(verge, 
     log = v.error_log()
     assert "io_uring refused by this kernel (Operation not permitted); one send() each" in log
     assert 'set "io_uring: false" to silence this' in log
+
+
+def test_a_body_held_back_while_the_head_waits_for_the_connect_moves_on(verge):
+    """The visitor's body is held back once the request head not yet written plus the body
+    reach the high mark, and let go when they drain. A head that is large and still unwritten
+    (the origin's connect waits for a SYN to be sent again: its listen queue is full) puts
+    the body under the mark on its own when reading stops; it must be let go all the same,
+    not left until the origin's timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname())  # the queue's only place
+    port = listener.getsockname()[1]
+    head_fields = [(f"X-Pad-{i}", "p" * 400) for i in range(40)]  # 16 KiB of head
+    body = bytes(hashlib.shake_256(b"held back").digest(600 * 1024))
+    got = {}
+
+    def origin():
+        time.sleep(0.3)  # Verge's SYN was dropped; the next one comes after a second
+        s, _ = listener.accept()
+        s.close()  # the filler
+        s, _ = listener.accept()
+        conn = Stream(s)
+        req = conn.read_request()
+        got["body"] = req.body
+        answer = hashlib.sha256(req.body).hexdigest().encode()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        conn.close()
+
+    t = threading.Thread(target=origin, daemon=True)
+    t.start()
+    v = verge([zone("z1", [f"http://127.0.0.1:{port}"])], workers=1)
+    resp = v.request("POST", "/up", headers=head_fields, body=body)  # stalled: times out
+    t.join(timeout=10)
+    filler.close()
+    listener.close()
+    assert resp.status == 200
+    assert resp.body.decode() == hashlib.sha256(body).hexdigest()
+    assert got["body"] == body
