@@ -849,8 +849,9 @@ ring_wait(struct loop *loop, struct epoll_event *events, int timeout)
         if (!rearmed && !loop->epoll_ready && !loop->epoll_hot)
             return 0;
     } else {
-        if (loop->epoll_hot)
-            timeout = 0; /* what epoll still holds does not wake the poll again */
+        if (loop->epoll_hot || loop->epoll_ready)
+            timeout = 0; /* what epoll still holds does not wake the poll again; what the
+                          * last flush reaped from the poll is there now */
         if (timeout == 0) {
             io_uring_submit_and_get_events(&loop->ring);
         } else {

@@ -660,6 +660,58 @@ test_turns_started_by_a_flush_still_serve_epoll_and_timers(void **state)
     loop_free(&loop);
 }
 
+/* Epoll's readiness that a flush brings (its poll fired during the turn) is served at the
+ * next turn's start, not after a wait: here a timer makes a pipe readable and sends on a
+ * connection whose peer the loop does not read, so nothing else would end that wait
+ * before the loop's one-second cap. */
+static struct loop_timer kick;
+static struct loop_send kick_send;
+static struct loop_io kick_reader;
+static int kick_pipe[2];
+static uint64_t kicked_at, kick_seen_at;
+
+static void
+on_kick(struct loop_timer *t)
+{
+    assert_int_equal(write(kick_pipe[1], "k", 1), 1);
+    loop_send_queue(loop, &kick_send);
+    kicked_at = loop_clock_ms();
+}
+
+static void
+on_kick_pipe(struct loop_io *io, uint32_t events)
+{
+    char c;
+    assert_int_equal(read(io->fd, &c, 1), 1);
+    kick_seen_at = loop_clock_ms();
+    loop_stop(loop);
+}
+
+static void
+test_epoll_readiness_a_flush_brings_is_served_without_a_wait(void **state)
+{
+    new_receiving_loop();
+    int p[2];
+    tcp_pair(p);
+    assert_int_equal(pipe2(kick_pipe, O_NONBLOCK), 0);
+    kicked_at = kick_seen_at = 0;
+    loop_send_init(&kick_send, p[0], fill_one, sent_one);
+    assert_int_equal(loop_io_start(loop, &kick_reader, kick_pipe[0], EPOLLIN, on_kick_pipe), 0);
+    loop_timer_init(&kick, on_kick);
+    loop_timer_set(loop, &kick, 10);
+    loop_timer_init(&watchdog, on_watchdog);
+    loop_timer_set(loop, &watchdog, 10000);
+    loop_run(loop);
+    loop_timer_stop(loop, &watchdog);
+    assert_true(kick_seen_at > 0);
+    assert_true(kick_seen_at - kicked_at < 500); /* a wait would have lasted 1000 ms */
+    loop_io_close(loop, &kick_reader);
+    close(kick_pipe[1]);
+    close(p[0]);
+    close(p[1]);
+    loop_free(&loop);
+}
+
 int
 main(void)
 {
@@ -673,6 +725,7 @@ main(void)
         cmocka_unit_test(test_receives_bring_every_byte_in_order_across_stops_and_then_the_end),
         cmocka_unit_test(test_a_stopped_receive_calls_its_owner_no_more),
         cmocka_unit_test(test_turns_started_by_a_flush_still_serve_epoll_and_timers),
+        cmocka_unit_test(test_epoll_readiness_a_flush_brings_is_served_without_a_wait),
     };
     return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
