@@ -203,6 +203,36 @@ def _out_of_reach(t, sc, metric, base, factor):
             % (factor, factor * base / ceiling, _num(ceiling)))
 
 
+# A round in which the fixed server, which does the same work in every round, ran below
+# this share of its best figure of the scenario was slowed by something outside the run.
+DISTURBED = 0.6
+
+
+def _disturbed(t, scenarios):
+    """Notes naming the rounds in which the fixed ceiling itself ran far below its best: the
+    machine was slowed then (on a VM, often by other guests, which nothing inside it sees),
+    so those rounds' figures, and ratios against a server that ran before or after the
+    slowdown, tell of the machine rather than of the servers. They stay in the medians."""
+    quiet = t.get("cpu_s_others", 0) < 0.05 * max(1.0, t.get("cpu_s_available", 0))
+    out = []
+    for sc in scenarios:
+        got = _per_round(t, sc, "fixed", "rps")
+        if len(got) < 2:
+            continue
+        best = max(got.values())
+        slow = sorted(k for k, v in got.items() if v < DISTURBED * best)
+        if not slow:
+            continue
+        lo, hi = (100 * f(got[k] for k in slow) / best for f in (min, max))
+        out.append("%s: the fixed ceiling ran at %s of its best in round%s %s: the machine was "
+                   "slowed then%s; those rounds stay in the medians" % (
+                       sc, "%.0f%%" % lo if round(lo) == round(hi) else "%.0f–%.0f%%" % (lo, hi),
+                       "s" if len(slow) > 1 else "", ", ".join(str(k) for k in slow),
+                       " by something outside this machine (its own other work was under 5% of "
+                       "the CPU)" if quiet else ""))
+    return out
+
+
 def _num(x, digits=None):
     if x is None:
         return "-"
@@ -342,6 +372,7 @@ def _table_md(result, t):
                                  _num(row["origin_requests"] / runs)))
             if row["socket_errors"]:
                 notes.append("%s, %s: %d socket errors or timeouts in wrk" % (sc, name, row["socket_errors"]))
+    notes += _disturbed(t, result["scenarios"])
     for i in t["idle"]:
         if i["origin_requests"] and i["server"] != "fixed":
             notes.append("idle, %s: its GETs were not all hits: %d origin requests"

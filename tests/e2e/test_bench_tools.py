@@ -747,3 +747,24 @@ def test_cpu_seconds_tells_the_servers_own_time_from_the_kernels():
     finally:
         p.kill()
         p.wait()
+
+
+def test_rounds_where_the_fixed_ceiling_itself_slowed_are_named_in_the_notes():
+    """A swing of the whole machine shows in the server that does the same work every round:
+    its slow rounds are named, so a target missed in them is read as the machine's."""
+    def runs(figures):
+        return [{"scenario": "hit-100k", "server": "fixed", "round": i + 1, "rps": x}
+                for i, x in enumerate(figures)]
+    t = {"runs": runs([42000, 41000, 16000, 15500, 40500, 17000]),
+         "cpu_s_others": 1.0, "cpu_s_available": 300.0}
+    notes = report._disturbed(t, ["hit-100k"])
+    assert notes == ["hit-100k: the fixed ceiling ran at 37–40% of its best in rounds 3, 4, 6: "
+                     "the machine was slowed then by something outside this machine (its own "
+                     "other work was under 5% of the CPU); those rounds stay in the medians"]
+    t["runs"] = runs([42000, 41000, 40000, 39000])  # a few per cent: no note
+    assert report._disturbed(t, ["hit-100k"]) == []
+    t["runs"] = runs([42000, 20000])
+    t["cpu_s_others"] = 100.0  # busy with its own other work: no guess at the cause
+    assert report._disturbed(t, ["hit-100k"]) == [
+        "hit-100k: the fixed ceiling ran at 48% of its best in round 2: the machine was "
+        "slowed then; those rounds stay in the medians"]
