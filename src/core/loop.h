@@ -136,8 +136,9 @@ void loop_sends_use_io_uring(bool on);
 
 /* Receives through the loop's io_uring: a multishot receive per connection, into buffers the
  * loop lends, so that a turn's reads cost no system call of their own (the loop's one wait
- * brings them all; bench/README.md). Only where the ring is up and the kernel has multishot
- * receives (6.0): loop_receives says so; elsewhere the owner reads on EPOLLIN as before. */
+ * brings them all; bench/README.md). Only where the loop waits in its ring (a ring set up
+ * with DEFER_TASKRUN, Linux 6.1) and the kernel lends it buffers: loop_receives says so;
+ * elsewhere the owner reads on EPOLLIN as before. */
 struct loop_recv;
 struct loop_recv_op;
 /* n > 0: n bytes at data, valid during the call only; 0: the peer closed its side; < 0:

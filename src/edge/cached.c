@@ -764,8 +764,7 @@ cached_pump(struct cached_send *s, int fd, struct buf *out, const struct iovec *
                 continue;
             if (k < 0)
                 return errno == EAGAIN ? CACHED_BLOCKED : CACHED_ERROR;
-            account(s, out, NULL, 0, (size_t)k, count);
-            count->wire += (uint64_t)k;
+            cached_sent(s, out, (size_t)k, count);
             if ((size_t)k < g.file_len)
                 return CACHED_BLOCKED;
             continue;

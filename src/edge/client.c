@@ -2537,8 +2537,8 @@ on_visitor_recv(struct loop_recv *r, const char *data, ssize_t n)
         visitor_close(v);
         return;
     }
-    if (buf_used(in) + CLIENT_READ_SIZE > v->w->cfg->client_max_header_size + CLIENT_READ_SIZE &&
-        !v->in_full) {
+    /* the epoll path's cap: no room left for a further read within max_header_size */
+    if (buf_used(in) > v->w->cfg->client_max_header_size && !v->in_full) {
         v->in_full = true; /* received again when the kept requests are served */
         set_interest(v, waiting_writable(v));
     }
